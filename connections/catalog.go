@@ -1,0 +1,253 @@
+package connections
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/initializer/initializer/fault"
+)
+
+// EnvCatalog is the environment variable upstream passes the catalog in (JSON).
+const EnvCatalog = "POLYAXON_CONNECTIONS_CATALOG"
+
+// DefaultPath is where the catalog is read from when neither --catalog nor
+// POLYAXON_CONNECTIONS_CATALOG is given: a file, or a mounted ConfigMap folder.
+const DefaultPath = "/etc/initializer/catalog"
+
+// Catalog is a validated set of connections with unique names.
+type Catalog struct {
+	Source      string
+	Connections []*Connection // in the order they were declared
+	byName      map[string]*Connection
+}
+
+// Get returns the connection called name, or a Usage error that lists the
+// names the catalog has.
+func (c *Catalog) Get(name string) (*Connection, error) {
+	if conn, ok := c.byName[name]; ok {
+		return conn, nil
+	}
+	names := make([]string, 0, len(c.Connections))
+	for _, conn := range c.Connections {
+		names = append(names, conn.Name)
+	}
+	known := "it has no connections"
+	if len(names) > 0 {
+		known = "it has: " + strings.Join(names, ", ")
+	}
+	return nil, fault.New(fault.Usage, "connection %q is not in the catalog %s (%s); check --connection or add it to the catalog", name, c.Source, known)
+}
+
+// ArtifactsStore returns the connection declared as artifactsStore, if any.
+func (c *Catalog) ArtifactsStore() *Connection {
+	for _, conn := range c.Connections {
+		if conn.Role == "artifactsStore" {
+			return conn
+		}
+	}
+	return nil
+}
+
+// Load reads the catalog from path (a file or a directory) when it is not
+// empty, else from the POLYAXON_CONNECTIONS_CATALOG variable (looked up with
+// getenv), else from DefaultPath.
+func Load(path string, getenv func(string) (string, bool)) (*Catalog, error) {
+	if path != "" {
+		return LoadPath(path)
+	}
+	if v, ok := getenv(EnvCatalog); ok && strings.TrimSpace(v) != "" {
+		return Parse([]byte(v), "$"+EnvCatalog)
+	}
+	if _, err := os.Stat(DefaultPath); err == nil {
+		return LoadPath(DefaultPath)
+	}
+	return nil, fault.New(fault.Usage, "no connection catalog: pass --catalog PATH, set %s to the catalog's JSON, or mount it at %s", EnvCatalog, DefaultPath)
+}
+
+// LoadPath reads a catalog file, or every .yaml, .yml and .json file of a
+// directory (a mounted ConfigMap: its hidden ..data plumbing is skipped).
+func LoadPath(path string) (*Catalog, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+	}
+	if !st.IsDir() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+		}
+		return Parse(data, path)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+	}
+	var docs []document
+	for _, e := range entries {
+		name := e.Name()
+		switch strings.ToLower(filepath.Ext(name)) {
+		case ".yaml", ".yml", ".json":
+		default:
+			continue
+		}
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		file := filepath.Join(path, name)
+		if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
+			continue // a dangling link or a folder with a catalog-like name
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+		}
+		docs = append(docs, document{name: file, data: data})
+	}
+	if len(docs) == 0 {
+		return nil, fault.New(fault.Usage, "the connection catalog folder %s has no .yaml, .yml or .json file", path)
+	}
+	return parseDocuments(path, docs)
+}
+
+type document struct {
+	name string
+	data []byte
+}
+
+// Parse reads a catalog in any of the shapes users have: upstream's agent
+// config (artifactsStore, connections, notificationConnections), an object
+// with "connections", a bare list, or a single connection; YAML or JSON.
+func Parse(data []byte, source string) (*Catalog, error) {
+	return parseDocuments(source, []document{{name: source, data: data}})
+}
+
+func parseDocuments(source string, docs []document) (*Catalog, error) {
+	cat := &Catalog{Source: source, byName: map[string]*Connection{}}
+	var errs []FieldError
+	for _, d := range docs {
+		for _, c := range parseDocument(&errs, d) {
+			if prev, dup := cat.byName[c.Name]; dup && c.Name != "" {
+				errs = append(errs, FieldError{Origin: c.Origin, Connection: c.Name, Field: "name",
+					Message: fmt.Sprintf("is used twice (also by %s); names must be unique across the catalog", prev.Origin)})
+				continue
+			}
+			cat.byName[c.Name] = c
+			cat.Connections = append(cat.Connections, c)
+		}
+	}
+	if err := asError(source, errs); err != nil {
+		return nil, err
+	}
+	return cat, nil
+}
+
+var topLevelFields = []string{"artifactsStore", "connections", "notificationConnections"}
+
+func parseDocument(errs *[]FieldError, d document) []*Connection {
+	v, err := decode(d.data)
+	if err != nil {
+		*errs = append(*errs, FieldError{Origin: d.name, Message: "not valid YAML or JSON: " + err.Error()})
+		return nil
+	}
+	var out []*Connection
+	add := func(role, at string, v any) {
+		if c := parseConnection(errs, d.name+" "+at, v); c != nil {
+			c.Role = role
+			out = append(out, c)
+		}
+	}
+	addList := func(role string, v any) {
+		l, ok := v.([]any)
+		if !ok {
+			*errs = append(*errs, FieldError{Origin: d.name, Field: role, Message: "expected a list of connections, got " + describe(v)})
+			return
+		}
+		for i, e := range l {
+			add(role, fmt.Sprintf("%s[%d]", role, i), e)
+		}
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil // an empty file
+	case []any:
+		for i, e := range x {
+			add("connections", fmt.Sprintf("[%d]", i), e)
+		}
+	case map[string]any:
+		if !isCatalogObject(x) {
+			add("connections", "", x)
+			return out
+		}
+		o, _ := newObject(errs, d.name, "", "", x, "")
+		if s, ok := o.get("artifactsStore"); ok {
+			add("artifactsStore", "artifactsStore", s)
+		}
+		if l, ok := o.get("connections"); ok {
+			addList("connections", l)
+		}
+		if l, ok := o.get("notificationConnections"); ok {
+			addList("notificationConnections", l)
+		}
+		o.done(topLevelFields...)
+	default:
+		*errs = append(*errs, FieldError{Origin: d.name, Message: "expected a connection, a list of connections, or an object with artifactsStore/connections/notificationConnections; got " + describe(v)})
+	}
+	return out
+}
+
+// isCatalogObject tells an agent-config/catalog object from a single
+// connection: a connection has a name or a kind at the top.
+func isCatalogObject(m map[string]any) bool {
+	for k := range m {
+		switch normKey(k) {
+		case "artifactsstore", "connections", "notificationconnections":
+			return true
+		}
+	}
+	_, hasName := m["name"]
+	_, hasKind := m["kind"]
+	return !hasName && !hasKind
+}
+
+// decode turns YAML or JSON into generic values, keeping numbers exact.
+func decode(data []byte) (any, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Names returns the connection names, sorted.
+func (c *Catalog) Names() []string {
+	names := make([]string, 0, len(c.byName))
+	for n := range c.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// IsValidation reports whether err is a catalog validation error.
+func IsValidation(err error) bool {
+	var ve *ValidationError
+	return errors.As(err, &ve)
+}
+

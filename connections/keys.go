@@ -1,0 +1,131 @@
+package connections
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/secret"
+)
+
+// Keys looks up a connection's credentials and settings the way upstream
+// does (vents read_keys): files under the secret's and the configMap's
+// mountPath first, then environment variables, then the same names prefixed
+// POLYAXON_. Each key is tried as given, upper-case, lower-case and lower-case
+// without underscores. A resource's items, when set, restrict which of its
+// files may be read.
+type Keys struct {
+	conn   *Connection
+	getenv func(string) (string, bool)
+}
+
+// Keys returns the credential look-up of c over the process environment.
+func (c *Connection) Keys() *Keys { return NewKeys(c, os.LookupEnv) }
+
+// NewKeys returns the credential look-up of c over getenv.
+func NewKeys(c *Connection, getenv func(string) (string, bool)) *Keys {
+	return &Keys{conn: c, getenv: getenv}
+}
+
+// candidates returns the spellings tried for key, in order, without repeats.
+func candidates(key string) []string {
+	out := []string{key}
+	for _, c := range []string{strings.ToUpper(key), strings.ToLower(key), strings.ReplaceAll(strings.ToLower(key), "_", "")} {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+type mount struct {
+	dir    string
+	items  []string
+	secret bool
+}
+
+func (k *Keys) mounts() []mount {
+	var out []mount
+	if r := k.conn.Secret; r != nil && r.MountPath != "" {
+		out = append(out, mount{dir: r.MountPath, items: r.Items, secret: true})
+	}
+	if r := k.conn.ConfigMap; r != nil && r.MountPath != "" {
+		out = append(out, mount{dir: r.MountPath, items: r.Items})
+	}
+	return out
+}
+
+// Lookup returns the first of keys that is set, trying each key through the
+// whole look-up order before the next. Values from mounted secret files and
+// from the environment (where Kubernetes puts secret keys without a
+// mountPath) are secret; values from a configMap mount are not. A file's
+// trailing newline is dropped. An unreadable file is an Auth-class error that
+// names the file.
+func (k *Keys) Lookup(keys ...string) (secret.Value, bool, error) {
+	for _, key := range keys {
+		v, ok, err := k.lookup(key)
+		if err != nil || ok {
+			return v, ok, err
+		}
+	}
+	return secret.Value{}, false, nil
+}
+
+// Get is Lookup for callers that treat an unreadable file as absent; the
+// error is still returned by Lookup to those that ask.
+func (k *Keys) Get(keys ...string) (secret.Value, bool) {
+	v, ok, err := k.Lookup(keys...)
+	return v, ok && err == nil
+}
+
+func (k *Keys) lookup(key string) (secret.Value, bool, error) {
+	cands := candidates(key)
+	for _, name := range cands {
+		for _, m := range k.mounts() {
+			if len(m.items) > 0 && !slices.Contains(m.items, name) {
+				continue
+			}
+			p := filepath.Join(m.dir, name)
+			data, err := os.ReadFile(p)
+			switch {
+			case errors.Is(err, fs.ErrNotExist), isDirErr(err):
+				continue
+			case err != nil:
+				return secret.Value{}, false, fault.New(fault.Auth, "%s: cannot read %s: %w", k.conn, p, err)
+			}
+			s := strings.TrimRight(string(data), "\r\n")
+			if s != "" {
+				return secret.New(s, m.secret, p), true, nil
+			}
+		}
+	}
+	for _, prefix := range []string{"", "POLYAXON_"} {
+		for _, name := range cands {
+			if v, ok := k.getenv(prefix + name); ok && v != "" {
+				return secret.New(v, true, "$"+prefix+name), true, nil
+			}
+		}
+	}
+	return secret.Value{}, false, nil
+}
+
+func isDirErr(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "is a directory")
+}
+
+// Dirs returns the mounted secret and configMap folders that exist, for
+// handlers that read whole files (SSH keys, docker config) from them.
+func (k *Keys) Dirs() []string {
+	var out []string
+	for _, m := range k.mounts() {
+		if st, err := os.Stat(m.dir); err == nil && st.IsDir() {
+			out = append(out, m.dir)
+		}
+	}
+	return out
+}

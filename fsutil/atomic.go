@@ -1,0 +1,123 @@
+package fsutil
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// TempPrefix starts the name of every temporary file this tool writes, so a
+// later run can find and remove what a killed run left behind.
+const TempPrefix = ".initializer-tmp-"
+
+// CreateTemp creates a temporary file next to path (same directory, so the
+// final rename is atomic), creating the directory when needed.
+func CreateTemp(path string) (*os.File, error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, TempPrefix+"*")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		f, err = os.CreateTemp(dir, TempPrefix+"*")
+	}
+	return f, err
+}
+
+// FileMeta is what WriteFileAtomic sets on the published file.
+type FileMeta struct {
+	Mode    fs.FileMode // permission bits; 0 means 0644
+	ModTime time.Time   // zero means now
+}
+
+// WriteFileAtomic writes r to path through a temporary file in the same
+// directory, sets the mode and modification time, then renames it into place.
+// On any error, including a cancelled ctx, the temporary file is removed and
+// path is left as it was. It returns the number of bytes written. It does not
+// fsync: callers sync the file system once at the end (Syncfs).
+func WriteFileAtomic(ctx context.Context, path string, r io.Reader, meta FileMeta) (n int64, err error) {
+	f, err := CreateTemp(path)
+	if err != nil {
+		return 0, err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	n, err = io.Copy(f, ContextReader(ctx, r))
+	if err != nil {
+		return n, err
+	}
+	return n, Publish(f, path, meta)
+}
+
+// Publish closes the temporary file f, applies meta and renames it to path.
+// The caller removes f's file when Publish fails.
+func Publish(f *os.File, path string, meta FileMeta) error {
+	mode := meta.Mode.Perm()
+	if mode == 0 {
+		mode = 0o644
+	}
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	mt := meta.ModTime
+	if mt.IsZero() {
+		mt = time.Now()
+	}
+	if err := os.Chtimes(f.Name(), mt, mt); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// ContextReader returns a reader that fails with ctx.Err() once ctx is done.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// RemoveTemps removes every file under root whose name starts with
+// TempPrefix (left by an earlier run that was killed) and returns how many it
+// removed. A missing root is not an error.
+func RemoveTemps(root string) (int, error) {
+	removed := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), TempPrefix) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed++
+		}
+		return nil
+	})
+	return removed, err
+}

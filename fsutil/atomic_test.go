@@ -1,0 +1,117 @@
+package fsutil
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sub", "f.txt")
+	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	n, err := WriteFileAtomic(context.Background(), p, strings.NewReader("hello"), FileMeta{Mode: 0o600, ModTime: mt})
+	if err != nil || n != 5 {
+		t.Fatalf("WriteFileAtomic = %d, %v", n, err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 || !st.ModTime().Equal(mt) {
+		t.Errorf("mode %v mtime %v", st.Mode(), st.ModTime())
+	}
+	assertNoTemps(t, dir)
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 0 {
+		f.n--
+		return copy(p, "partial"), nil
+	}
+	return 0, errors.New("boom")
+}
+
+func TestWriteFileAtomicFailureLeavesOldFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.txt")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteFileAtomic(context.Background(), p, &failingReader{n: 3}, FileMeta{}); err == nil {
+		t.Fatal("want error")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "old" {
+		t.Errorf("file changed to %q", b)
+	}
+	assertNoTemps(t, dir)
+}
+
+func TestWriteFileAtomicCancelled(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("some"))
+		cancel()
+		pw.Write([]byte("more"))
+		pw.Close()
+	}()
+	_, err := WriteFileAtomic(ctx, filepath.Join(dir, "f"), pr, FileMeta{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("target exists after cancel: %v", err)
+	}
+	assertNoTemps(t, dir)
+}
+
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
+	for _, n := range []string{"a/" + TempPrefix + "1", "a/b/" + TempPrefix + "2", "a/keep"} {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o644)
+	}
+	n, err := RemoveTemps(dir)
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveTemps = %d, %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a/keep")); err != nil {
+		t.Error(err)
+	}
+	if n, err := RemoveTemps(filepath.Join(dir, "missing")); n != 0 || err != nil {
+		t.Errorf("missing root: %d, %v", n, err)
+	}
+}
+
+func TestFreeSpaceAndSync(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := FreeSpace(dir)
+	if err != nil || sp.Total == 0 || sp.Free > sp.Total {
+		t.Fatalf("FreeSpace = %+v, %v", sp, err)
+	}
+	if _, err := FreeSpace(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing path: %v", err)
+	}
+	if err := Syncfs(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func assertNoTemps(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), TempPrefix) {
+			t.Errorf("temp file left: %s", p)
+		}
+		return nil
+	})
+}

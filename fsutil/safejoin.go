@@ -1,0 +1,70 @@
+// Package fsutil holds the local file-system primitives every handler shares:
+// joining untrusted names under a root, atomic file writes, cleanup of
+// staging files, and free-space queries.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// ErrUnsafePath is returned (wrapped) when a name would escape its root.
+var ErrUnsafePath = errors.New("unsafe path")
+
+// CleanRel checks an untrusted slash-separated relative name (an object key,
+// a --paths entry) and returns it cleaned. It refuses absolute names, drive
+// letters, backslashes, NUL bytes and any ".." element, so the result can
+// never point outside the directory it is joined to. The empty name and "."
+// mean the root itself and return "".
+func CleanRel(name string) (string, error) {
+	switch {
+	case strings.ContainsRune(name, 0):
+		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrUnsafePath, name)
+	case strings.ContainsRune(name, '\\'):
+		return "", fmt.Errorf("%w: %q contains a backslash", ErrUnsafePath, name)
+	case strings.HasPrefix(name, "/"):
+		return "", fmt.Errorf("%w: %q is absolute", ErrUnsafePath, name)
+	case len(name) >= 2 && name[1] == ':' && isLetter(name[0]):
+		return "", fmt.Errorf("%w: %q starts with a drive letter", ErrUnsafePath, name)
+	}
+	parts := strings.Split(name, "/")
+	out := parts[:0]
+	for _, p := range parts {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			return "", fmt.Errorf("%w: %q contains \"..\"", ErrUnsafePath, name)
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, "/"), nil
+}
+
+// SafeJoin joins the untrusted relative name to root; see CleanRel for what is
+// refused. The result is always root itself or a path below it.
+func SafeJoin(root, name string) (string, error) {
+	rel, err := CleanRel(name)
+	if err != nil {
+		return "", err
+	}
+	if rel == "" {
+		return filepath.Clean(root), nil
+	}
+	return filepath.Join(root, filepath.FromSlash(rel)), nil
+}
+
+// Within reports whether path is root or lies below it (both cleaned,
+// lexically; resolve symlinks first where that matters).
+func Within(root, path string) bool {
+	root, path = filepath.Clean(root), filepath.Clean(path)
+	if root == path {
+		return true
+	}
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+func isLetter(b byte) bool { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') }

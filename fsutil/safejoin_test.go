@@ -1,0 +1,90 @@
+package fsutil
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSafeJoin(t *testing.T) {
+	root := "/data/root"
+	tests := []struct {
+		name, want string
+		bad        bool
+	}{
+		{name: "", want: root},
+		{name: ".", want: root},
+		{name: "a", want: root + "/a"},
+		{name: "a/b/c.txt", want: root + "/a/b/c.txt"},
+		{name: "a//b/./c", want: root + "/a/b/c"},
+		{name: "a/", want: root + "/a"},
+		{name: "..", bad: true},
+		{name: "../x", bad: true},
+		{name: "a/../../x", bad: true},
+		{name: "a/../b", bad: true},
+		{name: "/etc/passwd", bad: true},
+		{name: "a\\..\\..\\x", bad: true},
+		{name: "C:x", bad: true},
+		{name: "c:/x", bad: true},
+		{name: "a\x00b", bad: true},
+		{name: "...", want: root + "/..."},
+		{name: "..a/b..", want: root + "/..a/b.."},
+	}
+	for _, tt := range tests {
+		got, err := SafeJoin(root, tt.name)
+		if tt.bad {
+			if !errors.Is(err, ErrUnsafePath) {
+				t.Errorf("SafeJoin(%q) = %q, %v; want ErrUnsafePath", tt.name, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("SafeJoin(%q) = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+}
+
+func TestWithin(t *testing.T) {
+	for _, tt := range []struct {
+		root, p string
+		want    bool
+	}{
+		{"/a", "/a", true}, {"/a", "/a/b", true}, {"/a", "/ab", false},
+		{"/a", "/", false}, {"/a/b", "/a", false}, {"/a", "/a/../b", false},
+		{"/a", "/a/..b", true},
+	} {
+		if got := Within(tt.root, tt.p); got != tt.want {
+			t.Errorf("Within(%q, %q) = %v", tt.root, tt.p, got)
+		}
+	}
+}
+
+func FuzzSafeJoin(f *testing.F) {
+	for _, s := range []string{"", ".", "a/b", "../a", "a/../..", "/abs", "a\\b", "C:\\x", "a/./b/", "....//..", "\x00", "é/ü"} {
+		f.Add(s)
+	}
+	const root = "/srv/root"
+	f.Fuzz(func(t *testing.T, name string) {
+		got, err := SafeJoin(root, name)
+		if err != nil {
+			if !errors.Is(err, ErrUnsafePath) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if !Within(root, got) {
+			t.Fatalf("SafeJoin(%q) = %q escapes %q", name, got, root)
+		}
+		if got != filepath.Clean(got) {
+			t.Fatalf("SafeJoin(%q) = %q is not clean", name, got)
+		}
+		if strings.Contains(name, "..") && strings.Contains(got, "..") {
+			for _, el := range strings.Split(got, "/") {
+				if el == ".." {
+					t.Fatalf("SafeJoin(%q) = %q has a .. element", name, got)
+				}
+			}
+		}
+	})
+}

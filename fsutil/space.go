@@ -1,0 +1,37 @@
+package fsutil
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Space is the size of a file system, in bytes.
+type Space struct {
+	Total uint64 // size of the file system
+	Free  uint64 // available to an unprivileged user
+}
+
+// FreeSpace reports the size and free space of the file system holding path.
+func FreeSpace(path string) (Space, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return Space{}, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	bs := uint64(st.Bsize)
+	return Space{Total: st.Blocks * bs, Free: st.Bavail * bs}, nil
+}
+
+// Syncfs flushes the whole file system holding path to stable storage: one
+// call at the end of a transfer instead of an fsync per file.
+func Syncfs(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: path, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+// Package secret keeps credentials out of logs, errors and results.
+//
+// A Value read from a secret prints as [redacted] through every fmt verb,
+// slog and JSON. Its real content is reached only through Reveal, which also
+// remembers it, so that Scrub (applied to every log line and every error the
+// command prints) can blank it wherever a library echoes it back.
+package secret
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Redacted is what a secret prints as.
+const Redacted = "[redacted]"
+
+// minLen is the shortest revealed value Scrub replaces: shorter ones would
+// blank ordinary words ("true", port numbers) all over the logs.
+const minLen = 6
+
+// Value is a string that may be secret.
+type Value struct {
+	raw    string
+	secret bool
+	source string
+}
+
+// New returns a value; isSecret says whether it must never be printed.
+// source names where it came from (a file path or an environment variable),
+// which is safe to print.
+func New(raw string, isSecret bool, source string) Value {
+	return Value{raw: raw, secret: isSecret, source: source}
+}
+
+// Plain returns a non-secret value.
+func Plain(s string) Value { return Value{raw: s} }
+
+// Reveal returns the content, for handing to a client library.
+func (v Value) Reveal() string {
+	if v.secret {
+		Register(v.raw)
+	}
+	return v.raw
+}
+
+// IsSecret says whether the value must not be printed.
+func (v Value) IsSecret() bool { return v.secret }
+
+// Source names where the value was read from.
+func (v Value) Source() string { return v.source }
+
+// IsZero reports an empty value.
+func (v Value) IsZero() bool { return v.raw == "" }
+
+// String prints the value, or [redacted] for a secret.
+func (v Value) String() string {
+	if v.secret {
+		return Redacted
+	}
+	return v.raw
+}
+
+// GoString keeps %#v from printing the content.
+func (v Value) GoString() string { return "secret.Value(" + v.String() + ")" }
+
+// LogValue keeps slog from printing the content.
+func (v Value) LogValue() slog.Value { return slog.StringValue(v.String()) }
+
+// MarshalText keeps JSON and text encoders from printing the content.
+func (v Value) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// Bool interprets "true"/"false" (any case) as upstream does; ok is false for
+// anything else.
+func (v Value) Bool() (b, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(v.raw)) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+var (
+	mu       sync.RWMutex
+	revealed = map[string]struct{}{}
+	ordered  []string // longest first, so a secret containing another is blanked whole
+)
+
+// Register remembers s as a secret for Scrub.
+func Register(s string) {
+	s = strings.TrimSpace(s)
+	if len(s) < minLen {
+		return
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := revealed[s]; ok {
+		return
+	}
+	revealed[s] = struct{}{}
+	ordered = append(ordered, s)
+	sort.Slice(ordered, func(i, j int) bool { return len(ordered[i]) > len(ordered[j]) })
+	// Libraries may print a secret URL-encoded (userinfo, query strings).
+	if e := url.QueryEscape(s); e != s {
+		revealed[e] = struct{}{}
+		ordered = append(ordered, e)
+	}
+}
+
+// Scrub replaces every registered secret in s, and the password of any URL
+// with userinfo, by [redacted].
+func Scrub(s string) string {
+	mu.RLock()
+	for _, sec := range ordered {
+		if strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, Redacted)
+		}
+	}
+	mu.RUnlock()
+	return scrubUserinfo(s)
+}
+
+// scrubUserinfo blanks "user:password@" in anything that looks like a URL.
+func scrubUserinfo(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+3])
+		s = s[i+3:]
+		end := strings.IndexAny(s, "/ \t\n\"'?#")
+		if end < 0 {
+			end = len(s)
+		}
+		authority := s[:end]
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			user := authority[:at]
+			if c := strings.Index(user, ":"); c >= 0 {
+				user = user[:c] + ":" + Redacted
+			} else {
+				user = Redacted
+			}
+			b.WriteString(user + "@")
+			s = s[at+1:]
+		}
+	}
+}
+
+// URL returns rawURL without any userinfo, for logs and results.
+func URL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return scrubUserinfo(rawURL)
+	}
+	u.User = nil
+	return u.String()
+}
+
+// Handler wraps a slog.Handler so that every message and string attribute is
+// scrubbed before it is written.
+func Handler(h slog.Handler) slog.Handler { return &handler{h} }
+
+type handler struct{ next slog.Handler }
+
+func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+
+func (h *handler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, Scrub(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(scrubAttr(a))
+		return true
+	})
+	return h.next.Handle(ctx, out)
+}
+
+func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
+	scrubbed := make([]slog.Attr, len(as))
+	for i, a := range as {
+		scrubbed[i] = scrubAttr(a)
+	}
+	return &handler{h.next.WithAttrs(scrubbed)}
+}
+
+func (h *handler) WithGroup(name string) slog.Handler { return &handler{h.next.WithGroup(name)} }
+
+func scrubAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, Scrub(v.String()))
+	case slog.KindGroup:
+		g := v.Group()
+		out := make([]any, len(g))
+		for i, ga := range g {
+			out[i] = scrubAttr(ga)
+		}
+		return slog.Group(a.Key, out...)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, Scrub(err.Error()))
+		}
+		return slog.Attr{Key: a.Key, Value: v}
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}

@@ -1,0 +1,74 @@
+package secret
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestValueNeverPrints(t *testing.T) {
+	v := New("s3cr3t-value", true, "/var/secret/KEY")
+	for _, s := range []string{
+		fmt.Sprint(v), fmt.Sprintf("%v %s %q %#v %+v", v, v, v, v, v),
+		fmt.Sprintf("%v", struct{ K Value }{v}),
+	} {
+		if strings.Contains(s, "s3cr3t") {
+			t.Errorf("leaked: %s", s)
+		}
+	}
+	b, _ := json.Marshal(map[string]Value{"k": v})
+	if strings.Contains(string(b), "s3cr3t") {
+		t.Errorf("json leaked: %s", b)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "v", v)
+	if strings.Contains(buf.String(), "s3cr3t") {
+		t.Errorf("slog leaked: %s", buf.String())
+	}
+	if v.Reveal() != "s3cr3t-value" || Plain("abc").String() != "abc" {
+		t.Error("Reveal/Plain")
+	}
+}
+
+func TestScrub(t *testing.T) {
+	New("tok/en+with spaces", true, "").Reveal()
+	got := Scrub(`GET https://user:pa55word@host/x failed: token "tok/en+with spaces" or tok%2Fen%2Bwith+spaces; see https://host/y`)
+	for _, bad := range []string{"pa55word", "tok/en", "tok%2F"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("Scrub left %q in %s", bad, got)
+		}
+	}
+	if !strings.Contains(got, "https://user:[redacted]@host/x") || !strings.Contains(got, "https://host/y") {
+		t.Errorf("Scrub mangled URLs: %s", got)
+	}
+	if got := Scrub("true false 1234"); got != "true false 1234" {
+		t.Errorf("short words scrubbed: %s", got)
+	}
+}
+
+func TestURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://u:p@h.com/org/repo.git": "https://h.com/org/repo.git",
+		"https://token@h.com/r":          "https://h.com/r",
+		"git@github.com:org/repo.git":    "git@github.com:org/repo.git",
+		"s3://bucket/prefix":             "s3://bucket/prefix",
+	} {
+		if got := URL(in); got != want {
+			t.Errorf("URL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHandlerScrubs(t *testing.T) {
+	New("handler-secret-xyz", true, "").Reveal()
+	var buf bytes.Buffer
+	log := slog.New(Handler(slog.NewTextHandler(&buf, nil))).With("url", "https://a:handler-secret-xyz@h/")
+	log.Info("using handler-secret-xyz", "err", errors.New("bad handler-secret-xyz"), slog.Group("g", "k", "handler-secret-xyz"))
+	if strings.Contains(buf.String(), "handler-secret-xyz") {
+		t.Errorf("leaked: %s", buf.String())
+	}
+}
