@@ -1,0 +1,106 @@
+// Package handlers defines what a connection kind's handler does and keeps
+// the kind → handler registry the command line dispatches on.
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+)
+
+// Request is one invocation of a handler.
+type Request struct {
+	Conn    *connections.Connection
+	Keys    *connections.Keys
+	Path    string    // --path: where to put the data; empty when not asked
+	Paths   []Mapping // --paths: sub-paths to take, empty for everything
+	Workers int       // parallel file copies
+	Force   bool      // replace what stands in the way at Path
+	Log     *slog.Logger
+}
+
+// Mapping is one --paths entry: Src below the connection's root goes to Dst
+// below Path. Both are cleaned relative names ("" is the root itself).
+type Mapping struct {
+	Src, Dst string
+}
+
+// ParseMappings reads --paths entries, each "src" or "src:dst", refusing any
+// that would leave its root.
+func ParseMappings(specs []string) ([]Mapping, error) {
+	var out []Mapping
+	for _, spec := range specs {
+		src, dst, hasDst := strings.Cut(spec, ":")
+		if !hasDst {
+			dst = src
+		}
+		cs, err := fsutil.CleanRel(src)
+		if err == nil {
+			dst, err = fsutil.CleanRel(dst)
+		}
+		if err != nil {
+			return nil, fault.New(fault.Usage, "--paths %q: %w; give paths relative to the connection's root, as src or src:dst", spec, err)
+		}
+		out = append(out, Mapping{Src: cs, Dst: dst})
+	}
+	return out, nil
+}
+
+// Result says what a handler did; it becomes the --result JSON.
+type Result struct {
+	Summary string         `json:"summary"`
+	Path    string         `json:"path,omitempty"`
+	Files   int64          `json:"files"`
+	Bytes   int64          `json:"bytes"`
+	Skipped int64          `json:"skipped"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// Handler prepares one kind of connection.
+type Handler interface {
+	// Check validates the connection and its environment without writing
+	// anything to the target.
+	Check(ctx context.Context, req *Request) (*Result, error)
+	// Run does the work: brings the data to req.Path.
+	Run(ctx context.Context, req *Request) (*Result, error)
+}
+
+// Registry maps kinds to their built-in handlers.
+type Registry struct {
+	byKind map[connections.Kind]Handler
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{byKind: map[connections.Kind]Handler{}} }
+
+// Register makes h the handler of kinds.
+func (r *Registry) Register(h Handler, kinds ...connections.Kind) {
+	for _, k := range kinds {
+		if _, dup := r.byKind[k]; dup {
+			panic(fmt.Sprintf("handlers: kind %s registered twice", k))
+		}
+		r.byKind[k] = h
+	}
+}
+
+// For returns the built-in handler of kind.
+func (r *Registry) For(kind connections.Kind) (Handler, bool) {
+	h, ok := r.byKind[kind]
+	return h, ok
+}
+
+// Kinds lists the kinds with a built-in handler, sorted.
+func (r *Registry) Kinds() []connections.Kind {
+	out := make([]connections.Kind, 0, len(r.byKind))
+	for k := range r.byKind {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

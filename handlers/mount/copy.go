@@ -1,0 +1,388 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+	"github.com/initializer/initializer/handlers"
+)
+
+// Options tune a copy.
+type Options struct {
+	Workers int          // files copied in parallel; 0 means 8
+	Log     *slog.Logger // progress and warnings
+	Conn    string       // names the connection in errors
+	// ProgressEvery is how often a progress line is logged; 0 means 5 s.
+	ProgressEvery time.Duration
+
+	beforeFile func(src string) // test hook, called as each file copy starts
+}
+
+// Stats count what a copy did.
+type Stats struct {
+	Files   int64    // files written
+	Bytes   int64    // bytes written
+	Skipped int64    // files already identical (size and mtime)
+	Links   int64    // symbolic links recreated
+	Dirs    int64    // folders created
+	Ignored []string // entries not copied (links leaving the root, special files)
+}
+
+// maxIgnored bounds the list of ignored entries kept for the result.
+const maxIgnored = 100
+
+type copier struct {
+	opts     Options
+	srcRoot  string // real path of the source root, symlinks resolved
+	files    atomic.Int64
+	bytes    atomic.Int64
+	skipped  atomic.Int64
+	links    atomic.Int64
+	dirs     atomic.Int64
+	mu       sync.Mutex
+	ignored  []string
+	dirModes []dirMode
+}
+
+type dirMode struct {
+	path string
+	mode fs.FileMode
+}
+
+type job struct {
+	src, dst string
+	info     fs.FileInfo
+}
+
+// CopyMappings copies each mapping's Src below srcRoot to its Dst below
+// dstRoot. Files are written atomically (temporary file, then rename) with
+// their mode and modification time; files already identical (same size and
+// mtime) are skipped; symbolic links are recreated only when they point
+// inside srcRoot; temporary files left by a killed earlier run are removed
+// first, and on error or cancellation nothing half-written is left. The
+// file system is synced once at the end.
+func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handlers.Mapping, opts Options) (Stats, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProgressEvery <= 0 {
+		opts.ProgressEvery = 5 * time.Second
+	}
+	real, err := filepath.EvalSymlinks(srcRoot)
+	if err != nil {
+		return Stats{}, fault.FromSystem(fmt.Errorf("%s: %w", opts.Conn, err))
+	}
+	dstAbs, err := filepath.Abs(dstRoot)
+	if err != nil {
+		return Stats{}, fault.FromSystem(err)
+	}
+	if fsutil.Within(real, dstAbs) || fsutil.Within(dstAbs, real) {
+		return Stats{}, fault.New(fault.Usage, "%s: --path %s and the mount %s overlap; copy into a folder outside the mount", opts.Conn, dstRoot, srcRoot)
+	}
+	c := &copier{opts: opts, srcRoot: real}
+	if err := os.MkdirAll(dstAbs, 0o755); err != nil {
+		return Stats{}, fault.FromSystem(fmt.Errorf("%s: cannot create --path %s: %w", opts.Conn, dstRoot, err))
+	}
+	if n, err := fsutil.RemoveTemps(dstAbs); err != nil {
+		return Stats{}, fault.FromSystem(err)
+	} else if n > 0 {
+		opts.Log.Info("removed temporary files left by an earlier run", "count", n, "path", dstRoot)
+	}
+
+	// Plan: resolve every mapping, then check free space for what must be written.
+	type resolved struct{ src, dst string }
+	var plan []resolved
+	var need int64
+	for _, m := range mappings {
+		src := filepath.Join(real, filepath.FromSlash(m.Src))
+		dst := filepath.Join(dstAbs, filepath.FromSlash(m.Dst))
+		resolvedSrc, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return Stats{}, fault.New(fault.NotFound, "%s: --paths %q: %s does not exist in the mount", opts.Conn, m.Src, src)
+			}
+			return Stats{}, fault.FromSystem(fmt.Errorf("%s: %w", opts.Conn, err))
+		}
+		if !fsutil.Within(real, resolvedSrc) {
+			return Stats{}, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", opts.Conn, m.Src, resolvedSrc)
+		}
+		n, err := c.pendingBytes(ctx, src, dst)
+		if err != nil {
+			return Stats{}, err
+		}
+		need += n
+		plan = append(plan, resolved{src, dst})
+	}
+	if space, err := fsutil.FreeSpace(dstAbs); err == nil && uint64(need) > space.Free {
+		return Stats{}, fault.New(fault.LocalDisk, "%s: not enough space at %s: %s to copy, %s free; give the volume more room or copy fewer --paths", opts.Conn, dstRoot, human(uint64(need)), human(space.Free))
+	}
+
+	stop := c.progress(need)
+	defer stop()
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan job, opts.Workers*4)
+	for range opts.Workers {
+		g.Go(func() error {
+			for j := range jobs {
+				if err := c.copyFile(gctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		for _, p := range plan {
+			if err := c.walk(gctx, p.src, p.dst, jobs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	err = g.Wait()
+	if err == nil {
+		err = c.applyDirModes()
+	}
+	if err == nil {
+		if serr := fsutil.Syncfs(dstAbs); serr != nil {
+			err = fault.FromSystem(serr)
+		}
+	}
+	st := Stats{Files: c.files.Load(), Bytes: c.bytes.Load(), Skipped: c.skipped.Load(), Links: c.links.Load(), Dirs: c.dirs.Load(), Ignored: c.ignored}
+	if err != nil {
+		if ctx.Err() != nil {
+			return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: copy interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
+		}
+		return st, err
+	}
+	return st, nil
+}
+
+// pendingBytes sums the sizes of the regular files under src that differ at dst.
+func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return c.walkErr(p, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return c.walkErr(p, err)
+		}
+		if !upToDate(info, target(src, dst, p)) {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
+}
+
+func target(src, dst, p string) string {
+	rel, _ := filepath.Rel(src, p)
+	return filepath.Join(dst, rel)
+}
+
+func (c *copier) walkErr(p string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fault.New(fault.Auth, "%s: cannot read %s in the mount: %v; fix its permissions or the pod's securityContext", c.opts.Conn, p, err)
+	}
+	return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
+}
+
+func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return c.walkErr(p, err)
+		}
+		to := target(src, dst, p)
+		info, err := d.Info()
+		if err != nil {
+			return c.walkErr(p, err)
+		}
+		switch mode := info.Mode(); {
+		case mode.IsDir():
+			return c.makeDir(to, mode.Perm())
+		case mode.IsRegular():
+			select {
+			case jobs <- job{src: p, dst: to, info: info}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case mode&fs.ModeSymlink != 0:
+			return c.copyLink(p, to)
+		default:
+			c.ignore(p, "not a regular file, folder or link")
+			return nil
+		}
+	})
+}
+
+func (c *copier) makeDir(dst string, perm fs.FileMode) error {
+	st, err := os.Lstat(dst)
+	switch {
+	case err == nil && st.IsDir():
+	case err == nil:
+		return fault.New(fault.Usage, "%s: %s exists and is not a folder, but the source has a folder there; remove it", c.opts.Conn, dst)
+	default:
+		// Owner-writable while the copy fills it; the source's mode is set at the end.
+		if err := os.MkdirAll(dst, perm|0o700); err != nil {
+			return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
+		}
+		c.dirs.Add(1)
+	}
+	c.mu.Lock()
+	c.dirModes = append(c.dirModes, dirMode{dst, perm})
+	c.mu.Unlock()
+	return nil
+}
+
+// applyDirModes gives folders their source modes, deepest first.
+func (c *copier) applyDirModes() error {
+	for i := len(c.dirModes) - 1; i >= 0; i-- {
+		d := c.dirModes[i]
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return fault.FromSystem(err)
+		}
+	}
+	return nil
+}
+
+// upToDate reports whether dst is a regular file with src's size and
+// modification time (to the second, as rsync compares).
+func upToDate(src fs.FileInfo, dst string) bool {
+	st, err := os.Lstat(dst)
+	return err == nil && st.Mode().IsRegular() && st.Size() == src.Size() && st.ModTime().Unix() == src.ModTime().Unix()
+}
+
+func (c *copier) copyFile(ctx context.Context, j job) error {
+	if c.opts.beforeFile != nil {
+		c.opts.beforeFile(j.src)
+	}
+	if st, err := os.Lstat(j.dst); err == nil {
+		if st.IsDir() {
+			return fault.New(fault.Usage, "%s: %s is a folder, but the source %s is a file; remove it", c.opts.Conn, j.dst, j.src)
+		}
+		if upToDate(j.info, j.dst) {
+			if st.Mode().Perm() != j.info.Mode().Perm() {
+				if err := os.Chmod(j.dst, j.info.Mode().Perm()); err != nil {
+					return fault.FromSystem(err)
+				}
+			}
+			c.skipped.Add(1)
+			return nil
+		}
+	}
+	f, err := os.Open(j.src)
+	if err != nil {
+		return c.walkErr(j.src, err)
+	}
+	defer f.Close()
+	n, err := fsutil.WriteFileAtomic(ctx, j.dst, f, fsutil.FileMeta{Mode: j.info.Mode().Perm(), ModTime: j.info.ModTime()})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fault.FromSystem(fmt.Errorf("%s: copying %s to %s: %w", c.opts.Conn, j.src, j.dst, err))
+	}
+	if n != j.info.Size() {
+		os.Remove(j.dst)
+		return fault.New(fault.Integrity, "%s: %s changed while it was copied (%d bytes expected, %d read); run again", c.opts.Conn, j.src, j.info.Size(), n)
+	}
+	c.files.Add(1)
+	c.bytes.Add(n)
+	return nil
+}
+
+// copyLink recreates a link whose target stays inside the source root, as a
+// relative link; any other link is reported and left out.
+func (c *copier) copyLink(src, dst string) error {
+	resolved, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		c.ignore(src, "dangling link")
+		return nil
+	}
+	if !fsutil.Within(c.srcRoot, resolved) {
+		c.ignore(src, "link points outside the mount")
+		return nil
+	}
+	rel, err := filepath.Rel(filepath.Dir(src), resolved)
+	if err != nil {
+		c.ignore(src, "link target cannot be made relative")
+		return nil
+	}
+	if cur, err := os.Readlink(dst); err == nil && cur == rel {
+		c.skipped.Add(1)
+		return nil
+	}
+	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
+		return fault.New(fault.Usage, "%s: %s is a folder, but the source %s is a link; remove it", c.opts.Conn, dst, src)
+	}
+	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf("%slink-%d", fsutil.TempPrefix, time.Now().UnixNano()))
+	if err := os.Symlink(rel, tmp); err != nil {
+		return fault.FromSystem(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return fault.FromSystem(err)
+	}
+	c.links.Add(1)
+	return nil
+}
+
+func (c *copier) ignore(p, why string) {
+	c.opts.Log.Warn("not copied", "path", p, "reason", why)
+	c.mu.Lock()
+	if len(c.ignored) < maxIgnored {
+		c.ignored = append(c.ignored, p+": "+why)
+	}
+	c.mu.Unlock()
+}
+
+// progress logs a line every ProgressEvery until the returned stop is called.
+func (c *copier) progress(total int64) (stop func()) {
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		t := time.NewTicker(c.opts.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				b := c.bytes.Load()
+				el := time.Since(start).Seconds()
+				rate := float64(b) / el
+				attrs := []any{"files", c.files.Load(), "skipped", c.skipped.Load(), "bytes", b, "totalBytes", total, "rate", human(uint64(rate)) + "/s"}
+				if rate > 0 && total > b {
+					attrs = append(attrs, "eta", time.Duration(float64(total-b)/rate*float64(time.Second)).Round(time.Second).String())
+				}
+				c.opts.Log.Info("copying", attrs...)
+			}
+		}
+	}()
+	return func() { close(done) }
+}

@@ -1,0 +1,207 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+	"github.com/initializer/initializer/handlers"
+)
+
+func write(t *testing.T, root, rel, content string, mode os.FileMode) {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, mode)
+}
+
+func read(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sourceTree lays out a mount with files, modes, nested folders and links.
+func sourceTree(t *testing.T) (src, outside string) {
+	base := t.TempDir()
+	src, outside = filepath.Join(base, "mount"), filepath.Join(base, "outside")
+	write(t, src, "a.txt", "alpha", 0o644)
+	write(t, src, "bin/run.sh", "#!/bin/sh\necho hi\n", 0o755)
+	write(t, src, "deep/er/x.csv", "1,2,3", 0o600)
+	write(t, src, ".hidden", "dot files too", 0o644)
+	write(t, outside, "secret", "not yours", 0o644)
+	os.Symlink("a.txt", filepath.Join(src, "link-in"))
+	os.Symlink("../../a.txt", filepath.Join(src, "deep/er/up"))
+	os.Symlink(filepath.Join(src, "bin"), filepath.Join(src, "abs-dir-link"))
+	os.Symlink(filepath.Join(outside, "secret"), filepath.Join(src, "link-out"))
+	os.Symlink("../outside", filepath.Join(src, "dir-out"))
+	os.Symlink("missing", filepath.Join(src, "dangling"))
+	return src, outside
+}
+
+func TestCopyTree(t *testing.T) {
+	src, _ := sourceTree(t)
+	dst := filepath.Join(t.TempDir(), "code")
+	st, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 4 || st.Links != 3 || st.Skipped != 0 || len(st.Ignored) != 3 {
+		t.Errorf("stats = %+v", st)
+	}
+	if read(t, filepath.Join(dst, "deep/er/x.csv")) != "1,2,3" || read(t, filepath.Join(dst, ".hidden")) != "dot files too" {
+		t.Error("content")
+	}
+	for rel, mode := range map[string]os.FileMode{"bin/run.sh": 0o755, "deep/er/x.csv": 0o600, "a.txt": 0o644} {
+		fi, _ := os.Stat(filepath.Join(dst, rel))
+		si, _ := os.Stat(filepath.Join(src, rel))
+		if fi.Mode().Perm() != mode || !fi.ModTime().Equal(si.ModTime()) {
+			t.Errorf("%s: mode %v mtime %v (source %v)", rel, fi.Mode(), fi.ModTime(), si.ModTime())
+		}
+	}
+	// Links inside the root are relative links in the copy; others are left out.
+	if l, _ := os.Readlink(filepath.Join(dst, "abs-dir-link")); l != "bin" {
+		t.Errorf("abs-dir-link -> %q", l)
+	}
+	if read(t, filepath.Join(dst, "deep/er/up")) != "alpha" {
+		t.Error("relative link")
+	}
+	for _, n := range []string{"link-out", "dir-out", "dangling"} {
+		if _, err := os.Lstat(filepath.Join(dst, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s copied: %v", n, err)
+		}
+	}
+
+	// A re-run skips what is identical and rewrites what changed.
+	write(t, src, "a.txt", "ALPHA!", 0o644)
+	st, err = CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 1 || st.Skipped != 6 {
+		t.Errorf("re-run stats = %+v", st)
+	}
+	if read(t, filepath.Join(dst, "a.txt")) != "ALPHA!" {
+		t.Error("changed file not copied")
+	}
+}
+
+func TestCopyMappingsSubPaths(t *testing.T) {
+	src, _ := sourceTree(t)
+	dst := t.TempDir()
+	maps, err := handlers.ParseMappings([]string{"deep/er:data", "a.txt:renamed.txt", "bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CopyMappings(context.Background(), src, dst, maps, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(dst, "data/x.csv")) != "1,2,3" || read(t, filepath.Join(dst, "renamed.txt")) != "alpha" || read(t, filepath.Join(dst, "bin/run.sh")) == "" {
+		t.Error("mapped content")
+	}
+	if _, err := os.Stat(filepath.Join(dst, "a.txt")); err == nil {
+		t.Error("unasked file copied")
+	}
+	for _, tt := range []struct {
+		path  string
+		class fault.Class
+	}{{"nope", fault.NotFound}, {"dir-out", fault.Usage}, {"dir-out/secret", fault.Usage}} {
+		_, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{Src: tt.path, Dst: tt.path}}, Options{})
+		if fault.ClassOf(err) != tt.class {
+			t.Errorf("%s: class %v: %v", tt.path, fault.ClassOf(err), err)
+		}
+	}
+	if _, err := handlers.ParseMappings([]string{"../etc:x"}); fault.ClassOf(err) != fault.Usage {
+		t.Errorf("escape accepted: %v", err)
+	}
+	if _, err := handlers.ParseMappings([]string{"a:/abs"}); fault.ClassOf(err) != fault.Usage {
+		t.Errorf("absolute dst accepted: %v", err)
+	}
+}
+
+func TestCopyRefusesOverlap(t *testing.T) {
+	src, _ := sourceTree(t)
+	_, err := CopyMappings(context.Background(), src, filepath.Join(src, "inside"), []handlers.Mapping{{}}, Options{})
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("overlap: %v", err)
+	}
+}
+
+func TestCopyConflicts(t *testing.T) {
+	src, _ := sourceTree(t)
+	dst := t.TempDir()
+	os.MkdirAll(filepath.Join(dst, "a.txt"), 0o755) // a folder where a file goes
+	_, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{})
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "is a folder") {
+		t.Errorf("conflict: %v", err)
+	}
+}
+
+func TestCopyCancelledLeavesNothingHalfWritten(t *testing.T) {
+	src := t.TempDir()
+	for i := range 200 {
+		write(t, src, fmt.Sprintf("d%d/f%03d.bin", i%7, i), strings.Repeat("x", 64<<10), 0o644)
+	}
+	dst := t.TempDir()
+	// A temporary file from a "killed" earlier run is cleaned up.
+	write(t, dst, "d1/"+fsutil.TempPrefix+"old", "stale", 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	var started atomic.Int32
+	_, err := CopyMappings(ctx, src, dst, []handlers.Mapping{{}}, Options{Workers: 4, beforeFile: func(string) {
+		if started.Add(1) == 20 {
+			cancel()
+		}
+	}})
+	if fault.ClassOf(err) != fault.Interrupted {
+		t.Fatalf("err = %v (class %v)", err, fault.ClassOf(err))
+	}
+	n := 0
+	filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
+			t.Errorf("temp file left: %s", p)
+		}
+		if fi, _ := d.Info(); fi.Size() != 64<<10 {
+			t.Errorf("partial file: %s (%d bytes)", p, fi.Size())
+		}
+		n++
+		return nil
+	})
+	if n >= 200 {
+		t.Errorf("all %d files copied despite cancellation", n)
+	}
+}
+
+func TestCopyProgressLines(t *testing.T) {
+	src, _ := sourceTree(t)
+	var lines atomic.Int32
+	_, err := CopyMappings(context.Background(), src, t.TempDir(), []handlers.Mapping{{}}, Options{
+		ProgressEvery: time.Millisecond,
+		beforeFile:    func(string) { time.Sleep(5 * time.Millisecond) },
+		Log:           newCountingLogger(&lines),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines.Load() == 0 {
+		t.Error("no progress line logged")
+	}
+}
