@@ -129,7 +129,7 @@ func parseSchema(parent *object, kind Kind, v any) any {
 	default:
 		return o.rest() // free-form: any keys are the user's own
 	}
-	o.done(append(valid, "kind")...)
+	o.done(valid...)
 	return s
 }
 

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/handlers/mount"
+	"github.com/initializer/initializer/secret"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// builtins is the registry of built-in handlers.
+func builtins() *handlers.Registry {
+	r := handlers.NewRegistry()
+	r.Register(mount.Handler{}, mount.Kinds...)
+	return r
+}
+
+// terminationLog is where Kubernetes reads a container's last words from.
+func terminationLog() string {
+	if p := os.Getenv("INITIALIZER_TERMINATION_LOG"); p != "" {
+		return p
+	}
+	return "/dev/termination-log"
+}
+
+type globalFlags struct {
+	catalog   string
+	logFormat string
+	logLevel  string
+	result    string
+}
+
+type jobFlags struct {
+	connection string
+	path       string
+	paths      []string
+	workers    int
+	force      bool
+}
+
+// app holds what every command shares.
+type app struct {
+	g       globalFlags
+	log     *slog.Logger
+	stdout  io.Writer
+	stderr  io.Writer
+	getenv  func(string) (string, bool)
+	started time.Time
+}
+
+func run(args []string) int {
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, started: time.Now()}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	root := a.rootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ce *commandError
+	if !errors.As(err, &ce) {
+		// A flag or argument cobra refused.
+		fmt.Fprintf(a.stderr, "error: %s\nRun 'initializer --help' for usage.\n", secret.Scrub(err.Error()))
+		return int(fault.Usage)
+	}
+	return int(fault.ClassOf(ce.err))
+}
+
+// commandError marks an error already reported by the command itself.
+type commandError struct{ err error }
+
+func (e *commandError) Error() string { return e.err.Error() }
+
+func (a *app) rootCommand() *cobra.Command {
+	var jf jobFlags
+	root := &cobra.Command{
+		Use:   "initializer --connection NAME [--path DIR]",
+		Short: "Prepare a job's data from a connection: clone, download, check mounts, write credentials",
+		Long: `initializer reads a connection catalog (the Polyaxon connection spec) and runs the
+handler of the named connection's kind to bring its data into --path.
+
+The catalog comes from --catalog (a file, or a folder of .yaml/.yml/.json files such as
+a mounted ConfigMap), else from $POLYAXON_CONNECTIONS_CATALOG (inline JSON), else from
+` + connections.DefaultPath + `.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if jf.connection == "" {
+				return errors.New("--connection is required (see 'initializer list' for the catalog's connections)")
+			}
+			return a.job(cmd.Context(), "run", jf)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.g.catalog, "catalog", "", "connection catalog: a file, or a folder of .yaml/.yml/.json files")
+	pf.StringVar(&a.g.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&a.g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.StringVar(&a.g.result, "result", "", "write the result as JSON to this file")
+	addJobFlags(root, &jf)
+	root.AddCommand(a.listCommand(), a.checkCommand(), a.versionCommand())
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	return root
+}
+
+func addJobFlags(cmd *cobra.Command, jf *jobFlags) {
+	f := cmd.Flags()
+	f.StringVarP(&jf.connection, "connection", "c", "", "name of the connection in the catalog")
+	f.StringVarP(&jf.path, "path", "p", "", "target folder for the data")
+	f.StringSliceVar(&jf.paths, "paths", nil, "sub-paths to take, each src or src:dst (relative; repeat or separate with commas)")
+	f.IntVar(&jf.workers, "workers", 8, "files copied in parallel")
+	f.BoolVar(&jf.force, "force", false, "replace what stands in the way at --path")
+}
+
+func (a *app) setup() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.g.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", a.g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch a.g.logFormat {
+	case "text":
+		h = slog.NewTextHandler(a.stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(a.stderr, opts)
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", a.g.logFormat)
+	}
+	a.log = slog.New(secret.Handler(h))
+	return nil
+}
+
+func (a *app) checkCommand() *cobra.Command {
+	var jf jobFlags
+	cmd := &cobra.Command{
+		Use:   "check --connection NAME",
+		Short: "Validate a connection and run its handler's pre-flight checks without writing anything",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if jf.connection == "" {
+				return errors.New("--connection is required")
+			}
+			return a.job(cmd.Context(), "check", jf)
+		},
+	}
+	addJobFlags(cmd, &jf)
+	return cmd
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(a.stdout, "initializer %s\n", versionString())
+		},
+	}
+}
+
+// outcome is the --result document.
+type outcome struct {
+	Status          string           `json:"status"` // "ok" or "failed"
+	ExitCode        int              `json:"exitCode"`
+	Error           string           `json:"error,omitempty"`
+	Command         string           `json:"command"`
+	Connection      string           `json:"connection,omitempty"`
+	Kind            string           `json:"kind,omitempty"`
+	Version         string           `json:"version"`
+	StartedAt       time.Time        `json:"startedAt"`
+	DurationSeconds float64          `json:"durationSeconds"`
+	Result          *handlers.Result `json:"result,omitempty"`
+}
+
+// job runs (or checks) one connection and reports the outcome everywhere it
+// is wanted: the log, stderr, --result and the termination log.
+func (a *app) job(ctx context.Context, action string, jf jobFlags) error {
+	out := outcome{Command: action, Connection: jf.connection, Version: versionString(), StartedAt: a.started}
+	res, err := a.runJob(ctx, action, jf, &out)
+	out.DurationSeconds = time.Since(a.started).Seconds()
+	out.Result = res
+	if err != nil {
+		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), secret.Scrub(err.Error())
+		a.log.Error("failed", "connection", jf.connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
+		fmt.Fprintf(a.stderr, "error: %s\n", out.Error)
+	} else {
+		out.Status = "ok"
+		a.log.Info("done", "summary", res.Summary, "seconds", round(out.DurationSeconds))
+	}
+	if werr := a.report(out); werr != nil && err == nil {
+		err = werr
+	}
+	if err != nil {
+		return &commandError{err}
+	}
+	return nil
+}
+
+func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outcome) (*handlers.Result, error) {
+	cat, err := connections.Load(a.g.catalog, a.getenv)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := cat.Get(jf.connection)
+	if err != nil {
+		return nil, err
+	}
+	out.Kind = string(conn.Kind)
+	h, ok := builtins().For(conn.Kind)
+	if !ok {
+		return nil, fault.New(fault.Usage, "%s has no built-in handler; built-in kinds are %s", conn, kindNames(builtins().Kinds()))
+	}
+	mappings, err := handlers.ParseMappings(jf.paths)
+	if err != nil {
+		return nil, err
+	}
+	if len(mappings) > 0 && jf.path == "" {
+		return nil, fault.New(fault.Usage, "--paths needs --path, the folder to copy them into")
+	}
+	req := &handlers.Request{
+		Conn: conn, Keys: conn.Keys(), Path: jf.path, Paths: mappings,
+		Workers: jf.workers, Force: jf.force,
+		Log: a.log.With("connection", conn.Name, "kind", string(conn.Kind)),
+	}
+	req.Log.Info("starting", "command", action, "path", jf.path)
+	if action == "check" {
+		return h.Check(ctx, req)
+	}
+	return h.Run(ctx, req)
+}
+
+// report writes --result and the termination log.
+func (a *app) report(out outcome) error {
+	if a.g.result != "" {
+		b, _ := json.MarshalIndent(out, "", "  ")
+		if _, err := fsutil.WriteFileAtomic(context.Background(), a.g.result, strings.NewReader(string(b)+"\n"), fsutil.FileMeta{Mode: 0o644}); err != nil {
+			a.log.Error("cannot write --result", "path", a.g.result, "error", err)
+			return fault.FromSystem(fmt.Errorf("cannot write --result %s: %w", a.g.result, err))
+		}
+	}
+	if tl := terminationLog(); fileExists(tl) {
+		summary := "ok: "
+		if out.Result != nil {
+			summary += out.Result.Summary
+		}
+		if out.Status != "ok" {
+			summary = fmt.Sprintf("failed (exit %d): %s", out.ExitCode, out.Error)
+		}
+		if len(summary) > 4000 {
+			summary = summary[:4000] + "…"
+		}
+		// Best effort: the pod may not offer a writable termination log.
+		if err := os.WriteFile(tl, []byte(summary+"\n"), 0o644); err != nil {
+			a.log.Debug("termination log not written", "path", tl, "error", err)
+		}
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func round(f float64) float64 { return float64(int(f*1000)) / 1000 }
+
+func kindNames(ks []connections.Kind) string {
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
