@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
@@ -71,9 +73,18 @@ type Handler interface {
 	Run(ctx context.Context, req *Request) (*Result, error)
 }
 
-// Registry maps kinds to their built-in handlers.
+// Flagger is implemented by handlers that take flags of their own (for
+// example --revision for git). The command line adds them to the run and
+// check commands; the handler keeps the values it is given.
+type Flagger interface {
+	Flags(fs *pflag.FlagSet)
+}
+
+// Registry maps kinds to their built-in handlers, and holds the fallback
+// handler for kinds without one.
 type Registry struct {
-	byKind map[connections.Kind]Handler
+	byKind   map[connections.Kind]Handler
+	fallback Handler
 }
 
 // NewRegistry returns an empty registry.
@@ -89,10 +100,32 @@ func (r *Registry) Register(h Handler, kinds ...connections.Kind) {
 	}
 }
 
-// For returns the built-in handler of kind.
-func (r *Registry) For(kind connections.Kind) (Handler, bool) {
-	h, ok := r.byKind[kind]
-	return h, ok
+// SetFallback makes h the handler of every kind without a built-in one.
+func (r *Registry) SetFallback(h Handler) { r.fallback = h }
+
+// For returns the handler of kind and whether it is built in. For a kind
+// without a built-in handler it returns the fallback (nil when none is set).
+func (r *Registry) For(kind connections.Kind) (h Handler, builtIn bool) {
+	if h, ok := r.byKind[kind]; ok {
+		return h, true
+	}
+	return r.fallback, false
+}
+
+// Handlers returns every distinct handler, the fallback last, for flag wiring.
+func (r *Registry) Handlers() []Handler {
+	var out []Handler
+	seen := map[Handler]bool{}
+	for _, k := range r.Kinds() {
+		if h := r.byKind[k]; !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	if r.fallback != nil && !seen[r.fallback] {
+		out = append(out, r.fallback)
+	}
+	return out
 }
 
 // Kinds lists the kinds with a built-in handler, sorted.

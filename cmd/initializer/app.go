@@ -75,10 +75,11 @@ type app struct {
 	stderr  io.Writer
 	getenv  func(string) (string, bool)
 	started time.Time
+	reg     *handlers.Registry
 }
 
 func run(args []string) int {
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, started: time.Now()}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, started: time.Now(), reg: builtins()}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	root := a.rootCommand()
@@ -130,15 +131,24 @@ a mounted ConfigMap), else from $POLYAXON_CONNECTIONS_CATALOG (inline JSON), els
 	pf.StringVar(&a.g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&a.g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&a.g.result, "result", "", "write the result as JSON to this file")
-	addJobFlags(root, &jf)
+	a.addJobFlags(root, &jf)
 	root.AddCommand(a.listCommand(), a.checkCommand(), a.versionCommand())
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	return root
 }
 
-func addJobFlags(cmd *cobra.Command, jf *jobFlags) {
+// addJobFlags adds the flags of a run or check: the common ones, then each
+// handler's own.
+func (a *app) addJobFlags(cmd *cobra.Command, jf *jobFlags) {
 	f := cmd.Flags()
+	defer func() {
+		for _, h := range a.reg.Handlers() {
+			if fl, ok := h.(handlers.Flagger); ok {
+				fl.Flags(f)
+			}
+		}
+	}()
 	f.StringVarP(&jf.connection, "connection", "c", "", "name of the connection in the catalog")
 	f.StringVarP(&jf.path, "path", "p", "", "target folder for the data")
 	f.StringSliceVar(&jf.paths, "paths", nil, "sub-paths to take, each src or src:dst (relative; repeat or separate with commas)")
@@ -178,7 +188,7 @@ func (a *app) checkCommand() *cobra.Command {
 			return a.job(cmd.Context(), "check", jf)
 		},
 	}
-	addJobFlags(cmd, &jf)
+	a.addJobFlags(cmd, &jf)
 	return cmd
 }
 
@@ -241,9 +251,9 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		return nil, err
 	}
 	out.Kind = string(conn.Kind)
-	h, ok := builtins().For(conn.Kind)
-	if !ok {
-		return nil, fault.New(fault.Usage, "%s has no built-in handler; built-in kinds are %s", conn, kindNames(builtins().Kinds()))
+	h, _ := a.reg.For(conn.Kind)
+	if h == nil {
+		return nil, fault.New(fault.Usage, "%s has no built-in handler; built-in kinds are %s", conn, kindNames(a.reg.Kinds()))
 	}
 	mappings, err := handlers.ParseMappings(jf.paths)
 	if err != nil {

@@ -23,7 +23,6 @@ func (a *app) listCommand() *cobra.Command {
 				fmt.Fprintf(a.stderr, "error: %s\n", secret.Scrub(err.Error()))
 				return &commandError{err}
 			}
-			reg := builtins()
 			type row struct {
 				Name        string `json:"name"`
 				Kind        string `json:"kind"`
@@ -34,7 +33,7 @@ func (a *app) listCommand() *cobra.Command {
 			rows := make([]row, 0, len(cat.Connections))
 			for _, c := range cat.Connections {
 				h := "custom"
-				if _, ok := reg.For(c.Kind); ok {
+				if _, builtIn := a.reg.For(c.Kind); builtIn {
 					h = "built-in"
 				}
 				rows = append(rows, row{c.Name, string(c.Kind), h, c.Role, c.Description})
