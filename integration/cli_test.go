@@ -1,0 +1,225 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestListUpstreamExample(t *testing.T) {
+	r := cli(t, nil, "list", "--catalog", "../examples/catalog/upstream.yaml")
+	r.expectCode(t, 0)
+	for _, want := range []string{"azure", "wasb", "repo-test", "git", "docker-connection", "registry", "my-slack", "slack"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("list output lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+}
+
+func TestCatalogMistakesAllReported(t *testing.T) {
+	r := cli(t, nil, "list", "--catalog", "../examples/catalog/mistakes.yaml")
+	r.expectCode(t, 2)
+	for _, want := range []string{
+		`connection "data"`, `field kind: unknown kind "s4"`,
+		`connection "models"`, `field schema.bukket: unknown field`,
+		`connection "scratch"`, `field schema.mountPath: expected an absolute path`,
+	} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
+		}
+	}
+	// The same through a run, with the result file and termination log.
+	tl := writeFile(t, t.TempDir(), "termination-log", "")
+	r = cli(t, []string{"INITIALIZER_TERMINATION_LOG=" + tl}, "--catalog", "../examples/catalog/mistakes.yaml", "--connection", "data", "--path", t.TempDir())
+	r.expectCode(t, 2)
+	if r.Result["status"] != "failed" || r.Result["exitCode"] != float64(2) || !strings.Contains(r.Result["error"].(string), "bukket") {
+		t.Errorf("result = %v", r.Result)
+	}
+	if b, _ := os.ReadFile(tl); !strings.HasPrefix(string(b), "failed (exit 2)") {
+		t.Errorf("termination log = %q", b)
+	}
+}
+
+func TestCatalogFromEnvironmentAndUnknownConnection(t *testing.T) {
+	env := []string{`POLYAXON_CONNECTIONS_CATALOG={"connections":[{"name":"data","kind":"host_path","schema":{"hostPath":"/x","mountPath":"/x"}}]}`}
+	r := cli(t, env, "list", "--json")
+	r.expectCode(t, 0)
+	if !strings.Contains(r.Stdout, `"handler": "built-in"`) {
+		t.Errorf("list --json: %s", r.Stdout)
+	}
+	r = cli(t, env, "--connection", "nope")
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, `connection "nope" is not in the catalog`) || !strings.Contains(r.Stderr, "it has: data") {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+	r = cli(t, nil, "list")
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "no connection catalog") {
+		t.Errorf("no catalog: %s", r.Stderr)
+	}
+	r = cli(t, env, "--connection", "data", "--no-such-flag")
+	r.expectCode(t, 2)
+}
+
+func TestVersion(t *testing.T) {
+	r := cli(t, nil, "version")
+	r.expectCode(t, 0)
+	if !strings.HasPrefix(r.Stdout, "initializer ") {
+		t.Errorf("version: %q", r.Stdout)
+	}
+}
+
+func mountCatalog(t *testing.T, mountPath string, readOnly bool) string {
+	return catalog(t, fmt.Sprintf(`
+connections:
+  - name: data
+    kind: volume_claim
+    schema: {volumeClaim: datasets, mountPath: %q, readOnly: %v}
+`, mountPath, readOnly))
+}
+
+func TestMountRunCopiesAndReRunSkips(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, src, "train/a.csv", "1,2\n")
+	writeFile(t, src, "train/b.csv", "3,4\n")
+	writeFile(t, src, "val/c.csv", "5,6\n")
+	dst := filepath.Join(t.TempDir(), "data")
+	cat := mountCatalog(t, src, false)
+	tl := writeFile(t, t.TempDir(), "termination-log", "")
+	env := []string{"INITIALIZER_TERMINATION_LOG=" + tl}
+
+	r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst, "--log-format", "json")
+	r.expectCode(t, 0)
+	res := r.Result["result"].(map[string]any)
+	if res["files"] != float64(3) || res["bytes"] != float64(12) || r.Result["kind"] != "volume_claim" {
+		t.Errorf("result = %v", r.Result)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "val/c.csv")); string(b) != "5,6\n" {
+		t.Errorf("copied content %q", b)
+	}
+	if !strings.Contains(r.Stderr, `"msg":"done"`) {
+		t.Errorf("json log lacks the done line:\n%s", r.Stderr)
+	}
+	if b, _ := os.ReadFile(tl); !strings.HasPrefix(string(b), "ok: ") || !strings.Contains(string(b), "copied 3 files") {
+		t.Errorf("termination log = %q", b)
+	}
+
+	r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst, "--paths", "train:t,val/c.csv")
+	r.expectCode(t, 0)
+	res = r.Result["result"].(map[string]any)
+	if res["files"] != float64(2) || res["skipped"] != float64(1) {
+		t.Errorf("--paths result = %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "t/a.csv")); err != nil {
+		t.Error(err)
+	}
+
+	// check writes nothing.
+	empty := filepath.Join(t.TempDir(), "untouched")
+	r = cli(t, nil, "check", "--catalog", cat, "--connection", "data", "--path", empty)
+	r.expectCode(t, 0)
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("check created --path: %v", err)
+	}
+	if !strings.Contains(r.Result["result"].(map[string]any)["summary"].(string), "free of") {
+		t.Errorf("check summary: %v", r.Result)
+	}
+}
+
+func TestMountMissingExitsNotFound(t *testing.T) {
+	cat := mountCatalog(t, filepath.Join(t.TempDir(), "not-mounted"), false)
+	r := cli(t, nil, "--catalog", cat, "--connection", "data", "--path", t.TempDir())
+	r.expectCode(t, 4)
+	if !strings.Contains(r.Stderr, `mount the volume claim "datasets" there`) {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+	r = cli(t, nil, "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--paths", "../../etc")
+	r.expectCode(t, 2)
+}
+
+// TestMountReadOnlyButWritableAsked mounts a folder read-only in a private
+// mount namespace (as the kubelet would) and asks for it writable.
+func TestMountReadOnlyButWritableAsked(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, src, "f", "x")
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	wrap := fmt.Sprintf("mount --bind %q %q && mount -o remount,bind,ro %q && exec {}", src, mnt, mnt)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is needed for this test: %v", err)
+	}
+	wrapper := "unshare -m sh -c " + shellQuote(wrap)
+
+	r := cliCmd(t, nil, wrapper, "--catalog", mountCatalog(t, mnt, false), "--connection", "data")
+	r.expectCode(t, 7)
+	if !strings.Contains(r.Stderr, "is mounted read-only but schema.readOnly is false; set readOnly: true") {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+	// Declared read-only, the same mount checks fine and copies out.
+	dst := t.TempDir()
+	r = cliCmd(t, nil, wrapper, "--catalog", mountCatalog(t, mnt, true), "--connection", "data", "--path", dst)
+	r.expectCode(t, 0)
+	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "x" {
+		t.Errorf("copied %q", b)
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TestMountSIGTERMLeavesNoTemporaryFiles stops a large copy with SIGTERM.
+func TestMountSIGTERMLeavesNoTemporaryFiles(t *testing.T) {
+	src := t.TempDir()
+	big := make([]byte, 1<<20)
+	for i := range 300 {
+		writeFile(t, src, fmt.Sprintf("d%02d/f%03d", i%10, i), string(big))
+	}
+	dst := t.TempDir()
+	cmd := exec.Command(binary, "--catalog", mountCatalog(t, src, true), "--connection", "data", "--path", dst, "--workers", "2")
+	cmd.Env = baseEnv(nil)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Signal as soon as the first file has landed.
+	waitFor(t, 20*time.Second, "a first copied file", func() bool {
+		found := false
+		filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				found = true
+			}
+			return nil
+		})
+		return found
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("wait: %v (the copy finished before SIGTERM?)\n%s", err, stderr.String())
+	}
+	if ee.ExitCode() != 130 {
+		t.Errorf("exit code %d, want 130\n%s", ee.ExitCode(), stderr.String())
+	}
+	copied := 0
+	filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".initializer-tmp-") {
+			t.Errorf("temporary file left: %s", p)
+		} else if fi, _ := d.Info(); fi.Size() != 1<<20 {
+			t.Errorf("half-written file: %s", p)
+		}
+		copied++
+		return nil
+	})
+	if copied == 300 {
+		t.Errorf("all files copied: SIGTERM came too late to test anything")
+	}
+}
