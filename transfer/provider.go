@@ -1,0 +1,27 @@
+package transfer
+
+import (
+	"gocloud.dev/blob"
+)
+
+// Provider supplies the few things the portable blob API cannot do, without
+// this package knowing which store it talks to. handlers/store implements it
+// per provider through the drivers' As functions. The zero Provider (nil)
+// is valid: no version pinning, MD5 verification only.
+type Provider interface {
+	// PinVersion returns a ReaderOptions.BeforeRead function that makes a
+	// (ranged) read fail with a gcerrors.FailedPrecondition error unless the
+	// object is still the version described by attrs (S3/Azure: If-Match on
+	// the ETag; GCS: the generation). It returns nil when it cannot pin.
+	PinVersion(attrs *blob.Attributes) func(as func(any) bool) error
+
+	// CRC32C returns the object's CRC32C (Castagnoli) checksum, when the
+	// store keeps one, from the As function of a blob.ListObject or of
+	// blob.Attributes.
+	CRC32C(as func(any) bool) (uint32, bool)
+
+	// WriterOptions fills provider-specific upload options (for example the
+	// checksum algorithm) through a blob.WriterOptions.BeforeWrite function;
+	// nil when there is nothing to add.
+	BeforeWrite() func(as func(any) bool) error
+}
