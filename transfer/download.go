@@ -1,0 +1,622 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+)
+
+// Selection is one part of a bucket to download.
+type Selection struct {
+	// Key is the object key (Dir false) or key prefix (Dir true), relative to
+	// the bucket root, without a trailing slash; "" with Dir is the whole bucket.
+	Key string
+	// Dst is where it goes, relative to the download's root: the file (Dir
+	// false) or the folder the prefix's contents go into (Dir true).
+	Dst string
+	Dir bool
+}
+
+// object is one planned download.
+type object struct {
+	key     string
+	path    string // absolute local path
+	size    int64
+	modTime time.Time
+	md5     []byte
+	crc     uint32
+	hasCRC  bool
+	marker  bool // a zero-byte "folder" key
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+type downloader struct {
+	b       *blob.Bucket
+	root    string
+	opts    Options
+	retry   *retrier
+	streams chan struct{} // bounds open streams across files and parts
+	prog    *progress
+
+	free     uint64 // free bytes at the start
+	reserved atomic.Int64
+
+	files, bytes, skipped, dirs, objects, retries atomic.Int64
+}
+
+// Download copies the selections from b into the folder root.
+func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string, opts Options) (Stats, error) {
+	opts.defaults()
+	start := time.Now()
+	d := &downloader{b: b, root: root, opts: opts, streams: make(chan struct{}, opts.Workers)}
+	d.retry = &retrier{opts: &d.opts, retries: &d.retries}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return Stats{}, d.localFault(fmt.Errorf("cannot create --path %s: %w", root, err))
+	}
+	if n, err := fsutil.RemoveTemps(root); err != nil {
+		return Stats{}, d.localFault(err)
+	} else if n > 0 {
+		opts.Log.Info("removed temporary files left by an earlier run", "count", n)
+	}
+	if sp, err := fsutil.FreeSpace(root); err == nil {
+		d.free = sp.Free
+	}
+	if opts.freeBytes > 0 {
+		d.free = opts.freeBytes
+	}
+	d.prog = newProgress(&opts, &d.files, &d.bytes, &d.skipped)
+	defer d.prog.stop()
+
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan object, opts.Workers*2)
+	g.Go(func() error {
+		defer close(jobs)
+		for _, s := range sels {
+			if err := d.plan(gctx, s, jobs); err != nil {
+				return err
+			}
+		}
+		d.prog.listed(d.objects.Load())
+		return nil
+	})
+	for range opts.Workers {
+		g.Go(func() error {
+			for o := range jobs {
+				if err := d.fetch(gctx, o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err == nil {
+		if serr := fsutil.Syncfs(root); serr != nil {
+			err = d.localFault(serr)
+		}
+	}
+	st := Stats{Objects: d.objects.Load(), Files: d.files.Load(), Bytes: d.bytes.Load(), Skipped: d.skipped.Load(),
+		Dirs: d.dirs.Load(), Retries: d.retries.Load(), Duration: time.Since(start)}
+	if err != nil && ctx.Err() != nil {
+		err = fault.Wrap(fault.Interrupted, fmt.Errorf("%s: download interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
+	}
+	return st, err
+}
+
+// plan lists a selection and sends its objects to jobs.
+func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) error {
+	dst, err := fsutil.SafeJoin(d.root, s.Dst)
+	if err != nil {
+		return fault.New(fault.Usage, "%s: target %q: %w", d.opts.Conn, s.Dst, err)
+	}
+	if !s.Dir {
+		var attrs *blob.Attributes
+		err := d.retry.do(ctx, "HEAD "+s.Key, func() (err error) {
+			attrs, err = d.b.Attributes(ctx, s.Key)
+			return err
+		})
+		if err != nil {
+			return d.remoteFault(err, "object %q", s.Key)
+		}
+		o := object{key: s.Key, path: dst, size: attrs.Size, modTime: attrs.ModTime, md5: attrs.MD5}
+		if d.opts.Provider != nil {
+			o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
+		}
+		d.objects.Add(1)
+		return send(ctx, jobs, o)
+	}
+	prefix := s.Key
+	if prefix != "" {
+		prefix += "/"
+	}
+	token := blob.FirstPageToken
+	for {
+		var page []*blob.ListObject
+		var next []byte
+		err := d.retry.do(ctx, "LIST "+prefix, func() (err error) {
+			page, next, err = d.b.ListPage(ctx, token, d.opts.PageSize, &blob.ListOptions{Prefix: prefix})
+			return err
+		})
+		if err != nil {
+			return d.remoteFault(err, "listing prefix %q", prefix)
+		}
+		for _, lo := range page {
+			o, ok, err := d.planObject(dst, prefix, lo)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			d.objects.Add(1)
+			if err := send(ctx, jobs, o); err != nil {
+				return err
+			}
+		}
+		if len(next) == 0 {
+			return nil
+		}
+		token = next
+	}
+}
+
+func send(ctx context.Context, jobs chan<- object, o object) error {
+	select {
+	case jobs <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// planObject maps a listed object to its local path, refusing keys that
+// would leave the target folder.
+func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object, bool, error) {
+	if lo.IsDir {
+		return object{}, false, nil
+	}
+	rel := strings.TrimPrefix(lo.Key, prefix)
+	marker := strings.HasSuffix(rel, "/")
+	if marker && lo.Size != 0 {
+		return object{}, false, fault.New(fault.Usage, "%s: object %q ends with a slash but is not empty, so it cannot be a file; rename it in the bucket", d.opts.Conn, lo.Key)
+	}
+	clean, err := fsutil.CleanRel(rel)
+	if err != nil {
+		return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: %v; nothing was written outside --path", d.opts.Conn, lo.Key, err)
+	}
+	if clean == "" && !marker {
+		// The object is the prefix itself with a trailing slash ("dir/"), or
+		// an empty relative name: only a folder marker can be that.
+		return object{}, false, nil
+	}
+	o := object{key: lo.Key, path: filepath.Join(dst, filepath.FromSlash(clean)), size: lo.Size, modTime: lo.ModTime, md5: lo.MD5, marker: marker}
+	if d.opts.Provider != nil {
+		o.crc, o.hasCRC = d.opts.Provider.CRC32C(lo.As)
+	}
+	return o, true, nil
+}
+
+// fetch brings one object to its local path, unless it is already there.
+func (d *downloader) fetch(ctx context.Context, o object) error {
+	if o.marker {
+		return d.makeDir(o)
+	}
+	if d.opts.beforeObject != nil {
+		d.opts.beforeObject(o.key)
+	}
+	if same, err := d.upToDate(o); err != nil {
+		return err
+	} else if same {
+		d.skipped.Add(1)
+		return nil
+	}
+	if err := d.reserve(o); err != nil {
+		return err
+	}
+	err := d.download(ctx, o)
+	var me *mismatchError
+	if errors.As(err, &me) {
+		// Once more, from fresh attributes: the object may have been replaced
+		// after it was listed.
+		d.retries.Add(1)
+		d.opts.Log.Warn("checksum mismatch, downloading again", "key", o.key, "error", me.Error())
+		if err = d.refresh(ctx, &o); err == nil {
+			err = d.download(ctx, o)
+		}
+		if errors.As(err, &me) {
+			return fault.New(fault.Integrity, "%s: object %q: %v, twice; the store returned corrupt data, run again or check the object", d.opts.Conn, o.key, me)
+		}
+	}
+	return err
+}
+
+func (d *downloader) makeDir(o object) error {
+	if err := os.MkdirAll(o.path, 0o755); err != nil {
+		return d.conflictOrLocal(o, err)
+	}
+	d.dirs.Add(1)
+	return nil
+}
+
+// upToDate compares the local file with the object: size and modification
+// time (to the second), or the hash with --checksum.
+func (d *downloader) upToDate(o object) (bool, error) {
+	st, err := os.Lstat(o.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return false, nil
+		}
+		return false, d.localFault(err)
+	}
+	if st.IsDir() {
+		return false, fault.New(fault.Usage, "%s: object %q would replace the folder %s: the key is both an object and a \"folder\" prefix in the bucket (or the folder was there before); remove one of them", d.opts.Conn, o.key, o.path)
+	}
+	if !st.Mode().IsRegular() || st.Size() != o.size {
+		return false, nil
+	}
+	if !d.opts.Checksum || (o.md5 == nil && !o.hasCRC) {
+		return st.ModTime().Unix() == o.modTime.Unix(), nil
+	}
+	f, err := os.Open(o.path)
+	if err != nil {
+		return false, d.localFault(err)
+	}
+	defer f.Close()
+	h := newVerifier(o)
+	if _, err := io.Copy(h, f); err != nil {
+		return false, d.localFault(err)
+	}
+	return h.check() == nil, nil
+}
+
+// reserve counts o's bytes against the free space measured at the start,
+// so a download that cannot fit stops before the disk is full.
+func (d *downloader) reserve(o object) error {
+	if d.free == 0 {
+		return nil
+	}
+	if total := d.reserved.Add(o.size); uint64(total) > d.free {
+		return fault.New(fault.LocalDisk, "%s: not enough space at %s: the download needs more than %d bytes, %d were free; give the volume more room or download fewer paths", d.opts.Conn, d.root, total, d.free)
+	}
+	return nil
+}
+
+// refresh reloads o's attributes.
+func (d *downloader) refresh(ctx context.Context, o *object) error {
+	var attrs *blob.Attributes
+	err := d.retry.do(ctx, "HEAD "+o.key, func() (err error) {
+		attrs, err = d.b.Attributes(ctx, o.key)
+		return err
+	})
+	if err != nil {
+		return d.remoteFault(err, "object %q", o.key)
+	}
+	o.size, o.modTime, o.md5 = attrs.Size, attrs.ModTime, attrs.MD5
+	if d.opts.Provider != nil {
+		o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
+	}
+	return nil
+}
+
+func (d *downloader) download(ctx context.Context, o object) error {
+	if o.size >= d.opts.LargeObject {
+		return d.downloadRanges(ctx, o)
+	}
+	return d.downloadWhole(ctx, o)
+}
+
+// downloadWhole streams a small object into a temporary file while hashing it.
+func (d *downloader) downloadWhole(ctx context.Context, o object) error {
+	var modTime time.Time
+	f, err := d.create(o)
+	if err != nil {
+		return err
+	}
+	defer cleanup(f)
+	err = d.retry.do(ctx, "GET "+o.key, func() error {
+		d.streams <- struct{}{}
+		defer func() { <-d.streams }()
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return local(err)
+		}
+		if err := f.Truncate(0); err != nil {
+			return local(err)
+		}
+		r, err := d.b.NewReader(ctx, o.key, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		modTime = r.ModTime()
+		h := newVerifier(o)
+		n, err := copyCounted(io.MultiWriter(f, h), r, &d.prog.live)
+		if err != nil {
+			return err
+		}
+		if n != r.Size() {
+			return fmt.Errorf("read %d bytes of %d: %w", n, r.Size(), io.ErrUnexpectedEOF)
+		}
+		o.size = n
+		return h.check()
+	})
+	if err != nil {
+		return d.remoteFault(err, "object %q", o.key)
+	}
+	return d.publish(f, o, modTime)
+}
+
+// downloadRanges reads a large object as parallel ranges pinned to one
+// version and written at their offsets, then verifies the whole file.
+func (d *downloader) downloadRanges(ctx context.Context, o object) error {
+	for restart := 0; ; restart++ {
+		err := d.downloadRangesOnce(ctx, o)
+		if err == nil || gcerrors.Code(err) != gcerrors.FailedPrecondition || restart >= 2 {
+			return err
+		}
+		// The object was replaced between ranges: start over with the new version.
+		d.retries.Add(1)
+		d.opts.Log.Warn("object changed during the download, starting over", "key", o.key)
+		if err := d.refresh(ctx, &o); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
+	var attrs *blob.Attributes
+	err := d.retry.do(ctx, "HEAD "+o.key, func() (err error) {
+		attrs, err = d.b.Attributes(ctx, o.key)
+		return err
+	})
+	if err != nil {
+		return d.remoteFault(err, "object %q", o.key)
+	}
+	if attrs.Size != o.size {
+		o.size, o.md5 = attrs.Size, attrs.MD5
+		if d.opts.Provider != nil {
+			o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
+		}
+	}
+	var pin func(func(any) bool) error
+	if d.opts.Provider != nil {
+		pin = d.opts.Provider.PinVersion(attrs)
+	}
+	f, err := d.create(o)
+	if err != nil {
+		return err
+	}
+	defer cleanup(f)
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, o.size); err != nil {
+		if err := f.Truncate(o.size); err != nil {
+			return d.localFault(err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for off := int64(0); off < o.size; off += d.opts.PartSize {
+		n := min(d.opts.PartSize, o.size-off)
+		select {
+		case d.streams <- struct{}{}:
+		case <-gctx.Done():
+			return d.partsDone(g, o)
+		}
+		g.Go(func() error {
+			defer func() { <-d.streams }()
+			return d.retry.do(gctx, fmt.Sprintf("GET %s bytes %d-%d", o.key, off, off+n-1), func() error {
+				r, err := d.b.NewRangeReader(gctx, o.key, off, n, &blob.ReaderOptions{BeforeRead: pin})
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				w := io.NewOffsetWriter(f, off)
+				got, err := copyCounted(w, r, &d.prog.live)
+				if err != nil {
+					return err
+				}
+				if got != n {
+					return fmt.Errorf("range at %d: %d bytes, expected %d: %w", off, got, n, io.ErrUnexpectedEOF)
+				}
+				return nil
+			})
+		})
+	}
+	if err := d.partsDone(g, o); err != nil {
+		return err
+	}
+	if o.md5 != nil || o.hasCRC {
+		h := newVerifier(o)
+		if _, err := io.Copy(h, io.NewSectionReader(f, 0, o.size)); err != nil {
+			return d.localFault(err)
+		}
+		if err := h.check(); err != nil {
+			return err
+		}
+	}
+	return d.publish(f, o, attrs.ModTime)
+}
+
+func (d *downloader) partsDone(g *errgroup.Group, o object) error {
+	if err := g.Wait(); err != nil {
+		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+			return err
+		}
+		return d.remoteFault(err, "object %q", o.key)
+	}
+	return nil
+}
+
+// create opens a temporary file in o's folder.
+func (d *downloader) create(o object) (*os.File, error) {
+	f, err := fsutil.CreateTemp(o.path)
+	if err != nil {
+		return nil, d.conflictOrLocal(o, err)
+	}
+	return f, nil
+}
+
+// publish gives the file the object's modification time and renames it into place.
+func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
+	if modTime.IsZero() {
+		modTime = o.modTime
+	}
+	if err := fsutil.Publish(f, o.path, fsutil.FileMeta{Mode: 0o644, ModTime: modTime}); err != nil {
+		return d.conflictOrLocal(o, err)
+	}
+	d.files.Add(1)
+	d.bytes.Add(o.size)
+	return nil
+}
+
+// cleanup closes and removes a temporary file that was not published.
+func cleanup(f *os.File) {
+	f.Close()
+	if _, err := os.Lstat(f.Name()); err == nil {
+		os.Remove(f.Name())
+	}
+}
+
+// conflictOrLocal names the key conflict behind ENOTDIR/EISDIR errors, or
+// classifies a local failure.
+func (d *downloader) conflictOrLocal(o object, err error) error {
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) {
+		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is both a file and a folder (the bucket has both \"a\" and \"a/…\" keys, or the local folder holds a file or folder of that name); remove one of them", d.opts.Conn, o.key, o.path)
+	}
+	return d.localFault(err)
+}
+
+func (d *downloader) localFault(err error) error {
+	c := fault.ClassOf(fault.FromSystem(err))
+	switch c {
+	case fault.LocalDisk:
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return fault.New(c, "%s: the disk at %s is full: %w; give the volume more room or download fewer paths", d.opts.Conn, d.root, err)
+		}
+		return fault.New(c, "%s: cannot write to %s: %w; mount it read-write", d.opts.Conn, d.root, err)
+	case fault.Auth:
+		return fault.New(fault.LocalDisk, "%s: cannot write to %s: %w; fix its permissions (fsGroup, runAsUser)", d.opts.Conn, d.root, err)
+	}
+	return fault.Wrap(c, fmt.Errorf("%s: %w", d.opts.Conn, err))
+}
+
+// remoteFault classifies a store error and names what was being done.
+func (d *downloader) remoteFault(err error, format string, args ...any) error {
+	var le *localError
+	if errors.As(err, &le) {
+		return d.localFault(le.err)
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Class != fault.Transient {
+		return err
+	}
+	var me *mismatchError
+	if errors.As(err, &me) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	what := fmt.Sprintf(format, args...)
+	c := d.opts.Classify(err)
+	if errors.As(err, &fe) {
+		c = fe.Class
+	}
+	switch c {
+	case fault.NotFound:
+		return fault.New(c, "%s: %s not found: %w; check the bucket and prefix in schema.bucket and --paths", d.opts.Conn, what, err)
+	case fault.Auth:
+		return fault.New(c, "%s: %s: access denied: %w; check the connection's credentials (secret) and their permissions on the bucket", d.opts.Conn, what, err)
+	case fault.Transient:
+		return fault.New(c, "%s: %s: the store did not answer: %w; it may be down or unreachable, try again later", d.opts.Conn, what, err)
+	}
+	return fault.Wrap(c, fmt.Errorf("%s: %s: %w", d.opts.Conn, what, err))
+}
+
+// verifier hashes what it is written and checks the object's checksums.
+type verifier struct {
+	o   object
+	md5 hash.Hash
+	crc hash.Hash32
+}
+
+func newVerifier(o object) *verifier {
+	v := &verifier{o: o}
+	if o.md5 != nil {
+		v.md5 = md5.New()
+	} else if o.hasCRC {
+		v.crc = crc32.New(crcTable)
+	}
+	return v
+}
+
+func (v *verifier) Write(p []byte) (int, error) {
+	if v.md5 != nil {
+		v.md5.Write(p)
+	}
+	if v.crc != nil {
+		v.crc.Write(p)
+	}
+	return len(p), nil
+}
+
+func (v *verifier) check() error {
+	if v.md5 != nil {
+		if got := v.md5.Sum(nil); !bytes.Equal(got, v.o.md5) {
+			return &mismatchError{fmt.Sprintf("MD5 %s, expected %s", hex.EncodeToString(got), hex.EncodeToString(v.o.md5))}
+		}
+	}
+	if v.crc != nil {
+		if got := v.crc.Sum32(); got != v.o.crc {
+			return &mismatchError{fmt.Sprintf("CRC32C %08x, expected %08x", got, v.o.crc)}
+		}
+	}
+	return nil
+}
+
+type mismatchError struct{ msg string }
+
+func (e *mismatchError) Error() string { return "checksum mismatch: " + e.msg }
+
+// copyCounted copies r to w with a large buffer, adding to live as it goes.
+func copyCounted(w io.Writer, r io.Reader, live *atomic.Int64) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, local(werr)
+			}
+			n += int64(m)
+			live.Add(int64(m))
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}

@@ -1,0 +1,301 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+)
+
+func put(t *testing.T, b *blob.Bucket, key string, data []byte) {
+	t.Helper()
+	if err := b.WriteAll(context.Background(), key, data, nil); err != nil {
+		t.Fatalf("put %q: %v", key, err)
+	}
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+var whole = []Selection{{Dir: true}}
+
+func testOpts() Options {
+	return Options{Workers: 4, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond}
+}
+
+func TestDownloadTree(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	files := map[string][]byte{
+		"data/a.txt":                []byte("alpha"),
+		"data/nested/deep/b.csv":    []byte("1,2,3\n"),
+		"data/ünïcødé/ファイル.txt":     []byte("unicode"),
+		"data/with space/a b c.txt": []byte("spaces"),
+		"data/empty":                nil,
+		"other/not-selected":        []byte("x"),
+	}
+	for k, v := range files {
+		put(t, b, k, v)
+	}
+	put(t, b, "data/folder/", nil) // a folder marker
+	dst := t.TempDir()
+	st, err := Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 5 || st.Dirs != 1 || st.Skipped != 0 || st.Bytes != 5+6+7+6 {
+		t.Errorf("stats = %+v", st)
+	}
+	for k, v := range files {
+		if strings.HasPrefix(k, "other/") {
+			continue
+		}
+		p := filepath.Join(dst, strings.TrimPrefix(k, "data/"))
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, v) {
+			t.Errorf("%s: %q, %v", k, got, err)
+		}
+		attrs, _ := b.Attributes(context.Background(), k)
+		if fi, _ := os.Stat(p); fi.ModTime().Unix() != attrs.ModTime.Unix() {
+			t.Errorf("%s: mtime %v, object %v", k, fi.ModTime(), attrs.ModTime)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "folder")); err != nil || !fi.IsDir() {
+		t.Errorf("folder marker: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "not-selected")); err == nil {
+		t.Error("object outside the prefix downloaded")
+	}
+
+	// A re-run downloads nothing.
+	st, err = Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, testOpts())
+	if err != nil || st.Files != 0 || st.Skipped != 5 {
+		t.Errorf("re-run: %+v, %v", st, err)
+	}
+	// A changed object is downloaded again, with --checksum too.
+	time.Sleep(1100 * time.Millisecond) // object modification times have a one-second grain
+	put(t, b, "data/a.txt", []byte("ALPHA"))
+	for _, checksum := range []bool{false, true} {
+		o := testOpts()
+		o.Checksum = checksum
+		st, err = Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int64{false: 1, true: 0}[checksum]; st.Files != want {
+			t.Errorf("checksum=%v: %d files downloaded, want %d", checksum, st.Files, want)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "ALPHA" {
+		t.Errorf("changed object: %q", got)
+	}
+	// With --checksum, same size and time but different content is caught.
+	os.WriteFile(filepath.Join(dst, "a.txt"), []byte("alpha"), 0o644)
+	attrs, _ := b.Attributes(context.Background(), "data/a.txt")
+	os.Chtimes(filepath.Join(dst, "a.txt"), attrs.ModTime, attrs.ModTime)
+	o := testOpts()
+	o.Checksum = true
+	if st, err = Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, o); err != nil || st.Files != 1 {
+		t.Errorf("--checksum: %+v, %v", st, err)
+	}
+	assertNoTemps(t, dst)
+}
+
+func TestDownloadSelections(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "p/models/m.bin", []byte("model"))
+	put(t, b, "p/models/cfg.json", []byte("{}"))
+	put(t, b, "p/data/x", []byte("x"))
+	put(t, b, "p/readme", []byte("hi"))
+	dst := t.TempDir()
+	sels := []Selection{
+		{Key: "p/models", Dst: "weights", Dir: true},
+		{Key: "p/readme", Dst: "docs/README"},
+	}
+	st, err := Download(context.Background(), b, sels, dst, testOpts())
+	if err != nil || st.Files != 3 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	for p, want := range map[string]string{"weights/m.bin": "model", "weights/cfg.json": "{}", "docs/README": "hi"} {
+		if got, _ := os.ReadFile(filepath.Join(dst, p)); string(got) != want {
+			t.Errorf("%s = %q", p, got)
+		}
+	}
+	_, err = Download(context.Background(), b, []Selection{{Key: "p/missing"}}, dst, testOpts())
+	if fault.ClassOf(err) != fault.NotFound || !strings.Contains(err.Error(), `"p/missing"`) {
+		t.Errorf("missing object: %v", err)
+	}
+}
+
+func TestDownloadLargeObjectInRanges(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	data := randomBytes(5<<20+123, 1)
+	put(t, b, "big.bin", data)
+	dst := t.TempDir()
+	o := testOpts()
+	o.PartSize, o.LargeObject = 256<<10, 1<<20
+	st, err := Download(context.Background(), b, whole, dst, o)
+	if err != nil || st.Files != 1 || st.Bytes != int64(len(data)) {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dst, "big.bin"))
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Error("large object differs")
+	}
+}
+
+func TestDownloadRefusesTraversalKeys(t *testing.T) {
+	for _, key := range []string{"../evil.txt", "a/../../evil.txt", "/abs/evil.txt", `a\..\..\evil.txt`} {
+		b := memblob.OpenBucket(nil)
+		put(t, b, "a/good.txt", []byte("good"))
+		put(t, b, key, []byte("evil"))
+		base := t.TempDir()
+		dst := filepath.Join(base, "target")
+		_, err := Download(context.Background(), b, whole, dst, testOpts())
+		if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), fmt.Sprintf("%q", key)) {
+			t.Errorf("key %q: %v", key, err)
+		}
+		filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.Contains(d.Name(), "evil") {
+				t.Errorf("key %q: %s written", key, p)
+			}
+			return nil
+		})
+	}
+}
+
+func TestDownloadReportsKeyConflicts(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "a", []byte("file"))
+	put(t, b, "a/b", []byte("child"))
+	_, err := Download(context.Background(), b, whole, t.TempDir(), testOpts())
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "both") {
+		t.Errorf("conflict: %v", err)
+	}
+}
+
+func TestDownloadChecksumMismatch(t *testing.T) {
+	dir := t.TempDir()
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, b, "f.bin", []byte("the real content"))
+	// Corrupt the stored bytes behind the recorded MD5 (same size).
+	if err := os.WriteFile(filepath.Join(dir, "f.bin"), []byte("the fake content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, large := range []bool{false, true} {
+		dst := t.TempDir()
+		o := testOpts()
+		if large {
+			o.PartSize, o.LargeObject = 4, 4
+		}
+		_, err = Download(context.Background(), b, whole, dst, o)
+		if fault.ClassOf(err) != fault.Integrity || !strings.Contains(err.Error(), "MD5") {
+			t.Errorf("large=%v: %v", large, err)
+		}
+		if _, err := os.Stat(filepath.Join(dst, "f.bin")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("large=%v: corrupt file published", large)
+		}
+		assertNoTemps(t, dst)
+	}
+}
+
+func TestDownloadCancelled(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	for i := range 100 {
+		put(t, b, fmt.Sprintf("f%03d", i), randomBytes(32<<10, uint64(i)))
+	}
+	dst := t.TempDir()
+	os.WriteFile(filepath.Join(dst, fsutil.TempPrefix+"stale"), []byte("old run"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int32
+	o := testOpts()
+	o.beforeObject = func(string) {
+		if n.Add(1) == 10 {
+			cancel()
+		}
+	}
+	st, err := Download(ctx, b, whole, dst, o)
+	if fault.ClassOf(err) != fault.Interrupted {
+		t.Fatalf("err = %v", err)
+	}
+	if st.Files >= 100 {
+		t.Errorf("everything downloaded: %+v", st)
+	}
+	assertNoTemps(t, dst)
+}
+
+func TestDownloadChecksFreeSpace(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "a", randomBytes(3000, 1))
+	put(t, b, "b", randomBytes(3000, 2))
+	o := testOpts()
+	o.freeBytes = 4000
+	o.Workers = 1
+	_, err := Download(context.Background(), b, whole, t.TempDir(), o)
+	if fault.ClassOf(err) != fault.LocalDisk || !strings.Contains(err.Error(), "not enough space") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRetrier(t *testing.T) {
+	var retries atomic.Int64
+	o := testOpts()
+	o.defaults()
+	r := &retrier{opts: &o, retries: &retries}
+	calls := 0
+	err := r.do(context.Background(), "GET x", func() error {
+		calls++
+		if calls < 3 {
+			return syscall.ECONNRESET
+		}
+		return nil
+	})
+	if err != nil || calls != 3 || retries.Load() != 2 {
+		t.Errorf("flaky: %v, %d calls", err, calls)
+	}
+	calls = 0
+	err = r.do(context.Background(), "GET x", func() error { calls++; return syscall.ECONNREFUSED })
+	if fault.ClassOf(err) != fault.Transient || calls != o.Retries+1 || !strings.Contains(err.Error(), "gave up after 6 attempts") {
+		t.Errorf("exhausted: %v, %d calls", err, calls)
+	}
+	calls = 0
+	err = r.do(context.Background(), "GET x", func() error { calls++; return local(syscall.ENOSPC) })
+	if calls != 1 || fault.ClassOf(err) == fault.Transient {
+		t.Errorf("local errors are not retried: %v, %d calls", err, calls)
+	}
+}
+
+func assertNoTemps(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,129 @@
+// Package transfer is the one copy engine between a *blob.Bucket and a local
+// folder, in both directions. It knows nothing of the provider behind the
+// bucket: what the portable API lacks comes through a Provider.
+//
+// A download streams the listing page by page into a bounded pipeline
+// (list → plan → workers), so memory does not grow with the number of
+// objects. Each file goes to a temporary name in its target folder, is
+// verified (size, MD5 or CRC32C where the store keeps one), gets the
+// object's modification time, and is renamed into place; large objects are
+// read as parallel ranges pinned to one object version. The file system is
+// synced once at the end.
+package transfer
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"syscall"
+	"time"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/initializer/initializer/fault"
+)
+
+// Options tune a transfer. The zero value is usable.
+type Options struct {
+	Workers     int           // objects transferred in parallel, and the bound on open streams; 0 means 16
+	PartSize    int64         // size of each ranged read of a large object; 0 means 16 MiB
+	LargeObject int64         // objects at least this big are read as parallel ranges; 0 means 64 MiB
+	Checksum    bool          // re-runs compare hashes, not size and modification time
+	Retries     int           // retries of each request after the first try; 0 means 5, negative none
+	BackoffBase time.Duration // first retry delay; 0 means 200 ms (doubles, with jitter)
+	BackoffMax  time.Duration // longest retry delay; 0 means 5 s
+	PageSize    int           // listing page size; 0 means 1000
+
+	Provider Provider                // provider extras; may be nil
+	Classify func(error) fault.Class // the store's error classes; nil means gcerrors codes only
+	Log      *slog.Logger            // step and progress lines; nil discards
+	Progress time.Duration           // how often a progress line is logged; 0 means 5 s
+	Terminal io.Writer               // when set, a live progress bar is drawn there
+	Conn     string                  // names the connection in errors
+
+	beforeObject func(key string) // test hook: called as each object's download starts
+	freeBytes    uint64           // test hook: free space to assume at the target
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = 16 << 20
+	}
+	if o.LargeObject <= 0 {
+		o.LargeObject = 64 << 20
+	}
+	if o.LargeObject < o.PartSize {
+		o.LargeObject = o.PartSize
+	}
+	if o.Retries == 0 {
+		o.Retries = 5
+	} else if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = 200 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 5 * time.Second
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 1000
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress <= 0 {
+		o.Progress = 5 * time.Second
+	}
+	if o.Classify == nil {
+		o.Classify = ClassifyCode
+	}
+}
+
+// Stats count what a transfer did.
+type Stats struct {
+	Objects  int64         `json:"objects"` // objects listed or named
+	Files    int64         `json:"files"`   // files written
+	Bytes    int64         `json:"bytes"`   // bytes written
+	Skipped  int64         `json:"skipped"` // files already up to date
+	Dirs     int64         `json:"dirs"`    // folder markers turned into folders
+	Retries  int64         `json:"retries"` // requests tried again
+	Duration time.Duration `json:"-"`
+}
+
+// ClassifyCode maps a store error to an exit class through gcerrors codes and
+// common network failures.
+func ClassifyCode(err error) fault.Class {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe.Class
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return fault.NotFound
+	case gcerrors.PermissionDenied:
+		return fault.Auth
+	case gcerrors.InvalidArgument, gcerrors.Unimplemented:
+		return fault.Usage
+	case gcerrors.FailedPrecondition:
+		return fault.Integrity
+	case gcerrors.Canceled:
+		return fault.Interrupted
+	case gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
+		return fault.Transient
+	}
+	if isNetwork(err) {
+		return fault.Transient
+	}
+	return fault.Internal
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
