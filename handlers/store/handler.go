@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"gocloud.dev/gcerrors"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/transfer"
+)
+
+// Kinds are the connection kinds this handler serves.
+var Kinds = []connections.Kind{connections.S3, connections.GCS, connections.WASB}
+
+// Handler downloads from s3, gcs and wasb connections into --path.
+type Handler struct {
+	files    []string
+	dirs     []string
+	checksum bool
+	retries  int
+	partMiB  int64
+}
+
+// New returns the object-store handler.
+func New() *Handler { return &Handler{} }
+
+// Flags adds the object-store flags.
+func (h *Handler) Flags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&h.files, "files", nil, "object-store: files to take, each src or src:dst relative to the bucket prefix")
+	fs.StringSliceVar(&h.dirs, "dirs", nil, "object-store: folders (key prefixes) to take, each src or src:dst relative to the bucket prefix")
+	fs.BoolVar(&h.checksum, "checksum", false, "object-store: on re-runs, compare hashes instead of size and modification time")
+	fs.IntVar(&h.retries, "retries", 5, "object-store: retries of each request before giving up (exit 5)")
+	fs.Int64Var(&h.partMiB, "part-size", 16, "object-store: size in MiB of the parallel ranged reads of large objects")
+}
+
+// Check proves the credentials and that the bucket and prefix are listable.
+func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
+	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if err := s.Check(ctx); err != nil {
+		return nil, err
+	}
+	req.Log.Info("bucket checked", "url", s.URL)
+	return &handlers.Result{
+		Summary: fmt.Sprintf("%s: %s is reachable and listable with the given credentials", req.Conn, s.URL),
+		Details: map[string]any{"url": s.URL},
+	}, nil
+}
+
+// Run downloads the bucket prefix (or the selected files and folders) into --path.
+func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
+	if req.Path == "" {
+		return nil, fault.New(fault.Usage, "%s: --path is required: the folder to download into", req.Conn)
+	}
+	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	root, sels, err := h.selections(ctx, s, req)
+	if err != nil {
+		return nil, err
+	}
+	opts := transfer.Options{
+		Workers:  workers(req),
+		PartSize: h.partMiB << 20,
+		Checksum: h.checksum,
+		Retries:  h.retries,
+		Provider: s.Provider,
+		Classify: Classify,
+		Log:      req.Log,
+		Conn:     req.Conn.String(),
+	}
+	if h.retries == 0 {
+		opts.Retries = -1
+	}
+	if isTerminal(os.Stderr) {
+		opts.Terminal = os.Stderr
+	}
+	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
+	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &handlers.Result{
+		Summary: fmt.Sprintf("%s: downloaded %d files (%d bytes) from %s to %s in %.1fs, %d already up to date",
+			req.Conn, st.Files, st.Bytes, s.URL, req.Path, st.Duration.Seconds(), st.Skipped),
+		Path:    req.Path,
+		Files:   st.Files,
+		Bytes:   st.Bytes,
+		Skipped: st.Skipped,
+		Details: map[string]any{"url": s.URL, "objects": st.Objects, "retries": st.Retries, "dirs": st.Dirs, "transferSeconds": st.Duration.Seconds()},
+	}, nil
+}
+
+func workers(req *handlers.Request) int {
+	if req.Workers > 0 {
+		return req.Workers
+	}
+	return 16
+}
+
+// selections turns the prefix and --files/--dirs/--paths into what to
+// download, and the folder they are relative to.
+func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Request) (string, []transfer.Selection, error) {
+	files, err := handlers.ParseMappings(h.files)
+	if err != nil {
+		return "", nil, err
+	}
+	dirs, err := handlers.ParseMappings(h.dirs)
+	if err != nil {
+		return "", nil, err
+	}
+	var sels []transfer.Selection
+	for _, m := range files {
+		if m.Src == "" {
+			return "", nil, fault.New(fault.Usage, "%s: --files needs a file name relative to %s", req.Conn, s.URL)
+		}
+		sels = append(sels, transfer.Selection{Key: join(s.Prefix, m.Src), Dst: m.Dst})
+	}
+	for _, m := range dirs {
+		sels = append(sels, transfer.Selection{Key: join(s.Prefix, m.Src), Dst: m.Dst, Dir: true})
+	}
+	for _, m := range req.Paths {
+		isFile, err := s.isObject(ctx, join(s.Prefix, m.Src))
+		if err != nil {
+			return "", nil, err
+		}
+		sels = append(sels, transfer.Selection{Key: join(s.Prefix, m.Src), Dst: m.Dst, Dir: !isFile})
+	}
+	if len(sels) > 0 {
+		return req.Path, sels, nil
+	}
+	// The whole prefix, or the single object it names.
+	if s.Prefix != "" {
+		isFile, err := s.isObject(ctx, s.Prefix)
+		if err != nil {
+			return "", nil, err
+		}
+		if isFile {
+			if st, err := os.Stat(req.Path); (err == nil && st.IsDir()) || strings.HasSuffix(req.Path, "/") {
+				return req.Path, []transfer.Selection{{Key: s.Prefix, Dst: path.Base(s.Prefix)}}, nil
+			}
+			return filepath.Dir(filepath.Clean(req.Path)), []transfer.Selection{{Key: s.Prefix, Dst: filepath.Base(req.Path)}}, nil
+		}
+	}
+	return req.Path, []transfer.Selection{{Key: s.Prefix, Dir: true}}, nil
+}
+
+// isObject reports whether key names an object (rather than a prefix).
+func (s *Store) isObject(ctx context.Context, key string) (bool, error) {
+	_, err := s.Bucket.Attributes(ctx, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		return false, nil
+	case errors.Is(err, context.Canceled):
+		return false, err
+	}
+	return false, fault.Wrap(Classify(err), fmt.Errorf("%s: cannot read %q: %w", s.URL, key, err))
+}
+
+func join(prefix, rel string) string {
+	switch {
+	case prefix == "":
+		return rel
+	case rel == "":
+		return prefix
+	}
+	return prefix + "/" + rel
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
