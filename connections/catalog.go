@@ -250,4 +250,3 @@ func IsValidation(err error) bool {
 	var ve *ValidationError
 	return errors.As(err, &ve)
 }
-
