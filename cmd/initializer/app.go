@@ -20,6 +20,7 @@ import (
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/handlers/git"
 	"github.com/initializer/initializer/handlers/mount"
 	"github.com/initializer/initializer/secret"
 )
@@ -41,6 +42,7 @@ func versionString() string {
 func builtins() *handlers.Registry {
 	r := handlers.NewRegistry()
 	r.Register(mount.Handler{}, mount.Kinds...)
+	r.Register(git.New(), git.Kinds...)
 	return r
 }
 

@@ -1,0 +1,385 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/secret"
+)
+
+// cliEngine runs the git CLI. Credentials reach git only through the
+// environment of its processes: a credential helper (set with
+// GIT_CONFIG_COUNT/KEY/VALUE, scoped to the remote's scheme://host) that
+// prints them from variables, or GIT_SSH_COMMAND with a private copy of the
+// key. They are never in argv, in .git/config or in the URL.
+type cliEngine struct {
+	git     string
+	url     remote
+	env     []string
+	private string // private folder for the key copy and helper scripts
+	log     func(msg string, args ...any)
+}
+
+func newCLI(req *handlers.Request, sp *spec) (*cliEngine, error) {
+	e := &cliEngine{git: sp.gitPath, url: sp.fetch, log: req.Log.Debug}
+	env := []string{
+		"GIT_TERMINAL_PROMPT=0", // fail instead of prompting for credentials
+		"GCM_INTERACTIVE=never",
+		"GIT_ASKPASS=",
+		"SSH_ASKPASS=",
+		"LC_ALL=C", // messages in English, which classify() reads
+		"LANGUAGE=",
+		"GIT_PROTOCOL_FROM_USER=0",
+	}
+	var config [][2]string
+	a := sp.auth
+	switch a.kind {
+	case authBasic, authStore:
+		scope := sp.fetch.credentialScope()
+		// An empty helper first resets the helpers of the system and user
+		// configuration, so theirs cannot answer in place of ours.
+		config = append(config, [2]string{"credential." + scope + ".helper", ""})
+		if a.kind == authBasic {
+			config = append(config, [2]string{"credential." + scope + ".helper",
+				`!f() { test "$1" = get || exit 0; echo "username=$INITIALIZER_GIT_USERNAME"; echo "password=$INITIALIZER_GIT_PASSWORD"; }; f`})
+			env = append(env, "INITIALIZER_GIT_USERNAME="+a.user.Reveal(), "INITIALIZER_GIT_PASSWORD="+a.pass.Reveal())
+		} else {
+			// Read-only use of the store: git would otherwise rewrite it.
+			config = append(config, [2]string{"credential." + scope + ".helper",
+				`!f() { test "$1" = get || exit 0; git credential-store --file="$INITIALIZER_GIT_CREDENTIALS_STORE" get; }; f`})
+			env = append(env, "INITIALIZER_GIT_CREDENTIALS_STORE="+a.store)
+		}
+	case authSSH:
+		cmd, sshEnv, err := e.sshCommand(a)
+		if err != nil {
+			e.close()
+			return nil, fault.Wrap(fault.ClassOf(err), fmt.Errorf("%s: %w", req.Conn, err))
+		}
+		env = append(env, "GIT_SSH_COMMAND="+cmd, "GIT_SSH_VARIANT=ssh")
+		env = append(env, sshEnv...)
+	}
+	e.env = append(cleanEnv(os.Environ()), env...)
+	e.env = append(e.env, configEnv(os.Getenv("GIT_CONFIG_COUNT"), config)...)
+	return e, nil
+}
+
+// cleanEnv drops from the inherited environment what would change git's
+// behaviour under us.
+func cleanEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_SSH_COMMAND", "GIT_SSH",
+			"GIT_TERMINAL_PROMPT", "GIT_ASKPASS", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "LC_ALL", "LANGUAGE":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// configEnv returns the GIT_CONFIG_COUNT/KEY_n/VALUE_n variables that add
+// config to every git command, after any the environment already gives.
+func configEnv(existing string, config [][2]string) []string {
+	n, _ := strconv.Atoi(existing)
+	if len(config) == 0 {
+		return nil
+	}
+	var out []string
+	for i, kv := range config {
+		out = append(out, fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", n+i, kv[0]), fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", n+i, kv[1]))
+	}
+	return append(out, fmt.Sprintf("GIT_CONFIG_COUNT=%d", n+len(config)))
+}
+
+// sshCommand writes the key (0600: ssh refuses keys others can read, and a
+// mounted secret is usually 0644) and, for a passphrase, an askpass helper
+// into a private folder, and returns the GIT_SSH_COMMAND.
+func (e *cliEngine) sshCommand(a *auth) (string, []string, error) {
+	args := []string{"ssh", "-o", "LogLevel=ERROR", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"}
+	var env []string
+	if a.key != nil || a.passphrase.Reveal() != "" {
+		dir, err := os.MkdirTemp("", "initializer-git-")
+		if err != nil {
+			return "", nil, fault.FromSystem(err)
+		}
+		e.private = dir
+	}
+	if a.key != nil {
+		p := filepath.Join(e.private, "key")
+		if err := os.WriteFile(p, a.key, 0o600); err != nil {
+			return "", nil, fault.FromSystem(err)
+		}
+		args = append(args, "-i", shellQuote(p), "-o", "IdentitiesOnly=yes")
+	}
+	if pass := a.passphrase.Reveal(); pass != "" {
+		p := filepath.Join(e.private, "askpass")
+		if err := os.WriteFile(p, []byte("#!/bin/sh\nprintf '%s\\n' \"$INITIALIZER_SSH_PASSPHRASE\"\n"), 0o700); err != nil {
+			return "", nil, fault.FromSystem(err)
+		}
+		env = append(env, "SSH_ASKPASS="+p, "SSH_ASKPASS_REQUIRE=force", "INITIALIZER_SSH_PASSPHRASE="+pass)
+		args = append(args, "-o", "NumberOfPasswordPrompts=1")
+	} else {
+		args = append(args, "-o", "BatchMode=yes")
+	}
+	if len(a.knownHosts) > 0 {
+		q := make([]string, len(a.knownHosts))
+		for i, f := range a.knownHosts {
+			q[i] = f
+		}
+		args = append(args, "-o", shellQuote("UserKnownHostsFile="+strings.Join(q, " ")), "-o", "StrictHostKeyChecking=yes")
+	} else {
+		// Upstream's behaviour: accept any host key (the driver warns).
+		args = append(args, "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no")
+	}
+	return strings.Join(args, " "), env, nil
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (e *cliEngine) name() string { return EngineCLI }
+
+func (e *cliEngine) close() {
+	if e.private != "" {
+		os.RemoveAll(e.private)
+	}
+}
+
+// run runs git with args in dir and returns its standard output. A failure
+// becomes a classified error carrying git's last lines of stderr.
+func (e *cliEngine) run(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, e.git, args...)
+	cmd.Dir = dir
+	cmd.Env = e.env
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	e.log("git", "args", strings.Join(args, " "), "seconds", time.Since(start).Seconds(), "ok", err == nil)
+	if err == nil {
+		return stdout.String(), nil
+	}
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	msg := lastLines(secret.Scrub(stderr.String()), 6)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return "", fault.New(fault.Internal, "git %s: %v", args[0], err)
+	}
+	return "", fault.New(classify(msg), "git %s (%s): %s", args[0], e.url, msg)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	var kept []string
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "hint:") {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	if len(kept) > n {
+		kept = kept[len(kept)-n:]
+	}
+	if len(kept) == 0 {
+		return "failed without a message"
+	}
+	return strings.Join(kept, " / ")
+}
+
+// classify maps git's (and ssh's, and curl's) messages to exit classes.
+func classify(msg string) fault.Class {
+	m := strings.ToLower(msg)
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(m, s) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("no space left on device", "disk quota exceeded", "read-only file system"):
+		return fault.LocalDisk
+	case has("authentication failed", "could not read username", "could not read password",
+		"permission denied (publickey", "permission denied, please try again", "host key verification failed",
+		"returned error: 401", "returned error: 403", "http 401", "http 403", "access denied",
+		"remote host identification has changed", "no such identity", "incorrect passphrase",
+		"too many authentication failures", "invalid username or password", "load key"):
+		return fault.Auth
+	case has("repository not found", "does not appear to be a git repository", "returned error: 404",
+		"couldn't find remote ref", "not our ref", "no such remote ref", "unknown revision",
+		"not a valid object name", "did not match any", "not a tree object", "bad object", "not found"):
+		return fault.NotFound
+	case has("could not resolve host", "connection refused", "connection timed out", "timed out",
+		"connection reset", "early eof", "hung up unexpectedly", "rpc failed", "returned error: 5",
+		"unable to access", "failed to connect", "network is unreachable", "no route to host",
+		"could not read from remote repository", "unexpected disconnect", "broken pipe",
+		"ssl_error", "gnutls", "tls connection", "connection closed"):
+		return fault.Transient
+	}
+	return fault.Internal
+}
+
+func (e *cliEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
+	out, err := e.run(ctx, "", "ls-remote", "--symref", "--", e.url.String())
+	if err != nil {
+		return nil, err
+	}
+	refs := newRemoteRefs()
+	for _, line := range strings.Split(out, "\n") {
+		left, name, ok := strings.Cut(line, "\t")
+		if !ok {
+			continue
+		}
+		if target, found := strings.CutPrefix(left, "ref: "); found {
+			if name == "HEAD" {
+				refs.head = target
+			}
+			continue
+		}
+		if tag, found := strings.CutSuffix(name, "^{}"); found {
+			refs.peeled[tag] = left
+			continue
+		}
+		refs.refs[name] = left
+	}
+	return refs, nil
+}
+
+func (e *cliEngine) init(ctx context.Context, dir string) error {
+	if _, err := e.run(ctx, dir, "init", "--quiet", "."); err != nil {
+		return err
+	}
+	_, err := e.run(ctx, dir, "remote", "add", "origin", e.url.String())
+	return err
+}
+
+func (e *cliEngine) setOrigin(ctx context.Context, dir, url string) error {
+	if _, err := e.run(ctx, dir, "remote", "set-url", "origin", url); err != nil {
+		// A clone whose origin was removed.
+		_, err = e.run(ctx, dir, "remote", "add", "origin", url)
+		return err
+	}
+	return nil
+}
+
+func (e *cliEngine) fetch(ctx context.Context, dir string, f fetchSpec) error {
+	args := []string{"fetch", "--quiet", "--force", "--update-head-ok", "--no-recurse-submodules"}
+	if f.depth > 0 {
+		args = append(args, "--depth", strconv.Itoa(f.depth))
+	}
+	if f.unshallow && fileExists(filepath.Join(dir, ".git", "shallow")) {
+		args = append(args, "--unshallow")
+	}
+	if f.filter != "" {
+		args = append(args, "--filter="+f.filter)
+	}
+	if !f.tags {
+		args = append(args, "--no-tags")
+	}
+	args = append(args, "origin")
+	args = append(args, f.refspecs...)
+	_, err := e.run(ctx, dir, args...)
+	return err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func (e *cliEngine) commit(ctx context.Context, dir, rev string) (string, error) {
+	out, err := e.run(ctx, dir, "rev-parse", "--verify", "--quiet", "--end-of-options", rev+"^{commit}")
+	if err != nil {
+		return "", fault.Wrap(fault.NotFound, fmt.Errorf("revision %q not found after fetching: %w", rev, err))
+	}
+	return strings.TrimSpace(out), nil
+}
+
+func (e *cliEngine) checkout(ctx context.Context, dir, commit, branch string) error {
+	args := []string{"-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--no-recurse-submodules"}
+	if branch != "" {
+		args = append(args, "-B", branch, commit)
+	} else {
+		args = append(args, "--detach", commit)
+	}
+	if _, err := e.run(ctx, dir, args...); err != nil {
+		return err
+	}
+	if branch != "" {
+		if _, err := e.run(ctx, dir, "config", "branch."+branch+".remote", "origin"); err != nil {
+			return err
+		}
+		if _, err := e.run(ctx, dir, "config", "branch."+branch+".merge", "refs/heads/"+branch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *cliEngine) submodules(ctx context.Context, dir string, shallow bool) ([]string, error) {
+	args := []string{"submodule", "update", "--init", "--recursive", "--force"}
+	if shallow {
+		args = append(args, "--depth", "1")
+	}
+	if _, err := e.run(ctx, dir, args...); err != nil {
+		return nil, err
+	}
+	out, err := e.run(ctx, dir, "submodule", "foreach", "--quiet", "--recursive", "echo \"$displaypath\"")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
+func (e *cliEngine) lfsPull(ctx context.Context, dir string) (bool, error) {
+	if _, err := e.run(ctx, dir, "lfs", "version"); err != nil {
+		return false, nil
+	}
+	if _, err := e.run(ctx, dir, "lfs", "install", "--local"); err != nil {
+		e.log("git lfs install --local failed", "error", err)
+	}
+	if _, err := e.run(ctx, dir, "lfs", "pull"); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (e *cliEngine) finish(ctx context.Context, dir, originURL, fetchRefspec string) error {
+	if _, err := e.run(ctx, dir, "remote", "set-url", "origin", originURL); err != nil {
+		return err
+	}
+	_, err := e.run(ctx, dir, "config", "remote.origin.fetch", fetchRefspec)
+	return err
+}
+
+func (e *cliEngine) head(ctx context.Context, dir string) (headInfo, error) {
+	out, err := e.run(ctx, dir, "rev-parse", "HEAD")
+	if err != nil {
+		return headInfo{}, err
+	}
+	h := headInfo{commit: strings.TrimSpace(out), shallow: fileExists(filepath.Join(dir, ".git", "shallow"))}
+	if b, err := e.run(ctx, dir, "symbolic-ref", "--quiet", "--short", "HEAD"); err == nil {
+		h.branch = strings.TrimSpace(b)
+	}
+	return h, nil
+}

@@ -1,0 +1,276 @@
+package git
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+)
+
+// dest is the --path a run clones into, and where the clone is staged.
+//
+// A fresh clone is made in a staging folder next to the target (same file
+// system) and renamed into place once complete, so a failed or interrupted
+// clone leaves nothing at the target. When the target is a mount point (or
+// its parent is not writable) the staging folder is made inside the target
+// and its content moved up at the end. An existing clone of the same remote
+// is updated in place: git's fetch and checkout leave it valid if they fail.
+type dest struct {
+	conn    *connections.Connection
+	path    string
+	fresh   bool   // a new clone (staged), not an update in place
+	replace bool   // --force over a folder that is not a clone of this remote
+	inside  bool   // staging folder inside path (path is a mount point)
+	staging string // the staging folder of a fresh clone
+}
+
+// stagingPrefix starts the staging folders' names (fsutil's temp prefix, so
+// the leftovers of a killed run are recognisable).
+func stagingPrefix(path string) string {
+	return fsutil.TempPrefix + "git-" + filepath.Base(path) + "-"
+}
+
+// inspectDest decides what to do with path for the remote u.
+func inspectDest(conn *connections.Connection, path string, u remote, force bool) (*dest, error) {
+	path = filepath.Clean(path)
+	d := &dest{conn: conn, path: path, fresh: true}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return d, nil
+	case err != nil:
+		return nil, fault.FromSystem(fmt.Errorf("%s: --path %s: %w", conn, path, err))
+	case !st.IsDir():
+		if !force {
+			return nil, fault.New(fault.Usage, "%s: --path %s is a file, not a folder; remove it, choose another --path, or pass --force to replace it", conn, path)
+		}
+		d.replace = true
+		return d, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fault.FromSystem(fmt.Errorf("%s: --path %s: %w", conn, path, err))
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Name() == "lost+found" || strings.HasPrefix(e.Name(), fsutil.TempPrefix) {
+			continue
+		}
+		names = append(names, e.Name())
+	}
+	if len(names) == 0 {
+		return d, nil
+	}
+	if origin, ok := originOf(path); ok {
+		if o, err := parseRemote(origin); err == nil && o.canonical() == u.canonical() {
+			d.fresh = false
+			return d, nil
+		}
+		if !force {
+			return nil, fault.New(fault.Usage, "%s: --path %s holds a clone of another remote (%s, not %s); choose another --path, or pass --force to replace it", conn, path, redactURL(origin), u.origin())
+		}
+	} else if !force {
+		more := ""
+		if len(names) > 3 {
+			more = fmt.Sprintf(" and %d more", len(names)-3)
+			names = names[:3]
+		}
+		return nil, fault.New(fault.Usage, "%s: --path %s is not empty (%s%s) and is not a clone of %s; empty it, choose another --path, or pass --force to replace its content", conn, path, strings.Join(names, ", "), more, u.origin())
+	}
+	d.replace = true
+	return d, nil
+}
+
+// redactURL drops the credentials a foreign clone's config may hold.
+func redactURL(s string) string {
+	if r, err := parseRemote(s); err == nil {
+		return r.String()
+	}
+	return "(an unreadable URL)"
+}
+
+// originOf reads remote.origin.url from path/.git/config, without running git.
+func originOf(path string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(path, ".git", "config"))
+	if err != nil {
+		return "", false
+	}
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = strings.ToLower(strings.Join(strings.Fields(strings.Trim(line, "[]")), " "))
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if ok && section == `remote "origin"` && strings.TrimSpace(strings.ToLower(k)) == "url" {
+			return strings.Trim(strings.TrimSpace(v), `"`), true
+		}
+	}
+	return "", false
+}
+
+// prepare returns the folder to work in: the existing clone, or a new
+// staging folder.
+func (d *dest) prepare() (string, error) {
+	if !d.fresh {
+		return d.path, nil
+	}
+	parent := filepath.Dir(d.path)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fault.FromSystem(fmt.Errorf("%s: cannot create the parent folder of --path %s: %w", d.conn, d.path, err))
+	}
+	removeStale(parent, stagingPrefix(d.path))
+	d.inside = isMountPoint(d.path)
+	if !d.inside {
+		dir, err := os.MkdirTemp(parent, stagingPrefix(d.path))
+		if err == nil {
+			d.staging = dir
+			return dir, nil
+		}
+		if !isDir(d.path) || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+			return "", fault.FromSystem(fmt.Errorf("%s: cannot create a staging folder next to --path %s: %w", d.conn, d.path, err))
+		}
+		d.inside = true // parent not writable, the target is: stage inside it
+	}
+	removeStale(d.path, stagingPrefix(d.path))
+	dir, err := os.MkdirTemp(d.path, stagingPrefix(d.path))
+	if err != nil {
+		return "", fault.FromSystem(fmt.Errorf("%s: cannot create a staging folder in --path %s: %w", d.conn, d.path, err))
+	}
+	d.staging = dir
+	return dir, nil
+}
+
+// removeStale removes staging folders a killed run left in dir.
+func removeStale(dir, prefix string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// abandon removes the staging folder of a failed run.
+func (d *dest) abandon() {
+	if d.staging != "" {
+		os.RemoveAll(d.staging)
+	}
+}
+
+// publish moves a staged clone into place; an update in place has nothing
+// to move.
+func (d *dest) publish() error {
+	if !d.fresh {
+		return nil
+	}
+	fail := func(err error) error {
+		return fault.FromSystem(fmt.Errorf("%s: cannot move the clone into --path %s: %w", d.conn, d.path, err))
+	}
+	if d.inside {
+		// Empty the target (when replacing) except the staging folder, then
+		// move the staged entries up.
+		if d.replace {
+			if err := clearDir(d.path, d.staging); err != nil {
+				return fail(err)
+			}
+		}
+		entries, err := os.ReadDir(d.staging)
+		if err != nil {
+			return fail(err)
+		}
+		for _, e := range entries {
+			if err := os.Rename(filepath.Join(d.staging, e.Name()), filepath.Join(d.path, e.Name())); err != nil {
+				return fail(err)
+			}
+		}
+		if err := os.Remove(d.staging); err != nil {
+			return fail(err)
+		}
+		d.staging = ""
+		return nil
+	}
+	if d.replace {
+		// Move the old content aside first, so the rename cannot meet a
+		// non-empty folder; remove it once the clone is in place.
+		old := d.staging + ".old"
+		if err := os.Rename(d.path, old); err != nil {
+			return fail(err)
+		}
+		if err := os.Rename(d.staging, d.path); err != nil {
+			os.Rename(old, d.path)
+			return fail(err)
+		}
+		d.staging = ""
+		os.RemoveAll(old)
+		return nil
+	}
+	// Renaming onto an empty folder replaces it; onto nothing creates it.
+	if err := os.Rename(d.staging, d.path); err != nil {
+		return fail(err)
+	}
+	d.staging = ""
+	return nil
+}
+
+// clearDir removes everything in dir but keep.
+func clearDir(dir, keep string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if p == keep {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isMountPoint reports a folder on another device than its parent (a
+// volume mounted at --path): it cannot be renamed over.
+func isMountPoint(path string) bool {
+	st, err := os.Stat(path)
+	if err != nil || !st.IsDir() {
+		return false
+	}
+	pst, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return false
+	}
+	a, ok1 := st.Sys().(*syscall.Stat_t)
+	b, ok2 := pst.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && a.Dev != b.Dev
+}
+
+// walkTree calls f for every entry under root, .git folders excluded.
+func walkTree(root string, f func(path string, info os.FileInfo)) error {
+	return filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if e.IsDir() && e.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if e.Name() == ".git" { // a submodule's gitfile
+			return nil
+		}
+		info, err := e.Info()
+		if err == nil {
+			f(p, info)
+		}
+		return nil
+	})
+}

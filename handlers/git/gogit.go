@@ -1,0 +1,473 @@
+package git
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/memory"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/secret"
+)
+
+// goGitEngine uses go-git, built into the binary: it works in an image
+// without git. It fetches with NoTags (tags only when the revision is one)
+// and only the revision's ref when it can, which bounds its memory.
+type goGitEngine struct {
+	url  remote
+	auth transport.AuthMethod
+	log  func(msg string, args ...any)
+}
+
+func newGoGit(req *handlers.Request, sp *spec) (*goGitEngine, error) {
+	e := &goGitEngine{url: sp.fetch, log: req.Log.Debug}
+	a, err := goGitAuth(sp.auth, sp.fetch)
+	if err != nil {
+		return nil, fault.Wrap(fault.ClassOf(err), fmt.Errorf("%s: %w", req.Conn, err))
+	}
+	e.auth = a
+	guardMemory(req)
+	return e, nil
+}
+
+// goGitAuth turns the resolved credentials into go-git's auth method for u.
+func goGitAuth(a *auth, u remote) (transport.AuthMethod, error) {
+	switch a.kind {
+	case authBasic:
+		if !u.isHTTP() {
+			return nil, nil
+		}
+		return &githttp.BasicAuth{Username: a.user.Reveal(), Password: a.pass.Reveal()}, nil
+	case authStore:
+		if !u.isHTTP() {
+			return nil, nil
+		}
+		user, pass, ok, err := storeLookup(a.store, u)
+		if err != nil {
+			return nil, fault.New(fault.Auth, "credential store %s: %v", a.store, err)
+		}
+		if !ok {
+			return nil, nil // the server will say whether it needs any
+		}
+		return &githttp.BasicAuth{Username: user, Password: pass}, nil
+	case authSSH:
+		if !u.isSSH() {
+			return nil, nil
+		}
+		user := u.User
+		if user == "" {
+			user = "git"
+		}
+		key := a.key
+		if key == nil {
+			key = defaultUserKey()
+			if key == nil {
+				return nil, fault.New(fault.Usage, "no SSH key found for %s: put id_rsa (or set POLYAXON_SSH_PRIVATE_KEY to its name) in the connection's secret or in POLYAXON_SSH_PATH", u)
+			}
+		}
+		pk, err := gitssh.NewPublicKeys(user, key, a.passphrase.Reveal())
+		if err != nil {
+			var missing *ssh.PassphraseMissingError
+			if errors.As(err, &missing) {
+				return nil, fault.New(fault.Auth, "the SSH key %s is protected by a passphrase and none was given; add SSH_PASSPHRASE to the connection's secret", orDefault(a.keySource, "~/.ssh"))
+			}
+			if errors.Is(err, x509IncorrectPassword) || strings.Contains(err.Error(), "decryption password incorrect") {
+				return nil, fault.New(fault.Auth, "the SSH key %s: the passphrase given (SSH_PASSPHRASE) is wrong", orDefault(a.keySource, "~/.ssh"))
+			}
+			return nil, fault.New(fault.Usage, "the SSH key %s cannot be read: %v", orDefault(a.keySource, "~/.ssh"), err)
+		}
+		if len(a.knownHosts) > 0 {
+			db, err := gitssh.NewKnownHostsDb(a.knownHosts...)
+			if err != nil {
+				return nil, fault.New(fault.Usage, "known_hosts %s: %v", strings.Join(a.knownHosts, ", "), err)
+			}
+			pk.HostKeyCallback = db.HostKeyCallback()
+			port := u.Port
+			if port == "" {
+				port = "22"
+			}
+			pk.HostKeyAlgorithms = db.HostKeyAlgorithms(net.JoinHostPort(u.Host, port))
+		} else {
+			// Upstream's behaviour (the driver warns, or refuses under
+			// --strict-host-key-checking).
+			pk.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+		}
+		return pk, nil
+	}
+	return nil, nil
+}
+
+// x509IncorrectPassword stands for the error an encrypted PEM key with a
+// wrong passphrase gives.
+var x509IncorrectPassword = errors.New("x509: decryption password incorrect")
+
+// defaultUserKey reads the first of ~/.ssh/id_* there is.
+func defaultUserKey() []byte {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil
+	}
+	for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		if b, err := os.ReadFile(filepath.Join(home, ".ssh", n)); err == nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// storeLookup finds the credentials for u in a git credential store file
+// (lines like https://user:token@host).
+func storeLookup(path string, u remote) (user, pass string, ok bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		e, err := url.Parse(line)
+		if err != nil || e.User == nil {
+			continue
+		}
+		if !strings.EqualFold(e.Scheme, u.Scheme) || !strings.EqualFold(e.Hostname(), u.Host) || e.Port() != u.Port {
+			continue
+		}
+		if p := strings.Trim(e.Path, "/"); p != "" && !strings.HasPrefix(strings.Trim(u.Path, "/"), p) {
+			continue
+		}
+		pw, _ := e.User.Password()
+		secret.Register(pw)
+		return e.User.Username(), pw, true, nil
+	}
+	return "", "", false, sc.Err()
+}
+
+func (e *goGitEngine) name() string { return EngineGoGit }
+func (e *goGitEngine) close()       {}
+
+// wrap classifies a go-git error and names the URL.
+func (e *goGitEngine) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	return fault.New(goGitClass(err), "%s (%s): %s", what, e.url, secret.Scrub(err.Error()))
+}
+
+func goGitClass(err error) fault.Class {
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
+		errors.Is(err, transport.ErrInvalidAuthMethod):
+		return fault.Auth
+	case errors.Is(err, transport.ErrRepositoryNotFound), errors.Is(err, transport.ErrEmptyRemoteRepository),
+		errors.Is(err, plumbing.ErrReferenceNotFound), errors.Is(err, plumbing.ErrObjectNotFound),
+		errors.Is(err, gogit.ErrExactSHA1NotSupported):
+		return fault.NotFound
+	}
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "knownhosts") || strings.Contains(msg, "unable to authenticate") ||
+		strings.Contains(msg, "host key") || strings.Contains(msg, "no supported methods remain"):
+		return fault.Auth
+	case strings.Contains(msg, "not our ref"):
+		return fault.NotFound
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fault.Transient
+	}
+	if c := classify(err.Error()); c != fault.Internal {
+		return c
+	}
+	return fault.Internal
+}
+
+func (e *goGitEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
+	r := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{e.url.String()}})
+	list, err := r.ListContext(ctx, &gogit.ListOptions{Auth: e.auth, PeelingOption: gogit.AppendPeeled})
+	if err != nil {
+		return nil, e.wrap("list refs", err)
+	}
+	refs := newRemoteRefs()
+	headHash := ""
+	for _, ref := range list {
+		name := ref.Name().String()
+		if name == "HEAD" {
+			if ref.Type() == plumbing.SymbolicReference {
+				refs.head = ref.Target().String()
+			} else {
+				headHash = ref.Hash().String()
+			}
+			continue
+		}
+		if tag, found := strings.CutSuffix(name, "^{}"); found {
+			refs.peeled[tag] = ref.Hash().String()
+			continue
+		}
+		if ref.Type() == plumbing.HashReference {
+			refs.refs[name] = ref.Hash().String()
+		}
+	}
+	if refs.head == "" && headHash != "" {
+		// No symref capability: the default branch is a branch at HEAD's commit.
+		for _, n := range sortedRefs(refs) {
+			if strings.HasPrefix(n, "refs/heads/") && refs.refs[n] == headHash {
+				refs.head = n
+				break
+			}
+		}
+	}
+	return refs, nil
+}
+
+func (e *goGitEngine) init(ctx context.Context, dir string) error {
+	r, err := gogit.PlainInit(dir, false)
+	if err != nil {
+		return fault.FromSystem(fmt.Errorf("git init %s: %w", dir, err))
+	}
+	_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{e.url.String()}})
+	return e.wrap("git remote add", err)
+}
+
+func open(dir string) (*gogit.Repository, error) {
+	r, err := gogit.PlainOpen(dir)
+	if err != nil {
+		return nil, fault.FromSystem(fmt.Errorf("open the clone at %s: %w", dir, err))
+	}
+	return r, nil
+}
+
+func (e *goGitEngine) setOrigin(ctx context.Context, dir, u string) error {
+	r, err := open(dir)
+	if err != nil {
+		return err
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return e.wrap("read config", err)
+	}
+	rc, ok := cfg.Remotes["origin"]
+	if !ok {
+		rc = &config.RemoteConfig{Name: "origin", Fetch: []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*"}}
+		cfg.Remotes["origin"] = rc
+	}
+	rc.URLs = []string{u}
+	return e.wrap("write config", r.SetConfig(cfg))
+}
+
+func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error {
+	r, err := open(dir)
+	if err != nil {
+		return err
+	}
+	var specs []config.RefSpec
+	var byHash []string
+	for _, s := range f.refspecs {
+		if plumbing.IsHash(s) {
+			// go-git wants a destination for a commit: a temporary ref.
+			specs = append(specs, config.RefSpec("+"+s+":"+s))
+			byHash = append(byHash, s)
+			continue
+		}
+		specs = append(specs, config.RefSpec(s))
+	}
+	err = r.FetchContext(ctx, &gogit.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   specs,
+		Depth:      f.depth,
+		Auth:       e.auth,
+		Tags:       gogit.NoTags, // tags are fetched only through explicit refspecs
+		Force:      true,
+	})
+	for _, h := range byHash {
+		_ = r.Storer.RemoveReference(plumbing.ReferenceName(h))
+	}
+	if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
+		err = nil
+	}
+	return e.wrap("fetch", err)
+}
+
+func (e *goGitEngine) commit(ctx context.Context, dir, rev string) (string, error) {
+	r, err := open(dir)
+	if err != nil {
+		return "", err
+	}
+	h, err := r.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return "", fault.New(fault.NotFound, "revision %q not found after fetching: %v", rev, err)
+	}
+	obj, err := r.Object(plumbing.AnyObject, *h)
+	if err != nil {
+		return "", fault.New(fault.NotFound, "revision %q (%s) not found after fetching: %v", rev, h, err)
+	}
+	for {
+		switch o := obj.(type) {
+		case *object.Commit:
+			return o.Hash.String(), nil
+		case *object.Tag:
+			if obj, err = o.Object(); err != nil {
+				return "", fault.New(fault.NotFound, "tag %q points at a missing object: %v", rev, err)
+			}
+		default:
+			return "", fault.New(fault.NotFound, "revision %q is a %s, not a commit", rev, obj.Type())
+		}
+	}
+}
+
+func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) error {
+	r, err := open(dir)
+	if err != nil {
+		return err
+	}
+	w, err := r.Worktree()
+	if err != nil {
+		return e.wrap("worktree", err)
+	}
+	h := plumbing.NewHash(commit)
+	if branch == "" {
+		return e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Hash: h, Force: true}))
+	}
+	name := plumbing.NewBranchReferenceName(branch)
+	if err := r.Storer.SetReference(plumbing.NewHashReference(name, h)); err != nil {
+		return e.wrap("set branch", err)
+	}
+	if err := e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Branch: name, Force: true})); err != nil {
+		return err
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return e.wrap("read config", err)
+	}
+	cfg.Branches[branch] = &config.Branch{Name: branch, Remote: "origin", Merge: name}
+	return e.wrap("write config", r.SetConfig(cfg))
+}
+
+func (e *goGitEngine) checkoutErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fault.FromSystem(fmt.Errorf("checkout: %w", err))
+}
+
+func (e *goGitEngine) submodules(ctx context.Context, dir string, shallow bool) ([]string, error) {
+	r, err := open(dir)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	if err := e.updateSubmodules(ctx, r, "", shallow, &paths, 0); err != nil {
+		return nil, err
+	}
+	return paths, nil
+}
+
+// updateSubmodules updates r's submodules, then theirs. Credentials go only
+// to submodules on the same host as the repository's own remote.
+func (e *goGitEngine) updateSubmodules(ctx context.Context, r *gogit.Repository, prefix string, shallow bool, paths *[]string, level int) error {
+	if level > 16 {
+		return fault.New(fault.Usage, "submodules nested more than 16 levels deep")
+	}
+	w, err := r.Worktree()
+	if err != nil {
+		return e.wrap("worktree", err)
+	}
+	subs, err := w.Submodules()
+	if err != nil {
+		return e.wrap("read .gitmodules", err)
+	}
+	for _, s := range subs {
+		o := &gogit.SubmoduleUpdateOptions{Init: true, RecurseSubmodules: gogit.NoRecurseSubmodules}
+		if shallow {
+			o.Depth = 1
+		}
+		if e.sameHost(r, s.Config().URL) {
+			o.Auth = e.auth
+		}
+		err := s.UpdateContext(ctx, o)
+		if errors.Is(err, gogit.ErrSubmoduleAlreadyInitialized) {
+			err = s.UpdateContext(ctx, &gogit.SubmoduleUpdateOptions{RecurseSubmodules: gogit.NoRecurseSubmodules, Depth: o.Depth, Auth: o.Auth})
+		}
+		if err != nil {
+			return e.wrap("submodule "+prefix+s.Config().Path, err)
+		}
+		p := prefix + s.Config().Path
+		*paths = append(*paths, p)
+		sr, err := s.Repository()
+		if err != nil {
+			return e.wrap("submodule "+p, err)
+		}
+		if err := e.updateSubmodules(ctx, sr, p+"/", shallow, paths, level+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameHost reports whether a submodule URL (absolute, or relative to r's
+// origin) is on the host the credentials are for.
+func (e *goGitEngine) sameHost(r *gogit.Repository, subURL string) bool {
+	if strings.HasPrefix(subURL, "./") || strings.HasPrefix(subURL, "../") {
+		return true
+	}
+	u, err := parseRemote(subURL)
+	return err == nil && strings.EqualFold(u.Host, e.url.Host) && u.isSSH() == e.url.isSSH()
+}
+
+func (e *goGitEngine) lfsPull(ctx context.Context, dir string) (bool, error) { return false, nil }
+
+func (e *goGitEngine) finish(ctx context.Context, dir, originURL, fetchRefspec string) error {
+	r, err := open(dir)
+	if err != nil {
+		return err
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return e.wrap("read config", err)
+	}
+	cfg.Remotes["origin"] = &config.RemoteConfig{Name: "origin", URLs: []string{originURL}, Fetch: []config.RefSpec{config.RefSpec(fetchRefspec)}}
+	return e.wrap("write config", r.SetConfig(cfg))
+}
+
+func (e *goGitEngine) head(ctx context.Context, dir string) (headInfo, error) {
+	r, err := open(dir)
+	if err != nil {
+		return headInfo{}, err
+	}
+	ref, err := r.Head()
+	if err != nil {
+		return headInfo{}, e.wrap("HEAD", err)
+	}
+	h := headInfo{commit: ref.Hash().String(), shallow: fileExists(filepath.Join(dir, ".git", "shallow"))}
+	if ref.Name().IsBranch() {
+		h.branch = ref.Name().Short()
+	}
+	return h, nil
+}
