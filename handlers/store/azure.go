@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/azureblob"
+
+	"github.com/initializer/initializer/secret"
+)
+
+// Azure keys, read in this order. The AZURE_STORAGE_* spellings are the ones
+// adlfs (upstream's Azure file system) falls back to.
+var (
+	keyAzureAccountName  = []string{"AZURE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT"}
+	keyAzureAccountKey   = []string{"AZURE_ACCOUNT_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY"}
+	keyAzureConnString   = []string{"AZURE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"}
+	keyAzureSASToken     = []string{"AZURE_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"}
+	keyAzureTenantID     = []string{"AZURE_TENANT_ID", "AZURE_STORAGE_TENANT_ID"}
+	keyAzureClientID     = []string{"AZURE_CLIENT_ID", "AZURE_STORAGE_CLIENT_ID"}
+	keyAzureClientSecret = []string{"AZURE_CLIENT_SECRET", "AZURE_STORAGE_CLIENT_SECRET"}
+	keyAzureEndpoint     = []string{"AZURE_BLOB_ENDPOINT", "AZURE_STORAGE_BLOB_ENDPOINT"}
+)
+
+// Azure credential kinds, in the order they are preferred.
+const (
+	azureConnString = "connection string"
+	azureSharedKey  = "account key"
+	azureSAS        = "SAS token"
+	azurePrincipal  = "service principal"
+	azureDefault    = "default Azure credential"
+)
+
+// azureConfig is what a wasb connection's keys and URL say.
+type azureConfig struct {
+	kind        string // one of the azure* credential kinds
+	service     string // service URL, without the container ("" with a connection string)
+	account     string
+	connString  secret.Value
+	accountKey  secret.Value
+	sas         string // query string, without "?"
+	tenant      string
+	client      string
+	clientSec   secret.Value
+	auth        string // for messages
+	accountNote string // a warning about the URL's account, "" when none
+}
+
+// readAzureConfig reads a wasb connection's keys, adlfs's order: a
+// connection string, an account key, a SAS token, a service principal,
+// else the default Azure credential chain.
+func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
+	c := &azureConfig{}
+	var err error
+	var ok bool
+	if c.account, err = k.str(keyAzureAccountName...); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.account == "":
+		c.account = loc.Account
+	case loc.Account != "" && !strings.EqualFold(c.account, loc.Account):
+		// Upstream authenticates as AZURE_ACCOUNT_NAME whatever the URL says.
+		c.accountNote = "the bucket URL names account " + loc.Account + " but AZURE_ACCOUNT_NAME is " + c.account + ": using " + c.account
+	}
+	endpoint, err := k.str(keyAzureEndpoint...)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case endpoint != "":
+		u, err := url.Parse(endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return nil, k.usage("AZURE_BLOB_ENDPOINT (from %s) must be the blob service URL, like https://account.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1", k.source(keyAzureEndpoint...))
+		}
+		c.service = strings.TrimRight(u.Scheme+"://"+u.Host+u.Path, "/")
+		if c.account == "" && isLocal(u.Host) {
+			c.account = strings.Trim(u.Path, "/")
+		} else if m := wasbHost.FindStringSubmatch(strings.ToLower(u.Hostname())); c.account == "" && m != nil {
+			c.account = m[1]
+		}
+	case loc.Service != "":
+		c.service = loc.Service
+	case c.account != "":
+		c.service = "https://" + c.account + ".blob.core.windows.net"
+	}
+
+	if c.connString, ok, err = k.value(keyAzureConnString...); err != nil {
+		return nil, err
+	} else if ok {
+		c.kind, c.auth = azureConnString, "the connection string from "+c.connString.Source()
+		return c, nil
+	}
+	if c.service == "" {
+		return nil, k.usage("no storage account: the bucket URL names none (%s), so give AZURE_ACCOUNT_NAME, AZURE_CONNECTION_STRING or AZURE_BLOB_ENDPOINT, or use wasbs://container@account.blob.core.windows.net/path", loc.display())
+	}
+	if c.accountKey, ok, err = k.value(keyAzureAccountKey...); err != nil {
+		return nil, err
+	} else if ok {
+		if c.account == "" {
+			return nil, k.usage("AZURE_ACCOUNT_KEY is set (from %s) but no account name: give AZURE_ACCOUNT_NAME", c.accountKey.Source())
+		}
+		c.kind, c.auth = azureSharedKey, "the key of account "+c.account+" from "+c.accountKey.Source()
+		return c, nil
+	}
+	if v, ok, err := k.value(keyAzureSASToken...); err != nil {
+		return nil, err
+	} else if ok {
+		c.sas = strings.TrimPrefix(strings.TrimSpace(v.Reveal()), "?")
+		c.kind, c.auth = azureSAS, "the SAS token from "+v.Source()
+		return c, nil
+	}
+	if loc.SAS != nil {
+		c.sas = loc.SAS.Encode()
+		secret.Register(c.sas)
+		secret.Register(loc.SAS.Get("sig"))
+		c.kind, c.auth = azureSAS, "the SAS token in the bucket URL"
+		return c, nil
+	}
+	if c.tenant, err = k.str(keyAzureTenantID...); err != nil {
+		return nil, err
+	}
+	if c.client, err = k.str(keyAzureClientID...); err != nil {
+		return nil, err
+	}
+	if c.clientSec, ok, err = k.value(keyAzureClientSecret...); err != nil {
+		return nil, err
+	}
+	if ok || (c.tenant != "" && c.client != "") {
+		if !ok || c.tenant == "" || c.client == "" {
+			return nil, k.usage("a service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; some are missing")
+		}
+		c.kind, c.auth = azurePrincipal, "service principal "+c.client+" (secret from "+c.clientSec.Source()+")"
+		return c, nil
+	}
+	c.kind, c.auth = azureDefault, "the default Azure credential (environment, workload identity, managed identity)"
+	return c, nil
+}
+
+// clientOptions are the Azure SDK options of every client: the pooled
+// transport and bounded retries (the transfer engine retries on top).
+func azureClientOptions(transport *http.Transport) azcore.ClientOptions {
+	return azcore.ClientOptions{
+		Transport: &http.Client{Transport: transport},
+		Retry: policy.RetryOptions{
+			MaxRetries:    3,
+			RetryDelay:    200 * time.Millisecond,
+			MaxRetryDelay: 5 * time.Second,
+		},
+	}
+}
+
+// containerClient builds the container client of c.
+func (c *azureConfig) containerClient(name string, transport *http.Transport) (*container.Client, error) {
+	opts := &container.ClientOptions{ClientOptions: azureClientOptions(transport)}
+	containerURL := c.service + "/" + url.PathEscape(name)
+	switch c.kind {
+	case azureConnString:
+		return container.NewClientFromConnectionString(c.connString.Reveal(), name, opts)
+	case azureSharedKey:
+		cred, err := container.NewSharedKeyCredential(c.account, c.accountKey.Reveal())
+		if err != nil {
+			return nil, err
+		}
+		return container.NewClientWithSharedKeyCredential(containerURL, cred, opts)
+	case azureSAS:
+		return container.NewClientWithNoCredential(containerURL+"?"+c.sas, opts)
+	case azurePrincipal:
+		cred, err := azidentity.NewClientSecretCredential(c.tenant, c.client, c.clientSec.Reveal(),
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: azureClientOptions(transport)})
+		if err != nil {
+			return nil, err
+		}
+		return container.NewClient(containerURL, cred, opts)
+	default:
+		cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: azureClientOptions(transport)})
+		if err != nil {
+			return nil, err
+		}
+		return container.NewClient(containerURL, cred, opts)
+	}
+}
+
+func openAzure(ctx context.Context, k *keyReader, loc location, opts Options) (*Store, error) {
+	c, err := readAzureConfig(k, loc)
+	if err != nil {
+		return nil, err
+	}
+	if c.accountNote != "" {
+		opts.Log.Warn(c.accountNote)
+	}
+	transport := newTransport(opts.Workers)
+	client, err := c.containerClient(loc.Bucket, transport)
+	if err != nil {
+		what := "AZURE_ACCOUNT_KEY"
+		switch c.kind {
+		case azureConnString:
+			what = "AZURE_CONNECTION_STRING"
+		case azurePrincipal, azureDefault:
+			what = "the Azure identity settings"
+		case azureSAS:
+			what = "AZURE_SAS_TOKEN"
+		}
+		return nil, k.usage("%s is not usable (%s): %v", what, c.auth, err)
+	}
+	b, err := azureblob.OpenBucket(ctx, client, nil)
+	if err != nil {
+		return nil, k.usage("opening container %q: %v", loc.Bucket, err)
+	}
+	endpoint := c.service
+	if c.kind == azureConnString {
+		endpoint = strings.TrimSuffix(client.URL(), "/"+url.PathEscape(loc.Bucket))
+		endpoint = strings.TrimSuffix(endpoint, "/"+loc.Bucket)
+	}
+	if u, err := url.Parse(endpoint); err == nil {
+		u.RawQuery = "" // a SAS token
+		endpoint = u.String()
+	}
+	return &Store{
+		Bucket:   b,
+		Provider: azureProvider{},
+		endpoint: endpoint,
+		auth:     c.auth,
+		closers:  []func() error{func() error { transport.CloseIdleConnections(); return nil }},
+		hints: hints{
+			auth:        "check AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY (or AZURE_CONNECTION_STRING, the SAS token's permissions and expiry, or the identity's role on the container)",
+			notFound:    " (and the storage account: AZURE_ACCOUNT_NAME, AZURE_BLOB_ENDPOINT)",
+			unreachable: " and the storage account's endpoint (AZURE_BLOB_ENDPOINT, the connection string's BlobEndpoint)",
+			tls:         "check the proxy and the system's CA certificates",
+		},
+	}, nil
+}
+
+// azureProvider pins Azure reads to an ETag (If-Match).
+type azureProvider struct{}
+
+func (azureProvider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) error {
+	if attrs == nil || attrs.ETag == "" {
+		return nil
+	}
+	etag := azcore.ETag(attrs.ETag)
+	return func(as func(any) bool) error {
+		var o *azblobblob.DownloadStreamOptions
+		if !as(&o) {
+			return errors.New("azure: cannot pin the read to an ETag: the driver offers no *blob.DownloadStreamOptions")
+		}
+		if o.AccessConditions == nil {
+			o.AccessConditions = &azblobblob.AccessConditions{}
+		}
+		if o.AccessConditions.ModifiedAccessConditions == nil {
+			o.AccessConditions.ModifiedAccessConditions = &azblobblob.ModifiedAccessConditions{}
+		}
+		o.AccessConditions.ModifiedAccessConditions.IfMatch = &etag
+		return nil
+	}
+}
+
+func (azureProvider) CRC32C(func(any) bool) (uint32, bool) { return 0, false }
+
+func (azureProvider) BeforeWrite() func(as func(any) bool) error { return nil }

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/googleapi"
+
+	"github.com/initializer/initializer/fault"
+)
+
+// Classify turns an error of a bucket (or of opening one) into an exit
+// class: the class an error already carries; then the provider's own error
+// codes, which gcerrors misses or maps loosely (S3 InvalidAccessKeyId and
+// SignatureDoesNotMatch are 3, NoSuchBucket 4, Azure AuthenticationFailed 3,
+// ContainerNotFound 4, throttling and 5xx 5); then gcerrors.Code (NotFound
+// 4, PermissionDenied 3, FailedPrecondition 6: the object changed); then
+// the network (connection refused, reset, timeouts: 5; TLS verification: 2).
+func Classify(err error) fault.Class {
+	if err == nil {
+		return fault.OK
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe.Class
+	}
+	if errors.Is(err, context.Canceled) {
+		return fault.Interrupted
+	}
+	if c, ok := classifyProvider(err); ok {
+		return c
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return fault.NotFound
+	case gcerrors.PermissionDenied:
+		return fault.Auth
+	case gcerrors.FailedPrecondition:
+		return fault.Integrity
+	case gcerrors.InvalidArgument, gcerrors.Unimplemented:
+		return fault.Usage
+	case gcerrors.Canceled:
+		return fault.Interrupted
+	case gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded, gcerrors.Internal:
+		return fault.Transient
+	}
+	if c, ok := classifyNetwork(err); ok {
+		return c
+	}
+	return fault.ClassOf(err)
+}
+
+// S3 error codes gcerrors does not map (or maps to Unknown).
+var s3Codes = map[string]fault.Class{
+	"InvalidAccessKeyId":           fault.Auth,
+	"SignatureDoesNotMatch":        fault.Auth,
+	"AccessDenied":                 fault.Auth,
+	"AllAccessDisabled":            fault.Auth,
+	"AccountProblem":               fault.Auth,
+	"ExpiredToken":                 fault.Auth,
+	"InvalidToken":                 fault.Auth,
+	"TokenRefreshRequired":         fault.Auth,
+	"InvalidSecurity":              fault.Auth,
+	"InvalidClientTokenId":         fault.Auth, // STS
+	"MissingAuthenticationToken":   fault.Auth,
+	"UnrecognizedClientException":  fault.Auth,
+	"RequestTimeTooSkewed":         fault.Auth,
+	"NoSuchBucket":                 fault.NotFound,
+	"NoSuchKey":                    fault.NotFound,
+	"NotFound":                     fault.NotFound,
+	"PreconditionFailed":           fault.Integrity,
+	"InvalidBucketName":            fault.Usage,
+	"AuthorizationHeaderMalformed": fault.Usage, // wrong region
+	"PermanentRedirect":            fault.Usage, // wrong region or endpoint
+	"InvalidArgument":              fault.Usage,
+	"SlowDown":                     fault.Transient,
+	"ServiceUnavailable":           fault.Transient,
+	"InternalError":                fault.Transient,
+	"RequestTimeout":               fault.Transient,
+	"Throttling":                   fault.Transient,
+	"ThrottlingException":          fault.Transient,
+	"XMinioServerNotInitialized":   fault.Transient,
+}
+
+// Azure error codes (x-ms-error-code).
+var azureCodes = map[string]fault.Class{
+	"AuthenticationFailed":              fault.Auth,
+	"AuthorizationFailure":              fault.Auth,
+	"AuthorizationPermissionMismatch":   fault.Auth,
+	"AuthorizationProtocolMismatch":     fault.Auth,
+	"AuthorizationResourceTypeMismatch": fault.Auth,
+	"AuthorizationServiceMismatch":      fault.Auth,
+	"AuthorizationSourceIPMismatch":     fault.Auth,
+	"InsufficientAccountPermissions":    fault.Auth,
+	"InvalidAuthenticationInfo":         fault.Auth,
+	"NoAuthenticationInformation":       fault.Auth,
+	"AccountIsDisabled":                 fault.Auth,
+	"ContainerNotFound":                 fault.NotFound,
+	"BlobNotFound":                      fault.NotFound,
+	"ResourceNotFound":                  fault.NotFound,
+	"ContainerBeingDeleted":             fault.NotFound,
+	"ConditionNotMet":                   fault.Integrity,
+	"InvalidResourceName":               fault.Usage,
+	"InvalidUri":                        fault.Usage,
+	"InvalidQueryParameterValue":        fault.Usage,
+	"ServerBusy":                        fault.Transient,
+	"InternalError":                     fault.Transient,
+	"OperationTimedOut":                 fault.Transient,
+}
+
+// classifyProvider reads the provider's own error, when err carries one.
+func classifyProvider(err error) (fault.Class, bool) {
+	// Azure first: azcore.ResponseError does not implement smithy.APIError,
+	// but be explicit about the order anyway.
+	var azErr *azcore.ResponseError
+	if errors.As(err, &azErr) {
+		if c, ok := azureCodes[azErr.ErrorCode]; ok {
+			return c, true
+		}
+		return classifyStatus(azErr.StatusCode)
+	}
+	var authErr *azidentity.AuthenticationFailedError
+	if errors.As(err, &authErr) {
+		return fault.Auth, true
+	}
+	if strings.Contains(err.Error(), "CredentialUnavailableError") || strings.Contains(err.Error(), "DefaultAzureCredential: failed to acquire a token") {
+		return fault.Auth, true
+	}
+
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		if c, ok := s3Codes[apiErr.ErrorCode()]; ok {
+			return c, true
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		if c, ok := classifyStatus(re.HTTPStatusCode()); ok {
+			return c, true
+		}
+	}
+	if isAWSCredentialsError(err) {
+		if c, ok := classifyNetwork(err); ok && c == fault.Transient {
+			return c, true // STS or the metadata service unreachable
+		}
+		return fault.Auth, true
+	}
+
+	var gErr *googleapi.Error
+	if errors.As(err, &gErr) {
+		switch gErr.Code {
+		case http.StatusForbidden:
+			// gcsblob maps 403 to NotFound ("permission denied on resource
+			// (or it may not exist)"); it is a refusal of the credentials.
+			return fault.Auth, true
+		case http.StatusPreconditionFailed:
+			return fault.Integrity, true
+		}
+		return classifyStatus(gErr.Code)
+	}
+	var oErr *oauth2.RetrieveError
+	if errors.As(err, &oErr) {
+		if oErr.Response != nil && oErr.Response.StatusCode >= 500 {
+			return fault.Transient, true
+		}
+		return fault.Auth, true
+	}
+	return 0, false
+}
+
+// classifyStatus classifies a bare HTTP status.
+func classifyStatus(code int) (fault.Class, bool) {
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return fault.Auth, true
+	case code == http.StatusNotFound:
+		return fault.NotFound, true
+	case code == http.StatusPreconditionFailed:
+		return fault.Integrity, true
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return fault.Transient, true
+	case code == http.StatusBadRequest || code == http.StatusMovedPermanently:
+		return fault.Usage, true
+	}
+	return 0, false
+}
+
+// isAWSCredentialsError reports the SDK failing to get credentials at all
+// (no keys, no role): that is the configuration's fault, shown as auth.
+func isAWSCredentialsError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "failed to refresh cached credentials") ||
+		strings.Contains(msg, "no EC2 IMDS role found") ||
+		strings.Contains(msg, "get credentials:")
+}
+
+// classifyNetwork classifies transport failures.
+func classifyNetwork(err error) (fault.Class, bool) {
+	if isTLS(err) {
+		return fault.Usage, true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound {
+			return fault.NotFound, true // a host (endpoint, account) that does not exist
+		}
+		return fault.Transient, true
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ETIMEDOUT),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.DeadlineExceeded):
+		return fault.Transient, true
+	case errors.As(err, &ne):
+		return fault.Transient, true
+	}
+	msg := err.Error()
+	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "i/o timeout", "EOF", "retry quota exceeded", "exceeded maximum number of attempts"} {
+		if strings.Contains(msg, s) {
+			return fault.Transient, true
+		}
+	}
+	return 0, false
+}
+
+// isTLS reports a failed certificate verification.
+func isTLS(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
+		strings.Contains(err.Error(), "x509: ")
+}

@@ -1,0 +1,299 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/gcsblob"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+	"google.golang.org/api/option"
+)
+
+// GCS keys, read in this order.
+var (
+	keyGCEmulator = []string{"STORAGE_EMULATOR_HOST"}
+	keyGCKeyPath  = []string{"GC_KEY_PATH", "GOOGLE_KEY_PATH", "GOOGLE_APPLICATION_CREDENTIALS"}
+	keyGCKeyDict  = []string{"GC_KEYFILE_DICT", "GOOGLE_KEYFILE_DICT"}
+	keyGCScopes   = []string{"GC_SCOPES", "GOOGLE_SCOPES"}
+)
+
+const (
+	defaultGCScope   = "https://www.googleapis.com/auth/cloud-platform"
+	gcsRetryAttempts = 4
+)
+
+// contextRoot is upstream's context root, under which a mounted
+// .gc/gc-secret.json is the key file of last resort.
+var contextRoot = func() string {
+	if r := os.Getenv("POLYAXON_CONTEXT_ROOT"); r != "" {
+		return r
+	}
+	return "/plx-context"
+}
+
+// gcsConfig is what a GCS connection's keys say.
+type gcsConfig struct {
+	emulator string // host:port (or URL) of an emulator; no credentials then
+	keyPath  string // a key file
+	keyJSON  []byte // the key itself (GC_KEYFILE_DICT)
+	scopes   []string
+	auth     string // how requests are authenticated, for messages
+}
+
+// readGCSConfig reads a GCS connection's keys, upstream's order: an emulator
+// needs no credentials; else the key file path, else the inline key, else
+// the mounted gc-secret.json, else application default credentials.
+func readGCSConfig(k *keyReader) (*gcsConfig, error) {
+	c := &gcsConfig{scopes: []string{defaultGCScope}}
+	var err error
+	if c.emulator, err = k.str(keyGCEmulator...); err != nil {
+		return nil, err
+	}
+	if c.emulator != "" {
+		c.auth = "no credentials (STORAGE_EMULATOR_HOST from " + k.source(keyGCEmulator...) + ")"
+		return c, nil
+	}
+	if scopes, err := k.str(keyGCScopes...); err != nil {
+		return nil, err
+	} else if scopes != "" {
+		if c.scopes, err = parseList(scopes); err != nil || len(c.scopes) == 0 {
+			return nil, k.usage("GC_SCOPES (from %s) must be a JSON list or a comma-separated list of OAuth scopes", k.source(keyGCScopes...))
+		}
+	}
+	if c.keyPath, err = k.str(keyGCKeyPath...); err != nil {
+		return nil, err
+	}
+	if c.keyPath != "" {
+		if !strings.EqualFold(filepath.Ext(c.keyPath), ".json") {
+			return nil, k.usage("%s (from %s): unrecognised extension for key file %q: give the path of a .json service account key",
+				firstSet(k, keyGCKeyPath), k.source(keyGCKeyPath...), filepath.Base(c.keyPath))
+		}
+		c.auth = "the key file named by " + firstSet(k, keyGCKeyPath) + " (from " + k.source(keyGCKeyPath...) + ")"
+		return c, nil
+	}
+	v, ok, err := k.value(keyGCKeyDict...)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		key, err := keyFromDict(v.Reveal())
+		if err != nil {
+			return nil, k.usage("GC_KEYFILE_DICT (from %s): %v", v.Source(), err)
+		}
+		c.keyJSON = key
+		c.auth = "the key in GC_KEYFILE_DICT (from " + v.Source() + ")"
+		return c, nil
+	}
+	fallback := filepath.Join(contextRoot(), ".gc", "gc-secret.json")
+	if st, err := os.Stat(fallback); err == nil && !st.IsDir() {
+		c.keyPath = fallback
+		c.auth = "the key file " + fallback
+		return c, nil
+	}
+	c.auth = "application default credentials (workload identity, metadata server, gcloud)"
+	return c, nil
+}
+
+// firstSet returns the first of names that is set, for messages.
+func firstSet(k *keyReader, names []string) string {
+	for _, n := range names {
+		if _, ok, _ := k.keys.Lookup(n); ok {
+			return n
+		}
+	}
+	return names[0]
+}
+
+// keyFromDict reads an inline key as upstream does: a JSON object whose
+// private_key may carry literal "\n" sequences for newlines.
+func keyFromDict(raw string) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, errors.New("not a JSON object (give the content of a service account key file)")
+	}
+	if pk, ok := m["private_key"].(string); ok {
+		m["private_key"] = strings.ReplaceAll(pk, `\n`, "\n")
+	}
+	return json.Marshal(m)
+}
+
+// parseList reads a JSON list of strings or a comma-separated list.
+func parseList(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	var out []string
+	if strings.HasPrefix(s, "[") {
+		err := json.Unmarshal([]byte(s), &out)
+		return out, err
+	}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// credTypes are the key file types accepted, by their "type" field.
+var credTypes = map[string]google.CredentialsType{
+	"service_account":              google.ServiceAccount,
+	"authorized_user":              google.AuthorizedUser,
+	"external_account":             google.ExternalAccount,
+	"impersonated_service_account": google.ImpersonatedServiceAccount,
+}
+
+// credentials loads the OAuth credentials of c (not for an emulator).
+func (c *gcsConfig) credentials(ctx context.Context, k *keyReader) (*google.Credentials, error) {
+	// Tokens are refreshed long after Open returns: not on Open's context.
+	ctx = context.WithoutCancel(ctx)
+	params := google.CredentialsParams{Scopes: c.scopes}
+	key := c.keyJSON
+	if c.keyPath != "" {
+		var err error
+		if key, err = os.ReadFile(c.keyPath); err != nil {
+			return nil, k.usage("cannot read the GCS key file: %v; check GC_KEY_PATH and the secret's mountPath", err)
+		}
+	}
+	if key == nil {
+		creds, err := google.FindDefaultCredentialsWithParams(ctx, params)
+		if err != nil {
+			return nil, k.usage("no GCS credentials: %v; give GC_KEY_PATH or GC_KEYFILE_DICT, mount gc-secret.json at %s/.gc, or run with a workload identity", err, contextRoot())
+		}
+		return creds, nil
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(key, &head); err != nil {
+		return nil, k.usage("the GCS key (%s) is not JSON", c.auth)
+	}
+	t, ok := credTypes[head.Type]
+	if !ok {
+		return nil, k.usage("the GCS key (%s) has type %q: expected service_account, authorized_user, external_account or impersonated_service_account", c.auth, head.Type)
+	}
+	creds, err := google.CredentialsFromJSONWithTypeAndParams(ctx, key, t, params)
+	if err != nil {
+		return nil, k.usage("the GCS key (%s) is not valid: %v", c.auth, err)
+	}
+	return creds, nil
+}
+
+// emulatorEndpoint returns the JSON API endpoint of an emulator given as
+// host:port (what gocloud expects) or as a URL (what the Go client accepts).
+func emulatorEndpoint(host string) string {
+	scheme := "http"
+	if s, rest, ok := strings.Cut(host, "://"); ok {
+		scheme, host = s, rest
+	}
+	return scheme + "://" + strings.TrimRight(host, "/") + "/storage/v1/"
+}
+
+func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*Store, error) {
+	c, err := readGCSConfig(k)
+	if err != nil {
+		return nil, err
+	}
+	transport := newTransport(opts.Workers)
+	var clientOpts []option.ClientOption
+	endpoint := ""
+	if c.emulator != "" {
+		endpoint = emulatorEndpoint(c.emulator)
+		clientOpts = []option.ClientOption{
+			option.WithEndpoint(endpoint),
+			option.WithoutAuthentication(),
+			option.WithHTTPClient(&http.Client{Transport: transport}),
+		}
+	} else {
+		creds, err := c.credentials(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		hc := &http.Client{Transport: &oauth2.Transport{Source: creds.TokenSource, Base: transport}}
+		clientOpts = []option.ClientOption{option.WithHTTPClient(hc), option.WithTokenSource(creds.TokenSource)}
+	}
+	client, err := storage.NewClient(ctx, clientOpts...)
+	if err != nil {
+		return nil, k.usage("creating the GCS client: %v", err)
+	}
+	// Bounded retries: the client's default retries idempotent requests
+	// until the context ends, and the transfer engine retries on top.
+	client.SetRetry(
+		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2}),
+		storage.WithMaxAttempts(gcsRetryAttempts),
+	)
+	b, err := gcsblob.OpenBucket(ctx, nil, loc.Bucket, &gcsblob.Options{Client: client})
+	if err != nil {
+		_ = client.Close()
+		return nil, k.usage("opening bucket %q: %v", loc.Bucket, err)
+	}
+	if endpoint != "" {
+		endpoint = strings.TrimSuffix(endpoint, "/storage/v1/")
+	}
+	return &Store{
+		Bucket:   b,
+		Provider: gcsProvider{},
+		endpoint: endpoint,
+		auth:     c.auth,
+		closers:  []func() error{client.Close, func() error { transport.CloseIdleConnections(); return nil }},
+		hints: hints{
+			auth:        "check the service account key (GC_KEY_PATH, GC_KEYFILE_DICT or gc-secret.json) and that it has storage.objects.list on the bucket (GCS also answers 403 for a bucket that does not exist)",
+			unreachable: " (and STORAGE_EMULATOR_HOST, host:port, for an emulator)",
+			tls:         "check the proxy and the system's CA certificates",
+		},
+	}, nil
+}
+
+// gcsProvider pins GCS reads to a generation and reads CRC32C checksums.
+type gcsProvider struct{}
+
+func (gcsProvider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) error {
+	if attrs == nil {
+		return nil
+	}
+	var oa storage.ObjectAttrs
+	if !attrs.As(&oa) || oa.Generation == 0 {
+		return nil
+	}
+	gen := oa.Generation
+	return func(as func(any) bool) error {
+		var obj **storage.ObjectHandle
+		if !as(&obj) {
+			return errors.New("gcs: cannot pin the read to a generation: the driver offers no *storage.ObjectHandle")
+		}
+		// A read of the live object if it is still this generation: 412
+		// (FailedPrecondition) once it was replaced.
+		*obj = (*obj).If(storage.Conditions{GenerationMatch: gen})
+		return nil
+	}
+}
+
+func (gcsProvider) CRC32C(as func(any) bool) (uint32, bool) {
+	if as == nil {
+		return 0, false
+	}
+	var oa storage.ObjectAttrs
+	if as(&oa) {
+		if oa.Prefix != "" {
+			return 0, false
+		}
+		// GCS keeps a CRC32C of every object; 0 is a real checksum only of
+		// empty content (and otherwise means the store sent none).
+		return oa.CRC32C, oa.CRC32C != 0 || oa.Size == 0
+	}
+	var r *storage.Reader
+	if as(&r) && r != nil && r.Attrs.CRC32C != 0 {
+		return r.Attrs.CRC32C, true
+	}
+	return 0, false
+}
+
+func (gcsProvider) BeforeWrite() func(as func(any) bool) error { return nil }

@@ -1,0 +1,182 @@
+package store
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+)
+
+// location is a parsed bucket URL.
+type location struct {
+	Scheme string // as written, lower-cased: s3, gs, gcs, wasb, wasbs, https, az, abfs, abfss
+	Bucket string // S3/GCS bucket, Azure container
+	Prefix string // key prefix: no leading or trailing slash, "" for the whole bucket
+
+	// Azure only.
+	Account string     // storage account named by the URL, "" when it names none
+	Host    string     // service host named by the URL (account.blob.core.windows.net), "" when none
+	Service string     // the service URL the URL names (https://account.blob.core.windows.net), "" when none
+	SAS     url.Values // a SAS token given as the https URL's query, nil when none
+}
+
+// display is the credential-free form of the location for logs and results.
+func (l location) display() string {
+	var s string
+	switch l.Scheme {
+	case "wasb", "wasbs":
+		s = l.Scheme + "://" + l.Bucket + "@" + l.Host
+	case "abfs", "abfss":
+		if l.Host != "" {
+			s = l.Scheme + "://" + l.Bucket + "@" + l.Host
+		} else {
+			s = l.Scheme + "://" + l.Bucket
+		}
+	case "https":
+		s = l.Service + "/" + l.Bucket
+	default:
+		s = l.Scheme + "://" + l.Bucket
+	}
+	if l.Prefix != "" {
+		s += "/" + l.Prefix
+	}
+	return s
+}
+
+// wasbHost matches upstream's <container>@<account>.blob.core.windows.net,
+// widened to the other Azure clouds (blob.core.chinacloudapi.cn, …) and to
+// the Data Lake endpoint (dfs.core.windows.net), which serves the same data.
+var wasbHost = regexp.MustCompile(`^([a-z0-9][a-z0-9-]*)\.(blob|dfs)\.(core\.[a-z0-9.-]+)$`)
+
+// parseLocation parses the bucket URL of a connection as upstream does
+// (S3Path, GcsPath, WasbPath): the bucket is the URL's host (for wasb, the
+// container before the @), the prefix the path without surrounding slashes.
+// Paths are taken literally: no percent-decoding, no query, except for the
+// https form, whose query may carry a SAS token.
+func parseLocation(kind connections.Kind, raw string) (location, error) {
+	bad := func(format string, args ...any) (location, error) {
+		return location{}, fault.New(fault.Usage, "schema.bucket %q: %s", raw, fmt.Sprintf(format, args...))
+	}
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
+	if !ok || rest == "" {
+		return bad("expected a URL like %s", example[kind])
+	}
+	scheme = strings.ToLower(scheme)
+	if !schemeOK(kind, scheme) {
+		return bad("scheme %s:// is not valid for kind %s (e.g. %s)", scheme, kind, example[kind])
+	}
+	netloc, path, _ := strings.Cut(rest, "/")
+	loc := location{Scheme: scheme}
+	if scheme == "https" {
+		var query string
+		path, query, _ = strings.Cut(path, "?")
+		if query != "" {
+			q, err := url.ParseQuery(query)
+			if err != nil || q.Get("sig") == "" {
+				return bad("the query of an https bucket URL can only be a SAS token (sv=…&sig=…)")
+			}
+			loc.SAS = q
+		}
+	}
+	path = strings.Trim(path, "/")
+
+	switch scheme {
+	case "s3", "gs", "gcs":
+		if err := checkName(netloc); err != nil {
+			return bad("bucket name: %v", err)
+		}
+		loc.Bucket, loc.Prefix = netloc, path
+	case "wasb", "wasbs":
+		container, host, ok := strings.Cut(netloc, "@")
+		m := wasbHost.FindStringSubmatch(strings.ToLower(host))
+		if !ok || container == "" || m == nil {
+			return bad("wasbs url must be of the form <container>@<account>.blob.core.windows.net")
+		}
+		loc.Bucket, loc.Account, loc.Host, loc.Prefix = container, m[1], blobHost(m), path
+		loc.Service = "https://" + loc.Host
+	case "abfs", "abfss", "az":
+		container, host, hasAt := strings.Cut(netloc, "@")
+		if hasAt {
+			m := wasbHost.FindStringSubmatch(strings.ToLower(host))
+			if m == nil {
+				return bad("expected <container>@<account>.dfs.core.windows.net")
+			}
+			loc.Account, loc.Host = m[1], blobHost(m)
+			loc.Service = "https://" + loc.Host
+		}
+		loc.Bucket, loc.Prefix = container, path
+	case "https":
+		// https://<account>.blob.core.windows.net/<container>/<path>; an
+		// emulator (Azurite) puts the account first in the path instead:
+		// https://127.0.0.1:10000/<account>/<container>/<path>.
+		loc.Host = strings.ToLower(netloc)
+		loc.Service = "https://" + loc.Host
+		if m := wasbHost.FindStringSubmatch(loc.Host); m != nil {
+			loc.Account = m[1]
+		} else if isLocal(loc.Host) {
+			loc.Account, path, _ = strings.Cut(path, "/")
+			loc.Service += "/" + loc.Account
+		}
+		container, p, _ := strings.Cut(path, "/")
+		if netloc == "" || container == "" || (isLocal(loc.Host) && loc.Account == "") {
+			return bad("expected https://<account>.blob.core.windows.net/<container>/<path>")
+		}
+		loc.Bucket, loc.Prefix = container, strings.Trim(p, "/")
+	}
+	if kind == connections.WASB {
+		if err := checkName(loc.Bucket); err != nil {
+			return bad("container name: %v", err)
+		}
+	}
+	return loc, nil
+}
+
+// isLocal reports a loopback host (with or without a port), where Azure
+// emulators serve accounts path-style.
+func isLocal(host string) bool {
+	h := host
+	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	h = strings.Trim(h, "[]")
+	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
+}
+
+// blobHost returns the blob service host of a wasbHost match.
+func blobHost(m []string) string { return m[1] + ".blob." + m[3] }
+
+var example = map[connections.Kind]string{
+	connections.S3:   "s3://bucket/prefix",
+	connections.GCS:  "gs://bucket/prefix",
+	connections.WASB: "wasbs://container@account.blob.core.windows.net/prefix",
+}
+
+func schemeOK(kind connections.Kind, scheme string) bool {
+	switch kind {
+	case connections.S3:
+		return scheme == "s3"
+	case connections.GCS:
+		return scheme == "gs" || scheme == "gcs"
+	case connections.WASB:
+		switch scheme {
+		case "wasb", "wasbs", "https", "az", "abfs", "abfss":
+			return true
+		}
+	}
+	return false
+}
+
+// checkName refuses what no store accepts as a bucket or container name and
+// would only make a confusing request: nothing, spaces, URL syntax.
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("is empty")
+	}
+	if i := strings.IndexAny(name, " \t?#@:/\\%"); i >= 0 {
+		return fmt.Errorf("%q may not contain %q", name, name[i])
+	}
+	return nil
+}

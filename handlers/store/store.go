@@ -1,0 +1,210 @@
+// Package store opens the bucket of an s3, gcs or wasb connection as a
+// gocloud.dev *blob.Bucket: it parses the bucket URL as upstream does, reads
+// the credentials and settings through the connection's credential look-up
+// (mounted secret files, then the environment, then POLYAXON_-prefixed
+// variables), configures the provider's SDK (custom endpoints, emulators,
+// CA bundles, connection pool) and classifies the errors the bucket returns.
+// Copying bytes is the transfer package's business, not this one's.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"gocloud.dev/blob"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/secret"
+	"github.com/initializer/initializer/transfer"
+)
+
+// Options tune how a bucket is opened.
+type Options struct {
+	Workers int          // parallel transfers planned: the HTTP connection pool is sized to it; 0 means 16
+	Log     *slog.Logger // may be nil
+}
+
+// Store is an opened bucket.
+type Store struct {
+	Bucket   *blob.Bucket
+	Prefix   string            // key prefix from the bucket URL: no leading slash, no trailing slash, "" for the whole bucket
+	URL      string            // credential-free display form, e.g. "s3://bucket/prefix"
+	Provider transfer.Provider // version pinning, CRC32C, upload options
+
+	conn     *connections.Connection
+	name     string // the bucket or container, for messages
+	endpoint string // where requests go, for messages ("" for the provider's default)
+	auth     string // how requests are authenticated, for messages (key names and sources, never values)
+	hints    hints
+	closers  []func() error
+}
+
+// hints are the provider-specific fixes Check's errors suggest.
+type hints struct {
+	auth, notFound, unreachable, tls string
+}
+
+// Open opens the bucket of an s3, gcs or wasb connection, reading
+// credentials through keys.
+func Open(ctx context.Context, conn *connections.Connection, keys *connections.Keys, opts Options) (*Store, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if keys == nil {
+		keys = conn.Keys()
+	}
+	bs := conn.Bucket()
+	if bs == nil || bs.Bucket == "" {
+		return nil, fault.New(fault.Usage, "%s: schema.bucket is required (e.g. %s)", conn, example[conn.Kind])
+	}
+	loc, err := parseLocation(conn.Kind, bs.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", conn, err)
+	}
+	k := &keyReader{conn: conn, keys: keys}
+	var s *Store
+	switch conn.Kind {
+	case connections.S3:
+		s, err = openS3(ctx, k, loc, opts)
+	case connections.GCS:
+		s, err = openGCS(ctx, k, loc, opts)
+	case connections.WASB:
+		s, err = openAzure(ctx, k, loc, opts)
+	default:
+		return nil, fault.New(fault.Usage, "%s: not an object store (s3, gcs or wasb)", conn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.conn, s.Prefix, s.URL, s.name = conn, loc.Prefix, loc.display(), loc.Bucket
+	args := []any{"url", s.URL, "auth", s.auth, "workers", opts.Workers}
+	if s.endpoint != "" {
+		args = append(args, "endpoint", s.endpoint)
+	}
+	opts.Log.Debug("bucket opened", args...)
+	return s, nil
+}
+
+// Check lists at most one object under Prefix: it proves the credentials and
+// that the bucket exists, without downloading anything. Its errors carry a
+// class (3 auth, 4 not found, 5 unreachable, 2 bad configuration) and name
+// the connection, the bucket and the fix.
+func (s *Store) Check(ctx context.Context) error {
+	prefix := s.Prefix
+	if prefix != "" {
+		prefix += "/"
+	}
+	_, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	if err == nil {
+		return nil
+	}
+	return s.explain(err)
+}
+
+// explain turns an error of a request to the bucket into a classified error
+// that names the connection, the bucket and the fix.
+func (s *Store) explain(err error) error {
+	where := s.URL
+	if s.endpoint != "" {
+		where += " at " + s.endpoint
+	}
+	c := Classify(err)
+	var msg string
+	switch c {
+	case fault.Auth:
+		msg = fmt.Sprintf("%s: access to %s was refused with %s: %v; %s", s.conn, where, s.auth, err, s.hints.auth)
+	case fault.NotFound:
+		msg = fmt.Sprintf("%s: %q does not exist at %s: %v; create it, or fix schema.bucket%s", s.conn, s.name, where, err, s.hints.notFound)
+	case fault.Transient:
+		msg = fmt.Sprintf("%s: cannot reach %s: %v; check the network%s", s.conn, where, err, s.hints.unreachable)
+	case fault.Usage:
+		if isTLS(err) {
+			msg = fmt.Sprintf("%s: TLS to %s failed: %v; %s", s.conn, where, err, s.hints.tls)
+		} else {
+			msg = fmt.Sprintf("%s: listing %s failed: %v; check the connection's settings", s.conn, where, err)
+		}
+	case fault.Interrupted:
+		return fault.Wrap(c, fmt.Errorf("%s: listing %s: %w", s.conn, where, err))
+	default:
+		msg = fmt.Sprintf("%s: listing %s failed: %v", s.conn, where, err)
+	}
+	return fault.Wrap(c, &checkError{msg: msg, err: err})
+}
+
+// checkError keeps the cause reachable (errors.As, gcerrors.Code) under the
+// explained message.
+type checkError struct {
+	msg string
+	err error
+}
+
+func (e *checkError) Error() string { return e.msg }
+func (e *checkError) Unwrap() error { return e.err }
+
+// Close closes the bucket and the clients behind it.
+func (s *Store) Close() error {
+	var errs []error
+	if s.Bucket != nil {
+		errs = append(errs, s.Bucket.Close())
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// keyReader reads a connection's settings through its Keys, naming the key
+// and where its value came from in errors.
+type keyReader struct {
+	conn *connections.Connection
+	keys *connections.Keys
+}
+
+// value returns the first of names that is set, and where it came from.
+func (k *keyReader) value(names ...string) (secret.Value, bool, error) {
+	return k.keys.Lookup(names...)
+}
+
+// str returns the first of names that is set, revealed (secret values are
+// then scrubbed from every log line and error).
+func (k *keyReader) str(names ...string) (string, error) {
+	v, ok, err := k.keys.Lookup(names...)
+	if err != nil || !ok {
+		return "", err
+	}
+	return strings.TrimSpace(v.Reveal()), nil
+}
+
+// boolean reads a true/false setting, def when unset.
+func (k *keyReader) boolean(def bool, names ...string) (bool, error) {
+	v, ok, err := k.keys.Lookup(names...)
+	if err != nil || !ok {
+		return def, err
+	}
+	b, valid := v.Bool()
+	if !valid {
+		return def, fault.New(fault.Usage, "%s: %s (from %s) must be true or false", k.conn, names[0], v.Source())
+	}
+	return b, nil
+}
+
+// source names where the first set key of names came from, for messages.
+func (k *keyReader) source(names ...string) string {
+	v, ok, err := k.keys.Lookup(names...)
+	if err != nil || !ok {
+		return ""
+	}
+	return v.Source()
+}
+
+// usage returns a Usage-class error naming the connection.
+func (k *keyReader) usage(format string, args ...any) error {
+	return fault.New(fault.Usage, "%s: %s", k.conn, fmt.Sprintf(format, args...))
+}
