@@ -20,8 +20,10 @@ import (
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/handlers/custom"
 	"github.com/initializer/initializer/handlers/git"
 	"github.com/initializer/initializer/handlers/mount"
+	"github.com/initializer/initializer/handlers/registry"
 	"github.com/initializer/initializer/secret"
 )
 
@@ -43,6 +45,8 @@ func builtins() *handlers.Registry {
 	r := handlers.NewRegistry()
 	r.Register(mount.Handler{}, mount.Kinds...)
 	r.Register(git.New(), git.Kinds...)
+	r.Register(registry.New(), registry.Kinds...)
+	r.SetFallback(custom.New())
 	return r
 }
 

@@ -1,0 +1,93 @@
+package custom
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+)
+
+// program is a resolved handler program.
+type program struct {
+	Path string
+	Args []string // from --handler "PROGRAM ARG…"
+	How  string   // "--handler" or "PATH"
+}
+
+func (p program) describe() string {
+	s := p.Path
+	if len(p.Args) > 0 {
+		s += " " + strings.Join(p.Args, " ")
+	}
+	return fmt.Sprintf("%s (from %s)", s, p.How)
+}
+
+// programNames are the names looked up on PATH for kind: the kind as is, and
+// with dashes for underscores (initializer-handler-hive-cli).
+func programNames(kind connections.Kind) []string {
+	names := []string{ProgramPrefix + string(kind)}
+	if dashed := ProgramPrefix + strings.ReplaceAll(string(kind), "_", "-"); dashed != names[0] {
+		names = append(names, dashed)
+	}
+	return names
+}
+
+// resolve finds the handler program for c: --handler, else
+// initializer-handler-<kind> on PATH.
+func (h *Handler) resolve(c *connections.Connection) (program, error) {
+	if flag := strings.TrimSpace(h.programFlag()); flag != "" {
+		return h.resolveFlag(c, flag)
+	}
+	names := programNames(c.Kind)
+	for _, name := range names {
+		if p, err := h.lookPath(name); err == nil {
+			return program{Path: p, How: "PATH"}, nil
+		}
+	}
+	path, _ := h.getenv("PATH")
+	return program{}, fault.New(fault.Usage,
+		"%s: kind %s has no built-in handler and no handler program was found; give one with --handler PROGRAM, "+
+			"or install an executable named %s on PATH (PATH=%s). The program gets the connection as JSON in $INITIALIZER_CONNECTION "+
+			"and the target folder in $INITIALIZER_PATH; see \"Custom handlers\" in the README",
+		c, c.Kind, strings.Join(names, " or "), path)
+}
+
+// resolveFlag reads --handler: a path or a name on PATH, optionally followed
+// by arguments separated by spaces (a path that exists as given wins).
+func (h *Handler) resolveFlag(c *connections.Connection, flag string) (program, error) {
+	name, args := flag, []string(nil)
+	if _, err := os.Stat(flag); err != nil {
+		if fields := strings.Fields(flag); len(fields) > 1 {
+			name, args = fields[0], fields[1:]
+		}
+	}
+	if strings.ContainsRune(name, filepath.Separator) {
+		st, err := os.Stat(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return program{}, fault.New(fault.Usage, "%s: --handler %s does not exist", c, name)
+		case err != nil:
+			return program{}, fault.New(fault.Usage, "%s: --handler %s: %v", c, name, err)
+		case st.IsDir():
+			return program{}, fault.New(fault.Usage, "%s: --handler %s is a folder, not a program", c, name)
+		case st.Mode().Perm()&0o111 == 0:
+			return program{}, fault.New(fault.Usage, "%s: --handler %s is not executable; chmod +x it", c, name)
+		}
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			abs = name
+		}
+		return program{Path: abs, Args: args, How: "--handler"}, nil
+	}
+	p, err := h.lookPath(name)
+	if err != nil {
+		path, _ := h.getenv("PATH")
+		return program{}, fault.New(fault.Usage, "%s: --handler %s: no such program on PATH (%s); give its full path", c, name, path)
+	}
+	return program{Path: p, Args: args, How: "--handler"}, nil
+}

@@ -1,0 +1,193 @@
+package custom
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/secret"
+)
+
+// handlerResult is what a handler may write to $INITIALIZER_RESULT; every
+// field is optional.
+type handlerResult struct {
+	Summary string         `json:"summary"`
+	Files   int64          `json:"files"`
+	Bytes   int64          `json:"bytes"`
+	Skipped int64          `json:"skipped"`
+	Details map[string]any `json:"details"`
+}
+
+// run starts the handler program and waits for it, forwarding SIGTERM and
+// SIGINT to it (and its children: it runs in its own process group).
+func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) (*handlers.Result, error) {
+	c := req.Conn
+	tmp, err := os.MkdirTemp("", "initializer-handler-")
+	if err != nil {
+		return nil, fault.FromSystem(fmt.Errorf("%s: %w", c, err))
+	}
+	defer os.RemoveAll(tmp)
+	resultFile := filepath.Join(tmp, "result.json")
+	env, info, err := h.environment(req, resultFile)
+	if err != nil {
+		return nil, fault.FromSystem(err)
+	}
+	for _, s := range info.Skipped {
+		req.Log.Warn("key not passed as an environment variable", "key", s)
+	}
+
+	stdout, stderr := newScrubWriter(h.stdout), newScrubWriter(h.stderr)
+	cmd := exec.Command(prog.Path, prog.Args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A handler that leaves a background process holding its output open
+	// must not keep the init container alive.
+	cmd.WaitDelay = 2 * time.Second
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	req.Log.Info("running handler", "program", prog.describe(), "path", req.Path, "keys", info.Vars)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, startError(req, prog, err)
+	}
+	pid := cmd.Process.Pid
+
+	var mu sync.Mutex
+	var forwarded os.Signal
+	forward := func(s os.Signal) {
+		mu.Lock()
+		forwarded = s
+		mu.Unlock()
+		req.Log.Info("forwarding signal to the handler", "signal", s.String(), "pid", pid)
+		// The whole group: a shell script's children get it too.
+		if err := syscall.Kill(-pid, s.(syscall.Signal)); err != nil {
+			req.Log.Debug("signal not delivered", "error", err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		ctxDone := ctx.Done()
+		for {
+			select {
+			case s := <-sigs:
+				forward(s)
+			case <-ctxDone:
+				// Cancelled: by a signal that sigs is about to deliver, or
+				// by a caller; forward the signal, else SIGTERM.
+				ctxDone = nil
+				select {
+				case s := <-sigs:
+					forward(s)
+				case <-time.After(100 * time.Millisecond):
+					forward(syscall.SIGTERM)
+				case <-done:
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	waitErr := cmd.Wait()
+	close(done)
+	stdout.Flush()
+	stderr.Flush()
+
+	if errors.Is(waitErr, exec.ErrWaitDelay) {
+		req.Log.Warn("the handler exited but something it started still held its output; stopped relaying it", "program", prog.Path)
+		waitErr = nil
+	}
+	mu.Lock()
+	sig := forwarded
+	mu.Unlock()
+	var ee *exec.ExitError
+	switch {
+	case waitErr == nil:
+	case errors.As(waitErr, &ee):
+		ws, _ := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			if sig != nil {
+				return nil, fault.New(fault.Interrupted, "%s: handler %s stopped by %s (forwarded to it)", c, prog.Path, ws.Signal())
+			}
+			return nil, fault.New(fault.Class(128+int(ws.Signal())), "%s: handler %s was killed by %s", c, prog.Path, ws.Signal())
+		}
+		code := ee.ExitCode()
+		msg := fmt.Sprintf("%s: handler %s exited with code %d", c, prog.Path, code)
+		if sig != nil {
+			msg += fmt.Sprintf(" after %s was forwarded to it", sig)
+		}
+		return nil, &fault.Error{Class: fault.Class(code), Err: errors.New(msg)}
+	default:
+		return nil, fault.New(fault.Internal, "%s: waiting for handler %s: %v", c, prog.Path, waitErr)
+	}
+
+	res := &handlers.Result{
+		Summary: fmt.Sprintf("%s: handler %s succeeded", c, prog.Path),
+		Path:    req.Path,
+		Details: map[string]any{"handler": prog.describe(), "exitCode": 0},
+	}
+	if hr, err := readResult(resultFile); err != nil {
+		req.Log.Warn("ignoring the handler's $INITIALIZER_RESULT", "error", err.Error())
+	} else if hr != nil {
+		if hr.Summary != "" {
+			res.Summary = fmt.Sprintf("%s: %s", c, secret.Scrub(hr.Summary))
+		}
+		res.Files, res.Bytes, res.Skipped = hr.Files, hr.Bytes, hr.Skipped
+		if len(hr.Details) > 0 {
+			res.Details["handlerDetails"] = hr.Details
+		}
+	}
+	return res, nil
+}
+
+// startError explains why a program could not be started.
+func startError(req *handlers.Request, prog program, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && errors.Is(pe.Err, syscall.ENOEXEC) {
+		return fault.New(fault.Usage, "%s: cannot run handler %s: it is not a program this system can execute (a script needs a #! line)", req.Conn, prog.Path)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fault.New(fault.Usage, "%s: cannot run handler %s: permission denied (chmod +x it, and check its folder's permissions)", req.Conn, prog.Path)
+	}
+	return fault.New(fault.Usage, "%s: cannot run handler %s: %v", req.Conn, prog.Path, err)
+}
+
+// readResult reads the optional result a handler wrote; nil when none.
+func readResult(path string) (*handlerResult, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var hr handlerResult
+	dec := json.NewDecoder(io.LimitReader(f, 1<<20))
+	dec.UseNumber()
+	if err := dec.Decode(&hr); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("not a JSON object {summary, files, bytes, skipped, details}: %v", err)
+	}
+	return &hr, nil
+}
