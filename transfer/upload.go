@@ -1,0 +1,556 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/initializer/initializer/fault"
+)
+
+// MetaModTime is the object metadata key under which an upload records the
+// local file's modification time, as RFC 3339 with nanoseconds in UTC
+// (time.RFC3339Nano), e.g. "2026-11-27T02:15:34.123456789Z".
+const MetaModTime = "mtime"
+
+// ErrChanged is wrapped by the error of a file that kept changing while it
+// was being uploaded: the object may hold a mix of old and new content, and
+// the file needs another upload once it is stable.
+var ErrChanged = errors.New("the file changed while it was being uploaded")
+
+// UploadFile is one local file to upload.
+type UploadFile struct {
+	Rel string // slash-separated path below the upload root
+	Key string // object key
+}
+
+// FileState identifies a version of a local file: a file whose state is
+// unchanged is assumed to have unchanged content.
+type FileState struct {
+	Size    int64
+	ModTime int64 // nanoseconds since the epoch
+	Ino     uint64
+}
+
+// StateOf returns the state of the file fi describes.
+func StateOf(fi fs.FileInfo) FileState {
+	s := FileState{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.Ino = st.Ino
+	}
+	return s
+}
+
+// FileResult is the outcome of one file's upload.
+type FileResult struct {
+	UploadFile
+	// State is the state of the file whose content is now the object's
+	// (when Err is nil), or the state last seen.
+	State FileState
+	// Gone is set when the file no longer existed: nothing was uploaded and
+	// nothing failed.
+	Gone bool
+	// Err is nil when the object now holds the file's content, verified.
+	Err error
+}
+
+// UploadOptions tune an upload. The zero value is usable.
+type UploadOptions struct {
+	// Options are the engine's shared settings. For uploads, PartSize is the
+	// size of each part of a multipart upload (0 means 8 MiB), LargeObject
+	// the size from which a file is streamed with a CRC32C instead of being
+	// hashed with MD5 first (0 means 64 MiB); Checksum is not used.
+	Options
+	// PartConcurrency is the number of parts of one large file sent in
+	// parallel; 0 means 4.
+	PartConcurrency int
+	// MemoryBudget bounds the bytes the uploads in flight may buffer (the
+	// SDKs buffer each part); 0 means 96 MiB. A file that needs more than the
+	// budget still goes, alone.
+	MemoryBudget int64
+	// ChangeRetries is how many times a file that changed while it was being
+	// uploaded is uploaded again in the same call; 0 means 3, negative none.
+	ChangeRetries int
+	// NoVerify skips reading the object's attributes after each upload.
+	NoVerify bool
+	// OnFile, when set, receives each file's outcome as soon as it is known,
+	// from the worker goroutines (concurrently).
+	OnFile func(FileResult)
+
+	beforeSend func(rel string, attempt int) // test hook: called once the file is open, before it is read
+}
+
+// inlineMax is the largest file read into memory in one go and sent with
+// one request.
+const inlineMax = 256 << 10
+
+func (o *UploadOptions) defaults() {
+	if o.PartSize <= 0 {
+		o.PartSize = 8 << 20
+	}
+	o.Options.defaults()
+	if o.PartConcurrency <= 0 {
+		o.PartConcurrency = 4
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = 96 << 20
+	}
+	if o.ChangeRetries == 0 {
+		o.ChangeRetries = 3
+	} else if o.ChangeRetries < 0 {
+		o.ChangeRetries = 0
+	}
+}
+
+// UploadStats count what an upload did.
+type UploadStats struct {
+	Stats
+	Changed int64        `json:"changed"` // uploads repeated because the file changed meanwhile
+	Gone    int64        `json:"gone"`    // files that disappeared before they could be read
+	Failed  []FileResult `json:"-"`       // files not uploaded, with the reason
+}
+
+type uploader struct {
+	b     *blob.Bucket
+	root  string
+	opts  UploadOptions
+	retry *retrier
+	mem   *semaphore.Weighted
+	prog  *progress
+
+	// halt is the error that stopped the upload for every remaining file
+	// (credentials refused, store unreachable after retries).
+	haltMu sync.Mutex
+	halt   error
+
+	files, bytes, skipped, retries, changed, gone atomic.Int64
+	failedMu                                      sync.Mutex
+	failed                                        []FileResult
+}
+
+// Upload copies the files, which are below the folder root, to b, with
+// opts.Workers files in flight. Each object gets the file's modification
+// time in its metadata (MetaModTime). Small files are sent with their MD5
+// (Content-MD5) and large ones streamed with a CRC32C; every object's size
+// and, where the store reports one, its digest are checked afterwards. A
+// file that changes while it is uploaded is uploaded again.
+//
+// A file that cannot be uploaded does not stop the others; the failures are
+// returned in UploadStats.Failed (and given to OnFile). When the store
+// refuses the credentials or stays unreachable after the retries, the
+// remaining files are not tried and fail with the same error. The error
+// returned is nil unless ctx ended.
+func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile, opts UploadOptions) (UploadStats, error) {
+	opts.defaults()
+	start := time.Now()
+	u := &uploader{b: b, root: root, opts: opts, mem: semaphore.NewWeighted(opts.MemoryBudget)}
+	u.retry = &retrier{opts: &u.opts.Options, retries: &u.retries}
+	u.prog = newProgress(&u.opts.Options, &u.files, &u.bytes, &u.skipped)
+	u.prog.listed(int64(len(files)))
+
+	jobs := make(chan UploadFile)
+	var wg sync.WaitGroup
+	for range min(opts.Workers, max(len(files), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range jobs {
+				u.done(u.uploadFile(ctx, f))
+			}
+		}()
+	}
+	for _, f := range files {
+		jobs <- f
+	}
+	close(jobs)
+	wg.Wait()
+	u.prog.stop()
+
+	st := UploadStats{
+		Stats: Stats{Objects: int64(len(files)), Files: u.files.Load(), Bytes: u.bytes.Load(),
+			Retries: u.retries.Load(), Duration: time.Since(start)},
+		Changed: u.changed.Load(), Gone: u.gone.Load(), Failed: u.failed,
+	}
+	if err := ctx.Err(); err != nil {
+		return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: upload interrupted after %d of %d files: %w", opts.Conn, st.Files, len(files), err))
+	}
+	return st, nil
+}
+
+func (u *uploader) done(r FileResult) {
+	switch {
+	case r.Gone:
+		u.gone.Add(1)
+	case r.Err != nil:
+		u.failedMu.Lock()
+		u.failed = append(u.failed, r)
+		u.failedMu.Unlock()
+	}
+	if u.opts.OnFile != nil {
+		u.opts.OnFile(r)
+	}
+}
+
+func (u *uploader) halted() error {
+	u.haltMu.Lock()
+	defer u.haltMu.Unlock()
+	return u.halt
+}
+
+// stopAll records err as the reason no further file is tried, when it is
+// one that every other file would meet too.
+func (u *uploader) stopAll(err error) {
+	var le *localError
+	if errors.As(err, &le) || errors.Is(err, ErrChanged) {
+		return
+	}
+	switch fault.ClassOf(err) {
+	case fault.Transient, fault.Auth, fault.NotFound:
+	default:
+		return
+	}
+	u.haltMu.Lock()
+	if u.halt == nil {
+		u.halt = err
+	}
+	u.haltMu.Unlock()
+}
+
+// uploadFile uploads one file, again while it keeps changing underneath.
+func (u *uploader) uploadFile(ctx context.Context, f UploadFile) FileResult {
+	r := FileResult{UploadFile: f}
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			r.Err = err
+			return r
+		}
+		if err := u.halted(); err != nil {
+			r.Err = fmt.Errorf("not tried: %w", err)
+			return r
+		}
+		changed, err := u.once(ctx, &r, attempt)
+		if r.Gone {
+			return r
+		}
+		if err != nil {
+			r.Err = err
+			u.stopAll(err)
+			return r
+		}
+		if !changed {
+			return r
+		}
+		u.changed.Add(1)
+		if attempt >= u.opts.ChangeRetries {
+			r.Err = fault.Wrap(fault.Transient, fmt.Errorf("%s: %w %d times in a row; it will be uploaded once it is stable", f.Rel, ErrChanged, attempt+1))
+			return r
+		}
+		u.opts.Log.Info("file changed while it was uploaded, uploading it again", "file", f.Rel)
+	}
+}
+
+// snapshot is what one pass over a file read and hashed.
+type snapshot struct {
+	md5 []byte
+	crc uint32
+	n   int64
+}
+
+// once uploads the file once. It reports whether the file changed while it
+// was read (then the object may not match any version of it).
+func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (changed bool, err error) {
+	path := filepath.Join(u.root, filepath.FromSlash(r.Rel))
+	file, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			r.Gone = true
+			return false, nil
+		}
+		return false, u.localFault(r.Rel, err)
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return false, u.localFault(r.Rel, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return false, fault.New(fault.Usage, "%s: %s is not a regular file", u.opts.Conn, r.Rel)
+	}
+	before := StateOf(fi)
+	r.State = before
+	if u.opts.beforeSend != nil {
+		u.opts.beforeSend(r.Rel, attempt)
+	}
+	opts := &blob.WriterOptions{Metadata: map[string]string{MetaModTime: fi.ModTime().UTC().Format(time.RFC3339Nano)}}
+	if u.opts.Provider != nil {
+		opts.BeforeWrite = u.opts.Provider.BeforeWrite()
+	}
+
+	var snap snapshot
+	switch {
+	case before.Size <= inlineMax:
+		snap, changed, err = u.sendInline(ctx, r, file, before.Size, opts)
+	case before.Size < u.opts.LargeObject:
+		snap, changed, err = u.sendHashed(ctx, r, file, before.Size, opts)
+	default:
+		snap, changed, err = u.sendLarge(ctx, r, file, before.Size, opts)
+	}
+	if err != nil || changed {
+		return changed, err
+	}
+	// The content sent is the file's only if the file is still the same.
+	after, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Deleted after it was read: what was sent is its last content.
+			after = fi
+		} else {
+			return false, u.localFault(r.Rel, err)
+		}
+	}
+	if StateOf(after) != before {
+		return true, nil
+	}
+	if !u.opts.NoVerify {
+		if err := u.verify(ctx, r, snap); err != nil {
+			return false, err
+		}
+	}
+	u.files.Add(1)
+	u.bytes.Add(snap.n)
+	return false, nil
+}
+
+// sendInline reads a small file into memory and sends it with its MD5.
+func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
+	bp := inlinePool.Get().(*[]byte)
+	defer inlinePool.Put(bp)
+	buf := (*bp)[:size+1]
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return snapshot{}, false, u.localFault(r.Rel, err)
+	}
+	if int64(n) != size {
+		return snapshot{}, true, nil // grew or shrank while read
+	}
+	buf = buf[:n]
+	sum := md5.Sum(buf)
+	snap := snapshot{md5: sum[:], crc: crc32.Checksum(buf, crcTable), n: int64(n)}
+	opts.ContentMD5 = snap.md5
+	if err := u.acquire(ctx, 2*size); err != nil {
+		return snap, false, err
+	}
+	defer u.mem.Release(min(2*size, u.opts.MemoryBudget))
+	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
+		return u.b.WriteAll(ctx, r.Key, buf, opts)
+	})
+	if err != nil {
+		return snap, false, u.remoteFault(r, err)
+	}
+	u.prog.live.Add(size)
+	return snap, false, nil
+}
+
+// sendHashed hashes a medium file, then streams it with its MD5, which the
+// blob writer checks against what it actually sent.
+func (u *uploader) sendHashed(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
+	h := md5.New()
+	c := crc32.New(crcTable)
+	n, err := copyBuffered(io.MultiWriter(h, c), io.NewSectionReader(f, 0, size+1), nil)
+	if err != nil {
+		return snapshot{}, false, u.localFault(r.Rel, err)
+	}
+	if n != size {
+		return snapshot{}, true, nil
+	}
+	snap := snapshot{md5: h.Sum(nil), crc: c.Sum32(), n: n}
+	opts.ContentMD5 = snap.md5
+	// The SDKs buffer up to a part per part in flight, and S3's reads a
+	// whole 16 MiB first chunk before deciding on a multipart upload.
+	cost := min(2*size, 32<<20) + (int64(u.opts.PartConcurrency)+1)*u.opts.PartSize
+	if size < 16<<20 {
+		cost = 2 * size
+	}
+	changed, err := u.stream(ctx, r, f, size, opts, cost, nil)
+	return snap, changed, err
+}
+
+// sendLarge streams a large file as a multipart upload, hashing it with
+// CRC32C on the way.
+func (u *uploader) sendLarge(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
+	c := crc32.New(crcTable)
+	cost := 32<<20 + (int64(u.opts.PartConcurrency)+1)*u.opts.PartSize
+	changed, err := u.stream(ctx, r, f, size, opts, cost, c)
+	return snapshot{crc: c.Sum32(), n: size}, changed, err
+}
+
+// stream sends size bytes of f through a blob writer, retried from the
+// start on transient failures. h, when set, hashes what the last attempt
+// sent.
+func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions, cost int64, h hash.Hash32) (bool, error) {
+	opts.BufferSize = int(u.opts.PartSize)
+	opts.MaxConcurrency = u.opts.PartConcurrency
+	if err := u.acquire(ctx, cost); err != nil {
+		return false, err
+	}
+	defer u.mem.Release(min(cost, u.opts.MemoryBudget))
+	var changed bool
+	err := u.retry.do(ctx, "PUT "+r.Key, func() error {
+		changed = false
+		if h != nil {
+			h.Reset()
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		w, err := u.b.NewWriter(wctx, r.Key, opts)
+		if err != nil {
+			return err
+		}
+		var dst io.Writer = w
+		if h != nil {
+			dst = io.MultiWriter(w, h)
+		}
+		n, err := copyBuffered(dst, io.NewSectionReader(f, 0, size), &u.prog.live)
+		if err == nil && n != size {
+			changed = true // shrank while read
+			err = errShrank
+		}
+		if err != nil {
+			cancel() // abort the upload: the object is left as it was
+			w.Close()
+			if changed {
+				return nil
+			}
+			return err
+		}
+		err = w.Close()
+		if err != nil && len(opts.ContentMD5) > 0 && gcerrors.Code(err) == gcerrors.FailedPrecondition {
+			// What was sent differs from what was hashed: the file changed.
+			changed = true
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return false, u.remoteFault(r, err)
+	}
+	return changed, nil
+}
+
+var errShrank = errors.New("the file shrank while it was read")
+
+// acquire takes n bytes of the memory budget (all of it when n is more).
+func (u *uploader) acquire(ctx context.Context, n int64) error {
+	if err := u.mem.Acquire(ctx, min(n, u.opts.MemoryBudget)); err != nil {
+		return fault.Wrap(fault.Interrupted, err)
+	}
+	return nil
+}
+
+// verify reads the object's attributes back and compares its size and,
+// when the store keeps one, its digest with what was sent.
+func (u *uploader) verify(ctx context.Context, r *FileResult, snap snapshot) error {
+	var attrs *blob.Attributes
+	err := u.retry.do(ctx, "HEAD "+r.Key, func() (err error) {
+		attrs, err = u.b.Attributes(ctx, r.Key)
+		return err
+	})
+	if err != nil {
+		return u.remoteFault(r, err)
+	}
+	var problem string
+	switch {
+	case attrs.Size != snap.n:
+		problem = fmt.Sprintf("the store holds %d bytes, %d were sent", attrs.Size, snap.n)
+	case attrs.MD5 != nil && snap.md5 != nil && !bytes.Equal(attrs.MD5, snap.md5):
+		problem = fmt.Sprintf("the store's MD5 is %s, the file's %s", hex.EncodeToString(attrs.MD5), hex.EncodeToString(snap.md5))
+	}
+	if problem == "" && u.opts.Provider != nil {
+		if crc, ok := u.opts.Provider.CRC32C(attrs.As); ok && crc != snap.crc {
+			problem = fmt.Sprintf("the store's CRC32C is %08x, the file's %08x", crc, snap.crc)
+		}
+	}
+	if problem != "" {
+		return fault.New(fault.Integrity, "%s: %s was uploaded to %q but %s; it will be uploaded again", u.opts.Conn, r.Rel, r.Key, problem)
+	}
+	return nil
+}
+
+func (u *uploader) localFault(rel string, err error) error {
+	c := fault.ClassOf(fault.FromSystem(err))
+	if c == fault.Auth {
+		return fault.New(fault.LocalDisk, "%s: cannot read %s: %w; fix its permissions", u.opts.Conn, rel, err)
+	}
+	return fault.Wrap(c, &localError{fmt.Errorf("%s: cannot read %s: %w", u.opts.Conn, rel, err)})
+}
+
+// remoteFault classifies a store error and names the file.
+func (u *uploader) remoteFault(r *FileResult, err error) error {
+	var le *localError
+	if errors.As(err, &le) {
+		return u.localFault(r.Rel, le.err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fault.Wrap(fault.Interrupted, fmt.Errorf("%s: upload of %s to %q stopped: %w", u.opts.Conn, r.Rel, r.Key, err))
+	}
+	c := u.opts.Classify(err)
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		c = fe.Class
+	}
+	switch c {
+	case fault.Auth:
+		return fault.New(c, "%s: upload of %s to %q: access denied: %w; check the connection's credentials and their write permission on the bucket", u.opts.Conn, r.Rel, r.Key, err)
+	case fault.NotFound:
+		return fault.New(c, "%s: upload of %s to %q: not found: %w; check that the bucket exists", u.opts.Conn, r.Rel, r.Key, err)
+	case fault.Transient:
+		return fault.New(c, "%s: upload of %s to %q: the store did not answer: %w", u.opts.Conn, r.Rel, r.Key, err)
+	}
+	return fault.Wrap(c, fmt.Errorf("%s: upload of %s to %q: %w", u.opts.Conn, r.Rel, r.Key, err))
+}
+
+// copyBuffered copies r to w with a pooled buffer, adding to live (when
+// set) as it goes. Read errors are the local file's.
+func copyBuffered(w io.Writer, r io.Reader, live *atomic.Int64) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+			if live != nil {
+				live.Add(int64(m))
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, local(rerr)
+		}
+	}
+}
+
+var inlinePool = sync.Pool{New: func() any { b := make([]byte, inlineMax+1); return &b }}

@@ -1,0 +1,245 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/initializer/initializer/fault"
+)
+
+func uploadOpts() UploadOptions {
+	return UploadOptions{Options: Options{Workers: 4, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
+		Retries: 2, LargeObject: 1 << 20, PartSize: 256 << 10}}
+}
+
+// tree writes files (name → content) under a new folder and returns it with
+// the UploadFile list, keys under prefix.
+func tree(t *testing.T, files map[string][]byte, prefix string) (string, []UploadFile) {
+	t.Helper()
+	root := t.TempDir()
+	var list []UploadFile
+	for name, data := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, UploadFile{Rel: name, Key: prefix + name})
+	}
+	return root, list
+}
+
+func TestUploadSizesAndMetadata(t *testing.T) {
+	files := map[string][]byte{
+		"empty":             nil,
+		"small.txt":         []byte("hello"),
+		"dir/inline.bin":    randomBytes(inlineMax, 1),
+		"dir/hashed.bin":    randomBytes(inlineMax+1, 2),
+		"dir/sub/large.bin": randomBytes(3<<20+5, 3), // multipart: LargeObject is 1 MiB
+		"ünï cødé/f.txt":    []byte("unicode"),
+	}
+	root, list := tree(t, files, "run/")
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	for _, f := range list {
+		if err := os.Chtimes(filepath.Join(root, f.Rel), mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, b := range map[string]*blob.Bucket{"memblob": memblob.OpenBucket(nil), "fileblob": fileBucket(t)} {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			seen := map[string]FileResult{}
+			opts := uploadOpts()
+			opts.OnFile = func(r FileResult) { mu.Lock(); seen[r.Rel] = r; mu.Unlock() }
+			st, err := Upload(context.Background(), b, root, list, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var total int64
+			for _, v := range files {
+				total += int64(len(v))
+			}
+			if st.Files != int64(len(files)) || st.Bytes != total || len(st.Failed) != 0 || st.Changed != 0 {
+				t.Fatalf("stats = %+v, failed %v", st, st.Failed)
+			}
+			for name, want := range files {
+				got, err := b.ReadAll(context.Background(), "run/"+name)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Errorf("%s: %d bytes, %v; want %d bytes", name, len(got), err, len(want))
+				}
+				attrs, err := b.Attributes(context.Background(), "run/"+name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m := attrs.Metadata[MetaModTime]; m != mtime.Format(time.RFC3339Nano) {
+					t.Errorf("%s: metadata %s = %q, want %q", name, MetaModTime, m, mtime.Format(time.RFC3339Nano))
+				}
+				r := seen[name]
+				if r.Err != nil || r.Gone || r.State.Size != int64(len(want)) || r.State.ModTime != mtime.UnixNano() || r.State.Ino == 0 {
+					t.Errorf("%s: OnFile got %+v", name, r)
+				}
+			}
+		})
+	}
+}
+
+func fileBucket(t *testing.T) *blob.Bucket {
+	t.Helper()
+	b, err := fileblob.OpenBucket(t.TempDir(), &fileblob.Options{NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// A file appended to while it is being uploaded ends up in the store with
+// its final content, on each of the three upload paths.
+func TestUploadFileChangedDuringUpload(t *testing.T) {
+	for _, size := range []int{1000, inlineMax + 1000, 2 << 20} {
+		b := memblob.OpenBucket(nil)
+		first := randomBytes(size, uint64(size))
+		root, list := tree(t, map[string][]byte{"grow.log": first}, "")
+		tail := []byte("appended while uploading\n")
+		opts := uploadOpts()
+		opts.beforeSend = func(rel string, attempt int) {
+			if attempt == 0 {
+				f, err := os.OpenFile(filepath.Join(root, rel), os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				f.Write(tail)
+				f.Close()
+			}
+		}
+		st, err := Upload(context.Background(), b, root, list, opts)
+		if err != nil || len(st.Failed) != 0 {
+			t.Fatalf("size %d: %v %v", size, err, st.Failed)
+		}
+		if st.Changed != 1 || st.Files != 1 {
+			t.Errorf("size %d: stats %+v, want one change and one file", size, st)
+		}
+		got, _ := b.ReadAll(context.Background(), "grow.log")
+		if want := append(first, tail...); !bytes.Equal(got, want) {
+			t.Errorf("size %d: the object has %d bytes, want the final %d", size, len(got), len(want))
+		}
+	}
+}
+
+// A file that never stops changing is reported, not uploaded as final.
+func TestUploadFileThatKeepsChanging(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root, list := tree(t, map[string][]byte{"busy": []byte("x")}, "")
+	opts := uploadOpts()
+	opts.ChangeRetries = 2
+	opts.beforeSend = func(rel string, attempt int) {
+		f, _ := os.OpenFile(filepath.Join(root, rel), os.O_APPEND|os.O_WRONLY, 0)
+		f.Write([]byte("more"))
+		f.Close()
+	}
+	st, err := Upload(context.Background(), b, root, list, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Failed) != 1 || !errors.Is(st.Failed[0].Err, ErrChanged) || st.Changed != 3 || st.Files != 0 {
+		t.Fatalf("stats %+v, failed %v", st, st.Failed)
+	}
+}
+
+func TestUploadGoneFile(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root, list := tree(t, map[string][]byte{"kept": []byte("k")}, "")
+	list = append(list, UploadFile{Rel: "deleted", Key: "deleted"})
+	st, err := Upload(context.Background(), b, root, list, uploadOpts())
+	if err != nil || st.Gone != 1 || st.Files != 1 || len(st.Failed) != 0 {
+		t.Fatalf("%v %+v", err, st)
+	}
+}
+
+// A store that fails every write: the first file exhausts its retries, the
+// others are not tried, and every file is named in Failed. Once the store
+// works again, the same call uploads everything.
+func TestUploadStoreDown(t *testing.T) {
+	dir := t.TempDir()
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	files := map[string][]byte{}
+	for i := range 40 {
+		files[string(rune('a'+i%26))+"/"+string(rune('a'+i))] = []byte{byte(i)}
+	}
+	root, list := tree(t, files, "sub/")
+	// The store's folder becomes a file: every write fails.
+	if err := os.WriteFile(filepath.Join(dir, "sub"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := uploadOpts()
+	opts.Workers = 2
+	st, err := Upload(context.Background(), b, root, list, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 0 || len(st.Failed) != len(files) {
+		t.Fatalf("files %d, failed %d of %d", st.Files, len(st.Failed), len(files))
+	}
+	// Not every file paid for the retries: at most one per worker did.
+	if st.Retries > int64(opts.Workers*opts.Retries) {
+		t.Errorf("%d retries: the failure did not stop the upload", st.Retries)
+	}
+	for _, f := range st.Failed {
+		if fault.ClassOf(f.Err) != fault.Transient {
+			t.Errorf("%s: class %v: %v", f.Rel, fault.ClassOf(f.Err), f.Err)
+		}
+	}
+	os.Remove(filepath.Join(dir, "sub"))
+	st, err = Upload(context.Background(), b, root, list, opts)
+	if err != nil || st.Files != int64(len(files)) || len(st.Failed) != 0 {
+		t.Fatalf("after recovery: %v %+v", err, st)
+	}
+}
+
+// The MD5 sent is the content's: the writer refuses bytes that differ, so a
+// wrong MD5 can never be stored silently.
+func TestUploadSendsContentMD5(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	data := randomBytes(inlineMax+10, 9)
+	root, list := tree(t, map[string][]byte{"f": data}, "")
+	if _, err := Upload(context.Background(), b, root, list, uploadOpts()); err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := b.Attributes(context.Background(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(data)
+	if !bytes.Equal(attrs.MD5, sum[:]) {
+		t.Errorf("MD5 %x, want %x", attrs.MD5, sum)
+	}
+}
+
+func TestUploadCancelled(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root, list := tree(t, map[string][]byte{"a": []byte("a"), "b": []byte("b")}, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	st, err := Upload(ctx, b, root, list, uploadOpts())
+	if fault.ClassOf(err) != fault.Interrupted || st.Files != 0 || len(st.Failed) != 2 {
+		t.Fatalf("%v %+v", err, st)
+	}
+}
