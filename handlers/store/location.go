@@ -95,8 +95,8 @@ func parseLocation(kind connections.Kind, raw string) (location, error) {
 		if !ok || container == "" || m == nil {
 			return bad("wasbs url must be of the form <container>@<account>.blob.core.windows.net")
 		}
-		loc.Bucket, loc.Account, loc.Host, loc.Prefix = container, m[1], blobHost(m), path
-		loc.Service = "https://" + loc.Host
+		loc.Bucket, loc.Account, loc.Host, loc.Prefix = container, m[1], strings.ToLower(host), path
+		loc.Service = "https://" + blobHost(m)
 	case "abfs", "abfss", "az":
 		container, host, hasAt := strings.Cut(netloc, "@")
 		if hasAt {
@@ -104,8 +104,8 @@ func parseLocation(kind connections.Kind, raw string) (location, error) {
 			if m == nil {
 				return bad("expected <container>@<account>.dfs.core.windows.net")
 			}
-			loc.Account, loc.Host = m[1], blobHost(m)
-			loc.Service = "https://" + loc.Host
+			loc.Account, loc.Host = m[1], strings.ToLower(host)
+			loc.Service = "https://" + blobHost(m)
 		}
 		loc.Bucket, loc.Prefix = container, path
 	case "https":

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+	"google.golang.org/api/googleapi"
+
+	"github.com/initializer/initializer/fault"
+)
+
+func s3Err(code string, status int) error {
+	return &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status, Header: http.Header{}}},
+			Err:      &smithy.GenericAPIError{Code: code, Message: code},
+		},
+	}
+}
+
+func TestClassify(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	_, notFound := b.Attributes(ctx, "missing")
+
+	refused := &url.Error{Op: "Get", URL: "http://127.0.0.1:1", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	tests := []struct {
+		name string
+		err  error
+		want fault.Class
+	}{
+		{"nil", nil, fault.OK},
+		{"explicit class", fault.New(fault.LocalDisk, "disk"), fault.LocalDisk},
+		{"canceled", fmt.Errorf("list: %w", context.Canceled), fault.Interrupted},
+		{"gcerrors NotFound", notFound, fault.NotFound},
+		{"S3 InvalidAccessKeyId", s3Err("InvalidAccessKeyId", 403), fault.Auth},
+		{"S3 SignatureDoesNotMatch", s3Err("SignatureDoesNotMatch", 403), fault.Auth},
+		{"S3 AccessDenied", s3Err("AccessDenied", 403), fault.Auth},
+		{"S3 NoSuchBucket", s3Err("NoSuchBucket", 404), fault.NotFound},
+		{"S3 PreconditionFailed", s3Err("PreconditionFailed", 412), fault.Integrity},
+		{"S3 SlowDown", s3Err("SlowDown", 503), fault.Transient},
+		{"S3 bare 500", s3Err("", 500), fault.Transient},
+		{"S3 bare 403", s3Err("", 403), fault.Auth},
+		{"Azure AuthenticationFailed", &azcore.ResponseError{ErrorCode: "AuthenticationFailed", StatusCode: 403}, fault.Auth},
+		{"Azure AuthorizationFailure", &azcore.ResponseError{ErrorCode: "AuthorizationFailure", StatusCode: 403}, fault.Auth},
+		{"Azure ContainerNotFound", &azcore.ResponseError{ErrorCode: "ContainerNotFound", StatusCode: 404}, fault.NotFound},
+		{"Azure ConditionNotMet", &azcore.ResponseError{ErrorCode: "ConditionNotMet", StatusCode: 412}, fault.Integrity},
+		{"Azure ServerBusy", &azcore.ResponseError{ErrorCode: "ServerBusy", StatusCode: 503}, fault.Transient},
+		{"GCS 401", &googleapi.Error{Code: 401}, fault.Auth},
+		{"GCS 403", &googleapi.Error{Code: 403}, fault.Auth},
+		{"GCS 404", &googleapi.Error{Code: 404}, fault.NotFound},
+		{"GCS 412", &googleapi.Error{Code: 412}, fault.Integrity},
+		{"GCS 429", &googleapi.Error{Code: 429}, fault.Transient},
+		{"GCS 503", &googleapi.Error{Code: 503}, fault.Transient},
+		{"connection refused", refused, fault.Transient},
+		{"connection refused, wrapped", fmt.Errorf("operation error S3: ListObjectsV2, exceeded maximum number of attempts, 3, %w", refused), fault.Transient},
+		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), fault.Transient},
+		{"DNS no such host", &net.DNSError{Err: "no such host", Name: "acc.blob.core.windows.net", IsNotFound: true}, fault.NotFound},
+		{"DNS timeout", &net.DNSError{Err: "timeout", Name: "x", IsTimeout: true}, fault.Transient},
+		{"unknown CA", &url.Error{Op: "Get", URL: "https://x", Err: x509.UnknownAuthorityError{}}, fault.Usage},
+		{"unknown", errors.New("something else"), fault.Internal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Classify(tt.err); got != tt.want {
+				t.Errorf("Classify(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestS3PinVersion(t *testing.T) {
+	p := s3Provider{}
+	if p.PinVersion(&blob.Attributes{}) != nil {
+		t.Error("no ETag: nothing to pin")
+	}
+	pin := p.PinVersion(&blob.Attributes{ETag: `"abc"`})
+	in := &s3.GetObjectInput{}
+	err := pin(func(v any) bool {
+		if pp, ok := v.(**s3.GetObjectInput); ok {
+			*pp = in
+			return true
+		}
+		return false
+	})
+	if err != nil || aws.ToString(in.IfMatch) != `"abc"` {
+		t.Errorf("IfMatch %q, err %v", aws.ToString(in.IfMatch), err)
+	}
+	if err := pin(func(any) bool { return false }); err == nil {
+		t.Error("a driver without *s3.GetObjectInput must make the read fail, not go unpinned")
+	}
+	if p.BeforeWrite() != nil {
+		t.Error("S3 needs no BeforeWrite")
+	}
+}
+
+func TestAzurePinVersion(t *testing.T) {
+	pin := azureProvider{}.PinVersion(&blob.Attributes{ETag: `"0x8D"`})
+	o := &azblobblob.DownloadStreamOptions{}
+	err := pin(func(v any) bool {
+		if pp, ok := v.(**azblobblob.DownloadStreamOptions); ok {
+			*pp = o
+			return true
+		}
+		return false
+	})
+	if err != nil || o.AccessConditions == nil || o.AccessConditions.ModifiedAccessConditions == nil ||
+		o.AccessConditions.ModifiedAccessConditions.IfMatch == nil || *o.AccessConditions.ModifiedAccessConditions.IfMatch != azcore.ETag(`"0x8D"`) {
+		t.Errorf("If-Match not set: %+v, %v", o.AccessConditions, err)
+	}
+}
