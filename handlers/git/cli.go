@@ -225,7 +225,7 @@ func classify(msg string) fault.Class {
 		"remote host identification has changed", "no such identity", "incorrect passphrase",
 		"too many authentication failures", "invalid username or password", "load key"):
 		return fault.Auth
-	case has("repository not found", "does not appear to be a git repository", "returned error: 404",
+	case has("repository not found", "no such repository", "does not appear to be a git repository", "returned error: 404",
 		"couldn't find remote ref", "not our ref", "no such remote ref", "unknown revision",
 		"not a valid object name", "did not match any", "not a tree object", "bad object", "not found"):
 		return fault.NotFound

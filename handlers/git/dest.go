@@ -133,7 +133,8 @@ func (d *dest) prepare() (string, error) {
 		dir, err := os.MkdirTemp(parent, stagingPrefix(d.path))
 		if err == nil {
 			d.staging = dir
-			return dir, nil
+			// MkdirTemp makes it 0700; the clone is for the job's user too.
+			return dir, os.Chmod(dir, 0o755)
 		}
 		if !isDir(d.path) || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 			return "", fault.FromSystem(fmt.Errorf("%s: cannot create a staging folder next to --path %s: %w", d.conn, d.path, err))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -15,6 +16,8 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -298,10 +301,19 @@ func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error 
 		}
 		specs = append(specs, config.RefSpec(s))
 	}
+	depth := f.depth
+	shallow, _ := r.Storer.Shallow()
+	if depth == 0 && len(shallow) > 0 {
+		// go-git tells the server about the clone's shallow commits only
+		// when a depth is given; without them the server assumes their
+		// history is here and leaves it out. Ask for all of it, as
+		// git fetch --unshallow does.
+		depth = math.MaxInt32
+	}
 	err = r.FetchContext(ctx, &gogit.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   specs,
-		Depth:      f.depth,
+		Depth:      depth,
 		Auth:       e.auth,
 		Tags:       gogit.NoTags, // tags are fetched only through explicit refspecs
 		Force:      true,
@@ -311,6 +323,10 @@ func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error 
 	}
 	if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		err = nil
+	}
+	if err == nil && f.unshallow && len(shallow) > 0 {
+		// Every branch and tag now has its whole history.
+		err = r.Storer.SetShallow(nil)
 	}
 	return e.wrap("fetch", err)
 }
@@ -352,14 +368,33 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 		return e.wrap("worktree", err)
 	}
 	h := plumbing.NewHash(commit)
+	idx, err := r.Storer.Index()
+	if err != nil {
+		return e.wrap("read the index", err)
+	}
+	fresh := len(idx.Entries) == 0
 	if branch == "" {
-		return e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Hash: h, Force: true}))
+		if fresh {
+			return e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Hash: h, Force: true}))
+		}
+		if err := r.Storer.SetReference(plumbing.NewHashReference(plumbing.HEAD, h)); err != nil {
+			return e.wrap("set HEAD", err)
+		}
+		return e.resetTracked(r, w, idx, h)
 	}
 	name := plumbing.NewBranchReferenceName(branch)
 	if err := r.Storer.SetReference(plumbing.NewHashReference(name, h)); err != nil {
 		return e.wrap("set branch", err)
 	}
-	if err := e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Branch: name, Force: true})); err != nil {
+	if fresh {
+		err = e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Branch: name, Force: true}))
+	} else {
+		if err := r.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, name)); err != nil {
+			return e.wrap("set HEAD", err)
+		}
+		err = e.resetTracked(r, w, idx, h)
+	}
+	if err != nil {
 		return err
 	}
 	cfg, err := r.Config()
@@ -368,6 +403,44 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 	}
 	cfg.Branches[branch] = &config.Branch{Name: branch, Remote: "origin", Merge: name}
 	return e.wrap("write config", r.SetConfig(cfg))
+}
+
+// resetTracked is git checkout --force in an existing clone: it resets the
+// files tracked before or after to commit h, and leaves untracked files (the
+// job's own) alone, which go-git's hard reset would delete.
+func (e *goGitEngine) resetTracked(r *gogit.Repository, w *gogit.Worktree, idx *index.Index, h plumbing.Hash) error {
+	c, err := r.CommitObject(h)
+	if err != nil {
+		return e.wrap("read commit", err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return e.wrap("read tree", err)
+	}
+	seen := map[string]bool{}
+	var files []string
+	for _, entry := range idx.Entries {
+		if !seen[entry.Name] {
+			seen[entry.Name] = true
+			files = append(files, entry.Name)
+		}
+	}
+	walker := object.NewTreeWalker(t, true, nil)
+	defer walker.Close()
+	for {
+		name, entry, err := walker.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return e.wrap("read tree", err)
+		}
+		if entry.Mode != filemode.Dir && !seen[name] {
+			seen[name] = true
+			files = append(files, name)
+		}
+	}
+	return e.checkoutErr(w.Reset(&gogit.ResetOptions{Commit: h, Mode: gogit.HardReset, Files: files}))
 }
 
 func (e *goGitEngine) checkoutErr(err error) error {
