@@ -1,0 +1,311 @@
+package sidecar
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/initializer/initializer/fsutil"
+	"github.com/initializer/initializer/transfer"
+)
+
+// entry is what the index knows of one file below the watched folder.
+type entry struct {
+	cur      transfer.FileState // as seen by the latest scan
+	up       transfer.FileState // the version whose content is in the store
+	uploaded bool
+	gen      uint32 // the scan that last saw the file
+}
+
+func (e *entry) dirty() bool { return !e.uploaded || e.up != e.cur }
+
+// index keeps, per file, the state seen and the state uploaded. A scan is a
+// stat walk: an unchanged file costs one fstatat and one map look-up that
+// allocates nothing.
+type index struct {
+	root  string
+	excl  *excluder
+	files map[string]*entry
+	gen   uint32
+	buf   []byte // the rel path being built during a scan
+	// changed is set when the uploaded set changed since the state was saved.
+	changed bool
+}
+
+func newIndex(root string, excl *excluder) *index {
+	return &index{root: root, excl: excl, files: map[string]*entry{}}
+}
+
+// scanResult is what a scan found.
+type scanResult struct {
+	dirty   []string // files new or changed since their upload, or never uploaded
+	gone    []string // files in the index no longer below the root
+	files   int      // files seen
+	missing bool     // the root does not exist
+}
+
+// scan walks the root and updates the index. A file that vanishes during
+// the walk is simply not seen; an unreadable folder is an error (the files
+// below it are not reported gone).
+func (ix *index) scan() (scanResult, error) {
+	ix.gen++
+	var res scanResult
+	var errs []error
+	if _, err := os.Stat(ix.root); errors.Is(err, fs.ErrNotExist) {
+		res.missing = true
+		return res, nil
+	}
+	skipped := map[string]bool{} // unreadable folders: their files are not gone
+	ix.buf = ix.buf[:0]
+	ix.walk(ix.root, &res, &errs, skipped)
+	for rel, e := range ix.files {
+		if e.gen == ix.gen {
+			if e.dirty() {
+				res.dirty = append(res.dirty, rel)
+			}
+			continue
+		}
+		if underAny(rel, skipped) {
+			e.gen = ix.gen
+			continue
+		}
+		res.gone = append(res.gone, rel)
+	}
+	return res, errors.Join(errs...)
+}
+
+func underAny(rel string, dirs map[string]bool) bool {
+	for d := range dirs {
+		if d == "" || strings.HasPrefix(rel, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// walk scans the folder dir, whose path relative to the root is ix.buf.
+func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[string]bool) {
+	f, err := os.Open(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			*errs = append(*errs, err)
+			skipped[string(ix.buf)] = true
+		}
+		return
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("reading %s: %w", dir, err))
+		skipped[string(ix.buf)] = true
+	}
+	fd := int(f.Fd())
+	base := len(ix.buf)
+	for _, name := range names {
+		ix.buf = ix.buf[:base]
+		if base > 0 {
+			ix.buf = append(ix.buf, '/')
+		}
+		ix.buf = append(ix.buf, name...)
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			continue // gone since the listing
+		}
+		mode := st.Mode & unix.S_IFMT
+		if mode == unix.S_IFLNK {
+			// A link to a file is uploaded as the file; links to folders are
+			// not followed (no loops, nothing outside the root twice).
+			if err := unix.Fstatat(fd, name, &st, 0); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+				continue
+			}
+			mode = unix.S_IFREG
+		}
+		switch mode {
+		case unix.S_IFDIR:
+			if ix.excl.dir(name, ix.buf) {
+				continue
+			}
+			ix.walk(dir+"/"+name, res, errs, skipped)
+		case unix.S_IFREG:
+			if ix.excl.file(name, ix.buf) {
+				continue
+			}
+			res.files++
+			cur := transfer.FileState{Size: st.Size, ModTime: st.Mtim.Nano(), Ino: st.Ino}
+			e, ok := ix.files[string(ix.buf)] // no allocation
+			if !ok {
+				e = &entry{}
+				ix.files[string(ix.buf)] = e
+			}
+			e.cur, e.gen = cur, ix.gen
+		}
+	}
+	ix.buf = ix.buf[:base]
+}
+
+// uploaded records that the file rel is in the store as version st.
+func (ix *index) uploaded(rel string, st transfer.FileState) {
+	e, ok := ix.files[rel]
+	if !ok {
+		return // gone meanwhile
+	}
+	if !e.uploaded || e.up != st {
+		e.up, e.uploaded = st, true
+		ix.changed = true
+	}
+}
+
+// remove forgets a file.
+func (ix *index) remove(rel string) {
+	if e, ok := ix.files[rel]; ok {
+		if e.uploaded {
+			ix.changed = true
+		}
+		delete(ix.files, rel)
+	}
+}
+
+// stateHeader starts a state file; the identity line that follows ties it
+// to one store location and one folder.
+const stateHeader = "initializer-sidecar-state 1"
+
+func stateID(storeURL, prefix, root string) string {
+	h := sha256.Sum256([]byte(storeURL + "\x00" + prefix + "\x00" + root))
+	return hex.EncodeToString(h[:16])
+}
+
+// save writes the uploaded set to path atomically: a header, the identity,
+// then one line per file: inode, size, mtime in ns, quoted path.
+func (ix *index) save(path, id string) error {
+	var b strings.Builder
+	b.Grow(64 * len(ix.files))
+	b.WriteString(stateHeader + "\n" + id + "\n")
+	var line []byte
+	for rel, e := range ix.files {
+		if !e.uploaded {
+			continue
+		}
+		line = line[:0]
+		line = strconv.AppendUint(line, e.up.Ino, 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, e.up.Size, 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, e.up.ModTime, 10)
+		line = append(line, ' ')
+		line = strconv.AppendQuote(line, rel)
+		line = append(line, '\n')
+		b.Write(line)
+	}
+	if _, err := fsutil.WriteFileAtomic(context.Background(), path, strings.NewReader(b.String()), fsutil.FileMeta{Mode: 0o600}); err != nil {
+		return err
+	}
+	ix.changed = false
+	return nil
+}
+
+// load reads a state file written by save for the same identity. It
+// returns false when there is none or it belongs to another store, prefix
+// or folder.
+func (ix *index) load(path, id string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	if !sc.Scan() || sc.Text() != stateHeader {
+		return false, fmt.Errorf("%s is not a sidecar state file", path)
+	}
+	if !sc.Scan() || sc.Text() != id {
+		return false, nil
+	}
+	for n := 3; sc.Scan(); n++ {
+		fields := strings.SplitN(sc.Text(), " ", 4)
+		if len(fields) != 4 {
+			return false, fmt.Errorf("%s line %d: malformed", path, n)
+		}
+		ino, err1 := strconv.ParseUint(fields[0], 10, 64)
+		size, err2 := strconv.ParseInt(fields[1], 10, 64)
+		mt, err3 := strconv.ParseInt(fields[2], 10, 64)
+		rel, err4 := strconv.Unquote(fields[3])
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return false, fmt.Errorf("%s line %d: %w", path, n, err)
+		}
+		st := transfer.FileState{Size: size, ModTime: mt, Ino: ino}
+		ix.files[rel] = &entry{up: st, uploaded: true}
+	}
+	return true, sc.Err()
+}
+
+// excluder decides which names the scan skips: .git folders, the engine's
+// temporary files, and the user's globs. A glob without a slash matches a
+// name at any depth; one with a slash matches the path from the root; a
+// trailing slash restricts a glob to folders.
+type excluder struct {
+	names, paths       []string // globs for any entry
+	dirNames, dirPaths []string // globs for folders only
+}
+
+func newExcluder(globs []string) (*excluder, error) {
+	x := &excluder{dirNames: []string{".git"}, names: []string{fsutil.TempPrefix + "*"}}
+	for _, g := range globs {
+		g = strings.TrimPrefix(g, "./")
+		dirOnly := strings.HasSuffix(g, "/")
+		g = strings.Trim(g, "/")
+		if g == "" {
+			continue
+		}
+		if _, err := path.Match(g, ""); err != nil {
+			return nil, fmt.Errorf("--exclude %q: %w", g, err)
+		}
+		switch {
+		case dirOnly && strings.Contains(g, "/"):
+			x.dirPaths = append(x.dirPaths, g)
+		case dirOnly:
+			x.dirNames = append(x.dirNames, g)
+		case strings.Contains(g, "/"):
+			x.paths = append(x.paths, g)
+		default:
+			x.names = append(x.names, g)
+		}
+	}
+	return x, nil
+}
+
+func matchAny(globs []string, s string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, s); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (x *excluder) file(name string, rel []byte) bool {
+	return matchAny(x.names, name) || (len(x.paths) > 0 && matchAny(x.paths, string(rel)))
+}
+
+func (x *excluder) dir(name string, rel []byte) bool {
+	if matchAny(x.dirNames, name) || matchAny(x.names, name) {
+		return true
+	}
+	if len(x.paths)+len(x.dirPaths) == 0 {
+		return false
+	}
+	r := string(rel)
+	return matchAny(x.dirPaths, r) || matchAny(x.paths, r)
+}

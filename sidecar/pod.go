@@ -1,0 +1,203 @@
+package sidecar
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// In-cluster defaults: where Kubernetes mounts a pod's service account.
+const (
+	ServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+)
+
+// PodWatcher reads the sidecar's own pod from the Kubernetes API with the
+// pod's service account and says when the main container has ended. The
+// service account needs "get" on "pods" in the pod's namespace.
+type PodWatcher struct {
+	APIURL    string // e.g. https://10.0.0.1:443
+	TokenFile string // read again on every request: bound tokens rotate
+	Namespace string
+	Pod       string
+	Container string // the main container's name
+
+	client *http.Client
+	warned bool
+}
+
+// PodWatcherConfig is what the command line gives; empty fields take the
+// in-cluster defaults.
+type PodWatcherConfig struct {
+	APIURL    string // default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+	TokenFile string // default ServiceAccountDir/token
+	CAFile    string // default ServiceAccountDir/ca.crt (when the API is https)
+	Namespace string // default $POD_NAMESPACE, $POLYAXON_K8S_NAMESPACE, then ServiceAccountDir/namespace
+	Pod       string // default $POD_NAME, $POLYAXON_K8S_POD_ID, then the host name
+	Container string
+	Getenv    func(string) (string, bool)
+}
+
+// NewPodWatcher resolves the configuration.
+func NewPodWatcher(c PodWatcherConfig) (*PodWatcher, error) {
+	env := func(keys ...string) string {
+		for _, k := range keys {
+			if v, ok := c.Getenv(k); ok && v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	w := &PodWatcher{APIURL: c.APIURL, TokenFile: c.TokenFile, Namespace: c.Namespace, Pod: c.Pod, Container: c.Container}
+	if w.APIURL == "" {
+		host, port := env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT")
+		if host == "" || port == "" {
+			return nil, errors.New("--watch-container: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT are unset); give --kube-api")
+		}
+		w.APIURL = "https://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(w.APIURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("--kube-api %q: expected an http(s) URL", w.APIURL)
+	}
+	w.APIURL = strings.TrimRight(w.APIURL, "/")
+	if w.TokenFile == "" {
+		w.TokenFile = ServiceAccountDir + "/token"
+	}
+	if w.Namespace == "" {
+		w.Namespace = env("POD_NAMESPACE", "POLYAXON_K8S_NAMESPACE")
+	}
+	if w.Namespace == "" {
+		b, err := os.ReadFile(ServiceAccountDir + "/namespace")
+		if err != nil {
+			return nil, fmt.Errorf("--watch-container: the pod's namespace is unknown: %w; give --namespace or set POD_NAMESPACE", err)
+		}
+		w.Namespace = strings.TrimSpace(string(b))
+	}
+	if w.Pod == "" {
+		w.Pod = env("POD_NAME", "POLYAXON_K8S_POD_ID")
+	}
+	if w.Pod == "" {
+		if w.Pod, err = os.Hostname(); err != nil || w.Pod == "" {
+			return nil, errors.New("--watch-container: the pod's name is unknown; give --pod-name or set POD_NAME")
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // the API server is reached directly, as in-cluster clients do
+	if u.Scheme == "https" {
+		ca := c.CAFile
+		if ca == "" {
+			ca = ServiceAccountDir + "/ca.crt"
+		}
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("--watch-container: the API server's CA: %w; give --kube-ca-file", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--kube-ca-file %s holds no PEM certificate", ca)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	w.client = &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	return w, nil
+}
+
+// Ended reads the pod and reports whether the main container has ended: it
+// is terminated, or the pod's phase is Succeeded or Failed. It reports the
+// reason in words.
+func (w *PodWatcher) Ended(ctx context.Context) (bool, string, error) {
+	pod, err := w.get(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed:
+		return true, fmt.Sprintf("pod %s/%s is %s", w.Namespace, w.Pod, pod.Status.Phase), nil
+	}
+	known := false
+	for _, cs := range append(pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses...) {
+		if cs.Name != w.Container {
+			continue
+		}
+		known = true
+		if t := cs.State.Terminated; t != nil {
+			return true, fmt.Sprintf("container %s terminated (exit code %d, %s)", w.Container, t.ExitCode, t.Reason), nil
+		}
+	}
+	if !known && !w.warned && inSpec(pod, w.Container) == "" {
+		w.warned = true
+		return false, "", fmt.Errorf("pod %s/%s has no container %q (it has %s); check --watch-container", w.Namespace, w.Pod, w.Container, inSpecNames(pod))
+	}
+	return false, "", nil
+}
+
+func inSpec(pod *corev1.Pod, name string) string {
+	for _, c := range append(pod.Spec.Containers, pod.Spec.InitContainers...) {
+		if c.Name == name {
+			return name
+		}
+	}
+	return ""
+}
+
+func inSpecNames(pod *corev1.Pod) string {
+	var names []string
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (w *PodWatcher) get(ctx context.Context) (*corev1.Pod, error) {
+	u := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s", w.APIURL, url.PathEscape(w.Namespace), url.PathEscape(w.Pod))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if tok, err := os.ReadFile(w.TokenFile); err == nil {
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("service account token: %w", err)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading pod %s/%s: %w", w.Namespace, w.Pod, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading pod %s/%s: %w", w.Namespace, w.Pod, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg := strings.TrimSpace(string(body))
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		hint := ""
+		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
+			hint = "; the pod's service account needs get on pods (see examples/k8s/rbac.yaml)"
+		}
+		return nil, fmt.Errorf("reading pod %s/%s: %s: %s%s", w.Namespace, w.Pod, resp.Status, msg, hint)
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(body, &pod); err != nil {
+		return nil, fmt.Errorf("reading pod %s/%s: not a Pod: %w", w.Namespace, w.Pod, err)
+	}
+	if pod.Kind != "" && pod.Kind != "Pod" {
+		return nil, fmt.Errorf("reading pod %s/%s: the API answered a %s, not a Pod", w.Namespace, w.Pod, pod.Kind)
+	}
+	return &pod, nil
+}
