@@ -135,11 +135,7 @@ func (e *cliEngine) sshCommand(a *auth) (string, []string, error) {
 		args = append(args, "-o", "BatchMode=yes")
 	}
 	if len(a.knownHosts) > 0 {
-		q := make([]string, len(a.knownHosts))
-		for i, f := range a.knownHosts {
-			q[i] = f
-		}
-		args = append(args, "-o", shellQuote("UserKnownHostsFile="+strings.Join(q, " ")), "-o", "StrictHostKeyChecking=yes")
+		args = append(args, "-o", shellQuote("UserKnownHostsFile="+strings.Join(a.knownHosts, " ")), "-o", "StrictHostKeyChecking=yes")
 	} else {
 		// Upstream's behaviour: accept any host key (the driver warns).
 		args = append(args, "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no")

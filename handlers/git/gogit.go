@@ -3,6 +3,7 @@ package git
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -91,7 +92,7 @@ func goGitAuth(a *auth, u remote) (transport.AuthMethod, error) {
 			if errors.As(err, &missing) {
 				return nil, fault.New(fault.Auth, "the SSH key %s is protected by a passphrase and none was given; add SSH_PASSPHRASE to the connection's secret", orDefault(a.keySource, "~/.ssh"))
 			}
-			if errors.Is(err, x509IncorrectPassword) || strings.Contains(err.Error(), "decryption password incorrect") {
+			if errors.Is(err, x509.IncorrectPasswordError) || strings.Contains(err.Error(), "decryption password incorrect") {
 				return nil, fault.New(fault.Auth, "the SSH key %s: the passphrase given (SSH_PASSPHRASE) is wrong", orDefault(a.keySource, "~/.ssh"))
 			}
 			return nil, fault.New(fault.Usage, "the SSH key %s cannot be read: %v", orDefault(a.keySource, "~/.ssh"), err)
@@ -116,10 +117,6 @@ func goGitAuth(a *auth, u remote) (transport.AuthMethod, error) {
 	}
 	return nil, nil
 }
-
-// x509IncorrectPassword stands for the error an encrypted PEM key with a
-// wrong passphrase gives.
-var x509IncorrectPassword = errors.New("x509: decryption password incorrect")
 
 // defaultUserKey reads the first of ~/.ssh/id_* there is.
 func defaultUserKey() []byte {

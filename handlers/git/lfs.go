@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/initializer/initializer/handlers"
 )
@@ -103,9 +102,4 @@ func lfsPointers(dir string) []string {
 		}
 	})
 	return out
-}
-
-// isLFSPointer reports whether content is an LFS pointer.
-func isLFSPointer(content []byte) bool {
-	return strings.HasPrefix(string(content), lfsPointerPrefix)
 }
