@@ -139,6 +139,7 @@ a mounted ConfigMap), else from $POLYAXON_CONNECTIONS_CATALOG (inline JSON), els
 	pf.StringVar(&a.g.result, "result", "", "write the result as JSON to this file")
 	a.addJobFlags(root, &jf)
 	root.AddCommand(a.listCommand(), a.checkCommand(), a.versionCommand())
+	root.AddCommand(a.sidecarCommand())
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	return root

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
+	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/handlers/store"
+	"github.com/initializer/initializer/sidecar"
+	"github.com/initializer/initializer/transfer"
+)
+
+type sidecarFlags struct {
+	connection     string
+	path           string
+	prefix         string
+	interval       time.Duration
+	grace          time.Duration
+	checkInterval  time.Duration
+	excludes       []string
+	delete         bool
+	state          string
+	untilFile      string
+	watchContainer string
+	kubeAPI        string
+	kubeToken      string
+	kubeCA         string
+	namespace      string
+	podName        string
+	metricsAddr    string
+	strict         bool
+	workers        int
+	partMiB        int64
+	memoryLimitMiB int64
+
+	// upstream's flags (polyaxon sidecar), accepted for drop-in use
+	containerID   string
+	sleepInterval int
+	syncInterval  int
+	maxRetries    int
+	monitorLogs   bool
+	monitorSpec   bool
+}
+
+func (a *app) sidecarCommand() *cobra.Command {
+	var sf sidecarFlags
+	cmd := &cobra.Command{
+		Use:   "sidecar --connection STORE [--path DIR] [--prefix P]",
+		Short: "Upload a job's outputs to a store while it runs, then flush everything when it ends",
+		Long: `sidecar uploads the files under --path that are new or changed to the store connection
+(s3, gcs, wasb, or a host_path/volume_claim mount) every --interval, under --prefix (by default the
+run's uuid from $POLYAXON_RUN_INSTANCE, as upstream lays runs out). It ends on SIGTERM, when
+--until-file exists, or when --watch-container's container has terminated, with one final flush
+within --grace. It exits 0 even when the store was down (the result and the log name the files
+not uploaded), unless --strict.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.sidecar(cmd, sf)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&sf.connection, "connection", "c", "", "the store connection (default $POLYAXON_ARTIFACTS_STORE_NAME, else the catalog's artifactsStore)")
+	f.StringVarP(&sf.path, "path", "p", "", "the folder to upload (default /plx-context/artifacts/<run uuid>, from $POLYAXON_RUN_INSTANCE)")
+	f.StringVar(&sf.prefix, "prefix", "", "key prefix under the store's path (default the run uuid from $POLYAXON_RUN_INSTANCE; --prefix= for none)")
+	f.DurationVar(&sf.interval, "interval", 10*time.Second, "time between two upload cycles")
+	f.DurationVar(&sf.grace, "grace", 25*time.Second, "budget of the final flush once the job ended; keep it below the pod's terminationGracePeriodSeconds")
+	f.DurationVar(&sf.checkInterval, "check-interval", 2*time.Second, "how often --until-file and --watch-container are checked")
+	f.StringArrayVar(&sf.excludes, "exclude", nil, "glob of names (any depth) or paths (with a /) not to upload; a trailing / matches folders only; repeatable (.git/ and temporary files are always excluded)")
+	f.BoolVar(&sf.delete, "delete", false, "delete the objects of files deleted under --path")
+	f.StringVar(&sf.state, "state", "", "file keeping what was uploaded, so a restart uploads nothing again (default next to --path, else in $TMPDIR; 'none' to keep it in memory)")
+	f.StringVar(&sf.untilFile, "until-file", "", "end (final flush, exit) once this file exists")
+	f.StringVar(&sf.watchContainer, "watch-container", "", "end once this container of the pod has terminated, read from the Kubernetes API with the pod's service account")
+	f.StringVar(&sf.kubeAPI, "kube-api", "", "Kubernetes API URL for --watch-container (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)")
+	f.StringVar(&sf.kubeToken, "kube-token-file", "", "bearer token file for --watch-container (default "+sidecar.ServiceAccountDir+"/token)")
+	f.StringVar(&sf.kubeCA, "kube-ca-file", "", "CA bundle of the API server (default "+sidecar.ServiceAccountDir+"/ca.crt)")
+	f.StringVar(&sf.namespace, "namespace", "", "the pod's namespace (default $POD_NAMESPACE, $POLYAXON_K8S_NAMESPACE, then the service account's)")
+	f.StringVar(&sf.podName, "pod-name", "", "the pod's name (default $POD_NAME, $POLYAXON_K8S_POD_ID, then the host name)")
+	f.StringVar(&sf.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address (e.g. :9090)")
+	f.BoolVar(&sf.strict, "strict", false, "exit non-zero (the failure's class) when files were not uploaded")
+	f.IntVar(&sf.workers, "workers", 16, "files uploaded in parallel")
+	f.Int64Var(&sf.partMiB, "part-size", 8, "size in MiB of the parts of multipart uploads")
+	f.Int64Var(&sf.memoryLimitMiB, "memory-limit", 96, "soft memory limit in MiB for the Go runtime (0: none; $GOMEMLIMIT wins)")
+
+	f.StringVar(&sf.containerID, "container-id", "", "upstream's name of --watch-container")
+	f.IntVar(&sf.sleepInterval, "sleep-interval", 0, "upstream's --check-interval, in seconds")
+	f.IntVar(&sf.syncInterval, "sync-interval", 0, "upstream's --interval, in seconds")
+	f.IntVar(&sf.maxRetries, "max-retries", 0, "upstream's; accepted and ignored (uploads retry with backoff)")
+	f.BoolVar(&sf.monitorLogs, "monitor-logs", false, "upstream's; accepted, not implemented (logs are collected by the cluster)")
+	f.BoolVar(&sf.monitorSpec, "monitor-spec", false, "upstream's; accepted, not implemented")
+	for _, n := range []string{"container-id", "sleep-interval", "sync-interval", "max-retries", "monitor-logs", "monitor-spec"} {
+		_ = f.MarkHidden(n)
+	}
+	return cmd
+}
+
+// sidecar runs the upload loop and reports the outcome like a job does.
+func (a *app) sidecar(cmd *cobra.Command, sf sidecarFlags) error {
+	out := outcome{Command: "sidecar", Connection: sf.connection, Version: versionString(), StartedAt: a.started}
+	res, err := a.runSidecar(cmd, &sf, &out)
+	out.Connection = sf.connection
+	out.DurationSeconds = time.Since(a.started).Seconds()
+	out.Result = res
+	if err != nil {
+		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), err.Error()
+		a.log.Error("failed", "connection", sf.connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
+		fmt.Fprintf(a.stderr, "error: %s\n", out.Error)
+	} else {
+		out.Status = "ok"
+	}
+	if werr := a.report(out); werr != nil && err == nil {
+		err = werr
+	}
+	if err != nil {
+		return &commandError{err}
+	}
+	return nil
+}
+
+func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*handlers.Result, error) {
+	ctx := cmd.Context()
+	env := func(k string) string { v, _ := a.getenv(k); return v }
+	if err := sf.compat(cmd, a); err != nil {
+		return nil, err
+	}
+	if sf.memoryLimitMiB > 0 && env("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(sf.memoryLimitMiB << 20)
+	}
+	cat, err := connections.Load(a.g.catalog, a.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if sf.connection == "" {
+		sf.connection = env("POLYAXON_ARTIFACTS_STORE_NAME")
+	}
+	if sf.connection == "" {
+		if c := cat.ArtifactsStore(); c != nil {
+			sf.connection = c.Name
+		}
+	}
+	if sf.connection == "" {
+		return nil, fault.New(fault.Usage, "--connection is required: the store to upload to (or set $POLYAXON_ARTIFACTS_STORE_NAME, or give the catalog an artifactsStore)")
+	}
+	conn, err := cat.Get(sf.connection)
+	if err != nil {
+		return nil, err
+	}
+	out.Kind = string(conn.Kind)
+	if !conn.Kind.IsArtifactStore() {
+		return nil, fault.New(fault.Usage, "%s cannot receive uploads: the sidecar needs an s3, gcs, wasb, host_path or volume_claim connection", conn)
+	}
+	run := runUUID(env("POLYAXON_RUN_INSTANCE"))
+	if !cmd.Flags().Changed("prefix") {
+		if run == "" {
+			return nil, fault.New(fault.Usage, "--prefix is required when $POLYAXON_RUN_INSTANCE (owner.project.runs.uuid) is not set; give --prefix= to upload to the store's root")
+		}
+		sf.prefix = run
+	}
+	prefix, err := fsutil.CleanRel(sf.prefix)
+	if err != nil {
+		return nil, fault.New(fault.Usage, "--prefix %q: %w", sf.prefix, err)
+	}
+	if sf.path == "" {
+		if run == "" {
+			return nil, fault.New(fault.Usage, "--path is required: the folder to upload")
+		}
+		root := env("POLYAXON_CONTEXT_ROOT")
+		if root == "" {
+			root = "/plx-context"
+		}
+		sf.path = filepath.Join(root, "artifacts", run)
+	}
+	dir, err := filepath.Abs(sf.path)
+	if err != nil {
+		return nil, fault.New(fault.Usage, "--path %q: %w", sf.path, err)
+	}
+	log := a.log.With("connection", conn.Name, "kind", string(conn.Kind))
+
+	cfg := sidecar.Config{
+		Root: dir, Interval: sf.interval, Grace: sf.grace, CheckInterval: sf.checkInterval,
+		Delete: sf.delete, Excludes: sf.excludes, UntilFile: sf.untilFile, Log: log,
+		Transfer: transfer.UploadOptions{Options: transfer.Options{Workers: sf.workers, PartSize: sf.partMiB << 20, Conn: conn.String(), Log: log}},
+	}
+	if conn.Kind.IsMount() {
+		b, url, err := openMount(conn)
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close()
+		cfg.Bucket, cfg.StoreURL, cfg.Prefix = b, url, prefix
+		mount := conn.Mount().MountPath
+		cfg.AfterUpload = func(key string, st transfer.FileState) error {
+			t := time.Unix(0, st.ModTime)
+			return os.Chtimes(filepath.Join(mount, filepath.FromSlash(key)), t, t)
+		}
+		cfg.AfterCycle = func() error { return fsutil.Syncfs(mount) }
+	} else {
+		s, err := store.Open(ctx, conn, conn.Keys(), store.Options{Workers: sf.workers, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		if err := s.Check(ctx); err != nil {
+			// Not fatal: the store may come up later; the cycles retry.
+			log.Warn("the store is not reachable yet; uploads will be retried every cycle", "error", err.Error())
+		}
+		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, join(s.Prefix, prefix)
+		cfg.Transfer.Provider, cfg.Transfer.Classify = s.Provider, store.Classify
+	}
+	if conn.Kind.IsMount() {
+		target := filepath.Join(cfg.StoreURL, filepath.FromSlash(cfg.Prefix))
+		if fsutil.Within(dir, target) || fsutil.Within(target, dir) {
+			return nil, fault.New(fault.Usage, "%s: the upload target %s and --path %s overlap: the sidecar would upload its own uploads; pick another --prefix or --path", conn, target, dir)
+		}
+	}
+	cfg.StatePath = statePath(sf.state, dir, cfg.StoreURL, cfg.Prefix)
+
+	if sf.watchContainer != "" {
+		w, err := sidecar.NewPodWatcher(sidecar.PodWatcherConfig{
+			APIURL: sf.kubeAPI, TokenFile: sf.kubeToken, CAFile: sf.kubeCA, Namespace: sf.namespace,
+			Pod: sf.podName, Container: sf.watchContainer, Getenv: a.getenv,
+		})
+		if err != nil {
+			return nil, fault.Wrap(fault.Usage, err)
+		}
+		cfg.Watch = w
+		log.Info("watching the main container", "container", sf.watchContainer, "pod", w.Namespace+"/"+w.Pod, "api", w.APIURL)
+	}
+	if sf.metricsAddr != "" {
+		cfg.Metrics = sidecar.NewMetrics()
+		ln, err := net.Listen("tcp", sf.metricsAddr)
+		if err != nil {
+			return nil, fault.New(fault.Usage, "--metrics-addr %s: %w", sf.metricsAddr, err)
+		}
+		srv := &http.Server{Handler: cfg.Metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+
+	rep, err := sidecar.Run(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &handlers.Result{
+		Summary: rep.Summary(cfg.StoreURL),
+		Path:    dir,
+		Files:   rep.Files,
+		Bytes:   rep.Bytes,
+		Details: map[string]any{
+			"store": cfg.StoreURL, "prefix": cfg.Prefix, "state": cfg.StatePath,
+			"endReason": rep.EndReason, "cycles": rep.Cycles, "deleted": rep.Deleted, "watched": rep.Watched,
+			"errors": rep.Errors, "flushComplete": rep.FlushComplete, "flushSeconds": rep.FlushSeconds,
+			"notUploaded": rep.NotUploaded, "restored": rep.Restored,
+		},
+	}
+	if len(rep.NotUploaded) > 0 && sf.strict {
+		return res, fault.New(rep.FirstClass, "%d files were not uploaded to %s (--strict): %s", len(rep.NotUploaded), cfg.StoreURL, res.Summary)
+	}
+	log.Info("done", "summary", res.Summary)
+	return res, nil
+}
+
+// compat maps upstream's flags onto ours.
+func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
+	if sf.containerID != "" && sf.watchContainer == "" {
+		sf.watchContainer = sf.containerID
+	}
+	if sf.syncInterval > 0 && !cmd.Flags().Changed("interval") {
+		sf.interval = time.Duration(sf.syncInterval) * time.Second
+	}
+	if sf.sleepInterval > 0 && !cmd.Flags().Changed("check-interval") {
+		sf.checkInterval = time.Duration(sf.sleepInterval) * time.Second
+	}
+	if sf.monitorLogs || sf.monitorSpec {
+		a.log.Warn("--monitor-logs and --monitor-spec are accepted for compatibility but not implemented: the sidecar uploads files only")
+	}
+	if sf.interval <= 0 || sf.grace <= 0 || sf.checkInterval <= 0 {
+		return fault.New(fault.Usage, "--interval, --grace and --check-interval must be positive")
+	}
+	if sf.workers <= 0 || sf.partMiB < 5 {
+		return fault.New(fault.Usage, "--workers must be positive and --part-size at least 5 (MiB, S3's smallest part)")
+	}
+	return nil
+}
+
+// runUUID is the last part of owner.project.runs.uuid.
+func runUUID(instance string) string {
+	parts := strings.Split(instance, ".")
+	if len(parts) != 4 || parts[2] != "runs" || parts[3] == "" {
+		return ""
+	}
+	return parts[3]
+}
+
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "/" + b
+}
+
+// openMount opens a host_path/volume_claim mount as a bucket that writes no
+// attribute files and keeps its temporary files beside their targets (the
+// mount is usually another file system than $TMPDIR).
+func openMount(conn *connections.Connection) (*blob.Bucket, string, error) {
+	m := conn.Mount()
+	st, err := os.Stat(m.MountPath)
+	if err != nil || !st.IsDir() {
+		return nil, "", fault.New(fault.NotFound, "%s: schema.mountPath %s is not a mounted folder: %v; mount the volume in the sidecar container", conn, m.MountPath, err)
+	}
+	if m.ReadOnly {
+		return nil, "", fault.New(fault.Usage, "%s is read-only (schema.readOnly): the sidecar cannot upload to it", conn)
+	}
+	b, err := fileblob.OpenBucket(m.MountPath, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+	if err != nil {
+		return nil, "", fault.Wrap(fault.LocalDisk, fmt.Errorf("%s: %w", conn, err))
+	}
+	return b, m.MountPath, nil
+}
+
+// statePath picks where the uploaded set is kept: --state, else beside the
+// folder (outside it), else in $TMPDIR when the parent is not writable.
+func statePath(flag, dir, storeURL, prefix string) string {
+	switch flag {
+	case "none":
+		return ""
+	case "":
+	default:
+		return flag
+	}
+	name := ".initializer-sidecar-" + filepath.Base(dir) + ".state"
+	parent := filepath.Dir(dir)
+	if f, err := os.CreateTemp(parent, fsutil.TempPrefix+"probe-*"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		return filepath.Join(parent, name)
+	}
+	return filepath.Join(os.TempDir(), "initializer-sidecar-"+shortID(dir+"\x00"+storeURL+"\x00"+prefix)+".state")
+}
+
+func shortID(s string) string {
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return fmt.Sprintf("%016x", h)
+}

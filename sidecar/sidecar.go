@@ -1,0 +1,524 @@
+// Package sidecar uploads a job's outputs while it runs: every interval it
+// scans a folder, uploads the files that are new or changed through the
+// transfer engine, and when the main container ends (SIGTERM, an "until"
+// file, or the pod's status) it flushes everything one last time within a
+// grace budget. It never fails because the store was briefly down: what
+// could not be uploaded is named in the log and in the report.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/transfer"
+)
+
+// Config is one sidecar run.
+type Config struct {
+	Bucket   *blob.Bucket
+	Prefix   string // key prefix without a trailing slash; "" is the bucket's root
+	StoreURL string // the store's location, for logs and the state's identity
+	Root     string // the folder whose files are uploaded
+
+	Interval      time.Duration // between the starts of two cycles; 0 means 10 s
+	Grace         time.Duration // budget of the final flush after the end; 0 means 25 s
+	CheckInterval time.Duration // how often the end conditions are polled; 0 means 2 s
+	Delete        bool          // delete the objects of files deleted locally
+	Excludes      []string      // globs of names or paths not uploaded
+	StatePath     string        // where the uploaded set is persisted; "" keeps it in memory only
+
+	UntilFile string      // the run ends when this file exists
+	Watch     *PodWatcher // the run ends when the pod's main container has ended
+
+	Transfer transfer.UploadOptions
+	Metrics  *Metrics // may be nil
+	Log      *slog.Logger
+
+	// AfterUpload, when set, is called after a file's upload succeeded (a
+	// mount store sets the file's modification time with it).
+	AfterUpload func(key string, st transfer.FileState) error
+	// AfterCycle, when set, is called after each cycle that wrote something
+	// (a mount store syncs its file system with it).
+	AfterCycle func() error
+}
+
+// Failure names a file that is not in the store.
+type Failure struct {
+	Path  string `json:"path"`
+	Key   string `json:"key"`
+	Error string `json:"error"`
+	Class string `json:"class"`
+}
+
+// Report is what a run did.
+type Report struct {
+	EndReason     string        `json:"endReason"`
+	Cycles        int           `json:"cycles"`
+	Files         int64         `json:"files"` // uploads done (a file changed n times counts n times)
+	Bytes         int64         `json:"bytes"`
+	Deleted       int64         `json:"deleted"`
+	Watched       int           `json:"watched"` // files below the folder at the last scan
+	Errors        int64         `json:"errors"`  // failed uploads over the run
+	FlushComplete bool          `json:"flushComplete"`
+	FlushSeconds  float64       `json:"flushSeconds"`
+	NotUploaded   []Failure     `json:"notUploaded"`
+	Restored      string        `json:"restored,omitempty"` // how the uploaded set was known at start
+	FirstClass    fault.Class   `json:"-"`                  // the class of the first not-uploaded file's error
+	Duration      time.Duration `json:"-"`
+}
+
+type sidecar struct {
+	cfg   Config
+	ix    *index
+	id    string
+	errs  map[string]error // rel → why its latest upload failed
+	dels  map[string]bool  // keys whose deletion is pending
+	rep   Report
+	log   *slog.Logger
+	saved bool // the state was saved at least once
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = 10 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = 25 * time.Second
+	}
+	if c.CheckInterval <= 0 {
+		c.CheckInterval = 2 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Transfer.Log == nil {
+		c.Transfer.Log = c.Log
+	}
+	if c.Transfer.Progress == 0 {
+		c.Transfer.Progress = time.Minute
+	}
+}
+
+// Run uploads until ctx ends (SIGTERM), the until file appears or the
+// watched container ends, then flushes within the grace budget. Its error
+// is for a configuration that cannot work; upload failures are in the
+// report.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	cfg.defaults()
+	start := time.Now()
+	excl, err := newExcluder(cfg.Excludes)
+	if err != nil {
+		return Report{}, fault.Wrap(fault.Usage, err)
+	}
+	s := &sidecar{cfg: cfg, ix: newIndex(cfg.Root, excl), id: stateID(cfg.StoreURL, cfg.Prefix, cfg.Root),
+		errs: map[string]error{}, dels: map[string]bool{}, log: cfg.Log}
+	s.restore(ctx)
+
+	// The end: the first of SIGTERM (ctx), the until file, the pod.
+	var once sync.Once
+	ended := make(chan struct{})
+	reason := ""
+	end := func(why string) {
+		once.Do(func() { reason = why; close(ended) })
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go func() {
+		select {
+		case <-ctx.Done():
+			end("signal (SIGTERM or SIGINT)")
+		case <-watchCtx.Done():
+		}
+	}()
+	if cfg.UntilFile != "" || cfg.Watch != nil {
+		go s.watchEnd(watchCtx, end)
+	}
+	// Work goes on after the end for the grace budget, then stops.
+	work, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	go func() {
+		select {
+		case <-ended:
+		case <-watchCtx.Done():
+			return
+		}
+		t := time.NewTimer(cfg.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			stopWork()
+		case <-watchCtx.Done():
+		}
+	}()
+
+	s.log.Info("sidecar started", "path", cfg.Root, "store", cfg.StoreURL, "prefix", cfg.Prefix,
+		"interval", cfg.Interval.String(), "grace", cfg.Grace.String(), "delete", cfg.Delete, "state", cfg.StatePath)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+loop:
+	for {
+		select {
+		case <-ended:
+			break loop
+		case <-timer.C:
+			s.cycle(work)
+			timer.Reset(cfg.Interval)
+		}
+	}
+	cfg.Metrics.end()
+	s.rep.EndReason = reason
+	s.log.Info("the job has ended: final flush", "reason", reason, "grace", cfg.Grace.String())
+	flushStart := time.Now()
+	s.rep.FlushComplete = s.flush(work)
+	s.rep.FlushSeconds = time.Since(flushStart).Seconds()
+	s.finish()
+	s.rep.Duration = time.Since(start)
+	return s.rep, nil
+}
+
+// watchEnd polls the until file and the pod until one says the job ended.
+func (s *sidecar) watchEnd(ctx context.Context, end func(string)) {
+	t := time.NewTicker(s.cfg.CheckInterval)
+	defer t.Stop()
+	failures := 0
+	for {
+		if s.cfg.UntilFile != "" {
+			if _, err := os.Stat(s.cfg.UntilFile); err == nil {
+				end("file " + s.cfg.UntilFile + " exists")
+				return
+			}
+		}
+		if s.cfg.Watch != nil {
+			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			done, why, err := s.cfg.Watch.Ended(rctx)
+			cancel()
+			switch {
+			case err != nil:
+				failures++
+				// Log the first failures, then one in ten: the API may be
+				// down for a while, and the end may also come as SIGTERM.
+				if failures <= 3 || failures%10 == 0 {
+					s.log.Warn("cannot read the pod's status", "error", err.Error(), "failures", failures)
+				}
+			case done:
+				end(why)
+				return
+			default:
+				failures = 0
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// restore loads the uploaded set from the state file, or else compares the
+// folder with one listing of the store.
+func (s *sidecar) restore(ctx context.Context) {
+	if s.cfg.StatePath != "" {
+		ok, err := s.ix.load(s.cfg.StatePath, s.id)
+		switch {
+		case err != nil:
+			s.log.Warn("state file not used", "state", s.cfg.StatePath, "error", err.Error())
+			s.ix.files = map[string]*entry{}
+		case ok:
+			s.rep.Restored = "state file"
+			s.log.Info("uploaded files known from the state file", "state", s.cfg.StatePath, "files", len(s.ix.files))
+			return
+		}
+	}
+	s.compareWithStore(ctx)
+}
+
+// compareWithStore marks as uploaded the files the store already holds with
+// the same size and a modification time no older than the file's (to the
+// second: S3 keeps seconds). It reads one listing, page by page.
+func (s *sidecar) compareWithStore(ctx context.Context) {
+	res, err := s.ix.scan()
+	if err != nil || res.missing || res.files == 0 {
+		return
+	}
+	prefix := s.cfg.Prefix
+	if prefix != "" {
+		prefix += "/"
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	token := blob.FirstPageToken
+	matched := 0
+	for {
+		page, next, err := s.cfg.Bucket.ListPage(lctx, token, 1000, &blob.ListOptions{Prefix: prefix})
+		if err != nil {
+			s.log.Warn("cannot list the store to skip files already there; every file will be uploaded", "error", err.Error())
+			return
+		}
+		for _, o := range page {
+			e, ok := s.ix.files[o.Key[len(prefix):]]
+			if !ok || o.IsDir || e.cur.Size != o.Size || o.ModTime.Unix() < e.cur.ModTime/1e9 {
+				continue
+			}
+			e.up, e.uploaded = e.cur, true
+			matched++
+		}
+		if len(next) == 0 {
+			break
+		}
+		token = next
+	}
+	if matched > 0 {
+		s.ix.changed = true
+		s.rep.Restored = "store listing"
+		s.log.Info("files already in the store, not uploaded again", "files", matched)
+	}
+}
+
+func (s *sidecar) key(rel string) string {
+	if s.cfg.Prefix == "" {
+		return rel
+	}
+	return s.cfg.Prefix + "/" + rel
+}
+
+// cycle scans, deletes what was deleted (with --delete) and uploads what
+// is new or changed. It returns the number of files still pending.
+func (s *sidecar) cycle(ctx context.Context) int {
+	start := time.Now()
+	s.rep.Cycles++
+	res, err := s.ix.scan()
+	if err != nil {
+		s.log.Warn("scan incomplete", "path", s.cfg.Root, "error", err.Error())
+	}
+	if res.missing {
+		s.log.Debug("the folder does not exist yet", "path", s.cfg.Root)
+	}
+	s.rep.Watched = res.files
+	wrote := false
+	for _, rel := range res.gone {
+		e := s.ix.files[rel]
+		if e.uploaded && s.cfg.Delete {
+			s.dels[s.key(rel)] = true
+		}
+		delete(s.errs, rel)
+		s.ix.remove(rel)
+	}
+	if len(s.dels) > 0 {
+		wrote = s.deletePending(ctx) || wrote
+	}
+	sort.Strings(res.dirty)
+	var files []transfer.UploadFile
+	for _, rel := range res.dirty {
+		files = append(files, transfer.UploadFile{Rel: rel, Key: s.key(rel)})
+	}
+	pending := 0
+	if len(files) > 0 {
+		pending = s.upload(ctx, files)
+		wrote = true
+	}
+	pending += len(s.dels)
+	if s.cfg.AfterCycle != nil && wrote {
+		if err := s.cfg.AfterCycle(); err != nil {
+			s.log.Warn("syncing the store's file system", "error", err.Error())
+		}
+	}
+	s.save()
+	s.cfg.Metrics.cycle(time.Since(start), res.files, pending, time.Now())
+	if len(files) > 0 || pending > 0 {
+		s.log.Info("cycle", "changed", len(files), "pending", pending, "watched", res.files, "seconds", time.Since(start).Seconds())
+	}
+	return pending
+}
+
+// upload sends files and records the outcome; it returns how many failed.
+func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
+	var mu sync.Mutex
+	var results []transfer.FileResult
+	opts := s.cfg.Transfer
+	opts.OnFile = func(r transfer.FileResult) {
+		if r.Err == nil && !r.Gone {
+			s.cfg.Metrics.uploaded(r.State.Size)
+			if s.cfg.AfterUpload != nil {
+				if err := s.cfg.AfterUpload(r.Key, r.State); err != nil {
+					s.log.Debug("after upload", "key", r.Key, "error", err.Error())
+				}
+			}
+		} else if r.Err != nil {
+			s.cfg.Metrics.failed()
+		}
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}
+	st, err := transfer.Upload(ctx, s.cfg.Bucket, s.cfg.Root, files, opts)
+	if err != nil {
+		s.log.Warn("upload stopped", "error", err.Error())
+	}
+	s.rep.Files += st.Files
+	s.rep.Bytes += st.Bytes
+	failed := 0
+	for _, r := range results {
+		switch {
+		case r.Gone:
+			delete(s.errs, r.Rel)
+		case r.Err != nil:
+			failed++
+			s.rep.Errors++
+			s.errs[r.Rel] = r.Err
+			if failed <= 5 {
+				s.log.Warn("not uploaded", "file", r.Rel, "error", r.Err.Error())
+			}
+		default:
+			delete(s.errs, r.Rel)
+			s.ix.uploaded(r.Rel, r.State)
+		}
+	}
+	if failed > 5 {
+		s.log.Warn("more files not uploaded", "count", failed-5)
+	}
+	// Files the upload never reached (it was stopped) stay pending too.
+	return len(files) - int(st.Files) - int(st.Gone)
+}
+
+// deletePending deletes the objects of deleted files; it reports whether
+// it deleted any.
+func (s *sidecar) deletePending(ctx context.Context) bool {
+	keys := make([]string, 0, len(s.dels))
+	for k := range s.dels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	deleted := false
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return deleted
+		}
+		err := s.cfg.Bucket.Delete(ctx, k)
+		if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			s.log.Warn("cannot delete the object of a deleted file", "key", k, "error", err.Error())
+			continue
+		}
+		delete(s.dels, k)
+		s.rep.Deleted++
+		s.cfg.Metrics.removed()
+		deleted = true
+		s.log.Info("deleted", "key", k)
+	}
+	return deleted
+}
+
+func (s *sidecar) save() {
+	if s.cfg.StatePath == "" || (!s.ix.changed && s.saved) {
+		return
+	}
+	if err := s.ix.save(s.cfg.StatePath, s.id); err != nil {
+		s.log.Warn("cannot save the state; after a restart, files will be compared with the store", "state", s.cfg.StatePath, "error", err.Error())
+		return
+	}
+	s.saved = true
+}
+
+// flush runs cycles until nothing is pending or the grace budget is spent.
+// It reports whether everything was uploaded.
+func (s *sidecar) flush(ctx context.Context) bool {
+	wait := 250 * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		if s.cycle(ctx) == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// finish lists what is not in the store, and saves the state.
+func (s *sidecar) finish() {
+	var rels []string
+	for rel, e := range s.ix.files {
+		if e.dirty() {
+			rels = append(rels, rel)
+		}
+	}
+	sort.Strings(rels)
+	for _, rel := range rels {
+		f := Failure{Path: rel, Key: s.key(rel)}
+		err := s.errs[rel]
+		if err == nil {
+			err = errors.New("not uploaded before the grace period (--grace) ran out")
+			if s.rep.FlushComplete {
+				err = errors.New("changed after the final flush")
+			}
+		}
+		c := fault.ClassOf(err)
+		if c == fault.Interrupted || c == fault.Internal {
+			c = fault.Transient
+		}
+		f.Error, f.Class = err.Error(), c.String()
+		if s.rep.FirstClass == 0 {
+			s.rep.FirstClass = c
+		}
+		s.rep.NotUploaded = append(s.rep.NotUploaded, f)
+	}
+	for k := range s.dels {
+		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: path.Base(k), Key: k, Error: "deletion of the object pending", Class: fault.Transient.String()})
+		if s.rep.FirstClass == 0 {
+			s.rep.FirstClass = fault.Transient
+		}
+	}
+	for i, f := range s.rep.NotUploaded {
+		if i == 100 {
+			s.log.Error("and more files not uploaded", "count", len(s.rep.NotUploaded)-100)
+			break
+		}
+		s.log.Error("not uploaded", "file", f.Path, "key", f.Key, "error", f.Error)
+	}
+	s.save()
+	if s.rep.NotUploaded == nil {
+		s.rep.NotUploaded = []Failure{}
+	}
+	s.log.Info("sidecar done", "reason", s.rep.EndReason, "uploads", s.rep.Files, "bytes", s.rep.Bytes,
+		"deleted", s.rep.Deleted, "notUploaded", len(s.rep.NotUploaded), "flushSeconds", s.rep.FlushSeconds)
+}
+
+// Summary is the report in one line.
+func (r Report) Summary(storeURL string) string {
+	s := fmt.Sprintf("sidecar: %d uploads (%d bytes) to %s in %d cycles, %d objects deleted; ended by %s",
+		r.Files, r.Bytes, storeURL, r.Cycles, r.Deleted, r.EndReason)
+	if n := len(r.NotUploaded); n > 0 {
+		names := ""
+		for i, f := range r.NotUploaded {
+			if i == 5 {
+				names += ", …"
+				break
+			}
+			if i > 0 {
+				names += ", "
+			}
+			names += f.Path
+		}
+		s += fmt.Sprintf("; %d files NOT uploaded: %s", n, names)
+	} else {
+		s += "; every file is in the store"
+	}
+	return s
+}
