@@ -25,10 +25,10 @@ type Metrics struct {
 	lastSuccess   prometheus.Gauge
 	cycleSeconds  prometheus.Gauge
 
-	lastCycle   atomic.Int64 // unix ns of the latest cycle's end
-	lastOK      atomic.Int64 // unix ns of the latest cycle that left nothing pending
-	pendingNow  atomic.Int64
-	ending      atomic.Bool
+	lastCycle  atomic.Int64 // unix ns of the latest cycle's end
+	lastOK     atomic.Int64 // unix ns of the latest cycle that left nothing pending
+	pendingNow atomic.Int64
+	ending     atomic.Bool
 }
 
 // NewMetrics registers the sidecar's metrics, with the Go and process
