@@ -1,0 +1,473 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// recordHandler is the test handler program (integration/handlers).
+func recordHandler(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs("handlers/initializer-handler-record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// handlerEnv reads the environment the record handler saw (NAME=value
+// lines; the test's values are single-line).
+func handlerEnv(t *testing.T, out string) map[string]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(out, "env"))
+	if err != nil {
+		t.Fatalf("the handler did not record its environment: %v", err)
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func readText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCustomHandlerProtocol(t *testing.T) {
+	const password = "pg-secret-password-8d2f"
+	secretDir := regSecret(t, map[string]string{
+		"username":    "analyst",
+		"password":    password + "\n",
+		"config.json": `{"sslmode":"require"}`,
+		"unlisted":    "not allowed by items",
+	})
+	cmDir := regSecret(t, map[string]string{"password": "configmap-loses", "mode": "read-only"})
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: warehouse
+    kind: postgres
+    schema:
+      host: 127.0.0.1
+      port: 5432
+      db_name: analytics
+      connectionString: postgres://127.0.0.1:5432/analytics
+      options: {timeout: 5}
+    secret: {name: pg-creds, mountPath: %q, items: [username, password, config.json]}
+    configMap: {name: pg-settings, mountPath: %q}
+    env:
+      - {name: FROM_CONNECTION_ENV, value: "yes"}
+`, secretDir, cmDir))
+	out := filepath.Join(t.TempDir(), "target")
+	r := cli(t, []string{"RECORD_RESULT=1", "RECORD_ECHO_VAR=password"},
+		"--catalog", cat, "-c", "warehouse", "--path", out, "--handler", recordHandler(t), "--paths", "a:b", "--workers", "3")
+	r.expectCode(t, 0)
+
+	// Output relayed; the secret the handler printed is blanked.
+	if !strings.Contains(r.Stdout, "record: kind=postgres name=warehouse\n") {
+		t.Errorf("stdout not relayed: %q", r.Stdout)
+	}
+	if !strings.Contains(r.Stderr, "record: to stderr\n") || !strings.Contains(r.Stderr, "record: password is [redacted]\n") {
+		t.Errorf("stderr not relayed or not scrubbed:\n%s", r.Stderr)
+	}
+	regNoSecret(t, r, password)
+
+	// The connection as JSON.
+	var conn map[string]any
+	if err := json.Unmarshal([]byte(readText(t, filepath.Join(out, "connection.json"))), &conn); err != nil {
+		t.Fatal(err)
+	}
+	schema, _ := conn["schema"].(map[string]any)
+	if conn["name"] != "warehouse" || conn["kind"] != "postgres" || schema["db_name"] != "analytics" || conn["secret"].(map[string]any)["name"] != "pg-creds" {
+		t.Errorf("INITIALIZER_CONNECTION = %v", conn)
+	}
+	// Nothing on argv: no arguments, and no secret on the command line.
+	if argv := readText(t, filepath.Join(out, "argv")); argv != "0\n" {
+		t.Errorf("argv = %q", argv)
+	}
+	if cmdline := readText(t, filepath.Join(out, "cmdline")); strings.Contains(cmdline, password) || strings.Contains(cmdline, "analyst") {
+		t.Errorf("a key on the command line: %q", cmdline)
+	}
+
+	env := handlerEnv(t, out)
+	for k, want := range map[string]string{
+		"password":                             password, // from the secret, trailing newline dropped; the configMap's loses
+		"username":                             "analyst",
+		"config_json":                          `{"sslmode":"require"}`,
+		"mode":                                 "read-only",
+		"FROM_CONNECTION_ENV":                  "yes",
+		"INITIALIZER_PATH":                     out,
+		"INITIALIZER_KIND":                     "postgres",
+		"INITIALIZER_CONNECTION_NAME":          "warehouse",
+		"INITIALIZER_PATHS":                    `[{"dst":"b","src":"a"}]`,
+		"INITIALIZER_WORKERS":                  "3",
+		"INITIALIZER_FORCE":                    "false",
+		"INITIALIZER_SECRET_DIR":               secretDir,
+		"INITIALIZER_CONFIG_MAP_DIR":           cmDir,
+		"INITIALIZER_SCHEMA_HOST":              "127.0.0.1",
+		"INITIALIZER_SCHEMA_PORT":              "5432",
+		"INITIALIZER_SCHEMA_DB_NAME":           "analytics",
+		"INITIALIZER_SCHEMA_CONNECTION_STRING": "postgres://127.0.0.1:5432/analytics",
+		"INITIALIZER_SCHEMA_OPTIONS":           `{"timeout":5}`,
+	} {
+		if env[k] != want {
+			t.Errorf("$%s = %q, want %q", k, env[k], want)
+		}
+	}
+	if _, ok := env["unlisted"]; ok {
+		t.Error("a key outside secret.items was passed")
+	}
+
+	// The handler's result becomes the run's.
+	res := r.Result["result"].(map[string]any)
+	if !strings.HasSuffix(res["summary"].(string), ": recorded postgres") || res["files"] != float64(3) || res["bytes"] != float64(7) || res["path"] != out {
+		t.Errorf("result = %v", res)
+	}
+	if d := res["details"].(map[string]any); d["exitCode"] != float64(0) || d["handlerDetails"].(map[string]any)["by"] != "record" {
+		t.Errorf("details = %v", d)
+	}
+}
+
+// onPath returns a PATH holding the record handler under the given names.
+func onPath(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		if err := os.Symlink(recordHandler(t), filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir + ":" + os.Getenv("PATH")
+}
+
+func TestCustomHandlerFromPATHAndExitCode(t *testing.T) {
+	cat := catalog(t, `
+connections:
+  - name: alerts
+    kind: slack
+    schema: {channel: "#ml"}
+  - name: hive
+    kind: hive_cli
+`)
+	path := onPath(t, "initializer-handler-slack", "initializer-handler-hive-cli")
+	out := t.TempDir()
+	r := cli(t, []string{"PATH=" + path}, "--catalog", cat, "-c", "alerts", "--path", out)
+	r.expectCode(t, 0)
+	if env := handlerEnv(t, out); env["INITIALIZER_SCHEMA_CHANNEL"] != "#ml" || env["INITIALIZER_KIND"] != "slack" {
+		t.Errorf("env: %v", env)
+	}
+	if d := r.Result["result"].(map[string]any)["details"].(map[string]any); !strings.Contains(d["handler"].(string), "initializer-handler-slack (from PATH)") {
+		t.Errorf("details: %v", d)
+	}
+
+	// The exit code is the handler's.
+	r = cli(t, []string{"PATH=" + path, "RECORD_EXIT=7"}, "--catalog", cat, "-c", "alerts", "--path", t.TempDir())
+	r.expectCode(t, 7)
+	if !strings.Contains(r.Stderr, "initializer-handler-slack exited with code 7") || r.Result["exitCode"] != float64(7) {
+		t.Errorf("stderr: %s\nresult %v", r.Stderr, r.Result)
+	}
+
+	// hive_cli also finds initializer-handler-hive-cli.
+	out = t.TempDir()
+	r = cli(t, []string{"PATH=" + path}, "--catalog", cat, "-c", "hive", "--path", out)
+	r.expectCode(t, 0)
+	if env := handlerEnv(t, out); env["INITIALIZER_KIND"] != "hive_cli" {
+		t.Errorf("env: %v", env)
+	}
+
+	// --handler wins over PATH, and may carry arguments.
+	r = cli(t, []string{"PATH=" + path}, "--catalog", cat, "-c", "alerts", "--path", out, "--handler", recordHandler(t)+" one two")
+	r.expectCode(t, 0)
+	if argv := readText(t, filepath.Join(out, "argv")); argv != "2\none\ntwo\n" {
+		t.Errorf("argv = %q", argv)
+	}
+}
+
+func TestCustomNoHandlerExits2(t *testing.T) {
+	cat := catalog(t, `
+connections:
+  - name: alerts
+    kind: slack
+`)
+	r := cli(t, nil, "--catalog", cat, "-c", "alerts", "--path", t.TempDir())
+	r.expectCode(t, 2)
+	for _, want := range []string{"give one with --handler PROGRAM", "install an executable named initializer-handler-slack on PATH", "$INITIALIZER_CONNECTION"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
+		}
+	}
+	r = cli(t, nil, "--catalog", cat, "-c", "alerts", "--handler", "/no/such/handler")
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "--handler /no/such/handler does not exist") {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+	notExec := writeFile(t, t.TempDir(), "handler.sh", "#!/bin/sh\nexit 0\n")
+	r = cli(t, nil, "--catalog", cat, "-c", "alerts", "--handler", notExec)
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "is not executable; chmod +x it") {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+	// check reports the missing handler without failing.
+	r = cli(t, nil, "check", "--catalog", cat, "-c", "alerts")
+	r.expectCode(t, 0)
+	if !strings.Contains(r.Result["result"].(map[string]any)["summary"].(string), "no handler program found") {
+		t.Errorf("check: %v", r.Result)
+	}
+}
+
+// startHandlerRun starts a run of the record handler that waits for a
+// signal, and returns it once the handler is ready.
+func startHandlerRun(t *testing.T) (*exec.Cmd, *strings.Builder, string) {
+	t.Helper()
+	out := t.TempDir()
+	cat := catalog(t, `
+connections:
+  - name: job
+    kind: custom
+`)
+	cmd := exec.Command(binary, "--catalog", cat, "-c", "job", "--path", out, "--handler", recordHandler(t))
+	cmd.Env = baseEnv([]string{"RECORD_WAIT=1"})
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	waitFor(t, 20*time.Second, "the handler to be ready", func() bool {
+		b, err := os.ReadFile(filepath.Join(out, "ready"))
+		if err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		return err == nil && pid > 0
+	})
+	// Should the test fail half-way, leave no handler (nor its sleep) behind.
+	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
+	return cmd, &stderr, out
+}
+
+// waitOrKill waits for cmd; if it has not ended after limit, it kills it
+// and fails the test (a hang must fail, not block the suite).
+func waitOrKill(t *testing.T, cmd *exec.Cmd, limit time.Duration, what string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("timed out after %v waiting for %s", limit, what)
+		return nil
+	}
+}
+
+func TestCustomHandlerSignalsForwarded(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+		name string
+	}{{syscall.SIGTERM, 42, "TERM"}, {syscall.SIGINT, 43, "INT"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, stderr, out := startHandlerRun(t)
+			// Only the initializer is signalled (the handler runs in its own
+			// process group): it must forward the signal.
+			if err := cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			err := waitOrKill(t, cmd, 60*time.Second, "the initializer to end after the signal (was it forwarded?)")
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != tc.code {
+				t.Fatalf("wait: %v, want exit code %d\n%s", err, tc.code, stderr)
+			}
+			if got := strings.TrimSpace(readText(t, filepath.Join(out, "signal"))); got != tc.name {
+				t.Errorf("the handler got %q, want %s", got, tc.name)
+			}
+			if !strings.Contains(stderr.String(), "forwarding signal to the handler") || !strings.Contains(stderr.String(), fmt.Sprintf("exited with code %d after", tc.code)) {
+				t.Errorf("stderr:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestCustomCheck(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	open := l.Addr().(*net.TCPAddr).Port
+	closed := regFreePort(t)
+	secretDir := regSecret(t, map[string]string{"username": "u", "password": "p"})
+	missing := filepath.Join(t.TempDir(), "not-mounted")
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: db
+    kind: postgres
+    schema: {host: 127.0.0.1, port: %[1]d}
+    secret: {name: pg, mountPath: %[3]q, items: [username, password]}
+  - name: db-down
+    kind: mysql
+    schema: {host: "127.0.0.1:%[2]d"}
+  - name: api
+    kind: http
+    schema: {url: "http://127.0.0.1:%[1]d/v1/data"}
+  - name: no-mount
+    kind: ssh
+    secret: {name: ssh-key, mountPath: %[4]q}
+  - name: no-key
+    kind: redis
+    secret: {name: pg, mountPath: %[3]q, items: [username, token]}
+  - name: env-keys
+    kind: mongo
+    secret: {name: mongo, items: [MONGO_PASSWORD]}
+  - name: url-no-port
+    kind: custom
+    schema: {endpoint: "weird://127.0.0.1/x"}
+`, open, closed, secretDir, missing))
+	marker := filepath.Join(t.TempDir(), "ran")
+
+	r := cli(t, []string{"INITIALIZER_PATH=" + marker}, "check", "--catalog", cat, "-c", "db", "--handler", recordHandler(t))
+	r.expectCode(t, 0)
+	sum := r.Result["result"].(map[string]any)["summary"].(string)
+	for _, want := range []string{`secret "pg" mounted at ` + secretDir + " with keys username, password", fmt.Sprintf("127.0.0.1:%d accepts TCP connections", open), "handler " + recordHandler(t)} {
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q: %s", want, sum)
+		}
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Error("check ran the handler")
+	}
+
+	r = cli(t, nil, "check", "--catalog", cat, "-c", "db-down")
+	r.expectCode(t, 5)
+	if !strings.Contains(r.Stderr, fmt.Sprintf("127.0.0.1:%d (schema.host) does not accept TCP connections", closed)) {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+
+	r = cli(t, nil, "check", "--catalog", cat, "-c", "api")
+	r.expectCode(t, 0)
+	if d := r.Result["result"].(map[string]any)["details"].(map[string]any); d["address"] != fmt.Sprintf("127.0.0.1:%d", open) {
+		t.Errorf("details: %v", d)
+	}
+
+	r = cli(t, nil, "check", "--catalog", cat, "-c", "no-mount")
+	r.expectCode(t, 4)
+	if !strings.Contains(r.Stderr, `secret "ssh-key" is not mounted at `+missing) {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+	// A run fails the same way before starting any handler.
+	r = cli(t, []string{"PATH=" + onPath(t, "initializer-handler-ssh")}, "--catalog", cat, "-c", "no-mount", "--path", marker)
+	r.expectCode(t, 4)
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Error("the handler ran despite the missing mount")
+	}
+
+	r = cli(t, nil, "check", "--catalog", cat, "-c", "no-key")
+	r.expectCode(t, 4)
+	if !strings.Contains(r.Stderr, `has no key "token" (listed in secret.items)`) {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+
+	r = cli(t, nil, "check", "--catalog", cat, "-c", "env-keys")
+	r.expectCode(t, 4)
+	if !strings.Contains(r.Stderr, `key "MONGO_PASSWORD" is not in the environment`) {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+	r = cli(t, []string{"MONGO_PASSWORD=x"}, "check", "--catalog", cat, "-c", "env-keys")
+	r.expectCode(t, 0)
+
+	r = cli(t, nil, "check", "--catalog", cat, "-c", "url-no-port")
+	r.expectCode(t, 0)
+	if d := r.Result["result"].(map[string]any)["details"].(map[string]any); !strings.Contains(fmt.Sprint(d["addressNote"]), `scheme "weird" has no well-known one`) {
+		t.Errorf("details: %v", d)
+	}
+}
+
+// TestCustomExampleHTTPHandler runs the README's example handler
+// (examples/custom-handler) against a real HTTP server that wants the
+// secret's token.
+func TestCustomExampleHTTPHandler(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("the example handler needs curl: %v", err)
+	}
+	const token = "example-bearer-token-61be"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "label,count\ncat,3\n")
+	}))
+	defer srv.Close()
+	examples, err := filepath.Abs("../examples/custom-handler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretDir := regSecret(t, map[string]string{"token": token})
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: labels
+    kind: http
+    schema: {url: %q}
+    secret: {name: labels-token, mountPath: %q}
+`, srv.URL+"/files/labels.csv", secretDir))
+	env := []string{"PATH=" + examples + ":" + os.Getenv("PATH")}
+	out := t.TempDir()
+	r := cli(t, env, "--catalog", cat, "-c", "labels", "--path", out)
+	r.expectCode(t, 0)
+	regNoSecret(t, r, token)
+	if got := readText(t, filepath.Join(out, "labels.csv")); got != "label,count\ncat,3\n" {
+		t.Errorf("downloaded %q", got)
+	}
+	res := r.Result["result"].(map[string]any)
+	if !strings.Contains(res["summary"].(string), "downloaded "+srv.URL) || res["bytes"] != float64(18) {
+		t.Errorf("result: %v", res)
+	}
+	// A wrong token: curl fails, and so does the run, with curl's exit code.
+	wrong := regSecret(t, map[string]string{"token": "wrong-token-0000"})
+	cat = catalog(t, fmt.Sprintf(`
+connections:
+  - name: labels
+    kind: http
+    schema: {url: %q}
+    secret: {name: labels-token, mountPath: %q}
+`, srv.URL+"/files/labels.csv", wrong))
+	r = cli(t, env, "--catalog", cat, "-c", "labels", "--path", t.TempDir())
+	r.expectCode(t, 22) // curl -f on an HTTP error
+	regNoSecret(t, r, "wrong-token-0000")
+}
