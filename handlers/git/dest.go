@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -240,20 +241,59 @@ func clearDir(dir, keep string) error {
 	return nil
 }
 
-// isMountPoint reports a folder on another device than its parent (a
-// volume mounted at --path): it cannot be renamed over.
+// isMountPoint reports a folder that is a mount point (a volume mounted at
+// --path, a bind mount): it cannot be renamed over. A device other than its
+// parent's says so; /proc/self/mountinfo also catches bind mounts from the
+// same file system.
 func isMountPoint(path string) bool {
 	st, err := os.Stat(path)
 	if err != nil || !st.IsDir() {
 		return false
 	}
-	pst, err := os.Stat(filepath.Dir(path))
+	if pst, err := os.Stat(filepath.Dir(path)); err == nil {
+		a, ok1 := st.Sys().(*syscall.Stat_t)
+		b, ok2 := pst.Sys().(*syscall.Stat_t)
+		if ok1 && ok2 && a.Dev != b.Dev {
+			return true
+		}
+	}
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return false
 	}
-	a, ok1 := st.Sys().(*syscall.Stat_t)
-	b, ok2 := pst.Sys().(*syscall.Stat_t)
-	return ok1 && ok2 && a.Dev != b.Dev
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// Field 5 is the mount point, with spaces and the like octal-escaped.
+		if f := strings.Fields(line); len(f) > 4 && unescapeMount(f[4]) == abs {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // walkTree calls f for every entry under root, .git folders excluded.
