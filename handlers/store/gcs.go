@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"gocloud.dev/blob/gcsblob"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 )
 
@@ -211,6 +213,10 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 			option.WithEndpoint(endpoint),
 			option.WithoutAuthentication(),
 			option.WithHTTPClient(&http.Client{Transport: transport}),
+			// The JSON API for reads too: fake-gcs-server ignores the
+			// generation preconditions of XML reads, which pinning needs,
+			// and routes XML reads only for its -public-host.
+			storage.WithJSONReads(),
 		}
 	} else {
 		creds, err := c.credentials(ctx, k)
@@ -269,10 +275,28 @@ func (gcsProvider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) er
 		if !as(&obj) {
 			return errors.New("gcs: cannot pin the read to a generation: the driver offers no *storage.ObjectHandle")
 		}
-		// A read of the live object if it is still this generation: 412
-		// (FailedPrecondition) once it was replaced.
-		*obj = (*obj).If(storage.Conditions{GenerationMatch: gen})
-		return nil
+		live := *obj
+		// Read generation gen, and only while it is the live one: GCS
+		// answers 412 (FailedPrecondition) once the object was replaced.
+		*obj = live.Generation(gen).If(storage.Conditions{GenerationMatch: gen})
+		var r *storage.Reader
+		if as(&r) {
+			return nil
+		}
+		// The read failed. Emulators ignore the precondition and answer
+		// 404 for a generation that is gone: when the live object is no
+		// longer generation gen, say so the way GCS does, so that the
+		// caller starts over instead of reporting a missing object.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cur, err := live.Attrs(ctx)
+		switch {
+		case errors.Is(err, storage.ErrObjectNotExist):
+			return &googleapi.Error{Code: http.StatusPreconditionFailed, Message: fmt.Sprintf("the object was deleted after generation %d was listed", gen)}
+		case err == nil && cur.Generation != gen:
+			return &googleapi.Error{Code: http.StatusPreconditionFailed, Message: fmt.Sprintf("the object changed: generation %d replaced by %d", gen, cur.Generation)}
+		}
+		return nil // the driver returns the read's own error
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"gocloud.dev/blob"
 
 	"github.com/initializer/initializer/connections"
@@ -113,29 +114,56 @@ func (s *Store) Check(ctx context.Context) error {
 func (s *Store) explain(err error) error {
 	where := s.URL
 	if s.endpoint != "" {
-		where += " at " + s.endpoint
+		where += " (endpoint " + s.endpoint + ")"
 	}
 	c := Classify(err)
+	cause := brief(err)
 	var msg string
 	switch c {
 	case fault.Auth:
-		msg = fmt.Sprintf("%s: access to %s was refused with %s: %v; %s", s.conn, where, s.auth, err, s.hints.auth)
+		msg = fmt.Sprintf("%s: access to %s was refused with %s: %s; %s", s.conn, where, s.auth, cause, s.hints.auth)
 	case fault.NotFound:
-		msg = fmt.Sprintf("%s: %q does not exist at %s: %v; create it, or fix schema.bucket%s", s.conn, s.name, where, err, s.hints.notFound)
+		msg = fmt.Sprintf("%s: %q does not exist: %s: %s; create it, or fix schema.bucket%s", s.conn, s.name, where, cause, s.hints.notFound)
 	case fault.Transient:
-		msg = fmt.Sprintf("%s: cannot reach %s: %v; check the network%s", s.conn, where, err, s.hints.unreachable)
+		msg = fmt.Sprintf("%s: cannot reach %s: %s; check the network%s", s.conn, where, cause, s.hints.unreachable)
 	case fault.Usage:
 		if isTLS(err) {
-			msg = fmt.Sprintf("%s: TLS to %s failed: %v; %s", s.conn, where, err, s.hints.tls)
+			msg = fmt.Sprintf("%s: TLS to %s failed: %s; %s", s.conn, where, cause, s.hints.tls)
 		} else {
-			msg = fmt.Sprintf("%s: listing %s failed: %v; check the connection's settings", s.conn, where, err)
+			msg = fmt.Sprintf("%s: listing %s failed: %s; check the connection's settings", s.conn, where, cause)
 		}
 	case fault.Interrupted:
-		return fault.Wrap(c, fmt.Errorf("%s: listing %s: %w", s.conn, where, err))
+		msg = fmt.Sprintf("%s: listing %s: interrupted", s.conn, where)
 	default:
-		msg = fmt.Sprintf("%s: listing %s failed: %v", s.conn, where, err)
+		msg = fmt.Sprintf("%s: listing %s failed: %s", s.conn, where, cause)
 	}
 	return fault.Wrap(c, &checkError{msg: msg, err: err})
+}
+
+// brief is the cause of a request's failure on one line: Azure's errors
+// span a dozen lines, and gocloud's "blob (code=Unknown)" prefix tells a
+// user nothing.
+func brief(err error) string {
+	var az *azcore.ResponseError
+	if errors.As(err, &az) {
+		s := fmt.Sprintf("HTTP %d", az.StatusCode)
+		if az.ErrorCode != "" {
+			s += " " + az.ErrorCode
+		}
+		if r := az.RawResponse; r != nil && r.Request != nil && r.Request.URL != nil {
+			u := *r.Request.URL
+			u.RawQuery = "" // may hold a SAS token
+			s = r.Request.Method + " " + u.String() + ": " + s
+		}
+		return s
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "blob (code=") {
+		if i := strings.Index(msg, "): "); i >= 0 {
+			msg = msg[i+3:]
+		}
+	}
+	return msg
 }
 
 // checkError keeps the cause reachable (errors.As, gcerrors.Code) under the

@@ -1,0 +1,489 @@
+package integration
+
+// Tests of handlers/store against the real servers: opening buckets with
+// credentials from mounted secret folders, round trips through the returned
+// *blob.Bucket, error classes of Check, and version pinning.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+
+	"cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers/store"
+	"github.com/initializer/initializer/integration/testenv"
+)
+
+// bktName returns a fresh bucket or container name.
+func bktName(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// bktSecret writes files into a temporary folder that stands for a mounted
+// Kubernetes secret.
+func bktSecret(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// bktConn is a connection whose secret is mounted at secretDir, with a
+// credential look-up over env only (never the test process's environment).
+func bktConn(kind connections.Kind, bucket, secretDir string, env map[string]string) (*connections.Connection, *connections.Keys) {
+	conn := &connections.Connection{
+		Name:   "it-" + string(kind),
+		Kind:   kind,
+		Schema: &connections.BucketSchema{Bucket: bucket},
+	}
+	if secretDir != "" {
+		conn.Secret = &connections.Resource{Name: "it-secret", MountPath: secretDir}
+	}
+	return conn, connections.NewKeys(conn, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
+
+// bktOpen opens a store and closes it when the test ends.
+func bktOpen(t *testing.T, conn *connections.Connection, keys *connections.Keys) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), conn, keys, store.Options{Workers: 4})
+	if err != nil {
+		t.Fatalf("Open %s: %v", conn.Schema.(*connections.BucketSchema).Bucket, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// bktCreate creates the store's bucket through the SDK client behind it.
+func bktCreate(t *testing.T, s *store.Store, name string) {
+	t.Helper()
+	ctx := context.Background()
+	var s3c *s3.Client
+	var gcs *storage.Client
+	var az *container.Client
+	var err error
+	switch {
+	case s.Bucket.As(&s3c):
+		_, err = s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+	case s.Bucket.As(&gcs):
+		err = gcs.Bucket(name).Create(ctx, "initializer-test", nil)
+	case s.Bucket.As(&az):
+		_, err = az.Create(ctx, nil)
+	default:
+		t.Fatal("no SDK client behind the bucket")
+	}
+	if err != nil {
+		t.Fatalf("creating %s: %v", name, err)
+	}
+}
+
+// bktCase is one server with the connection settings that reach it.
+type bktCase struct {
+	name   string
+	kind   connections.Kind
+	url    func(bucket, prefix string) string
+	secret func(e testenv.Env) map[string]string   // the good credentials, as mounted files
+	wrong  func(e testenv.Env) []map[string]string // wrong credentials; nil when the server checks none
+	closed func(e testenv.Env, port int) map[string]string
+}
+
+var bktCases = []bktCase{
+	{
+		name: "minio",
+		kind: connections.S3,
+		url:  func(b, p string) string { return "s3://" + b + "/" + p + "/" },
+		secret: func(e testenv.Env) map[string]string {
+			s := e.S3()
+			return map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey, "AWS_ENDPOINT_URL": s.Endpoint, "AWS_REGION": s.Region}
+		},
+		wrong: func(e testenv.Env) []map[string]string {
+			s := e.S3()
+			return []map[string]string{
+				{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": "not-" + s.SecretAccessKey, "AWS_ENDPOINT_URL": s.Endpoint, "AWS_REGION": s.Region},
+				{"AWS_ACCESS_KEY_ID": "nobody", "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey, "AWS_ENDPOINT_URL": s.Endpoint, "AWS_REGION": s.Region},
+			}
+		},
+		closed: func(e testenv.Env, port int) map[string]string {
+			s := e.S3()
+			return map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey, "AWS_ENDPOINT_URL": fmt.Sprintf("http://127.0.0.1:%d", port)}
+		},
+	},
+	{
+		name: "azurite",
+		kind: connections.WASB,
+		// The production URL form: AZURE_BLOB_ENDPOINT points it at Azurite.
+		url: func(b, p string) string { return "wasbs://" + b + "@devstoreaccount1.blob.core.windows.net/" + p },
+		secret: func(e testenv.Env) map[string]string {
+			a := e.Azure()
+			return map[string]string{"AZURE_ACCOUNT_NAME": a.AccountName, "AZURE_ACCOUNT_KEY": a.AccountKey, "AZURE_BLOB_ENDPOINT": a.Endpoint}
+		},
+		wrong: func(e testenv.Env) []map[string]string {
+			a := e.Azure()
+			return []map[string]string{
+				{"AZURE_ACCOUNT_NAME": a.AccountName, "AZURE_ACCOUNT_KEY": "d3Jvbmcga2V5IHdyb25nIGtleQ==", "AZURE_BLOB_ENDPOINT": a.Endpoint},
+				{"AZURE_SAS_TOKEN": "sv=2021-08-06&ss=b&srt=co&sp=rl&se=2099-01-01T00:00:00Z&sig=d3Jvbmc%3D", "AZURE_BLOB_ENDPOINT": a.Endpoint},
+			}
+		},
+		closed: func(e testenv.Env, port int) map[string]string {
+			a := e.Azure()
+			return map[string]string{"AZURE_ACCOUNT_NAME": a.AccountName, "AZURE_ACCOUNT_KEY": a.AccountKey, "AZURE_BLOB_ENDPOINT": fmt.Sprintf("http://127.0.0.1:%d/%s", port, a.AccountName)}
+		},
+	},
+	{
+		name: "fake-gcs-server",
+		kind: connections.GCS,
+		url:  func(b, p string) string { return "gs://" + b + "/" + p },
+		secret: func(e testenv.Env) map[string]string {
+			return map[string]string{"STORAGE_EMULATOR_HOST": e.GCS().EmulatorHost}
+		},
+		wrong: nil, // fake-gcs-server checks no credentials at all
+		closed: func(e testenv.Env, port int) map[string]string {
+			return map[string]string{"STORAGE_EMULATOR_HOST": fmt.Sprintf("127.0.0.1:%d", port)}
+		},
+	},
+}
+
+// bktFresh creates a bucket on the case's server and opens it with the
+// good credentials from a mounted secret folder.
+func (c bktCase) fresh(t *testing.T, e testenv.Env, prefix string) (*store.Store, string) {
+	t.Helper()
+	name := bktName("st")
+	conn, keys := bktConn(c.kind, c.url(name, prefix), bktSecret(t, c.secret(e)), nil)
+	s := bktOpen(t, conn, keys)
+	bktCreate(t, s, name)
+	return s, name
+}
+
+func bktWrite(t *testing.T, b *blob.Bucket, key string, data []byte) {
+	t.Helper()
+	if err := b.WriteAll(context.Background(), key, data, nil); err != nil {
+		t.Fatalf("write %q: %v", key, err)
+	}
+}
+
+func bktClosedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+// bktClass checks that err is of class want and names the connection and
+// the bucket.
+func bktClass(t *testing.T, err error, want fault.Class, conn *connections.Connection, bucket string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want class %d (%v)", want, want)
+	}
+	if got := fault.ClassOf(err); got != want {
+		t.Errorf("class %d (%v), want %d (%v): %v", got, got, want, want, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, conn.Name) || !strings.Contains(msg, bucket) {
+		t.Errorf("the error must name the connection %q and the bucket %q: %v", conn.Name, bucket, err)
+	}
+}
+
+func TestStoreRoundTrip(t *testing.T) {
+	e := testenv.Load(t)
+	// This machine sets AWS_CA_BUNDLE: the SDK must accept it with the
+	// store's HTTP client (a plain *http.Client would make it fail).
+	_, self, _, _ := runtime.Caller(0)
+	t.Setenv("AWS_CA_BUNDLE", filepath.Join(filepath.Dir(self), "..", "handlers", "store", "testdata", "ca.pem"))
+	ctx := context.Background()
+	objects := map[string]string{
+		"a.txt":             "alpha",
+		"dir/b.txt":         "beta",
+		"dir/deeper/c.txt":  "gamma",
+		"ünïcødé name.txt":  "delta",
+		"with space/e.bin":  "\x00\x01\x02",
+		"empty":             "",
+		"dir/deeper/d.json": `{"x":1}`,
+	}
+	for _, c := range bktCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, name := c.fresh(t, e, "data/set")
+			if s.Prefix != "data/set" {
+				t.Fatalf("prefix %q, want data/set", s.Prefix)
+			}
+			if !strings.Contains(s.URL, name) || strings.Contains(s.URL, "KEY") {
+				t.Errorf("display URL %q", s.URL)
+			}
+			if err := s.Check(ctx); err != nil {
+				t.Fatalf("Check of an empty bucket: %v", err)
+			}
+			for k, v := range objects {
+				bktWrite(t, s.Bucket, s.Prefix+"/"+k, []byte(v))
+			}
+			bktWrite(t, s.Bucket, "outside/x.txt", []byte("not under the prefix"))
+			if err := s.Check(ctx); err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			var listed []string
+			it := s.Bucket.List(&blob.ListOptions{Prefix: s.Prefix + "/"})
+			for {
+				o, err := it.Next(ctx)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("list: %v", err)
+				}
+				listed = append(listed, strings.TrimPrefix(o.Key, s.Prefix+"/"))
+				if want := objects[strings.TrimPrefix(o.Key, s.Prefix+"/")]; o.Size != int64(len(want)) {
+					t.Errorf("%s: size %d, want %d", o.Key, o.Size, len(want))
+				}
+			}
+			var want []string
+			for k := range objects {
+				want = append(want, k)
+			}
+			sort.Strings(want)
+			sort.Strings(listed)
+			if strings.Join(listed, "|") != strings.Join(want, "|") {
+				t.Errorf("listed %q\nwant %q", listed, want)
+			}
+			for k, v := range objects {
+				got, err := s.Bucket.ReadAll(ctx, s.Prefix+"/"+k)
+				if err != nil || string(got) != v {
+					t.Errorf("read %q: %q, %v; want %q", k, got, err, v)
+				}
+			}
+			// A ranged read, as transfer does for large objects.
+			r, err := s.Bucket.NewRangeReader(ctx, s.Prefix+"/dir/deeper/d.json", 1, 3, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || string(got) != `"x"` {
+				t.Errorf("range read: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestStoreCredentialSources opens each server with credentials given the
+// other ways: environment, POLYAXON_-prefixed environment, a connection
+// string, other bucket URL forms.
+func TestStoreCredentialSources(t *testing.T) {
+	e := testenv.Load(t)
+	ctx := context.Background()
+	s3 := e.S3()
+	az := e.Azure()
+	tests := []struct {
+		name   string
+		kind   connections.Kind
+		url    func(bucket string) string
+		files  map[string]string
+		env    map[string]string
+		create bool
+	}{
+		{
+			name: "s3 from env", kind: connections.S3, url: func(b string) string { return "s3://" + b },
+			env: map[string]string{"AWS_ACCESS_KEY_ID": s3.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3.SecretAccessKey, "AWS_ENDPOINT_URL": s3.Endpoint},
+		},
+		{
+			name: "s3 from POLYAXON_ env, file beats env", kind: connections.S3, url: func(b string) string { return "s3://" + b + "/p" },
+			files: map[string]string{"aws_secret_access_key": s3.SecretAccessKey},
+			env:   map[string]string{"POLYAXON_AWS_ACCESS_KEY_ID": s3.AccessKeyID, "AWS_SECRET_ACCESS_KEY": "wrong", "POLYAXON_AWS_ENDPOINT_URL": strings.TrimPrefix(s3.Endpoint, "http://"), "POLYAXON_AWS_USE_SSL": "false"},
+		},
+		{
+			name: "azure connection string, az:// URL", kind: connections.WASB, url: func(b string) string { return "az://" + b + "/p" },
+			files: map[string]string{"AZURE_CONNECTION_STRING": az.ConnectionString},
+		},
+		{
+			name: "azure account key, https URL of the emulator", kind: connections.WASB,
+			url: func(b string) string {
+				return strings.Replace(az.Endpoint, "http://", "https://", 1) + "/" + b + "/p"
+			},
+			files: map[string]string{"AZURE_ACCOUNT_KEY": az.AccountKey, "AZURE_BLOB_ENDPOINT": az.Endpoint},
+		},
+		{
+			name: "gcs emulator from POLYAXON_ env, gcs:// URL", kind: connections.GCS, url: func(b string) string { return "gcs://" + b + "/p" },
+			env: map[string]string{"POLYAXON_STORAGE_EMULATOR_HOST": e.GCS().EmulatorHost},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := bktName("cs")
+			dir := ""
+			if tt.files != nil {
+				dir = bktSecret(t, tt.files)
+			}
+			conn, keys := bktConn(tt.kind, tt.url(name), dir, tt.env)
+			s := bktOpen(t, conn, keys)
+			bktCreate(t, s, name)
+			bktWrite(t, s.Bucket, "p/x", []byte("x"))
+			if err := s.Check(ctx); err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			if got, err := s.Bucket.ReadAll(ctx, "p/x"); err != nil || string(got) != "x" {
+				t.Fatalf("read: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestStoreCheckErrors(t *testing.T) {
+	e := testenv.Load(t)
+	ctx := context.Background()
+	for _, c := range bktCases {
+		t.Run(c.name+"/wrong credentials", func(t *testing.T) {
+			if c.wrong == nil {
+				t.Log("fake-gcs-server accepts any request without credentials: wrong GCS credentials cannot be tested here (the classes of GCS 401/403 answers are unit-tested)")
+				return
+			}
+			// The bucket exists: only the credentials are wrong.
+			_, name := c.fresh(t, e, "p")
+			for _, wrong := range c.wrong(e) {
+				conn, keys := bktConn(c.kind, c.url(name, "p"), bktSecret(t, wrong), nil)
+				s := bktOpen(t, conn, keys)
+				err := s.Check(ctx)
+				bktClass(t, err, fault.Auth, conn, name)
+				t.Logf("wrong credentials: %v", err)
+			}
+		})
+		t.Run(c.name+"/missing bucket", func(t *testing.T) {
+			name := bktName("missing")
+			conn, keys := bktConn(c.kind, c.url(name, "p"), bktSecret(t, c.secret(e)), nil)
+			s := bktOpen(t, conn, keys)
+			err := s.Check(ctx)
+			bktClass(t, err, fault.NotFound, conn, name)
+			t.Logf("missing bucket: %v", err)
+		})
+		t.Run(c.name+"/unreachable endpoint", func(t *testing.T) {
+			name := bktName("unreachable")
+			conn, keys := bktConn(c.kind, c.url(name, "p"), bktSecret(t, c.closed(e, bktClosedPort(t))), nil)
+			s := bktOpen(t, conn, keys)
+			// A generous deadline only so that a hang fails the test instead
+			// of the whole run: the client's own retry budget must end first.
+			ctx, cancel := context.WithTimeout(ctx, 2*60e9)
+			defer cancel()
+			err := s.Check(ctx)
+			if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+				t.Fatalf("the retries did not stop by themselves: %v", err)
+			}
+			bktClass(t, err, fault.Transient, conn, name)
+			t.Logf("unreachable: %v", err)
+		})
+	}
+}
+
+// TestStorePinVersion overwrites an object between reading its attributes
+// and a pinned ranged read: the read must fail with FailedPrecondition
+// (class 6), never return bytes of the new version.
+func TestStorePinVersion(t *testing.T) {
+	e := testenv.Load(t)
+	ctx := context.Background()
+	for _, c := range bktCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := c.fresh(t, e, "pin")
+			key := s.Prefix + "/object.bin"
+			v1 := bytes.Repeat([]byte("version one. "), 10000)
+			v2 := bytes.Repeat([]byte("VERSION TWO! "), 10000)
+			bktWrite(t, s.Bucket, key, v1)
+			attrs, err := s.Bucket.Attributes(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pin := s.Provider.PinVersion(attrs)
+			if pin == nil {
+				t.Fatal("PinVersion returned nil: the read cannot be pinned")
+			}
+			read := func(off, n int64) ([]byte, error) {
+				r, err := s.Bucket.NewRangeReader(ctx, key, off, n, &blob.ReaderOptions{BeforeRead: pin})
+				if err != nil {
+					return nil, err
+				}
+				defer r.Close()
+				return io.ReadAll(r)
+			}
+			got, err := read(13, 1000)
+			if err != nil || !bytes.Equal(got, v1[13:1013]) {
+				t.Fatalf("pinned read of the unchanged object: %v", err)
+			}
+			bktWrite(t, s.Bucket, key, v2)
+			got, err = read(13, 1000)
+			if err == nil {
+				t.Fatalf("pinned read after an overwrite succeeded (%d bytes, new version: %v)", len(got), bytes.Equal(got, v2[13:1013]))
+			}
+			if code := gcerrors.Code(err); code != gcerrors.FailedPrecondition {
+				t.Errorf("gcerrors code %v, want FailedPrecondition: %v", code, err)
+			}
+			if cl := store.Classify(err); cl != fault.Integrity {
+				t.Errorf("Classify %v, want integrity (6): %v", cl, err)
+			}
+			// Unpinned, the new version reads fine.
+			if got, err := s.Bucket.ReadAll(ctx, key); err != nil || !bytes.Equal(got, v2) {
+				t.Errorf("unpinned read: %v", err)
+			}
+		})
+	}
+}
+
+// TestStoreCRC32C reads GCS's CRC32C from listings and attributes; the
+// others keep none.
+func TestStoreCRC32C(t *testing.T) {
+	e := testenv.Load(t)
+	ctx := context.Background()
+	for _, c := range bktCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := c.fresh(t, e, "crc")
+			data := []byte("checksummed content")
+			want := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+			bktWrite(t, s.Bucket, "crc/x", data)
+			attrs, err := s.Bucket.Attributes(ctx, "crc/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := s.Provider.CRC32C(attrs.As)
+			page, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 10, &blob.ListOptions{Prefix: "crc/"})
+			if err != nil || len(page) != 1 {
+				t.Fatalf("list: %d objects, %v", len(page), err)
+			}
+			lgot, lok := s.Provider.CRC32C(page[0].As)
+			if c.kind != connections.GCS {
+				if ok || lok {
+					t.Errorf("%s keeps no CRC32C, got one", c.name)
+				}
+				return
+			}
+			if !ok || got != want || !lok || lgot != want {
+				t.Errorf("CRC32C attrs %08x (%v), list %08x (%v), want %08x", got, ok, lgot, lok, want)
+			}
+		})
+	}
+}
