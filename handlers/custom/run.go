@@ -76,7 +76,7 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		mu.Lock()
 		forwarded = s
 		mu.Unlock()
-		req.Log.Info("forwarding signal to the handler", "signal", s.String(), "pid", pid)
+		req.Log.Info("forwarding signal to the handler", "signal", sigName(s), "pid", pid)
 		// The whole group: a shell script's children get it too.
 		if err := syscall.Kill(-pid, s.(syscall.Signal)); err != nil {
 			req.Log.Debug("signal not delivered", "error", err)
@@ -125,14 +125,14 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		ws, _ := ee.Sys().(syscall.WaitStatus)
 		if ws.Signaled() {
 			if sig != nil {
-				return nil, fault.New(fault.Interrupted, "%s: handler %s stopped by %s (forwarded to it)", c, prog.Path, ws.Signal())
+				return nil, fault.New(fault.Interrupted, "%s: handler %s stopped by %s (forwarded to it)", c, prog.Path, sigName(ws.Signal()))
 			}
-			return nil, fault.New(fault.Class(128+int(ws.Signal())), "%s: handler %s was killed by %s", c, prog.Path, ws.Signal())
+			return nil, fault.New(fault.Class(128+int(ws.Signal())), "%s: handler %s was killed by %s", c, prog.Path, sigName(ws.Signal()))
 		}
 		code := ee.ExitCode()
 		msg := fmt.Sprintf("%s: handler %s exited with code %d", c, prog.Path, code)
 		if sig != nil {
-			msg += fmt.Sprintf(" after %s was forwarded to it", sig)
+			msg += fmt.Sprintf(" after %s was forwarded to it", sigName(sig))
 		}
 		return nil, &fault.Error{Class: fault.Class(code), Err: errors.New(msg)}
 	default:
@@ -190,4 +190,17 @@ func readResult(path string) (*handlerResult, error) {
 		return nil, fmt.Errorf("not a JSON object {summary, files, bytes, skipped, details}: %v", err)
 	}
 	return &hr, nil
+}
+
+// sigName names a signal the way people write it (SIGTERM, not "terminated").
+func sigName(s os.Signal) string {
+	names := map[os.Signal]string{
+		syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT", syscall.SIGKILL: "SIGKILL",
+		syscall.SIGHUP: "SIGHUP", syscall.SIGQUIT: "SIGQUIT", syscall.SIGSEGV: "SIGSEGV",
+		syscall.SIGABRT: "SIGABRT", syscall.SIGPIPE: "SIGPIPE",
+	}
+	if n, ok := names[s]; ok {
+		return n
+	}
+	return s.String()
 }
