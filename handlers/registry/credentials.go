@@ -163,15 +163,23 @@ func fromKeys(c *connections.Connection, keys *connections.Keys) (*credentials, 
 	}
 	switch {
 	case hasUser && hasPass:
-		return &credentials{Username: user, Password: pass, Source: "username from " + user.Source() + ", password from " + pass.Source()}, nil
+		return &credentials{Username: user, Password: pass, Source: sources(user.Source(), pass.Source())}, nil
 	case hasTok:
-		return &credentials{IdentityToken: tok, Username: user, Source: "token from " + tok.Source()}, nil
+		return &credentials{IdentityToken: tok, Username: user, Source: tok.Source()}, nil
 	case hasUser:
 		return nil, fault.New(fault.Usage, "%s: a username was found (%s) but no password; add a password key to %s", c, user.Source(), where(c))
 	case hasPass:
 		return nil, fault.New(fault.Usage, "%s: a password was found (%s) but no username; add a username key to %s", c, pass.Source(), where(c))
 	}
 	return &credentials{}, nil
+}
+
+// sources joins where two values came from, once when they are the same.
+func sources(a, b string) string {
+	if a == b {
+		return a
+	}
+	return a + " and " + b
 }
 
 // where names the places credentials are read from, for messages.

@@ -66,7 +66,7 @@ func parseEndpoint(raw string) (endpoint, error) {
 		ep.Hub = true
 		ep.ConfigKey, ep.Canonical, ep.APIHost = hubConfigKey, hubCanonical, hubAPIHost
 		if ep.Scheme == "http" {
-			return ep, fmt.Errorf("Docker Hub is served over https only; drop http://")
+			return ep, fmt.Errorf("points to Docker Hub, which is served over https only; drop http://")
 		}
 		ep.Scheme = "https"
 		return ep, nil

@@ -313,18 +313,27 @@ func (v *verifier) do(ctx context.Context, mk func() (*http.Request, error)) (*h
 // problems, not protocol mismatches, not unknown hosts.
 func retryable(err error) bool {
 	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound, plainHTTP(err), badCertificate(err), errors.Is(err, context.Canceled):
+		return false
+	}
+	return true
+}
+
+// plainHTTP reports an https request answered in plain HTTP (net/http turns
+// the tls.RecordHeaderError into a plain error with this text).
+func plainHTTP(err error) bool {
 	var rec tls.RecordHeaderError
+	return errors.As(err, &rec) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// badCertificate reports a TLS certificate that failed verification.
+func badCertificate(err error) bool {
 	var cv *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError
-	switch {
-	case errors.As(err, &dns) && dns.IsNotFound,
-		errors.As(err, &rec), errors.As(err, &cv), errors.As(err, &ua), errors.As(err, &hn), errors.As(err, &ci),
-		errors.Is(err, context.Canceled):
-		return false
-	}
-	return true
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }
 
 // netError turns a transport failure into a classified, actionable error.
@@ -334,23 +343,18 @@ func (v *verifier) netError(target string, err error, all []error) error {
 		return err
 	}
 	var dns *net.DNSError
-	var rec tls.RecordHeaderError
-	var cv *tls.CertificateVerificationError
-	var ua x509.UnknownAuthorityError
-	var hn x509.HostnameError
-	var ci x509.CertificateInvalidError
 	for _, e := range all {
 		// https failed first, then http: report the https failure when it
 		// is the telling one (a certificate), else the last.
-		if errors.As(e, &cv) || errors.As(e, &ua) || errors.As(e, &hn) {
+		if badCertificate(e) {
 			err = e
 			break
 		}
 	}
 	switch {
-	case errors.As(err, &rec):
+	case plainHTTP(err):
 		return fault.New(fault.Usage, "%s: %s speaks plain HTTP, not HTTPS; set schema.insecure: true to allow plain HTTP (and write the url as http://host or just the host)", v.conn, target)
-	case errors.As(err, &cv), errors.As(err, &ua), errors.As(err, &hn), errors.As(err, &ci):
+	case badCertificate(err):
 		return fault.New(fault.Usage, "%s: the TLS certificate of %s is not trusted (%v); add its CA to the container's trust store (SSL_CERT_FILE), or set schema.insecure: true to skip the check", v.conn, target, rootCause(err))
 	case errors.As(err, &dns) && dns.IsNotFound:
 		return fault.New(fault.NotFound, "%s: the registry host %s is not known to DNS (%v); fix schema.url", v.conn, dns.Name, dns)

@@ -1,0 +1,99 @@
+package custom
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/secret"
+)
+
+func TestEnvNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"password": "password", "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "config.json": "config_json",
+		".dockerconfigjson": "_dockerconfigjson", "azure-secret.json": "azure_secret_json", "1st": "_1st",
+	} {
+		if got := envName(in); got != want {
+			t.Errorf("envName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"host": "HOST", "connectionString": "CONNECTION_STRING", "db_name": "DB_NAME", "url": "URL",
+		"oauth2Token": "OAUTH2_TOKEN", "URL": "URL", "x-y": "X_Y",
+	} {
+		if got := schemaVarName(in); got != want {
+			t.Errorf("schemaVarName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSchemaVars(t *testing.T) {
+	got := schemaVars(map[string]any{"host": "db", "port": json.Number("5432"), "ssl": true, "opts": map[string]any{"a": 1}, "none": nil})
+	want := []string{"INITIALIZER_SCHEMA_HOST=db", `INITIALIZER_SCHEMA_OPTS={"a":1}`, "INITIALIZER_SCHEMA_PORT=5432", "INITIALIZER_SCHEMA_SSL=true"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("schemaVars = %q, want %q", got, want)
+	}
+}
+
+func TestSchemaAddress(t *testing.T) {
+	for _, tc := range []struct {
+		kind   connections.Kind
+		schema map[string]any
+		addr   string
+		note   string
+		err    string
+	}{
+		{kind: connections.Postgres, schema: map[string]any{"host": "db", "port": json.Number("6432")}, addr: "db:6432"},
+		{kind: connections.Postgres, schema: map[string]any{"host": "db"}, addr: "db:5432"},
+		{kind: connections.MySQL, schema: map[string]any{"Host": "db:3307"}, addr: "db:3307"},
+		{kind: connections.Redis, schema: map[string]any{"hostname": "::1", "port": "6380"}, addr: "[::1]:6380"},
+		{kind: connections.HTTP, schema: map[string]any{"url": "https://api.example.com/v1"}, addr: "api.example.com:443"},
+		{kind: connections.JDBC, schema: map[string]any{"url": "jdbc:postgresql://db:5433/x"}, addr: "db:5433"},
+		{kind: connections.GRPC, schema: map[string]any{"endpoint": "grpc://svc/x", "port": json.Number("50051")}, addr: "svc:50051"},
+		{kind: connections.Custom, schema: map[string]any{"host": "svc"}, note: "no well-known one"},
+		{kind: connections.Slack, schema: map[string]any{"channel": "#x"}},
+		{kind: connections.Custom, schema: map[string]any{"url": "not a url"}, note: "not a URL"},
+		{kind: connections.Postgres, schema: map[string]any{"host": "db", "port": json.Number("70000")}, err: "not a port number"},
+		{kind: connections.Postgres, schema: map[string]any{"host": "db", "port": "abc"}, err: "not a port number"},
+	} {
+		c := &connections.Connection{Name: "c", Kind: tc.kind, Schema: tc.schema}
+		a, err := schemaAddress(c)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) || fault.ClassOf(err) != fault.Usage {
+				t.Errorf("%v: error %v, want usage error with %q", tc.schema, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", tc.schema, err)
+		case a.Addr != tc.addr || !strings.Contains(a.Note, tc.note):
+			t.Errorf("%v: %+v, want addr %q note %q", tc.schema, a, tc.addr, tc.note)
+		}
+	}
+}
+
+func TestScrubWriter(t *testing.T) {
+	secret.Register("hunter2-secret")
+	var b strings.Builder
+	w := newScrubWriter(&b)
+	for _, chunk := range []string{"pass: hun", "ter2-secret\nprogress 10%\r", "progress 20%\rno newline hunter2-secret"} {
+		w.Write([]byte(chunk))
+	}
+	if got := b.String(); got != "pass: [redacted]\nprogress 10%\rprogress 20%\r" {
+		t.Errorf("before flush: %q", got)
+	}
+	w.Flush()
+	if got := b.String(); !strings.HasSuffix(got, "no newline [redacted]") {
+		t.Errorf("after flush: %q", got)
+	}
+}
+
+func TestProgramNames(t *testing.T) {
+	if got := programNames(connections.HiveCLI); strings.Join(got, ",") != "initializer-handler-hive_cli,initializer-handler-hive-cli" {
+		t.Errorf("hive_cli: %v", got)
+	}
+	if got := programNames(connections.Slack); len(got) != 1 || got[0] != "initializer-handler-slack" {
+		t.Errorf("slack: %v", got)
+	}
+}
