@@ -253,8 +253,8 @@ func (ix *index) load(path, id string) (bool, error) {
 
 // excluder decides which names the scan skips: .git folders, the engine's
 // temporary files, and the user's globs. A glob without a slash matches a
-// name at any depth; one with a slash matches the path from the root; a
-// trailing slash restricts a glob to folders.
+// name at any depth; one with a slash (or a leading one) matches the path
+// from the root; a trailing slash restricts a glob to folders.
 type excluder struct {
 	names, paths       []string // globs for any entry
 	dirNames, dirPaths []string // globs for folders only
@@ -265,6 +265,7 @@ func newExcluder(globs []string) (*excluder, error) {
 	for _, g := range globs {
 		g = strings.TrimPrefix(g, "./")
 		dirOnly := strings.HasSuffix(g, "/")
+		anchored := strings.HasPrefix(g, "/")
 		g = strings.Trim(g, "/")
 		if g == "" {
 			continue
@@ -272,12 +273,13 @@ func newExcluder(globs []string) (*excluder, error) {
 		if _, err := path.Match(g, ""); err != nil {
 			return nil, fmt.Errorf("--exclude %q: %w", g, err)
 		}
+		isPath := anchored || strings.Contains(g, "/")
 		switch {
-		case dirOnly && strings.Contains(g, "/"):
+		case dirOnly && isPath:
 			x.dirPaths = append(x.dirPaths, g)
 		case dirOnly:
 			x.dirNames = append(x.dirNames, g)
-		case strings.Contains(g, "/"):
+		case isPath:
 			x.paths = append(x.paths, g)
 		default:
 			x.names = append(x.names, g)

@@ -1,0 +1,116 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func podJSON(t *testing.T, phase corev1.PodPhase, main corev1.ContainerState) []byte {
+	t.Helper()
+	pod := corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "job-1", Namespace: "ns"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
+		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "main", State: main},
+		}},
+	}
+	b, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestPodWatcher(t *testing.T) {
+	var body atomic.Value
+	var status atomic.Int32
+	status.Store(200)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/namespaces/ns/pods/job-1" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "forbidden: "+r.URL.Path, http.StatusForbidden)
+			return
+		}
+		w.WriteHeader(int(status.Load()))
+		w.Write(body.Load().([]byte))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("tok\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	host, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "https://"), ":")
+	env := map[string]string{"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port, "POD_NAME": "job-1", "POD_NAMESPACE": "ns"}
+	w, err := NewPodWatcher(PodWatcherConfig{TokenFile: filepath.Join(dir, "token"), CAFile: filepath.Join(dir, "ca.crt"), Container: "main",
+		Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		phase corev1.PodPhase
+		state corev1.ContainerState
+		ended bool
+		why   string
+	}{
+		{"waiting", corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}, false, ""},
+		{"running", corev1.PodRunning, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, false, ""},
+		{"terminated", corev1.PodRunning, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}, true, "container main terminated (exit code 3, Error)"},
+		{"succeeded", corev1.PodSucceeded, corev1.ContainerState{}, true, "pod ns/job-1 is Succeeded"},
+	} {
+		body.Store(podJSON(t, c.phase, c.state))
+		ended, why, err := w.Ended(ctx)
+		if err != nil || ended != c.ended || why != c.why {
+			t.Errorf("%s: %v %q %v", c.name, ended, why, err)
+		}
+	}
+	// A wrong container name is reported (once), and never ends the run.
+	w.Container = "mian"
+	body.Store(podJSON(t, corev1.PodRunning, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}))
+	if ended, _, err := w.Ended(ctx); ended || err == nil || !strings.Contains(err.Error(), `no container "mian" (it has main)`) {
+		t.Errorf("wrong name: %v %v", ended, err)
+	}
+	if ended, _, err := w.Ended(ctx); ended || err != nil {
+		t.Errorf("wrong name, again: %v %v", ended, err)
+	}
+	// RBAC refusals name the fix.
+	status.Store(403)
+	body.Store([]byte(`{"kind":"Status","message":"pods \"job-1\" is forbidden"}`))
+	if _, _, err := w.Ended(ctx); err == nil || !strings.Contains(err.Error(), "needs get on pods") {
+		t.Errorf("403: %v", err)
+	}
+	// Not a pod.
+	status.Store(200)
+	body.Store([]byte(`{"kind":"Status"}`))
+	if _, _, err := w.Ended(ctx); err == nil {
+		t.Error("a Status was taken for a Pod")
+	}
+}
+
+func TestPodWatcherConfig(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	if _, err := NewPodWatcher(PodWatcherConfig{Container: "main", Getenv: none}); err == nil || !strings.Contains(err.Error(), "--kube-api") {
+		t.Errorf("outside a cluster: %v", err)
+	}
+	if _, err := NewPodWatcher(PodWatcherConfig{APIURL: "ftp://x", Container: "main", Getenv: none}); err == nil {
+		t.Error("an ftp URL was accepted")
+	}
+	w, err := NewPodWatcher(PodWatcherConfig{APIURL: "http://127.0.0.1:1/", Namespace: "n", Pod: "p", Container: "main", Getenv: none})
+	if err != nil || w.APIURL != "http://127.0.0.1:1" {
+		t.Fatalf("%v %+v", err, w)
+	}
+	if _, _, err := w.Ended(context.Background()); err == nil {
+		t.Error("no error from an API that is not there")
+	}
+}

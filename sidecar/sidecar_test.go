@@ -1,0 +1,135 @@
+package sidecar
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/transfer"
+)
+
+func testConfig(b *blob.Bucket, root string) Config {
+	return Config{
+		Bucket: b, Prefix: "run", StoreURL: "mem://", Root: root,
+		Interval: 50 * time.Millisecond, CheckInterval: 10 * time.Millisecond, Grace: 5 * time.Second,
+		Transfer: transfer.UploadOptions{Options: transfer.Options{Workers: 4, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, Retries: 1}},
+	}
+}
+
+func has(t *testing.T, b *blob.Bucket, key, want string) bool {
+	t.Helper()
+	got, err := b.ReadAll(context.Background(), key)
+	return err == nil && string(got) == want
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The loop uploads while running, mirrors deletions with Delete, and ends
+// with the until file after a flush that catches the last files.
+func TestRunUntilFileWithDelete(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := filepath.Join(t.TempDir(), "out")
+	write(t, root, "a", "1")
+	write(t, root, "gone", "2")
+	until := filepath.Join(t.TempDir(), "until")
+	cfg := testConfig(b, root)
+	cfg.UntilFile, cfg.Delete, cfg.Metrics = until, true, NewMetrics()
+	cfg.StatePath = filepath.Join(t.TempDir(), "state")
+	done := make(chan Report)
+	go func() {
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	eventually(t, "gone uploaded", func() bool { return has(t, b, "run/gone", "2") })
+	os.Remove(filepath.Join(root, "gone"))
+	eventually(t, "gone deleted", func() bool { ok, _ := b.Exists(context.Background(), "run/gone"); return !ok })
+	write(t, root, "last", "3")
+	write(t, filepath.Dir(until), "until", "")
+	rep := <-done
+	if !has(t, b, "run/last", "3") || !has(t, b, "run/a", "1") {
+		t.Error("files missing after the flush")
+	}
+	if rep.Deleted != 1 || !rep.FlushComplete || len(rep.NotUploaded) != 0 || !strings.Contains(rep.EndReason, "until") {
+		t.Errorf("report %+v", rep)
+	}
+	rec := httptest.NewRecorder()
+	cfg.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, m := range []string{"initializer_sidecar_uploaded_files_total 3", "initializer_sidecar_deleted_objects_total 1", "initializer_sidecar_pending_files 0"} {
+		if !strings.Contains(rec.Body.String(), m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
+}
+
+// A store that fails: the run ends (cancelled like SIGTERM), spends its
+// grace budget, and names every file not uploaded.
+func TestRunStoreDownAtTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	os.WriteFile(filepath.Join(dir, "run"), nil, 0o644) // every write fails
+	root := t.TempDir()
+	write(t, root, "x/1", "1")
+	write(t, root, "x/2", "2")
+	cfg := testConfig(b, root)
+	cfg.Grace = 300 * time.Millisecond
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.FlushComplete || len(rep.NotUploaded) != 2 || rep.NotUploaded[0].Path != "x/1" || rep.NotUploaded[1].Key != "run/x/2" {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.FirstClass != fault.Transient || !strings.Contains(rep.EndReason, "signal") {
+		t.Errorf("class %v, reason %q", rep.FirstClass, rep.EndReason)
+	}
+	if s := rep.Summary("file://"); !strings.Contains(s, "2 files NOT uploaded: x/1, x/2") {
+		t.Errorf("summary %q", s)
+	}
+}
+
+// Without a state file, one listing of the store spares files already there.
+func TestRunComparesWithStore(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := t.TempDir()
+	write(t, root, "same", "same")
+	write(t, root, "other", "local")
+	b.WriteAll(context.Background(), "run/same", []byte("same"), nil)
+	b.WriteAll(context.Background(), "run/other", []byte("remote, other size"), nil)
+	cfg := testConfig(b, root)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil || rep.Files != 1 || rep.Restored != "store listing" || !has(t, b, "run/other", "local") {
+		t.Fatalf("%v %+v", err, rep)
+	}
+}
