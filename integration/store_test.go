@@ -24,7 +24,7 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -87,13 +87,13 @@ func bktOpen(t *testing.T, conn *connections.Connection, keys *connections.Keys)
 func bktCreate(t *testing.T, s *store.Store, name string) {
 	t.Helper()
 	ctx := context.Background()
-	var s3c *s3.Client
+	var s3c *awss3.Client
 	var gcs *storage.Client
 	var az *container.Client
 	var err error
 	switch {
 	case s.Bucket.As(&s3c):
-		_, err = s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		_, err = s3c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name)})
 	case s.Bucket.As(&gcs):
 		err = gcs.Bucket(name).Create(ctx, "initializer-test", nil)
 	case s.Bucket.As(&az):
@@ -188,6 +188,11 @@ func bktWrite(t *testing.T, b *blob.Bucket, key string, data []byte) {
 	if err := b.WriteAll(context.Background(), key, data, nil); err != nil {
 		t.Fatalf("write %q: %v", key, err)
 	}
+}
+
+// bktSecretKey reports the keys whose values must never show.
+func bktSecretKey(k string) bool {
+	return strings.Contains(k, "SECRET") || strings.HasSuffix(k, "_KEY") || strings.Contains(k, "TOKEN") || strings.Contains(k, "CONNECTION_STRING")
 }
 
 func bktClosedPort(t *testing.T) int {
@@ -304,12 +309,12 @@ func TestStoreCredentialSources(t *testing.T) {
 	s3 := e.S3()
 	az := e.Azure()
 	tests := []struct {
-		name   string
-		kind   connections.Kind
-		url    func(bucket string) string
-		files  map[string]string
-		env    map[string]string
-		create bool
+		name    string
+		kind    connections.Kind
+		url     func(bucket string) string
+		files   map[string]string
+		env     map[string]string
+		assumed bool // the requests must carry temporary credentials from STS
 	}{
 		{
 			name: "s3 from env", kind: connections.S3, url: func(b string) string { return "s3://" + b },
@@ -319,6 +324,14 @@ func TestStoreCredentialSources(t *testing.T) {
 			name: "s3 from POLYAXON_ env, file beats env", kind: connections.S3, url: func(b string) string { return "s3://" + b + "/p" },
 			files: map[string]string{"aws_secret_access_key": s3.SecretAccessKey},
 			env:   map[string]string{"POLYAXON_AWS_ACCESS_KEY_ID": s3.AccessKeyID, "AWS_SECRET_ACCESS_KEY": "wrong", "POLYAXON_AWS_ENDPOINT_URL": strings.TrimPrefix(s3.Endpoint, "http://"), "POLYAXON_AWS_USE_SSL": "false"},
+		},
+		{
+			name: "s3 assuming a role through STS (MinIO serves STS on its endpoint)", kind: connections.S3, url: func(b string) string { return "s3://" + b },
+			files: map[string]string{
+				"AWS_ACCESS_KEY_ID": s3.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3.SecretAccessKey, "AWS_ENDPOINT_URL": s3.Endpoint,
+				"AWS_ASSUME_ROLE": "true", "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/initializer-test", "AWS_STS_ENDPOINT_URL": s3.Endpoint,
+			},
+			assumed: true,
 		},
 		{
 			name: "azure connection string, az:// URL", kind: connections.WASB, url: func(b string) string { return "az://" + b + "/p" },
@@ -353,6 +366,19 @@ func TestStoreCredentialSources(t *testing.T) {
 			if got, err := s.Bucket.ReadAll(ctx, "p/x"); err != nil || string(got) != "x" {
 				t.Fatalf("read: %q, %v", got, err)
 			}
+			if tt.assumed {
+				var c *awss3.Client
+				if !s.Bucket.As(&c) {
+					t.Fatal("no S3 client")
+				}
+				creds, err := c.Options().Credentials.Retrieve(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if creds.AccessKeyID == s3.AccessKeyID || creds.SessionToken == "" || creds.Source != "AssumeRoleProvider" {
+					t.Errorf("requests were not signed with assumed-role credentials (source %q, session token %v)", creds.Source, creds.SessionToken != "")
+				}
+			}
 		})
 	}
 }
@@ -373,6 +399,11 @@ func TestStoreCheckErrors(t *testing.T) {
 				s := bktOpen(t, conn, keys)
 				err := s.Check(ctx)
 				bktClass(t, err, fault.Auth, conn, name)
+				for k, v := range wrong {
+					if bktSecretKey(k) && strings.Contains(err.Error(), v) {
+						t.Errorf("the error shows the value of %s: %v", k, err)
+					}
+				}
 				t.Logf("wrong credentials: %v", err)
 			}
 		})

@@ -129,7 +129,7 @@ func readS3Config(k *keyReader) (*s3Config, error) {
 	// Custom endpoints are S3-compatible stores: path-style addressing (which
 	// in-cluster MinIO and most others need) and checksums only when the
 	// operation requires them (the 2025 SDK defaults break many of them).
-	custom := c.endpoint != ""
+	custom := c.endpoint != "" && !isAWSEndpoint(c.endpoint)
 	c.pathStyle = custom
 	switch style, err := k.str(keyAWSAddressing...); {
 	case err != nil:
@@ -203,6 +203,18 @@ func readS3Config(k *keyReader) (*s3Config, error) {
 		c.region = customEndpointRegion
 	}
 	return c, nil
+}
+
+// isAWSEndpoint reports an endpoint of AWS itself (a regional, FIPS or
+// VPC endpoint), which gets AWS's defaults rather than those of
+// S3-compatible stores.
+func isAWSEndpoint(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	h := strings.ToLower(u.Hostname())
+	return strings.HasSuffix(h, ".amazonaws.com") || strings.HasSuffix(h, ".amazonaws.com.cn")
 }
 
 // endpointURL completes an endpoint given without a scheme the way botocore
