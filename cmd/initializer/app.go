@@ -24,6 +24,7 @@ import (
 	"github.com/initializer/initializer/handlers/git"
 	"github.com/initializer/initializer/handlers/mount"
 	"github.com/initializer/initializer/handlers/registry"
+	"github.com/initializer/initializer/handlers/store"
 	"github.com/initializer/initializer/secret"
 )
 
@@ -46,6 +47,7 @@ func builtins() *handlers.Registry {
 	r.Register(mount.Handler{}, mount.Kinds...)
 	r.Register(git.New(), git.Kinds...)
 	r.Register(registry.New(), registry.Kinds...)
+	r.Register(store.New(), store.Kinds...)
 	r.SetFallback(custom.New())
 	return r
 }

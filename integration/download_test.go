@@ -1,0 +1,317 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var storeKinds = []struct {
+	kind string
+	open func(t *testing.T, endpoint string) objectStore
+}{
+	{"s3", minioStore},
+	{"gcs", func(t *testing.T, endpoint string) objectStore {
+		return fakeGCSStore(t, strings.TrimPrefix(endpoint, "http://"))
+	}},
+	{"wasb", azuriteStore},
+}
+
+func storeCatalog(t *testing.T, entry string) string {
+	return catalog(t, "connections:\n  - "+entry+"\n")
+}
+
+// randomReader yields n pseudo-random bytes, the same for the same seed.
+func randomReader(n int64, seed uint64) io.Reader {
+	return io.LimitReader(rand.NewChaCha8(seedBytes(seed)), n)
+}
+
+func seedBytes(seed uint64) (b [32]byte) {
+	for i := range 8 {
+		b[i] = byte(seed >> (8 * i))
+	}
+	return b
+}
+
+func sha(r io.Reader) [32]byte {
+	h := sha256.New()
+	io.Copy(h, r)
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func fileSHA(t *testing.T, p string) [32]byte {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return sha(f)
+}
+
+func TestDownloadFromObjectStores(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.kind, func(t *testing.T) {
+			st := sk.open(t, "")
+			bucket := st.newBucket(t)
+			small := map[string]string{
+				"ds/train/a.csv":                   "1,2,3\n",
+				"ds/train/nested/deeper/b.csv":     "4,5,6\n",
+				"ds/ünïcødé/データ.txt":               "unicode key\n",
+				"ds/with space/and more space.txt": "spaces\n",
+				"ds/empty.txt":                     "",
+			}
+			for k, v := range small {
+				st.put(t, bucket, k, strings.NewReader(v), int64(len(v)))
+			}
+			for i := range 1000 {
+				v := fmt.Sprintf("small object %d\n", i)
+				st.put(t, bucket, fmt.Sprintf("ds/many/%04d.txt", i), strings.NewReader(v), int64(len(v)))
+			}
+			const bigSize = 256<<20 + 12345
+			st.put(t, bucket, "ds/big/model.bin", randomReader(bigSize, 7), bigSize)
+			st.put(t, bucket, "elsewhere/not-selected.txt", strings.NewReader("no"), 2)
+
+			entry, env := st.connection(t, bucket, "ds", false)
+			cat := storeCatalog(t, entry)
+			dst := filepath.Join(t.TempDir(), "data")
+
+			r := cli(t, env, "check", "--catalog", cat, "--connection", "data")
+			r.expectCode(t, 0)
+
+			r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst, "--part-size", "32")
+			r.expectCode(t, 0)
+			res := r.Result["result"].(map[string]any)
+			if res["files"] != float64(1006) || res["skipped"] != float64(0) {
+				t.Errorf("result: %v", res)
+			}
+			for k, v := range small {
+				got, err := os.ReadFile(filepath.Join(dst, strings.TrimPrefix(k, "ds/")))
+				if err != nil || string(got) != v {
+					t.Errorf("%s: %q, %v", k, got, err)
+				}
+			}
+			if got, _ := os.ReadFile(filepath.Join(dst, "many/0999.txt")); string(got) != "small object 999\n" {
+				t.Errorf("many/0999.txt = %q", got)
+			}
+			if fileSHA(t, filepath.Join(dst, "big/model.bin")) != sha(randomReader(bigSize, 7)) {
+				t.Error("the large object differs (SHA-256)")
+			}
+			if _, err := os.Stat(filepath.Join(dst, "not-selected.txt")); err == nil {
+				t.Error("an object outside the prefix was downloaded")
+			}
+
+			// A re-run downloads nothing.
+			r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst)
+			r.expectCode(t, 0)
+			if res := r.Result["result"].(map[string]any); res["files"] != float64(0) || res["skipped"] != float64(1006) {
+				t.Errorf("re-run result: %v", res)
+			}
+
+			// A changed object is downloaded again, and only it.
+			time.Sleep(1100 * time.Millisecond) // modification times have a one-second grain
+			st.put(t, bucket, "ds/train/a.csv", strings.NewReader("changed\n"), 8)
+			r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst)
+			r.expectCode(t, 0)
+			if res := r.Result["result"].(map[string]any); res["files"] != float64(1) {
+				t.Errorf("changed-object result: %v", res)
+			}
+			if got, _ := os.ReadFile(filepath.Join(dst, "train/a.csv")); string(got) != "changed\n" {
+				t.Errorf("changed object: %q", got)
+			}
+
+			// Selections: --files and --dirs with renames, --paths deciding by itself.
+			sel := t.TempDir()
+			r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", sel,
+				"--files", "train/a.csv:first.csv", "--dirs", "train/nested:nested", "--paths", "empty.txt,many")
+			r.expectCode(t, 0)
+			for _, p := range []string{"first.csv", "nested/deeper/b.csv", "empty.txt", "many/0000.txt"} {
+				if _, err := os.Stat(filepath.Join(sel, p)); err != nil {
+					t.Errorf("selection: %v", err)
+				}
+			}
+			assertNoTemporaryFiles(t, dst)
+		})
+	}
+}
+
+func TestDownloadSingleObjectAndErrors(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.kind, func(t *testing.T) {
+			st := sk.open(t, "")
+			bucket := st.newBucket(t)
+			st.put(t, bucket, "models/v1/weights.bin", strings.NewReader("weights"), 7)
+
+			// A prefix that names one object downloads that object.
+			entry, env := st.connection(t, bucket, "models/v1/weights.bin", false)
+			target := filepath.Join(t.TempDir(), "w.bin")
+			r := cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", target)
+			r.expectCode(t, 0)
+			if got, _ := os.ReadFile(target); string(got) != "weights" {
+				t.Errorf("single object: %q", got)
+			}
+
+			// A missing bucket exits 4.
+			entry, env = st.connection(t, bucket+"-missing", "", false)
+			r = cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", t.TempDir())
+			r.expectCode(t, 4)
+			r = cli(t, env, "check", "--catalog", storeCatalog(t, entry), "--connection", "data")
+			r.expectCode(t, 4)
+
+			// Wrong credentials exit 3 (the GCS emulator does not check them).
+			if sk.kind != "gcs" {
+				entry, env = st.connection(t, bucket, "", true)
+				for _, args := range [][]string{{"check"}, {"--path", t.TempDir()}} {
+					r = cli(t, env, append(args, "--catalog", storeCatalog(t, entry), "--connection", "data")...)
+					r.expectCode(t, 3)
+					if strings.Contains(r.Stderr, "wrong-") || strings.Contains(r.Stderr, "d3JvbmcgYWNjb3VudCBrZXk") {
+						t.Errorf("the secret leaked into stderr:\n%s", r.Stderr)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDownloadRefusesTraversalKey stores keys that would climb out of the
+// prefix or be absolute, as far as each server accepts them (MinIO refuses
+// ".." in keys, so it gets only a backslash key; the GCS emulator keeps
+// them in memory), and checks that the
+// download refuses them and writes nothing outside --path.
+func TestDownloadRefusesTraversalKey(t *testing.T) {
+	hostile := []string{"p/../../evil.txt", "p//abs/evil.txt", `p/..\..\evil.txt`, `p/sub\evil.txt`}
+	for _, sk := range storeKinds {
+		t.Run(sk.kind, func(t *testing.T) {
+			st := sk.open(t, "")
+			stored := 0
+			for _, key := range hostile {
+				bucket := st.newBucket(t)
+				st.put(t, bucket, "p/good.txt", strings.NewReader("good"), 4)
+				if err := st.tryPut(bucket, key, strings.NewReader("evil"), 4); err != nil {
+					t.Logf("%s refuses the key %q: %v", sk.kind, key, err)
+					continue
+				}
+				entry, env := st.connection(t, bucket, "p", false)
+				base := t.TempDir()
+				dst := filepath.Join(base, "a", "b")
+				r := cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", dst)
+				if r.Code == 0 {
+					// The server normalised the key on upload (Azure turns
+					// backslashes into slashes): it must have landed inside --path.
+					t.Logf("%s stored %q normalised", sk.kind, key)
+				} else {
+					r.expectCode(t, 2)
+					stored++
+					if !strings.Contains(r.Stderr, "is refused") {
+						t.Errorf("key %q: the error does not say it is refused:\n%s", key, r.Stderr)
+					}
+				}
+				filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+					if err == nil && strings.Contains(d.Name(), "evil") && (r.Code != 0 || !strings.HasPrefix(p, dst+"/")) {
+						t.Errorf("key %q: written: %s", key, p)
+					}
+					return nil
+				})
+			}
+			if stored == 0 {
+				t.Fatalf("%s stored none of the hostile keys %q as given: nothing was tested", sk.kind, hostile)
+			}
+		})
+	}
+}
+
+// TestDownloadSurvivesServerRestart stops the store in the middle of a
+// download and starts it again: the download completes, or fails with exit
+// 5 leaving no partial file; a second run then completes.
+func TestDownloadSurvivesServerRestart(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.kind, func(t *testing.T) {
+			srv := newPrivateServer(t, sk.kind)
+			st := sk.open(t, srv.endpoint())
+			bucket := st.newBucket(t)
+			const n, size = 150, 1 << 20
+			for i := range n {
+				st.put(t, bucket, fmt.Sprintf("d/f%03d.bin", i), randomReader(size, uint64(i)), size)
+			}
+			entry, env := st.connection(t, bucket, "d", false)
+			cat := storeCatalog(t, entry)
+			dst := t.TempDir()
+			cmd := exec.Command(binary, "--catalog", cat, "--connection", "data", "--path", dst, "--workers", "2", "--log-format", "json")
+			cmd.Env = baseEnv(env)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 60*time.Second, "a first downloaded file", func() bool { return countFiles(dst) > 0 })
+			srv.stop(t)
+			time.Sleep(time.Second)
+			srv.start(t)
+			err := cmd.Wait()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != 0 && code != 5 {
+				t.Fatalf("exit code %d, want 0 or 5\n%s", code, stderr.String())
+			}
+			t.Logf("exit code %d during the restart", code)
+			checkDownloaded(t, dst, n, size, code == 0)
+			r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst)
+			r.expectCode(t, 0)
+			checkDownloaded(t, dst, n, size, true)
+		})
+	}
+}
+
+// checkDownloaded verifies that every file in dst is complete and correct,
+// and, when all is set, that all n are there.
+func checkDownloaded(t *testing.T, dst string, n, size int, all bool) {
+	t.Helper()
+	assertNoTemporaryFiles(t, dst)
+	found := 0
+	for i := range n {
+		p := filepath.Join(dst, fmt.Sprintf("f%03d.bin", i))
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		found++
+		if fileSHA(t, p) != sha(randomReader(int64(size), uint64(i))) {
+			t.Errorf("%s is corrupt", p)
+		}
+	}
+	if all && found != n {
+		t.Errorf("%d of %d files downloaded", found, n)
+	}
+}
+
+func countFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".initializer-tmp-") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func assertNoTemporaryFiles(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".initializer-tmp-") {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
+}
