@@ -136,13 +136,16 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 	if c.clientSec, ok, err = k.value(keyAzureClientSecret...); err != nil {
 		return nil, err
 	}
-	if ok || (c.tenant != "" && c.client != "") {
-		if !ok || c.tenant == "" || c.client == "" {
-			return nil, k.usage("a service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; some are missing")
+	if ok {
+		if c.tenant == "" || c.client == "" {
+			return nil, k.usage("AZURE_CLIENT_SECRET is set (from %s): a service principal also needs AZURE_TENANT_ID and AZURE_CLIENT_ID", c.clientSec.Source())
 		}
 		c.kind, c.auth = azurePrincipal, "service principal "+c.client+" (secret from "+c.clientSec.Source()+")"
 		return c, nil
 	}
+	// A tenant and client without a secret are a workload identity (AKS
+	// sets them with AZURE_FEDERATED_TOKEN_FILE) or a user-assigned managed
+	// identity: the default credential reads them from the environment.
 	c.kind, c.auth = azureDefault, "the default Azure credential (environment, workload identity, managed identity)"
 	return c, nil
 }
@@ -183,7 +186,7 @@ func (c *azureConfig) containerClient(name string, transport *http.Transport) (*
 		}
 		return container.NewClient(containerURL, cred, opts)
 	default:
-		cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: azureClientOptions(transport)})
+		cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: azureClientOptions(transport), TenantID: c.tenant})
 		if err != nil {
 			return nil, err
 		}

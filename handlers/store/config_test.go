@@ -433,6 +433,9 @@ func TestAzureConfig(t *testing.T) {
 		{name: "service principal", bucket: wasbs,
 			env:  map[string]string{"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s"},
 			kind: azurePrincipal, service: "https://acc.blob.core.windows.net", account: "acc"},
+		{name: "workload identity: tenant and client without a secret", bucket: wasbs,
+			env:  map[string]string{"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"},
+			kind: azureDefault, service: "https://acc.blob.core.windows.net", account: "acc"},
 		{name: "default credential", bucket: wasbs,
 			kind: azureDefault, service: "https://acc.blob.core.windows.net", account: "acc"},
 	}
