@@ -11,7 +11,7 @@ TOOLS ?= $(or $(INITIALIZER_TOOLS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/initia
 STATICCHECK_VERSION := v0.8.2
 DEMO_OUT ?= /tmp/initializer-demo
 
-.PHONY: build demo test unit lint servers servers-stop clean
+.PHONY: build demo test unit lint bench servers servers-stop clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/initializer
@@ -44,6 +44,12 @@ lint:
 		{ mkdir -p $(TOOLS)/bin && GOBIN=$(TOOLS)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && \
 		  mv $(TOOLS)/bin/staticcheck $(TOOLS)/bin/staticcheck-$(STATICCHECK_VERSION); }
 	$(TOOLS)/bin/staticcheck-$(STATICCHECK_VERSION) ./...
+
+# Side-by-side benchmarks against the reference tools (as root: they mount a
+# journaled ext4 for their destinations). BENCH=store|git|sidecar picks one.
+BENCH ?= $(sort $(notdir $(patsubst %/run.sh,%,$(wildcard bench/*/run.sh))))
+bench:
+	@for b in $(BENCH); do echo "== bench/$$b"; bash bench/$$b/run.sh || exit 1; done
 
 servers:
 	bash integration/servers.sh start

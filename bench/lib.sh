@@ -1,0 +1,43 @@
+# Shared by the benchmark scripts: a journaled ext4 for destinations, and
+# timing of one command (wall seconds and peak RSS of its largest process).
+
+# bench_fs_mount IMG MNT SIZE: a loop-mounted journaled ext4 at MNT (as root).
+# The machines' root file system has no journal, which makes creating files
+# after deleting others slow and erratic (see the reference notes).
+bench_fs_mount() {
+	local img=$1 mnt=$2 size=$3
+	bench_fs_umount "$img" "$mnt"
+	mkdir -p "$mnt"
+	truncate -s "$size" "$img"
+	mkfs.ext4 -q -F "$img"
+	BENCH_LOOP=$(losetup --find --show "$img")
+	mount "$BENCH_LOOP" "$mnt"
+}
+
+bench_fs_umount() {
+	local img=$1 mnt=$2
+	if mountpoint -q "$mnt" 2>/dev/null; then
+		umount "$mnt"
+	fi
+	local dev
+	for dev in $(losetup -j "$img" 2>/dev/null | cut -d: -f1); do
+		losetup -d "$dev"
+	done
+	rm -f "$img"
+}
+
+# bench_time OUT CMD...: runs CMD, appends "wall_seconds peak_rss_kib exit" to OUT.
+bench_time() {
+	local out=$1
+	shift
+	local tf
+	tf=$(mktemp)
+	local rc=0
+	/usr/bin/time -o "$tf" -f '%e %M' "$@" >/dev/null 2>>"${BENCH_LOG:-/dev/null}" || rc=$?
+	printf '%s %s\n' "$(tail -n1 "$tf")" "$rc" >>"$out"
+	rm -f "$tf"
+	return 0
+}
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
