@@ -109,6 +109,9 @@ func (h *Handler) plan(req *handlers.Request) (*plan, error) {
 		}
 		p.dir = filepath.Join(home, ".docker")
 	}
+	if strings.HasSuffix(p.dir, ".json") || isFile(p.dir) {
+		return nil, fault.New(fault.Usage, "%s: %s is a file; give the folder that holds config.json (e.g. /kaniko/.docker), as --path or $DOCKER_CONFIG", c, p.dir)
+	}
 	if p.secretCfg, err = findSecretConfig(c); err != nil {
 		return nil, err
 	}
@@ -127,6 +130,11 @@ func (h *Handler) plan(req *handlers.Request) (*plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 // sameDir reports whether a and b name the same folder.
