@@ -261,6 +261,40 @@ func (e *cliEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
 	return refs, nil
 }
 
+// clone is git clone --no-checkout of the default branch or of rev (a
+// branch or tag name); the driver checks out.
+func (e *cliEngine) clone(ctx context.Context, dir, rev string, o Options) (target, string, error) {
+	args := []string{"clone", "--quiet", "--no-checkout", "--no-recurse-submodules"}
+	if o.Depth > 0 {
+		args = append(args, "--depth", strconv.Itoa(o.Depth))
+	}
+	if o.SingleBranch {
+		args = append(args, "--single-branch")
+	}
+	if o.NoTags {
+		args = append(args, "--no-tags")
+	}
+	if o.Filter != "" {
+		args = append(args, "--filter="+o.Filter)
+	}
+	if rev != "" {
+		args = append(args, "--branch", rev)
+	}
+	args = append(args, "--", e.url.String(), ".")
+	if _, err := e.run(ctx, dir, args...); err != nil {
+		return target{}, "", err
+	}
+	commit, err := e.commit(ctx, dir, "HEAD")
+	if err != nil {
+		return target{}, "", err
+	}
+	if b, err := e.run(ctx, dir, "symbolic-ref", "--quiet", "--short", "HEAD"); err == nil {
+		name := strings.TrimSpace(b)
+		return target{kind: "branch", name: name, ref: "refs/heads/" + name, commit: commit}, commit, nil
+	}
+	return target{kind: "tag", name: rev, ref: "refs/tags/" + rev, commit: commit}, commit, nil
+}
+
 func (e *cliEngine) init(ctx context.Context, dir string) error {
 	if _, err := e.run(ctx, dir, "init", "--quiet", "."); err != nil {
 		return err

@@ -290,15 +290,6 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	defer eng.close()
 	h.logAuth(req, sp)
 
-	refs, err := withRetry(ctx, req.Log, h.retryDelays, "list refs", func() (*remoteRefs, error) { return eng.lsRemote(ctx) })
-	if err != nil {
-		return nil, h.describe(req, sp, err)
-	}
-	t, err := resolve(refs, sp.revision, sp.given.origin())
-	if err != nil {
-		return nil, fault.Wrap(fault.ClassOf(err), fmt.Errorf("%s: %w", req.Conn, err))
-	}
-
 	dir, err := dest.prepare()
 	if err != nil {
 		return nil, err
@@ -309,21 +300,57 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 			dest.abandon()
 		}
 	}()
-	if dest.fresh {
-		req.Log.Info("cloning", "url", sp.given.origin(), "revision", t.String(), "path", req.Path, "engine", sp.engine)
-		if err := eng.init(ctx, dir); err != nil {
-			return nil, h.describe(req, sp, err)
-		}
-	} else {
-		req.Log.Info("updating the existing clone", "url", sp.given.origin(), "revision", t.String(), "path", req.Path, "engine", sp.engine)
-		if err := eng.setOrigin(ctx, dir, sp.fetch.String()); err != nil {
-			return nil, h.describe(req, sp, err)
-		}
-	}
 
-	commit, err := h.fetchTarget(ctx, req, sp, eng, dir, t)
-	if err != nil {
-		return nil, h.describe(req, sp, err)
+	var t target
+	var commit string
+	if c, ok := eng.(cloner); ok && dest.fresh && directClone(sp) {
+		// One connection, as git clone itself: no separate listing of refs.
+		req.Log.Info("cloning", "url", sp.given.origin(), "revision", orDefault(sp.revision, "default branch"), "path", req.Path, "engine", sp.engine)
+		type cloned struct {
+			t      target
+			commit string
+		}
+		res, err := withRetry(ctx, req.Log, h.retryDelays, "clone", func() (cloned, error) {
+			if err := clearDir(dir, ""); err != nil {
+				return cloned{}, fault.FromSystem(err)
+			}
+			t, commit, err := c.clone(ctx, dir, sp.revision, sp.opts)
+			return cloned{t, commit}, err
+		})
+		if fault.ClassOf(err) == fault.NotFound && sp.revision != "" {
+			// Say what the remote has instead.
+			if refs, lerr := eng.lsRemote(ctx); lerr == nil {
+				if _, rerr := resolve(refs, sp.revision, sp.given.origin()); rerr != nil {
+					err = rerr
+				}
+			}
+		}
+		if err != nil {
+			return nil, h.describe(req, sp, err)
+		}
+		t, commit = res.t, res.commit
+	} else {
+		refs, err := withRetry(ctx, req.Log, h.retryDelays, "list refs", func() (*remoteRefs, error) { return eng.lsRemote(ctx) })
+		if err != nil {
+			return nil, h.describe(req, sp, err)
+		}
+		if t, err = resolve(refs, sp.revision, sp.given.origin()); err != nil {
+			return nil, fault.Wrap(fault.ClassOf(err), fmt.Errorf("%s: %w", req.Conn, err))
+		}
+		if dest.fresh {
+			req.Log.Info("cloning", "url", sp.given.origin(), "revision", t.String(), "path", req.Path, "engine", sp.engine)
+			if err := eng.init(ctx, dir); err != nil {
+				return nil, h.describe(req, sp, err)
+			}
+		} else {
+			req.Log.Info("updating the existing clone", "url", sp.given.origin(), "revision", t.String(), "path", req.Path, "engine", sp.engine)
+			if err := eng.setOrigin(ctx, dir, sp.fetch.String()); err != nil {
+				return nil, h.describe(req, sp, err)
+			}
+		}
+		if commit, err = h.fetchTarget(ctx, req, sp, eng, dir, t); err != nil {
+			return nil, h.describe(req, sp, err)
+		}
 	}
 	branch := ""
 	if t.kind == "branch" && !sp.opts.ExperimentalFetch {
@@ -398,6 +425,28 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		Bytes:   bytes,
 		Details: details,
 	}, nil
+}
+
+// cloner is an engine that can clone a branch or tag by name in one go
+// (git clone --branch), which saves the separate listing of refs.
+type cloner interface {
+	clone(ctx context.Context, dir, rev string, o Options) (target, string, error)
+}
+
+// directClone reports revisions a plain clone resolves the way resolve()
+// would: the default branch, or a branch or tag name that cannot be taken
+// for a commit hash or a full ref.
+func directClone(sp *spec) bool {
+	rev := sp.revision
+	switch {
+	case sp.opts.ExperimentalFetch:
+		return false
+	case rev == "":
+		return true
+	case strings.HasPrefix(rev, "refs/") || rev == "HEAD" || (isHex(rev) && len(rev) >= 4):
+		return false
+	}
+	return true
 }
 
 // fetchTarget fetches what t needs into dir and returns its commit.
