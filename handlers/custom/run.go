@@ -90,9 +90,15 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 			case s := <-sigs:
 				forward(s)
 			case <-ctxDone:
-				// Cancelled: by a signal that sigs is about to deliver, or
-				// by a caller; forward the signal, else SIGTERM.
+				// Cancelled: by a signal that sigs delivered or is about to
+				// deliver, or by a caller; forward that signal, else SIGTERM.
 				ctxDone = nil
+				mu.Lock()
+				already := forwarded != nil
+				mu.Unlock()
+				if already {
+					continue
+				}
 				select {
 				case s := <-sigs:
 					forward(s)
