@@ -363,6 +363,11 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		results = append(results, r)
 		mu.Unlock()
 	}
+	// Verify with one listing of the prefix when that costs fewer requests
+	// than reading each object's attributes (many files, few objects).
+	if s.cfg.Prefix != "" && len(files) > 2*(len(s.ix.files)/1000+1)+10 {
+		opts.ListVerify, opts.ListPrefix = true, s.cfg.Prefix+"/"
+	}
 	st, err := transfer.Upload(ctx, s.cfg.Bucket, s.cfg.Root, files, opts)
 	if err != nil {
 		s.log.Warn("upload stopped", "error", err.Error())

@@ -90,6 +90,13 @@ type UploadOptions struct {
 	ChangeRetries int
 	// NoVerify skips reading the object's attributes after each upload.
 	NoVerify bool
+	// ListVerify verifies the uploads with one listing of ListPrefix once
+	// they are all done, instead of reading each object's attributes: one
+	// request per 1000 objects under the prefix rather than one per file.
+	// Every key must start with ListPrefix. OnFile then learns of each
+	// uploaded file after the listing.
+	ListVerify bool
+	ListPrefix string
 	// OnFile, when set, receives each file's outcome as soon as it is known,
 	// from the worker goroutines (concurrently).
 	OnFile func(FileResult)
@@ -140,6 +147,10 @@ type uploader struct {
 	haltMu sync.Mutex
 	halt   error
 
+	// pending holds, with ListVerify, the uploads waiting for the listing.
+	pendingMu sync.Mutex
+	pending   map[string]pendingUpload
+
 	files, bytes, skipped, retries, changed, gone atomic.Int64
 	failedMu                                      sync.Mutex
 	failed                                        []FileResult
@@ -160,7 +171,7 @@ type uploader struct {
 func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile, opts UploadOptions) (UploadStats, error) {
 	opts.defaults()
 	start := time.Now()
-	u := &uploader{b: b, root: root, opts: opts, mem: semaphore.NewWeighted(opts.MemoryBudget)}
+	u := &uploader{b: b, root: root, opts: opts, mem: semaphore.NewWeighted(opts.MemoryBudget), pending: map[string]pendingUpload{}}
 	u.retry = &retrier{opts: &u.opts.Options, retries: &u.retries}
 	u.prog = newProgress(&u.opts.Options, &u.files, &u.bytes, &u.skipped)
 	u.prog.listed(int64(len(files)))
@@ -172,7 +183,10 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 		go func() {
 			defer wg.Done()
 			for f := range jobs {
-				u.done(u.uploadFile(ctx, f))
+				r, deferred := u.uploadFile(ctx, f)
+				if !deferred {
+					u.done(r)
+				}
 			}
 		}()
 	}
@@ -181,6 +195,9 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 	}
 	close(jobs)
 	wg.Wait()
+	if len(u.pending) > 0 {
+		u.verifyListing(ctx)
+	}
 	u.prog.stop()
 
 	st := UploadStats{
@@ -234,33 +251,34 @@ func (u *uploader) stopAll(err error) {
 }
 
 // uploadFile uploads one file, again while it keeps changing underneath.
-func (u *uploader) uploadFile(ctx context.Context, f UploadFile) FileResult {
+// It reports whether the result waits for the listing (ListVerify).
+func (u *uploader) uploadFile(ctx context.Context, f UploadFile) (FileResult, bool) {
 	r := FileResult{UploadFile: f}
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			r.Err = err
-			return r
+			return r, false
 		}
 		if err := u.halted(); err != nil {
 			r.Err = fmt.Errorf("not tried: %w", err)
-			return r
+			return r, false
 		}
-		changed, err := u.once(ctx, &r, attempt)
+		changed, deferred, err := u.once(ctx, &r, attempt)
 		if r.Gone {
-			return r
+			return r, false
 		}
 		if err != nil {
 			r.Err = err
 			u.stopAll(err)
-			return r
+			return r, false
 		}
 		if !changed {
-			return r
+			return r, deferred
 		}
 		u.changed.Add(1)
 		if attempt >= u.opts.ChangeRetries {
 			r.Err = fault.Wrap(fault.Transient, fmt.Errorf("%s: %w %d times in a row; it will be uploaded once it is stable", f.Rel, ErrChanged, attempt+1))
-			return r
+			return r, false
 		}
 		u.opts.Log.Info("file changed while it was uploaded, uploading it again", "file", f.Rel)
 	}
@@ -274,24 +292,25 @@ type snapshot struct {
 }
 
 // once uploads the file once. It reports whether the file changed while it
-// was read (then the object may not match any version of it).
-func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (changed bool, err error) {
+// was read (then the object may not match any version of it), and whether
+// its verification waits for the listing.
+func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (changed, deferred bool, err error) {
 	path := filepath.Join(u.root, filepath.FromSlash(r.Rel))
 	file, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			r.Gone = true
-			return false, nil
+			return false, false, nil
 		}
-		return false, u.localFault(r.Rel, err)
+		return false, false, u.localFault(r.Rel, err)
 	}
 	defer file.Close()
 	fi, err := file.Stat()
 	if err != nil {
-		return false, u.localFault(r.Rel, err)
+		return false, false, u.localFault(r.Rel, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return false, fault.New(fault.Usage, "%s: %s is not a regular file", u.opts.Conn, r.Rel)
+		return false, false, fault.New(fault.Usage, "%s: %s is not a regular file", u.opts.Conn, r.Rel)
 	}
 	before := StateOf(fi)
 	r.State = before
@@ -313,7 +332,7 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 		snap, changed, err = u.sendLarge(ctx, r, file, before.Size, opts)
 	}
 	if err != nil || changed {
-		return changed, err
+		return changed, false, err
 	}
 	// The content sent is the file's only if the file is still the same.
 	after, err := os.Stat(path)
@@ -322,20 +341,27 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 			// Deleted after it was read: what was sent is its last content.
 			after = fi
 		} else {
-			return false, u.localFault(r.Rel, err)
+			return false, false, u.localFault(r.Rel, err)
 		}
 	}
 	if StateOf(after) != before {
-		return true, nil
+		return true, false, nil
 	}
-	if !u.opts.NoVerify {
+	switch {
+	case u.opts.NoVerify:
+	case u.opts.ListVerify:
+		u.pendingMu.Lock()
+		u.pending[r.Key] = pendingUpload{r: *r, snap: snap}
+		u.pendingMu.Unlock()
+		return false, true, nil
+	default:
 		if err := u.verify(ctx, r, snap); err != nil {
-			return false, err
+			return false, false, err
 		}
 	}
 	u.files.Add(1)
 	u.bytes.Add(snap.n)
-	return false, nil
+	return false, false, nil
 }
 
 // sendInline reads a small file into memory and sends it with its MD5.
@@ -475,15 +501,20 @@ func (u *uploader) verify(ctx context.Context, r *FileResult, snap snapshot) err
 	if err != nil {
 		return u.remoteFault(r, err)
 	}
+	return u.check(r, snap, attrs.Size, attrs.MD5, attrs.As)
+}
+
+// check compares an object's size and digests with what was sent.
+func (u *uploader) check(r *FileResult, snap snapshot, size int64, sum []byte, as func(any) bool) error {
 	var problem string
 	switch {
-	case attrs.Size != snap.n:
-		problem = fmt.Sprintf("the store holds %d bytes, %d were sent", attrs.Size, snap.n)
-	case attrs.MD5 != nil && snap.md5 != nil && !bytes.Equal(attrs.MD5, snap.md5):
-		problem = fmt.Sprintf("the store's MD5 is %s, the file's %s", hex.EncodeToString(attrs.MD5), hex.EncodeToString(snap.md5))
+	case size != snap.n:
+		problem = fmt.Sprintf("the store holds %d bytes, %d were sent", size, snap.n)
+	case sum != nil && snap.md5 != nil && !bytes.Equal(sum, snap.md5):
+		problem = fmt.Sprintf("the store's MD5 is %s, the file's %s", hex.EncodeToString(sum), hex.EncodeToString(snap.md5))
 	}
 	if problem == "" && u.opts.Provider != nil {
-		if crc, ok := u.opts.Provider.CRC32C(attrs.As); ok && crc != snap.crc {
+		if crc, ok := u.opts.Provider.CRC32C(as); ok && crc != snap.crc {
 			problem = fmt.Sprintf("the store's CRC32C is %08x, the file's %08x", crc, snap.crc)
 		}
 	}
@@ -491,6 +522,57 @@ func (u *uploader) verify(ctx context.Context, r *FileResult, snap snapshot) err
 		return fault.New(fault.Integrity, "%s: %s was uploaded to %q but %s; it will be uploaded again", u.opts.Conn, r.Rel, r.Key, problem)
 	}
 	return nil
+}
+
+type pendingUpload struct {
+	r    FileResult
+	snap snapshot
+}
+
+// verifyListing lists ListPrefix once and checks every pending upload
+// against its entry: present, same size, same digest where the store
+// reports one.
+func (u *uploader) verifyListing(ctx context.Context) {
+	token := blob.FirstPageToken
+	var lerr error
+	for len(u.pending) > 0 {
+		var page []*blob.ListObject
+		var next []byte
+		lerr = u.retry.do(ctx, "LIST "+u.opts.ListPrefix, func() (err error) {
+			page, next, err = u.b.ListPage(ctx, token, 1000, &blob.ListOptions{Prefix: u.opts.ListPrefix})
+			return err
+		})
+		if lerr != nil {
+			break
+		}
+		for _, lo := range page {
+			p, ok := u.pending[lo.Key]
+			if !ok {
+				continue
+			}
+			delete(u.pending, lo.Key)
+			if err := u.check(&p.r, p.snap, lo.Size, lo.MD5, lo.As); err != nil {
+				p.r.Err = err
+			} else {
+				u.files.Add(1)
+				u.bytes.Add(p.snap.n)
+			}
+			u.done(p.r)
+		}
+		if len(next) == 0 {
+			break
+		}
+		token = next
+	}
+	for _, p := range u.pending {
+		if lerr != nil {
+			p.r.Err = u.remoteFault(&p.r, lerr)
+		} else {
+			p.r.Err = fault.New(fault.Integrity, "%s: %s was uploaded to %q but the store does not list it; it will be uploaded again", u.opts.Conn, p.r.Rel, p.r.Key)
+		}
+		u.done(p.r)
+	}
+	u.pending = nil
 }
 
 func (u *uploader) localFault(rel string, err error) error {

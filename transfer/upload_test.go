@@ -243,3 +243,35 @@ func TestUploadCancelled(t *testing.T) {
 		t.Fatalf("%v %+v", err, st)
 	}
 }
+
+// With ListVerify, one listing checks every upload; a file the listing
+// does not show is reported, not taken as uploaded.
+func TestUploadListVerify(t *testing.T) {
+	files := map[string][]byte{"a": []byte("a"), "d/b": randomBytes(inlineMax+3, 5), "d/e/c": randomBytes(2<<20, 6)}
+	for _, prefix := range []string{"run/", "elsewhere/"} {
+		b := memblob.OpenBucket(nil)
+		b.WriteAll(context.Background(), "run/other", []byte("not ours"), nil)
+		root, list := tree(t, files, "run/")
+		opts := uploadOpts()
+		opts.ListVerify, opts.ListPrefix = true, prefix
+		var mu sync.Mutex
+		var seen []FileResult
+		opts.OnFile = func(r FileResult) { mu.Lock(); seen = append(seen, r); mu.Unlock() }
+		st, err := Upload(context.Background(), b, root, list, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != len(files) {
+			t.Fatalf("%s: OnFile called %d times", prefix, len(seen))
+		}
+		if prefix == "run/" {
+			if st.Files != 3 || len(st.Failed) != 0 {
+				t.Errorf("stats %+v, failed %v", st, st.Failed)
+			}
+			continue
+		}
+		if st.Files != 0 || len(st.Failed) != 3 || fault.ClassOf(st.Failed[0].Err) != fault.Integrity {
+			t.Errorf("listing elsewhere: stats %+v, failed %v", st, st.Failed)
+		}
+	}
+}
