@@ -47,6 +47,11 @@ func (v Value) Reveal() string {
 	return v.raw
 }
 
+// Setting returns the content of a value that is a setting rather than a
+// credential (a region, an endpoint, an account name): it is not registered
+// for scrubbing, so logs and errors keep showing it.
+func (v Value) Setting() string { return v.raw }
+
 // IsSecret says whether the value must not be printed.
 func (v Value) IsSecret() bool { return v.secret }
 

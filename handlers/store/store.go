@@ -200,14 +200,15 @@ func (k *keyReader) value(names ...string) (secret.Value, bool, error) {
 	return k.keys.Lookup(names...)
 }
 
-// str returns the first of names that is set, revealed (secret values are
-// then scrubbed from every log line and error).
+// str returns the first of names that is set. It is for settings (region,
+// endpoint, account name…), which stay readable in logs and errors;
+// credentials are read with value and handed to the SDK with Reveal.
 func (k *keyReader) str(names ...string) (string, error) {
 	v, ok, err := k.keys.Lookup(names...)
 	if err != nil || !ok {
 		return "", err
 	}
-	return strings.TrimSpace(v.Reveal()), nil
+	return strings.TrimSpace(v.Setting()), nil
 }
 
 // boolean reads a true/false setting, def when unset.
