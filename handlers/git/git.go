@@ -12,7 +12,6 @@ package git
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -220,11 +219,7 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 	if err == nil {
 		return nil
 	}
-	var fe *fault.Error
-	class := fault.ClassOf(err)
-	if !errors.As(err, &fe) {
-		class = fault.Internal
-	}
+	class := fault.ClassOf(err) // context.Canceled: Interrupted
 	hint := ""
 	switch class {
 	case fault.Auth:

@@ -1,14 +1,18 @@
 package git
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -384,5 +388,35 @@ func TestLFSPointers(t *testing.T) {
 	}
 	if usesLFS(t.TempDir()) {
 		t.Error("usesLFS on an empty tree")
+	}
+}
+
+func TestRetryAndInterrupt(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	calls := 0
+	_, err := withRetry(context.Background(), log, []time.Duration{0, 0}, "x", func() (int, error) {
+		calls++
+		return 0, fault.New(fault.Transient, "connection refused")
+	})
+	if calls != 3 || fault.ClassOf(err) != fault.Transient {
+		t.Errorf("transient: %d calls, %v", calls, err)
+	}
+	calls = 0
+	_, err = withRetry(context.Background(), log, []time.Duration{0, 0}, "x", func() (int, error) {
+		calls++
+		return 0, fault.New(fault.Auth, "Authentication failed")
+	})
+	if calls != 1 || fault.ClassOf(err) != fault.Auth {
+		t.Errorf("auth: %d calls, %v", calls, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = withRetry(ctx, log, []time.Duration{time.Hour}, "x", func() (int, error) {
+		return 0, fault.New(fault.Transient, "early EOF")
+	})
+	c, _ := keysOf(t, `{"name":"r","kind":"git","schema":{"url":"x"}}`, nil)
+	err = New().describe(&handlers.Request{Conn: c}, &spec{auth: &auth{}}, err)
+	if fault.ClassOf(err) != fault.Interrupted {
+		t.Errorf("cancelled: %v (class %v)", err, fault.ClassOf(err))
 	}
 }
