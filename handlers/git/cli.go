@@ -261,10 +261,10 @@ func (e *cliEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
 	return refs, nil
 }
 
-// clone is git clone --no-checkout of the default branch or of rev (a
-// branch or tag name); the driver checks out.
+// clone is git clone of the default branch or of rev (a branch or tag
+// name): one process fetches and checks out, as a user's git clone does.
 func (e *cliEngine) clone(ctx context.Context, dir, rev string, o Options) (target, string, error) {
-	args := []string{"clone", "--quiet", "--no-checkout", "--no-recurse-submodules"}
+	args := []string{"clone", "--quiet", "--no-recurse-submodules"}
 	if o.Depth > 0 {
 		args = append(args, "--depth", strconv.Itoa(o.Depth))
 	}
@@ -284,15 +284,14 @@ func (e *cliEngine) clone(ctx context.Context, dir, rev string, o Options) (targ
 	if _, err := e.run(ctx, dir, args...); err != nil {
 		return target{}, "", err
 	}
-	commit, err := e.commit(ctx, dir, "HEAD")
+	h, err := e.head(ctx, dir)
 	if err != nil {
 		return target{}, "", err
 	}
-	if b, err := e.run(ctx, dir, "symbolic-ref", "--quiet", "--short", "HEAD"); err == nil {
-		name := strings.TrimSpace(b)
-		return target{kind: "branch", name: name, ref: "refs/heads/" + name, commit: commit}, commit, nil
+	if h.branch != "" {
+		return target{kind: "branch", name: h.branch, ref: "refs/heads/" + h.branch, commit: h.commit}, h.commit, nil
 	}
-	return target{kind: "tag", name: rev, ref: "refs/tags/" + rev, commit: commit}, commit, nil
+	return target{kind: "tag", name: rev, ref: "refs/tags/" + rev, commit: h.commit}, h.commit, nil
 }
 
 func (e *cliEngine) init(ctx context.Context, dir string) error {
@@ -395,21 +394,30 @@ func (e *cliEngine) lfsPull(ctx context.Context, dir string) (bool, error) {
 }
 
 func (e *cliEngine) finish(ctx context.Context, dir, originURL, fetchRefspec string) error {
-	if _, err := e.run(ctx, dir, "remote", "set-url", "origin", originURL); err != nil {
-		return err
+	if originURL != e.url.String() {
+		if _, err := e.run(ctx, dir, "remote", "set-url", "origin", originURL); err != nil {
+			return err
+		}
+	}
+	if fetchRefspec == "" {
+		return nil
 	}
 	_, err := e.run(ctx, dir, "config", "remote.origin.fetch", fetchRefspec)
 	return err
 }
 
 func (e *cliEngine) head(ctx context.Context, dir string) (headInfo, error) {
-	out, err := e.run(ctx, dir, "rev-parse", "HEAD")
+	out, err := e.run(ctx, dir, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
 	if err != nil {
 		return headInfo{}, err
 	}
-	h := headInfo{commit: strings.TrimSpace(out), shallow: fileExists(filepath.Join(dir, ".git", "shallow"))}
-	if b, err := e.run(ctx, dir, "symbolic-ref", "--quiet", "--short", "HEAD"); err == nil {
-		h.branch = strings.TrimSpace(b)
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return headInfo{}, fault.New(fault.Internal, "git rev-parse HEAD: unexpected output %q", out)
+	}
+	h := headInfo{commit: f[0], shallow: fileExists(filepath.Join(dir, ".git", "shallow"))}
+	if f[1] != "HEAD" {
+		h.branch = f[1]
 	}
 	return h, nil
 }

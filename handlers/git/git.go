@@ -298,7 +298,9 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 
 	var t target
 	var commit string
+	direct := false // git clone checked out and configured the clone itself
 	if c, ok := eng.(cloner); ok && dest.fresh && directClone(sp) {
+		direct = true
 		// One connection, as git clone itself: no separate listing of refs.
 		req.Log.Info("cloning", "url", sp.given.origin(), "revision", orDefault(sp.revision, "default branch"), "path", req.Path, "engine", sp.engine)
 		type cloned struct {
@@ -351,8 +353,10 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if t.kind == "branch" && !sp.opts.ExperimentalFetch {
 		branch = t.name
 	}
-	if err := eng.checkout(ctx, dir, commit, branch); err != nil {
-		return nil, h.describe(req, sp, err)
+	if !direct {
+		if err := eng.checkout(ctx, dir, commit, branch); err != nil {
+			return nil, h.describe(req, sp, err)
+		}
 	}
 	var subs []string
 	if sp.opts.RecurseSubmodules {
@@ -363,13 +367,20 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 			return nil, h.describe(req, sp, fmt.Errorf("submodules: %w", err))
 		}
 	}
-	lfs, err := checkLFS(ctx, req, eng, dir)
+	files, bytes, attrs := scanTree(dir)
+	lfs, err := checkLFS(ctx, req, eng, dir, attrs)
 	if err != nil {
 		return nil, h.describe(req, sp, err)
 	}
-	fetchSpec := "+refs/heads/*:refs/remotes/origin/*"
-	if branch != "" && sp.opts.single() {
-		fetchSpec = fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", branch, branch)
+	if lfs.smudged {
+		files, bytes, _ = scanTree(dir)
+	}
+	fetchSpec := "" // as git clone set it
+	if !direct {
+		fetchSpec = "+refs/heads/*:refs/remotes/origin/*"
+		if branch != "" && sp.opts.single() {
+			fetchSpec = fmt.Sprintf("+refs/heads/%s:refs/remotes/origin/%s", branch, branch)
+		}
 	}
 	if err := eng.finish(ctx, dir, sp.given.origin(), fetchSpec); err != nil {
 		return nil, h.describe(req, sp, err)
@@ -403,7 +414,6 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	for k, v := range lfs.details() {
 		details[k] = v
 	}
-	files, bytes := countTree(req.Path)
 	verb := "cloned"
 	if !dest.fresh {
 		verb = "updated"
@@ -512,13 +522,17 @@ func localRef(t target) string {
 	return t.ref
 }
 
-// countTree counts the files and bytes of the checkout, .git excluded.
-func countTree(root string) (files, bytes int64) {
-	_ = walkTree(root, func(_ string, info os.FileInfo) {
+// scanTree counts the files and bytes of the checkout (.git excluded) and
+// returns the .gitattributes files it has, in one walk.
+func scanTree(root string) (files, bytes int64, attrs []string) {
+	_ = walkTree(root, func(p string, info os.FileInfo) {
 		if info.Mode().IsRegular() {
 			files++
 			bytes += info.Size()
+			if info.Name() == ".gitattributes" {
+				attrs = append(attrs, p)
+			}
 		}
 	})
-	return files, bytes
+	return files, bytes, attrs
 }

@@ -380,13 +380,14 @@ func TestLFSPointers(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "data"), 0o755)
 	os.WriteFile(filepath.Join(dir, "data", "model.bin"), []byte(lfsPointerPrefix+"\noid sha256:abc\nsize 12\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "readme.md"), []byte("hello"), 0o644)
-	if !usesLFS(dir) {
-		t.Fatal("usesLFS = false")
+	files, _, attrs := scanTree(dir)
+	if !usesLFS(attrs) || files != 3 {
+		t.Fatalf("usesLFS = false, or %d files", files)
 	}
 	if got := lfsPointers(dir); !reflect.DeepEqual(got, []string{"data/model.bin"}) {
 		t.Errorf("lfsPointers = %v", got)
 	}
-	if usesLFS(t.TempDir()) {
+	if _, _, attrs := scanTree(t.TempDir()); usesLFS(attrs) {
 		t.Error("usesLFS on an empty tree")
 	}
 }

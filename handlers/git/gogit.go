@@ -540,7 +540,11 @@ func (e *goGitEngine) finish(ctx context.Context, dir, originURL, fetchRefspec s
 	if err != nil {
 		return e.wrap("read config", err)
 	}
-	cfg.Remotes["origin"] = &config.RemoteConfig{Name: "origin", URLs: []string{originURL}, Fetch: []config.RefSpec{config.RefSpec(fetchRefspec)}}
+	rc := &config.RemoteConfig{Name: "origin", URLs: []string{originURL}, Fetch: []config.RefSpec{config.RefSpec(fetchRefspec)}}
+	if old, ok := cfg.Remotes["origin"]; ok && fetchRefspec == "" {
+		rc.Fetch = old.Fetch
+	}
+	cfg.Remotes["origin"] = rc
 	return e.wrap("write config", r.SetConfig(cfg))
 }
 

@@ -34,9 +34,9 @@ func (r lfsReport) details() map[string]any {
 // checkLFS smudges the LFS files of the checkout at dir when the engine can,
 // and otherwise warns, naming the pointer files left: never ship pointers
 // silently.
-func checkLFS(ctx context.Context, req *handlers.Request, eng engine, dir string) (lfsReport, error) {
+func checkLFS(ctx context.Context, req *handlers.Request, eng engine, dir string, attrs []string) (lfsReport, error) {
 	var r lfsReport
-	if !usesLFS(dir) {
+	if !usesLFS(attrs) {
 		return r, nil
 	}
 	r.used = true
@@ -68,18 +68,14 @@ func first(l []string, n int) []string {
 	return l
 }
 
-// usesLFS reports a .gitattributes anywhere in the tree with filter=lfs.
-func usesLFS(dir string) bool {
-	found := false
-	_ = walkTree(dir, func(p string, info os.FileInfo) {
-		if found || info.Name() != ".gitattributes" || !info.Mode().IsRegular() {
-			return
-		}
+// usesLFS reports whether one of the .gitattributes files sets filter=lfs.
+func usesLFS(attrs []string) bool {
+	for _, p := range attrs {
 		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte("filter=lfs")) {
-			found = true
+			return true
 		}
-	})
-	return found
+	}
+	return false
 }
 
 // lfsPointers lists the files (relative to dir) that are LFS pointers.
