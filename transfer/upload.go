@@ -82,8 +82,8 @@ type UploadOptions struct {
 	// parallel; 0 means 4.
 	PartConcurrency int
 	// MemoryBudget bounds the bytes the uploads in flight may buffer (the
-	// SDKs buffer each part); 0 means 96 MiB. A file that needs more than the
-	// budget still goes, alone.
+	// SDKs buffer each part); 0 means 64 MiB. A large file takes at most
+	// three quarters of it, so small files keep flowing beside it.
 	MemoryBudget int64
 	// ChangeRetries is how many times a file that changed while it was being
 	// uploaded is uploaded again in the same call; 0 means 3, negative none.
@@ -117,7 +117,7 @@ func (o *UploadOptions) defaults() {
 		o.PartConcurrency = 4
 	}
 	if o.MemoryBudget <= 0 {
-		o.MemoryBudget = 96 << 20
+		o.MemoryBudget = 64 << 20
 	}
 	if o.ChangeRetries == 0 {
 		o.ChangeRetries = 3
@@ -380,10 +380,11 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 	sum := md5.Sum(buf)
 	snap := snapshot{md5: sum[:], crc: crc32.Checksum(buf, crcTable), n: int64(n)}
 	opts.ContentMD5 = snap.md5
-	if err := u.acquire(ctx, 2*size); err != nil {
+	held, err := u.acquire(ctx, 2*size)
+	if err != nil {
 		return snap, false, err
 	}
-	defer u.mem.Release(min(2*size, u.opts.MemoryBudget))
+	defer u.mem.Release(held)
 	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
 		return u.b.WriteAll(ctx, r.Key, buf, opts)
 	})
@@ -433,12 +434,13 @@ func (u *uploader) sendLarge(ctx context.Context, r *FileResult, f *os.File, siz
 func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions, cost int64, h hash.Hash32) (bool, error) {
 	opts.BufferSize = int(u.opts.PartSize)
 	opts.MaxConcurrency = u.opts.PartConcurrency
-	if err := u.acquire(ctx, cost); err != nil {
+	held, err := u.acquire(ctx, cost)
+	if err != nil {
 		return false, err
 	}
-	defer u.mem.Release(min(cost, u.opts.MemoryBudget))
+	defer u.mem.Release(held)
 	var changed bool
-	err := u.retry.do(ctx, "PUT "+r.Key, func() error {
+	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
 		changed = false
 		if h != nil {
 			h.Reset()
@@ -482,12 +484,15 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 
 var errShrank = errors.New("the file shrank while it was read")
 
-// acquire takes n bytes of the memory budget (all of it when n is more).
-func (u *uploader) acquire(ctx context.Context, n int64) error {
-	if err := u.mem.Acquire(ctx, min(n, u.opts.MemoryBudget)); err != nil {
-		return fault.Wrap(fault.Interrupted, err)
+// acquire takes n bytes of the memory budget and returns what to release.
+// A large file takes at most three quarters of the budget, so small files
+// keep flowing beside it.
+func (u *uploader) acquire(ctx context.Context, n int64) (int64, error) {
+	n = min(n, u.opts.MemoryBudget*3/4)
+	if err := u.mem.Acquire(ctx, n); err != nil {
+		return 0, fault.Wrap(fault.Interrupted, err)
 	}
-	return nil
+	return n, nil
 }
 
 // verify reads the object's attributes back and compares its size and,

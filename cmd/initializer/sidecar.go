@@ -44,7 +44,9 @@ type sidecarFlags struct {
 	strict         bool
 	workers        int
 	partMiB        int64
+	partConc       int
 	memoryLimitMiB int64
+	budgetMiB      int64
 
 	// upstream's flags (polyaxon sidecar), accepted for drop-in use
 	containerID   string
@@ -90,9 +92,11 @@ not uploaded), unless --strict.`,
 	f.StringVar(&sf.podName, "pod-name", "", "the pod's name (default $POD_NAME, $POLYAXON_K8S_POD_ID, then the host name)")
 	f.StringVar(&sf.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address (e.g. :9090)")
 	f.BoolVar(&sf.strict, "strict", false, "exit non-zero (the failure's class) when files were not uploaded")
-	f.IntVar(&sf.workers, "workers", 16, "files uploaded in parallel")
+	f.IntVar(&sf.workers, "workers", 64, "files uploaded in parallel (small files; large ones share --memory-budget)")
 	f.Int64Var(&sf.partMiB, "part-size", 8, "size in MiB of the parts of multipart uploads")
-	f.Int64Var(&sf.memoryLimitMiB, "memory-limit", 96, "soft memory limit in MiB for the Go runtime (0: none; $GOMEMLIMIT wins)")
+	f.IntVar(&sf.partConc, "part-concurrency", 4, "parts of one large file sent in parallel (each buffers --part-size)")
+	f.Int64Var(&sf.budgetMiB, "memory-budget", 48, "MiB the uploads in flight may buffer (the SDKs buffer each part of a large file)")
+	f.Int64Var(&sf.memoryLimitMiB, "memory-limit", 64, "soft memory limit in MiB for the Go runtime (0: none; $GOMEMLIMIT wins)")
 
 	f.StringVar(&sf.containerID, "container-id", "", "upstream's name of --watch-container")
 	f.IntVar(&sf.sleepInterval, "sleep-interval", 0, "upstream's --check-interval, in seconds")
@@ -191,7 +195,8 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 	cfg := sidecar.Config{
 		Root: dir, Interval: sf.interval, Grace: sf.grace, CheckInterval: sf.checkInterval,
 		Delete: sf.delete, Excludes: sf.excludes, UntilFile: sf.untilFile, Log: log,
-		Transfer: transfer.UploadOptions{Options: transfer.Options{Workers: sf.workers, PartSize: sf.partMiB << 20, Conn: conn.String(), Log: log}},
+		Transfer: transfer.UploadOptions{Options: transfer.Options{Workers: sf.workers, PartSize: sf.partMiB << 20, Conn: conn.String(), Log: log},
+			PartConcurrency: sf.partConc, MemoryBudget: sf.budgetMiB << 20},
 	}
 	if conn.Kind.IsMount() {
 		b, url, err := openMount(conn)
@@ -290,8 +295,8 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 	if sf.interval <= 0 || sf.grace <= 0 || sf.checkInterval <= 0 {
 		return fault.New(fault.Usage, "--interval, --grace and --check-interval must be positive")
 	}
-	if sf.workers <= 0 || sf.partMiB < 5 {
-		return fault.New(fault.Usage, "--workers must be positive and --part-size at least 5 (MiB, S3's smallest part)")
+	if sf.workers <= 0 || sf.partConc <= 0 || sf.budgetMiB <= 0 || sf.partMiB < 5 {
+		return fault.New(fault.Usage, "--workers, --part-concurrency and --memory-budget must be positive and --part-size at least 5 (MiB, S3's smallest part)")
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ func main() {
 	cpu := flag.String("cpuprofile", "", "write a CPU profile here")
 	cacheMiB := flag.Int("cache", 96, "object cache size, MiB (go-git's default is 96)")
 	gogc := flag.Int("gogc", 100, "GOGC during the clone")
+	heap := flag.String("heapprofile", "", "write a heap profile here at the peak of the heap in use")
 	flag.Parse()
 	debug.SetGCPercent(*gogc)
 	if *cpu != "" {
@@ -50,6 +51,12 @@ func main() {
 		for {
 			runtime.ReadMemStats(&m)
 			if m.HeapInuse > peak {
+				if *heap != "" && m.HeapInuse > peak+8<<20 {
+					if f, err := os.Create(*heap); err == nil {
+						pprof.Lookup("heap").WriteTo(f, 0)
+						f.Close()
+					}
+				}
 				peak = m.HeapInuse
 			}
 			select {
