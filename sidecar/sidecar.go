@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"sync"
@@ -328,6 +329,10 @@ func (s *sidecar) cycle(ctx context.Context) int {
 	if len(files) > 0 {
 		pending = s.upload(ctx, files)
 		wrote = true
+		if len(files) >= 1000 {
+			// Give the memory of a big batch back before the idle cycles.
+			debug.FreeOSMemory()
+		}
 	}
 	pending += len(s.dels)
 	if s.cfg.AfterCycle != nil && wrote {

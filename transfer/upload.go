@@ -74,7 +74,8 @@ type FileResult struct {
 // UploadOptions tune an upload. The zero value is usable.
 type UploadOptions struct {
 	// Options are the engine's shared settings. For uploads, PartSize is the
-	// size of each part of a multipart upload (0 means 8 MiB), LargeObject
+	// size of each part of a multipart upload (0 means 5 MiB, grown for files
+	// beyond 9,000 parts), LargeObject
 	// the size from which a file is streamed with a CRC32C instead of being
 	// hashed with MD5 first (0 means 64 MiB); Checksum is not used.
 	Options
@@ -110,7 +111,7 @@ const inlineMax = 256 << 10
 
 func (o *UploadOptions) defaults() {
 	if o.PartSize <= 0 {
-		o.PartSize = 8 << 20
+		o.PartSize = 5 << 20
 	}
 	o.Options.defaults()
 	if o.PartConcurrency <= 0 {
@@ -432,8 +433,11 @@ func (u *uploader) sendLarge(ctx context.Context, r *FileResult, f *os.File, siz
 // start on transient failures. h, when set, hashes what the last attempt
 // sent.
 func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions, cost int64, h hash.Hash32) (bool, error) {
-	opts.BufferSize = int(u.opts.PartSize)
+	// Parts grow for very large files: stores allow 10,000 parts at most.
+	part := max(u.opts.PartSize, (size/9000+1<<20-1)&^(1<<20-1))
+	opts.BufferSize = int(part)
 	opts.MaxConcurrency = u.opts.PartConcurrency
+	cost += (int64(u.opts.PartConcurrency) + 1) * (part - u.opts.PartSize)
 	held, err := u.acquire(ctx, cost)
 	if err != nil {
 		return false, err

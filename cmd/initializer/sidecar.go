@@ -93,10 +93,10 @@ not uploaded), unless --strict.`,
 	f.StringVar(&sf.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address (e.g. :9090)")
 	f.BoolVar(&sf.strict, "strict", false, "exit non-zero (the failure's class) when files were not uploaded")
 	f.IntVar(&sf.workers, "workers", 64, "files uploaded in parallel (small files; large ones share --memory-budget)")
-	f.Int64Var(&sf.partMiB, "part-size", 8, "size in MiB of the parts of multipart uploads")
+	f.Int64Var(&sf.partMiB, "part-size", 5, "size in MiB of the parts of multipart uploads (grown for files beyond 9,000 parts)")
 	f.IntVar(&sf.partConc, "part-concurrency", 4, "parts of one large file sent in parallel (each buffers --part-size)")
 	f.Int64Var(&sf.budgetMiB, "memory-budget", 48, "MiB the uploads in flight may buffer (the SDKs buffer each part of a large file)")
-	f.Int64Var(&sf.memoryLimitMiB, "memory-limit", 64, "soft memory limit in MiB for the Go runtime (0: none; $GOMEMLIMIT wins)")
+	f.Int64Var(&sf.memoryLimitMiB, "memory-limit", 48, "soft memory limit in MiB for the Go runtime (0: none; $GOMEMLIMIT wins)")
 
 	f.StringVar(&sf.containerID, "container-id", "", "upstream's name of --watch-container")
 	f.IntVar(&sf.sleepInterval, "sleep-interval", 0, "upstream's --check-interval, in seconds")
