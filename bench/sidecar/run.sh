@@ -36,8 +36,7 @@ done
 
 echo "== tools"
 bash "$REPO/integration/servers.sh" install >/dev/null
-bash "$REPO/bench/tools.sh"
-BIN=$(bash "$REPO/bench/tools.sh" bin)
+BIN=$(bash "$REPO/bench/tools.sh" s5cmd rclone | tail -n1)
 
 cleanup() {
 	set +e
