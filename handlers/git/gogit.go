@@ -39,9 +39,11 @@ import (
 // without git. It fetches with NoTags (tags only when the revision is one)
 // and only the revision's ref when it can, which bounds its memory.
 type goGitEngine struct {
-	url  remote
-	auth transport.AuthMethod
-	log  func(msg string, args ...any)
+	url    remote
+	auth   transport.AuthMethod
+	log    func(msg string, args ...any)
+	repos  map[string]*gogit.Repository // opened repositories, by folder
+	stores []*filesystem.Storage        // their storage, closed by close()
 }
 
 func newGoGit(req *handlers.Request, sp *spec) (*goGitEngine, error) {
@@ -168,7 +170,12 @@ func storeLookup(path string, u remote) (user, pass string, ok bool, err error) 
 }
 
 func (e *goGitEngine) name() string { return EngineGoGit }
-func (e *goGitEngine) close()       {}
+func (e *goGitEngine) close() {
+	for _, st := range e.stores {
+		st.Close()
+	}
+	e.stores, e.repos = nil, nil
+}
 
 // wrap classifies a go-git error and names the URL.
 func (e *goGitEngine) wrap(what string, err error) error {
@@ -256,14 +263,25 @@ func (e *goGitEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
 // makes up most of the peak heap, and a small cache costs no time.
 const objectCacheSize = 8 * cache.MiByte
 
+// largeObjectThreshold: larger blobs are streamed from the pack, not read
+// into memory whole.
+const largeObjectThreshold = 1 << 20
+
 // storage returns the repository storage at dir/.git with the small object
-// cache, and the work tree.
+// cache, and the work tree. It keeps the pack files open (else go-git
+// reopens and rescans them for every object read); Close releases them.
 func storage(dir string) (*filesystem.Storage, billy.Filesystem) {
-	return filesystem.NewStorage(osfs.New(filepath.Join(dir, ".git")), cache.NewObjectLRU(objectCacheSize)), osfs.New(dir)
+	st := filesystem.NewStorageWithOptions(osfs.New(filepath.Join(dir, ".git")), cache.NewObjectLRU(objectCacheSize),
+		filesystem.Options{KeepDescriptors: true, LargeObjectThreshold: largeObjectThreshold})
+	return st, osfs.New(dir)
 }
 
 func (e *goGitEngine) init(ctx context.Context, dir string) error {
-	r, err := gogit.Init(storage(dir))
+	st, wt := storage(dir)
+	r, err := gogit.Init(st, wt)
+	if err == nil {
+		e.remember(dir, r, st)
+	}
 	if err != nil {
 		return fault.FromSystem(fmt.Errorf("git init %s: %w", dir, err))
 	}
@@ -271,19 +289,34 @@ func (e *goGitEngine) init(ctx context.Context, dir string) error {
 	return e.wrap("git remote add", err)
 }
 
-func open(dir string) (*gogit.Repository, error) {
+func (e *goGitEngine) remember(dir string, r *gogit.Repository, st *filesystem.Storage) {
+	if e.repos == nil {
+		e.repos = map[string]*gogit.Repository{}
+	}
+	e.repos[dir] = r
+	e.stores = append(e.stores, st)
+}
+
+// open returns the repository at dir, opened once per run.
+func (e *goGitEngine) open(dir string) (*gogit.Repository, error) {
+	if r, ok := e.repos[dir]; ok {
+		return r, nil
+	}
 	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
 		return nil, fault.FromSystem(fmt.Errorf("open the clone at %s: %w", dir, err))
 	}
-	r, err := gogit.Open(storage(dir))
+	st, wt := storage(dir)
+	r, err := gogit.Open(st, wt)
 	if err != nil {
+		st.Close()
 		return nil, fault.FromSystem(fmt.Errorf("open the clone at %s: %w", dir, err))
 	}
+	e.remember(dir, r, st)
 	return r, nil
 }
 
 func (e *goGitEngine) setOrigin(ctx context.Context, dir, u string) error {
-	r, err := open(dir)
+	r, err := e.open(dir)
 	if err != nil {
 		return err
 	}
@@ -301,7 +334,7 @@ func (e *goGitEngine) setOrigin(ctx context.Context, dir, u string) error {
 }
 
 func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error {
-	r, err := open(dir)
+	r, err := e.open(dir)
 	if err != nil {
 		return err
 	}
@@ -347,7 +380,7 @@ func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error 
 }
 
 func (e *goGitEngine) commit(ctx context.Context, dir, rev string) (string, error) {
-	r, err := open(dir)
+	r, err := e.open(dir)
 	if err != nil {
 		return "", err
 	}
@@ -374,7 +407,7 @@ func (e *goGitEngine) commit(ctx context.Context, dir, rev string) (string, erro
 }
 
 func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) error {
-	r, err := open(dir)
+	r, err := e.open(dir)
 	if err != nil {
 		return err
 	}
@@ -388,35 +421,30 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 		return e.wrap("read the index", err)
 	}
 	fresh := len(idx.Entries) == 0
-	if branch == "" {
-		if fresh {
-			return e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Hash: h, Force: true}))
+	head := plumbing.NewHashReference(plumbing.HEAD, h)
+	if branch != "" {
+		name := plumbing.NewBranchReferenceName(branch)
+		if err := r.Storer.SetReference(plumbing.NewHashReference(name, h)); err != nil {
+			return e.wrap("set branch", err)
 		}
-		if err := r.Storer.SetReference(plumbing.NewHashReference(plumbing.HEAD, h)); err != nil {
-			return e.wrap("set HEAD", err)
-		}
-		return e.resetTracked(r, w, idx, h)
+		head = plumbing.NewSymbolicReference(plumbing.HEAD, name)
 	}
-	name := plumbing.NewBranchReferenceName(branch)
-	if err := r.Storer.SetReference(plumbing.NewHashReference(name, h)); err != nil {
-		return e.wrap("set branch", err)
+	if err := r.Storer.SetReference(head); err != nil {
+		return e.wrap("set HEAD", err)
 	}
 	if fresh {
-		err = e.checkoutErr(w.Checkout(&gogit.CheckoutOptions{Branch: name, Force: true}))
+		err = checkoutFresh(ctx, dir, r, h)
 	} else {
-		if err := r.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, name)); err != nil {
-			return e.wrap("set HEAD", err)
-		}
 		err = e.resetTracked(r, w, idx, h)
 	}
-	if err != nil {
+	if err != nil || branch == "" {
 		return err
 	}
 	cfg, err := r.Config()
 	if err != nil {
 		return e.wrap("read config", err)
 	}
-	cfg.Branches[branch] = &config.Branch{Name: branch, Remote: "origin", Merge: name}
+	cfg.Branches[branch] = &config.Branch{Name: branch, Remote: "origin", Merge: plumbing.NewBranchReferenceName(branch)}
 	return e.wrap("write config", r.SetConfig(cfg))
 }
 
@@ -466,7 +494,7 @@ func (e *goGitEngine) checkoutErr(err error) error {
 }
 
 func (e *goGitEngine) submodules(ctx context.Context, dir string, shallow bool) ([]string, error) {
-	r, err := open(dir)
+	r, err := e.open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -532,7 +560,7 @@ func (e *goGitEngine) sameHost(r *gogit.Repository, subURL string) bool {
 func (e *goGitEngine) lfsPull(ctx context.Context, dir string) (bool, error) { return false, nil }
 
 func (e *goGitEngine) finish(ctx context.Context, dir, originURL, fetchRefspec string) error {
-	r, err := open(dir)
+	r, err := e.open(dir)
 	if err != nil {
 		return err
 	}
@@ -549,7 +577,7 @@ func (e *goGitEngine) finish(ctx context.Context, dir, originURL, fetchRefspec s
 }
 
 func (e *goGitEngine) head(ctx context.Context, dir string) (headInfo, error) {
-	r, err := open(dir)
+	r, err := e.open(dir)
 	if err != nil {
 		return headInfo{}, err
 	}
