@@ -421,3 +421,15 @@ func TestRetryAndInterrupt(t *testing.T) {
 		t.Errorf("cancelled: %v (class %v)", err, fault.ClassOf(err))
 	}
 }
+
+func TestValidTreePath(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"a/b.txt": true, "dir/.gitignore": true, ".github/x": true, "a..b": true,
+		"": false, "/etc/passwd": false, "../x": false, "a/../../x": false, "a//b": false,
+		".git/config": false, "sub/.GIT/hooks/x": false, ".git./x": false, "a/./b": false,
+	} {
+		if err := validTreePath(name); (err == nil) != ok {
+			t.Errorf("validTreePath(%q) = %v, want ok=%v", name, err, ok)
+		}
+	}
+}

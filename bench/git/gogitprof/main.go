@@ -7,6 +7,8 @@
 package main
 
 import (
+	"crypto"
+	"crypto/sha1"
 	"flag"
 	"fmt"
 	"log"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/hash"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	gogit "github.com/go-git/go-git/v5"
@@ -34,7 +37,11 @@ func main() {
 	cacheMiB := flag.Int("cache", 96, "object cache size, MiB (go-git's default is 96)")
 	gogc := flag.Int("gogc", 100, "GOGC during the clone")
 	heap := flag.String("heapprofile", "", "write a heap profile here at the peak of the heap in use")
+	stdSHA1 := flag.Bool("std-sha1", false, "hash with crypto/sha1 instead of go-git's collision-detecting sha1cd")
 	flag.Parse()
+	if *stdSHA1 {
+		hash.RegisterHash(crypto.SHA1, sha1.New)
+	}
 	debug.SetGCPercent(*gogc)
 	if *cpu != "" {
 		f, err := os.Create(*cpu)
