@@ -336,15 +336,21 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 		return err
 	}
 	defer cleanup(f)
+	first := true
 	err = d.retry.do(ctx, "GET "+o.key, func() error {
 		d.streams <- struct{}{}
 		defer func() { <-d.streams }()
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return local(err)
+		// Rewind only for a retry: truncating a fresh file would make ext4
+		// flush it on close (its auto_da_alloc heuristic), one write-out per file.
+		if !first {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return local(err)
+			}
+			if err := f.Truncate(0); err != nil {
+				return local(err)
+			}
 		}
-		if err := f.Truncate(0); err != nil {
-			return local(err)
-		}
+		first = false
 		r, err := d.b.NewReader(ctx, o.key, nil)
 		if err != nil {
 			return err
