@@ -8,8 +8,10 @@
 #   RUNS=3 TRANSPORTS=daemon bench/git/run.sh
 #
 # Runs alternate between the tools (the order rotates every round) so that
-# drifts of the machine hit them alike. Wall time and peak RSS come from GNU
-# time (%e, %M: the largest process of the tree). Clones land on a
+# drifts of the machine hit them alike. Wall time, CPU time (user + system,
+# the whole process tree) and peak RSS come from GNU time (%e, %U + %S, %M:
+# the largest process of the tree). On a shared, loaded machine the CPU time
+# is the steadier figure. Clones land on a
 # loop-mounted journaled ext4 (as root): the machines' root file system has
 # no journal and makes file creation after deletions slow and erratic. It is
 # unmounted and removed at the end. Work files: $BENCH_WORK
@@ -117,7 +119,7 @@ url_of() {
 	esac
 }
 
-# one TOOL MODE URL: runs one clone and prints "seconds rss_kib".
+# one TOOL MODE URL: runs one clone and prints "seconds rss_kib cpu_seconds".
 one() {
 	local tool=$1 mode=$2 url=$3 out=$WORK/time.out
 	local depth=() flags=
@@ -129,16 +131,16 @@ one() {
 	sync
 	case $tool in
 	git)
-		/usr/bin/time -f '%e %M' -o "$out" git clone -q "${depth[@]}" "$url" "$DEST"
+		/usr/bin/time -f '%e %M %U %S' -o "$out" git clone -q "${depth[@]}" "$url" "$DEST"
 		;;
 	cli | go-git)
-		/usr/bin/time -f '%e %M' -o "$out" env \
+		/usr/bin/time -f '%e %M %U %S' -o "$out" env \
 			POLYAXON_CONNECTIONS_CATALOG="{\"connections\":[{\"name\":\"bench\",\"kind\":\"git\",\"schema\":{\"url\":\"$url\"}}]}" \
 			"$BIN/initializer" --connection bench --path "$DEST" --git-engine "$tool" --flags "$flags" --log-level warn
 		;;
 	esac
 	[[ $(git -C "$DEST" rev-parse HEAD) == "$HEAD" ]] || die "$tool $mode: wrong HEAD"
-	tail -n 1 "$out"
+	tail -n 1 "$out" | awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}'
 }
 
 HEAD=$(git -C "$SRV/bench.git" rev-parse main)
@@ -152,9 +154,9 @@ for transport in $TRANSPORTS; do
 			n=${#tools[@]}
 			for ((k = 0; k < n; k++)); do
 				tool=${tools[$(((k + run) % n))]}
-				read -r secs rss < <(one "$tool" "$mode" "$url")
-				printf '%s\t%s\t%s\t%s\t%s\n' "$transport" "$mode" "$tool" "$secs" "$rss" >>"$RESULTS"
-				say "$transport $mode run $((run + 1))/$RUNS $tool: $secs s, $((rss / 1024)) MiB"
+				read -r secs rss cpu < <(one "$tool" "$mode" "$url")
+				printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$transport" "$mode" "$tool" "$secs" "$rss" "$cpu" >>"$RESULTS"
+				say "$transport $mode run $((run + 1))/$RUNS $tool: $secs s, CPU $cpu s, $((rss / 1024)) MiB"
 			done
 		done
 	done
@@ -163,22 +165,28 @@ rm -rf "$DEST"
 
 # ------------------------------------------------------------------ report
 median() { sort -n | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-printf '\nRepository: %s. Destination: %s. %s runs each, alternating; medians.\n\n' "$REPO_DESC" "$FS" "$RUNS"
-printf '| transport | clone | tool | wall s | peak RSS MiB | time vs git | RSS vs git |\n'
-printf '| --- | --- | --- | ---: | ---: | ---: | ---: |\n'
+# col TRANSPORT MODE TOOL N: the median of column N.
+col() { awk -F'\t' -v t="$1" -v m="$2" -v x="$3" -v n="$4" '$1 == t && $2 == m && $3 == x {print $n}' "$RESULTS" | median; }
+printf '\nRepository: %s. Destination: %s. %s runs each, alternating; medians. Load average at the end: %s.\n\n' \
+	"$REPO_DESC" "$FS" "$RUNS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| transport | clone | tool | wall s | CPU s | peak RSS MiB | wall vs git | CPU vs git | RSS vs git |\n'
+printf '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for transport in $TRANSPORTS; do
 	for mode in $MODES; do
-		gt=$(awk -F'\t' -v t="$transport" -v m="$mode" '$1 == t && $2 == m && $3 == "git" {print $4}' "$RESULTS" | median)
-		gr=$(awk -F'\t' -v t="$transport" -v m="$mode" '$1 == t && $2 == m && $3 == "git" {print $5}' "$RESULTS" | median)
+		gs=$(col "$transport" "$mode" git 4)
+		gr=$(col "$transport" "$mode" git 5)
+		gc=$(col "$transport" "$mode" git 6)
 		for tool in "${tools[@]}"; do
-			s=$(awk -F'\t' -v t="$transport" -v m="$mode" -v x="$tool" '$1 == t && $2 == m && $3 == x {print $4}' "$RESULTS" | median)
-			r=$(awk -F'\t' -v t="$transport" -v m="$mode" -v x="$tool" '$1 == t && $2 == m && $3 == x {print $5}' "$RESULTS" | median)
-			name=$tool
-			[[ $tool == git ]] && name='git clone'
-			[[ $tool == cli ]] && name='initializer, cli engine'
-			[[ $tool == go-git ]] && name='initializer, go-git'
-			awk -v t="$transport" -v m="${mode/depth1/--depth 1}" -v n="$name" -v s="$s" -v r="$r" -v gs="$gt" -v gr="$gr" \
-				'BEGIN {printf "| %s | %s | %s | %.2f | %.0f | %.2f× | %.2f× |\n", t, m, n, s, r / 1024, s / gs, r / gr}'
+			s=$(col "$transport" "$mode" "$tool" 4)
+			r=$(col "$transport" "$mode" "$tool" 5)
+			c=$(col "$transport" "$mode" "$tool" 6)
+			case $tool in
+			git) name='git clone' ;;
+			cli) name='initializer, cli engine' ;;
+			*) name="initializer, $tool" ;;
+			esac
+			awk -v t="$transport" -v m="${mode/depth1/--depth 1}" -v n="$name" -v s="$s" -v r="$r" -v c="$c" -v gs="$gs" -v gr="$gr" -v gc="$gc" \
+				'BEGIN {printf "| %s | %s | %s | %.2f | %.2f | %.0f | %.2f× | %.2f× | %.2f× |\n", t, m, n, s, c, r / 1024, s / gs, c / gc, r / gr}'
 		done
 	done
 done

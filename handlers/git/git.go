@@ -467,10 +467,13 @@ func (h *Handler) fetchTarget(ctx context.Context, req *handlers.Request, sp *sp
 	case t.ref != "":
 		f := base
 		local := localRef(t)
-		if !o.single() {
+		// go-git fetches the revision's ref alone: its memory grows with
+		// what it fetches. The git CLI fetches all branches, as git clone.
+		single := o.single() || eng.name() == EngineGoGit
+		if !single {
 			f.refspecs = append(f.refspecs, heads)
 		}
-		if o.single() || !strings.HasPrefix(t.ref, "refs/heads/") {
+		if single || !strings.HasPrefix(t.ref, "refs/heads/") {
 			f.refspecs = append(f.refspecs, "+"+t.ref+":"+local)
 		}
 		if err := fetch(f); err != nil {
