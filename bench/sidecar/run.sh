@@ -25,6 +25,9 @@ SMALL_SIZE=${SMALL_SIZE:-16384}
 BIG_MIB=${BIG_MIB:-2048}
 IDLE_FILES=${IDLE_FILES:-100000}
 IDLE_SECONDS=${IDLE_SECONDS:-20}
+WORKLOADS=${WORKLOADS:-small big}   # upload workloads; IDLE=0 skips the idle measurement
+IDLE=${IDLE:-1}
+TOOLS_RUN=${TOOLS_RUN:-initializer s5cmd rclone}
 OUT=${OUT:-/tmp/bench-sidecar.md}
 WORK=${BENCH_WORK:-/tmp/bench-sidecar}
 
@@ -112,7 +115,7 @@ run_tool() {
 	local tf=$WORK/time.txt
 	case $tool in
 	initializer)
-		/usr/bin/time -f '%e %U %S %M' -o "$tf" "$INIT" sidecar --catalog "$WORK/catalog.yaml" -c bench \
+		env ${SIDECAR_ENV:-} /usr/bin/time -f '%e %U %S %M' -o "$tf" "$INIT" sidecar --catalog "$WORK/catalog.yaml" -c bench \
 			--path "$src" --prefix "$prefix" --state none --until-file "$WORK/ended" --grace 60m \
 			--log-level warn ${SIDECAR_FLAGS:-} 2>"$WORK/tool.log"
 		;;
@@ -133,15 +136,16 @@ run_tool() {
 declare -A WALL USER SYS RSS
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-for wl in small big; do
+for wl in $WORKLOADS; do
 	case $wl in
 	small) want="$SMALL $((SMALL * SMALL_SIZE))" ;;
 	big) want="1 $((BIG_MIB << 20))" ;;
 	esac
-	tools=(initializer s5cmd rclone)
+	read -r -a tools <<<"$TOOLS_RUN"
+	nt=${#tools[@]}
 	for rep in $(seq "$REPS"); do
-		for i in 0 1 2; do
-			tool=${tools[$(((i + rep - 1) % 3))]}
+		for i in $(seq 0 $((nt - 1))); do
+			tool=${tools[$(((i + rep - 1) % nt))]}
 			prefix=$wl-$tool-$rep
 			read -r wall user sys rss < <(run_tool "$tool" "$wl" "$prefix")
 			got=$("$UTIL" count bench "$prefix/")
@@ -156,6 +160,10 @@ for wl in small big; do
 	done
 done
 
+if [[ $IDLE == 0 ]]; then
+	for wl in $WORKLOADS; do for tool in "${tools[@]}"; do echo "$wl $tool: ${WALL[$wl.$tool]}(user ${USER[$wl.$tool]})"; done; done
+	exit 0
+fi
 echo "== idle cycles over $IDLE_FILES unchanged files"
 "$UTIL" files "$M/idle" "$IDLE_FILES" 1024
 mkdir -p "$M/store"

@@ -92,7 +92,7 @@ not uploaded), unless --strict.`,
 	f.StringVar(&sf.podName, "pod-name", "", "the pod's name (default $POD_NAME, $POLYAXON_K8S_POD_ID, then the host name)")
 	f.StringVar(&sf.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on this address (e.g. :9090)")
 	f.BoolVar(&sf.strict, "strict", false, "exit non-zero (the failure's class) when files were not uploaded")
-	f.IntVar(&sf.workers, "workers", 64, "files uploaded in parallel (small files; large ones share --memory-budget)")
+	f.IntVar(&sf.workers, "workers", 32, "files uploaded in parallel (small files; large ones share --memory-budget)")
 	f.Int64Var(&sf.partMiB, "part-size", 5, "size in MiB of the parts of multipart uploads (grown for files beyond 9,000 parts)")
 	f.IntVar(&sf.partConc, "part-concurrency", 4, "parts of one large file sent in parallel (each buffers --part-size)")
 	f.Int64Var(&sf.budgetMiB, "memory-budget", 48, "MiB the uploads in flight may buffer (the SDKs buffer each part of a large file)")
