@@ -140,6 +140,7 @@ func scrubUserinfo(s string) string {
 			return b.String()
 		}
 		b.WriteString(s[:i+3])
+		scheme := s[strings.LastIndexAny(s[:i], " \t\n\"'=(")+1 : i]
 		s = s[i+3:]
 		end := strings.IndexAny(s, "/ \t\n\"'?#")
 		if end < 0 {
@@ -148,10 +149,13 @@ func scrubUserinfo(s string) string {
 		authority := s[:end]
 		if at := strings.LastIndex(authority, "@"); at >= 0 {
 			user := authority[:at]
-			if c := strings.Index(user, ":"); c >= 0 {
+			switch c := strings.Index(user, ":"); {
+			case c >= 0:
 				user = user[:c] + ":" + Redacted
-			} else {
-				user = Redacted
+			case strings.HasSuffix(strings.ToLower(scheme), "ssh"):
+				// An SSH login name is not a credential (ssh://git@host).
+			default:
+				user = Redacted // a bare token as the user name (https://TOKEN@host)
 			}
 			b.WriteString(user + "@")
 			s = s[at+1:]

@@ -45,6 +45,9 @@ func TestScrub(t *testing.T) {
 	if !strings.Contains(got, "https://user:[redacted]@host/x") || !strings.Contains(got, "https://host/y") {
 		t.Errorf("Scrub mangled URLs: %s", got)
 	}
+	if got := Scrub("clone ssh://git@host:22/r.git and https://tok3n@host/r"); got != "clone ssh://git@host:22/r.git and https://[redacted]@host/r" {
+		t.Errorf("userinfo: %s", got)
+	}
 	if got := Scrub("true false 1234"); got != "true false 1234" {
 		t.Errorf("short words scrubbed: %s", got)
 	}
