@@ -133,18 +133,12 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 		return fault.New(fault.Usage, "%s: target %q: %w", d.opts.Conn, s.Dst, err)
 	}
 	if !s.Dir {
-		var attrs *blob.Attributes
-		err := d.retry.do(ctx, "HEAD "+s.Key, func() (err error) {
-			attrs, err = d.b.Attributes(ctx, s.Key)
-			return err
-		})
+		attrs, err := d.head(ctx, s.Key)
 		if err != nil {
-			return d.remoteFault(err, "object %q", s.Key)
+			return err
 		}
-		o := object{key: s.Key, path: dst, size: attrs.Size, modTime: attrs.ModTime, md5: attrs.MD5}
-		if d.opts.Provider != nil {
-			o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
-		}
+		o := object{key: s.Key, path: dst}
+		d.setAttrs(&o, attrs)
 		d.objects.Add(1)
 		return send(ctx, jobs, o)
 	}
@@ -304,20 +298,35 @@ func (d *downloader) reserve(o object) error {
 	return nil
 }
 
-// refresh reloads o's attributes.
-func (d *downloader) refresh(ctx context.Context, o *object) error {
+// head reads the attributes of key, with retries.
+func (d *downloader) head(ctx context.Context, key string) (*blob.Attributes, error) {
 	var attrs *blob.Attributes
-	err := d.retry.do(ctx, "HEAD "+o.key, func() (err error) {
-		attrs, err = d.b.Attributes(ctx, o.key)
+	err := d.retry.do(ctx, "HEAD "+key, func() (err error) {
+		attrs, err = d.b.Attributes(ctx, key)
 		return err
 	})
 	if err != nil {
-		return d.remoteFault(err, "object %q", o.key)
+		return nil, d.remoteFault(err, "object %q", key)
 	}
+	return attrs, nil
+}
+
+// setAttrs gives o the size, time and checksums of attrs.
+func (d *downloader) setAttrs(o *object, attrs *blob.Attributes) {
 	o.size, o.modTime, o.md5 = attrs.Size, attrs.ModTime, attrs.MD5
+	o.crc, o.hasCRC = 0, false
 	if d.opts.Provider != nil {
 		o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
 	}
+}
+
+// refresh reloads o's attributes.
+func (d *downloader) refresh(ctx context.Context, o *object) error {
+	attrs, err := d.head(ctx, o.key)
+	if err != nil {
+		return err
+	}
+	d.setAttrs(o, attrs)
 	return nil
 }
 
@@ -392,20 +401,12 @@ func (d *downloader) downloadRanges(ctx context.Context, o object) error {
 }
 
 func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
-	var attrs *blob.Attributes
-	err := d.retry.do(ctx, "HEAD "+o.key, func() (err error) {
-		attrs, err = d.b.Attributes(ctx, o.key)
-		return err
-	})
+	attrs, err := d.head(ctx, o.key)
 	if err != nil {
-		return d.remoteFault(err, "object %q", o.key)
+		return err
 	}
-	if attrs.Size != o.size {
-		o.size, o.md5 = attrs.Size, attrs.MD5
-		if d.opts.Provider != nil {
-			o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
-		}
-	}
+	// Verify against the version the ranges are pinned to.
+	d.setAttrs(&o, attrs)
 	var pin func(func(any) bool) error
 	if d.opts.Provider != nil {
 		pin = d.opts.Provider.PinVersion(attrs)

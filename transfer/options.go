@@ -102,24 +102,33 @@ func ClassifyCode(err error) fault.Class {
 	if errors.As(err, &fe) {
 		return fe.Class
 	}
-	switch gcerrors.Code(err) {
-	case gcerrors.NotFound:
-		return fault.NotFound
-	case gcerrors.PermissionDenied:
-		return fault.Auth
-	case gcerrors.InvalidArgument, gcerrors.Unimplemented:
-		return fault.Usage
-	case gcerrors.FailedPrecondition:
-		return fault.Integrity
-	case gcerrors.Canceled:
-		return fault.Interrupted
-	case gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
-		return fault.Transient
+	if c, ok := CodeClass(err); ok {
+		return c
 	}
 	if isNetwork(err) {
 		return fault.Transient
 	}
 	return fault.Internal
+}
+
+// CodeClass maps the gcerrors code of err to an exit class; ok is false for
+// codes that say nothing (Unknown, OK).
+func CodeClass(err error) (c fault.Class, ok bool) {
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return fault.NotFound, true
+	case gcerrors.PermissionDenied:
+		return fault.Auth, true
+	case gcerrors.InvalidArgument, gcerrors.Unimplemented:
+		return fault.Usage, true
+	case gcerrors.FailedPrecondition:
+		return fault.Integrity, true
+	case gcerrors.Canceled:
+		return fault.Interrupted, true
+	case gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
+		return fault.Transient, true
+	}
+	return 0, false
 }
 
 func isNetwork(err error) bool {

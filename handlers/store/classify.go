@@ -15,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
-	"gocloud.dev/gcerrors"
+	"github.com/initializer/initializer/transfer"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/googleapi"
 
@@ -43,19 +43,8 @@ func Classify(err error) fault.Class {
 	if c, ok := classifyProvider(err); ok {
 		return c
 	}
-	switch gcerrors.Code(err) {
-	case gcerrors.NotFound:
-		return fault.NotFound
-	case gcerrors.PermissionDenied:
-		return fault.Auth
-	case gcerrors.FailedPrecondition:
-		return fault.Integrity
-	case gcerrors.InvalidArgument, gcerrors.Unimplemented:
-		return fault.Usage
-	case gcerrors.Canceled:
-		return fault.Interrupted
-	case gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded, gcerrors.Internal:
-		return fault.Transient
+	if c, ok := transfer.CodeClass(err); ok {
+		return c
 	}
 	if c, ok := classifyNetwork(err); ok {
 		return c
