@@ -350,8 +350,10 @@ func (s *sidecar) cycle(ctx context.Context) int {
 
 // upload sends files and records the outcome; it returns how many failed.
 func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
+	// Outcomes are applied as they come (the loop waits in Upload
+	// meanwhile), so no list of them grows with the batch.
 	var mu sync.Mutex
-	var results []transfer.FileResult
+	failed := 0
 	opts := s.cfg.Transfer
 	opts.OnFile = func(r transfer.FileResult) {
 		if r.Err == nil && !r.Gone {
@@ -365,22 +367,7 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 			s.cfg.Metrics.failed()
 		}
 		mu.Lock()
-		results = append(results, r)
-		mu.Unlock()
-	}
-	// Verify with one listing of the prefix when that costs fewer requests
-	// than reading each object's attributes (many files, few objects).
-	if s.cfg.Prefix != "" && len(files) > 2*(len(s.ix.files)/1000+1)+10 {
-		opts.ListVerify, opts.ListPrefix = true, s.cfg.Prefix+"/"
-	}
-	st, err := transfer.Upload(ctx, s.cfg.Bucket, s.cfg.Root, files, opts)
-	if err != nil {
-		s.log.Warn("upload stopped", "error", err.Error())
-	}
-	s.rep.Files += st.Files
-	s.rep.Bytes += st.Bytes
-	failed := 0
-	for _, r := range results {
+		defer mu.Unlock()
 		switch {
 		case r.Gone:
 			delete(s.errs, r.Rel)
@@ -396,6 +383,17 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 			s.ix.uploaded(r.Rel, r.State)
 		}
 	}
+	// Verify with one listing of the prefix when that costs fewer requests
+	// than reading each object's attributes (many files, few objects).
+	if s.cfg.Prefix != "" && len(files) > 2*(len(s.ix.files)/1000+1)+10 {
+		opts.ListVerify, opts.ListPrefix = true, s.cfg.Prefix+"/"
+	}
+	st, err := transfer.Upload(ctx, s.cfg.Bucket, s.cfg.Root, files, opts)
+	if err != nil {
+		s.log.Warn("upload stopped", "error", err.Error())
+	}
+	s.rep.Files += st.Files
+	s.rep.Bytes += st.Bytes
 	if failed > 5 {
 		s.log.Warn("more files not uploaded", "count", failed-5)
 	}
