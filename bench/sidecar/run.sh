@@ -25,7 +25,7 @@ SMALL_SIZE=${SMALL_SIZE:-16384}
 BIG_MIB=${BIG_MIB:-2048}
 IDLE_FILES=${IDLE_FILES:-100000}
 IDLE_SECONDS=${IDLE_SECONDS:-20}
-WORKLOADS=${WORKLOADS:-small big}   # upload workloads; IDLE=0 skips the idle measurement
+WORKLOADS=${WORKLOADS-small big}   # upload workloads; IDLE=0 skips the idle measurement
 IDLE=${IDLE:-1}
 TOOLS_RUN=${TOOLS_RUN:-initializer s5cmd rclone}
 OUT=${OUT:-/tmp/bench-sidecar.md}
@@ -60,7 +60,7 @@ INIT=$WORK/bin/initializer
 UTIL=$WORK/bin/benchutil
 
 echo "== loop-mounted ext4"
-truncate -s 24G "$WORK/img"
+truncate -s 32G "$WORK/img"
 # No lazy initialisation: ext4lazyinit would write in the background during the runs.
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/img"
 LOOP=$(losetup --find --show "$WORK/img")
