@@ -109,7 +109,7 @@ func workers(req *handlers.Request) int {
 	if req.Workers > 0 {
 		return req.Workers
 	}
-	return 16
+	return 32
 }
 
 // selections turns the prefix and --files/--dirs/--paths into what to
