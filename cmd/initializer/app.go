@@ -161,7 +161,7 @@ func (a *app) addJobFlags(cmd *cobra.Command, jf *jobFlags) {
 	f.StringVarP(&jf.connection, "connection", "c", "", "name of the connection in the catalog")
 	f.StringVarP(&jf.path, "path", "p", "", "target folder for the data")
 	f.StringSliceVar(&jf.paths, "paths", nil, "sub-paths to take, each src or src:dst (relative; repeat or separate with commas)")
-	f.IntVar(&jf.workers, "workers", 0, "files transferred in parallel (0: the handler's default, 8 for mounts, 16 for object stores)")
+	f.IntVar(&jf.workers, "workers", 0, "files transferred in parallel (0: the handler's default, 8 for mounts, 32 for object stores)")
 	f.BoolVar(&jf.force, "force", false, "replace what stands in the way at --path")
 }
 
