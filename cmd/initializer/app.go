@@ -226,20 +226,30 @@ type outcome struct {
 	Result          *handlers.Result `json:"result,omitempty"`
 }
 
-// job runs (or checks) one connection and reports the outcome everywhere it
-// is wanted: the log, stderr, --result and the termination log.
+// job runs (or checks) one connection.
 func (a *app) job(ctx context.Context, action string, jf jobFlags) error {
 	out := outcome{Command: action, Connection: jf.connection, Version: versionString(), StartedAt: a.started}
 	res, err := a.runJob(ctx, action, jf, &out)
+	return a.finish(out, res, err)
+}
+
+// finish reports an outcome everywhere it is wanted: the log, stderr,
+// --result and the termination log; the error it returns carries the exit
+// class.
+func (a *app) finish(out outcome, res *handlers.Result, err error) error {
 	out.DurationSeconds = time.Since(a.started).Seconds()
 	out.Result = res
 	if err != nil {
 		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), secret.Scrub(err.Error())
-		a.log.Error("failed", "connection", jf.connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
+		a.log.Error("failed", "connection", out.Connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
 		fmt.Fprintf(a.stderr, "error: %s\n", out.Error)
 	} else {
 		out.Status = "ok"
-		a.log.Info("done", "summary", res.Summary, "seconds", round(out.DurationSeconds))
+		summary := ""
+		if res != nil {
+			summary = res.Summary
+		}
+		a.log.Info("done", "summary", summary, "seconds", round(out.DurationSeconds))
 	}
 	if werr := a.report(out); werr != nil && err == nil {
 		err = werr

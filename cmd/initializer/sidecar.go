@@ -1,18 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
@@ -115,22 +111,7 @@ func (a *app) sidecar(cmd *cobra.Command, sf sidecarFlags) error {
 	out := outcome{Command: "sidecar", Connection: sf.connection, Version: versionString(), StartedAt: a.started}
 	res, err := a.runSidecar(cmd, &sf, &out)
 	out.Connection = sf.connection
-	out.DurationSeconds = time.Since(a.started).Seconds()
-	out.Result = res
-	if err != nil {
-		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), err.Error()
-		a.log.Error("failed", "connection", sf.connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
-		fmt.Fprintf(a.stderr, "error: %s\n", out.Error)
-	} else {
-		out.Status = "ok"
-	}
-	if werr := a.report(out); werr != nil && err == nil {
-		err = werr
-	}
-	if err != nil {
-		return &commandError{err}
-	}
-	return nil
+	return a.finish(out, res, err)
 }
 
 func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*handlers.Result, error) {
@@ -165,7 +146,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 	if !conn.Kind.IsArtifactStore() {
 		return nil, fault.New(fault.Usage, "%s cannot receive uploads: the sidecar needs an s3, gcs, wasb, host_path or volume_claim connection", conn)
 	}
-	run := runUUID(env("POLYAXON_RUN_INSTANCE"))
+	run := sidecar.RunUUID(env("POLYAXON_RUN_INSTANCE"))
 	if !cmd.Flags().Changed("prefix") {
 		if run == "" {
 			return nil, fault.New(fault.Usage, "--prefix is required when $POLYAXON_RUN_INSTANCE (owner.project.runs.uuid) is not set; give --prefix= to upload to the store's root")
@@ -199,7 +180,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			PartConcurrency: sf.partConc, MemoryBudget: sf.budgetMiB << 20},
 	}
 	if conn.Kind.IsMount() {
-		b, url, err := openMount(conn)
+		b, url, err := sidecar.OpenMount(conn)
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +202,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			// Not fatal: the store may come up later; the cycles retry.
 			log.Warn("the store is not reachable yet; uploads will be retried every cycle", "error", err.Error())
 		}
-		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, join(s.Prefix, prefix)
+		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, sidecar.JoinKey(s.Prefix, prefix)
 		cfg.Transfer.Provider, cfg.Transfer.Classify = s.Provider, store.Classify
 	}
 	if conn.Kind.IsMount() {
@@ -230,7 +211,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			return nil, fault.New(fault.Usage, "%s: the upload target %s and --path %s overlap: the sidecar would upload its own uploads; pick another --prefix or --path", conn, target, dir)
 		}
 	}
-	cfg.StatePath = statePath(sf.state, dir, cfg.StoreURL, cfg.Prefix)
+	cfg.StatePath = sidecar.StatePath(sf.state, dir, cfg.StoreURL, cfg.Prefix)
 
 	if sf.watchContainer != "" {
 		w, err := sidecar.NewPodWatcher(sidecar.PodWatcherConfig{
@@ -274,7 +255,6 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 	if len(rep.NotUploaded) > 0 && sf.strict {
 		return res, fault.New(rep.FirstClass, "%d files were not uploaded to %s (--strict): %s", len(rep.NotUploaded), cfg.StoreURL, res.Summary)
 	}
-	log.Info("done", "summary", res.Summary)
 	return res, nil
 }
 
@@ -299,71 +279,4 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 		return fault.New(fault.Usage, "--workers, --part-concurrency and --memory-budget must be positive and --part-size at least 5 (MiB, S3's smallest part)")
 	}
 	return nil
-}
-
-// runUUID is the last part of owner.project.runs.uuid.
-func runUUID(instance string) string {
-	parts := strings.Split(instance, ".")
-	if len(parts) != 4 || parts[2] != "runs" || parts[3] == "" {
-		return ""
-	}
-	return parts[3]
-}
-
-func join(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	}
-	return a + "/" + b
-}
-
-// openMount opens a host_path/volume_claim mount as a bucket that writes no
-// attribute files and keeps its temporary files beside their targets (the
-// mount is usually another file system than $TMPDIR).
-func openMount(conn *connections.Connection) (*blob.Bucket, string, error) {
-	m := conn.Mount()
-	st, err := os.Stat(m.MountPath)
-	if err != nil || !st.IsDir() {
-		return nil, "", fault.New(fault.NotFound, "%s: schema.mountPath %s is not a mounted folder: %v; mount the volume in the sidecar container", conn, m.MountPath, err)
-	}
-	if m.ReadOnly {
-		return nil, "", fault.New(fault.Usage, "%s is read-only (schema.readOnly): the sidecar cannot upload to it", conn)
-	}
-	b, err := fileblob.OpenBucket(m.MountPath, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
-	if err != nil {
-		return nil, "", fault.Wrap(fault.LocalDisk, fmt.Errorf("%s: %w", conn, err))
-	}
-	return b, m.MountPath, nil
-}
-
-// statePath picks where the uploaded set is kept: --state, else beside the
-// folder (outside it), else in $TMPDIR when the parent is not writable.
-func statePath(flag, dir, storeURL, prefix string) string {
-	switch flag {
-	case "none":
-		return ""
-	case "":
-	default:
-		return flag
-	}
-	name := ".initializer-sidecar-" + filepath.Base(dir) + ".state"
-	parent := filepath.Dir(dir)
-	if f, err := os.CreateTemp(parent, fsutil.TempPrefix+"probe-*"); err == nil {
-		f.Close()
-		os.Remove(f.Name())
-		return filepath.Join(parent, name)
-	}
-	return filepath.Join(os.TempDir(), "initializer-sidecar-"+shortID(dir+"\x00"+storeURL+"\x00"+prefix)+".state")
-}
-
-func shortID(s string) string {
-	var h uint64 = 14695981039346656037
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return fmt.Sprintf("%016x", h)
 }

@@ -1,0 +1,72 @@
+package sidecar
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
+)
+
+func TestRunUUID(t *testing.T) {
+	for in, want := range map[string]string{
+		"acme.vision.runs.0c0ffee": "0c0ffee",
+		"acme.vision.runs.":        "",
+		"acme.vision.jobs.0c0ffee": "",
+		"0c0ffee":                  "",
+		"":                         "",
+	} {
+		if got := RunUUID(in); got != want {
+			t.Errorf("RunUUID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestStatePath(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "outputs")
+	if got := StatePath("", dir, "s3://b", "run"); got != filepath.Join(parent, ".initializer-sidecar-outputs.state") {
+		t.Errorf("beside the folder: %s", got)
+	}
+	if got := StatePath("none", dir, "s3://b", "run"); got != "" {
+		t.Errorf("none: %q", got)
+	}
+	if got := StatePath("/x/state", dir, "s3://b", "run"); got != "/x/state" {
+		t.Errorf("flag: %q", got)
+	}
+	// A parent that cannot be written falls back to $TMPDIR, one file per target.
+	a := StatePath("", "/proc/outputs", "s3://b", "run-a")
+	b := StatePath("", "/proc/outputs", "s3://b", "run-b")
+	if !strings.HasPrefix(a, os.TempDir()) || a == b {
+		t.Errorf("fallback: %q %q", a, b)
+	}
+}
+
+func TestOpenMount(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		doc   string
+		class fault.Class
+	}{
+		{`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"` + dir + `"}}`, fault.OK},
+		{`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"` + dir + `/missing"}}`, fault.NotFound},
+		{`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"` + dir + `","readOnly":true}}`, fault.Usage},
+	} {
+		cat, err := connections.Parse([]byte(tt.doc), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, url, err := OpenMount(cat.Connections[0])
+		if fault.ClassOf(err) != tt.class {
+			t.Errorf("%s: %v", tt.doc, err)
+		}
+		if err == nil {
+			if url != dir {
+				t.Errorf("url %q", url)
+			}
+			b.Close()
+		}
+	}
+}
