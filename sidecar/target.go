@@ -23,17 +23,6 @@ func RunUUID(instance string) string {
 	return parts[3]
 }
 
-// JoinKey joins two key prefixes, either of which may be empty.
-func JoinKey(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	}
-	return a + "/" + b
-}
-
 // OpenMount opens a host_path/volume_claim mount as a bucket that writes no
 // attribute files and keeps its temporary files beside their targets (the
 // mount is usually another file system than $TMPDIR).

@@ -561,9 +561,6 @@ func (d *downloader) remoteFault(err error, format string, args ...any) error {
 	}
 	what := fmt.Sprintf(format, args...)
 	c := d.opts.Classify(err)
-	if errors.As(err, &fe) {
-		c = fe.Class
-	}
 	switch c {
 	case fault.NotFound:
 		return fault.New(c, "%s: %s not found: %w; check the bucket and prefix in schema.bucket and --paths", d.opts.Conn, what, err)

@@ -69,7 +69,7 @@ func (p *progress) rate() float64 {
 }
 
 func (p *progress) log() {
-	attrs := []any{"files", p.files.Load(), "skipped", p.skipped.Load(), "bytes", p.live.Load(), "rate", humanBytes(p.rate()) + "/s"}
+	attrs := []any{"files", p.files.Load(), "skipped", p.skipped.Load(), "bytes", p.live.Load(), "rate", HumanBytes(p.rate()) + "/s"}
 	if total := p.total.Load(); total >= 0 {
 		attrs = append(attrs, "objects", total)
 		if eta, ok := p.eta(total); ok {
@@ -90,7 +90,7 @@ func (p *progress) eta(total int64) (time.Duration, bool) {
 }
 
 func (p *progress) line() string {
-	s := fmt.Sprintf("%d files, %d up to date, %s, %s/s", p.files.Load(), p.skipped.Load(), humanBytes(float64(p.live.Load())), humanBytes(p.rate()))
+	s := fmt.Sprintf("%d files, %d up to date, %s, %s/s", p.files.Load(), p.skipped.Load(), HumanBytes(float64(p.live.Load())), HumanBytes(p.rate()))
 	if total := p.total.Load(); total > 0 {
 		done := p.files.Load() + p.skipped.Load()
 		s = fmt.Sprintf("[%s] %d/%d objects · %s", bar(done, total, 24), done, total, s)
@@ -114,7 +114,8 @@ func bar(done, total int64, width int) string {
 	return string(b)
 }
 
-func humanBytes(n float64) string {
+// HumanBytes formats a byte count with binary units (KiB, MiB, …).
+func HumanBytes(n float64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
 	i := 0
 	for n >= 1024 && i < len(units)-1 {

@@ -202,7 +202,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			// Not fatal: the store may come up later; the cycles retry.
 			log.Warn("the store is not reachable yet; uploads will be retried every cycle", "error", err.Error())
 		}
-		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, sidecar.JoinKey(s.Prefix, prefix)
+		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, store.JoinKey(s.Prefix, prefix)
 		cfg.Transfer.Provider, cfg.Transfer.Classify = s.Provider, store.Classify
 	}
 	if conn.Kind.IsMount() {

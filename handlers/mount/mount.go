@@ -16,6 +16,7 @@ import (
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/transfer"
 )
 
 // Handler is the host_path and volume_claim handler.
@@ -136,15 +137,4 @@ func probeWrite(dir string) error {
 	return os.Remove(name)
 }
 
-func human(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func human(n uint64) string { return transfer.HumanBytes(float64(n)) }

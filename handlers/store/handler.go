@@ -128,17 +128,17 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		if m.Src == "" {
 			return "", nil, fault.New(fault.Usage, "%s: --files needs a file name relative to %s", req.Conn, s.URL)
 		}
-		sels = append(sels, transfer.Selection{Key: join(s.Prefix, m.Src), Dst: m.Dst})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst})
 	}
 	for _, m := range dirs {
-		sels = append(sels, transfer.Selection{Key: join(s.Prefix, m.Src), Dst: m.Dst, Dir: true})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: true})
 	}
 	for _, m := range req.Paths {
-		isFile, err := s.isObject(ctx, join(s.Prefix, m.Src))
+		isFile, err := s.isObject(ctx, JoinKey(s.Prefix, m.Src))
 		if err != nil {
 			return "", nil, err
 		}
-		sels = append(sels, transfer.Selection{Key: join(s.Prefix, m.Src), Dst: m.Dst, Dir: !isFile})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: !isFile})
 	}
 	if len(sels) > 0 {
 		return req.Path, sels, nil
@@ -173,7 +173,8 @@ func (s *Store) isObject(ctx context.Context, key string) (bool, error) {
 	return false, fault.Wrap(Classify(err), fmt.Errorf("%s: cannot read %q: %w", s.URL, key, err))
 }
 
-func join(prefix, rel string) string {
+// JoinKey joins a key prefix and a relative key, either of which may be empty.
+func JoinKey(prefix, rel string) string {
 	switch {
 	case prefix == "":
 		return rel
