@@ -43,7 +43,7 @@ type goGitEngine struct {
 	auth   transport.AuthMethod
 	log    func(msg string, args ...any)
 	repos  map[string]*gogit.Repository // opened repositories, by folder
-	stores []*filesystem.Storage        // their storage, closed by close()
+	stores []*PackStorage               // their storage, closed by close()
 }
 
 func newGoGit(req *handlers.Request, sp *spec) (*goGitEngine, error) {
@@ -267,13 +267,18 @@ const objectCacheSize = 8 * cache.MiByte
 // into memory whole.
 const largeObjectThreshold = 1 << 20
 
-// storage returns the repository storage at dir/.git with the small object
-// cache, and the work tree. It keeps the pack files open (else go-git
-// reopens and rescans them for every object read); Close releases them.
-func storage(dir string) (*filesystem.Storage, billy.Filesystem) {
-	st := filesystem.NewStorageWithOptions(osfs.New(filepath.Join(dir, ".git")), cache.NewObjectLRU(objectCacheSize),
-		filesystem.Options{KeepDescriptors: true, LargeObjectThreshold: largeObjectThreshold})
-	return st, osfs.New(dir)
+// storage returns the repository storage at dir/.git, and the work tree.
+func storage(dir string) (*PackStorage, billy.Filesystem) {
+	return newStorage(osfs.New(filepath.Join(dir, ".git"))), osfs.New(dir)
+}
+
+// newStorage returns the storage of the .git folder dotGit: go-git's, with
+// the small object cache and this package's pack indexer. It keeps the pack
+// files open (else go-git reopens and rescans them for every object read);
+// Close releases them.
+func newStorage(dotGit billy.Filesystem) *PackStorage {
+	return NewPackStorage(filesystem.NewStorageWithOptions(dotGit, cache.NewObjectLRU(objectCacheSize),
+		filesystem.Options{KeepDescriptors: true, LargeObjectThreshold: largeObjectThreshold}))
 }
 
 func (e *goGitEngine) init(ctx context.Context, dir string) error {
@@ -289,7 +294,7 @@ func (e *goGitEngine) init(ctx context.Context, dir string) error {
 	return e.wrap("git remote add", err)
 }
 
-func (e *goGitEngine) remember(dir string, r *gogit.Repository, st *filesystem.Storage) {
+func (e *goGitEngine) remember(dir string, r *gogit.Repository, st *PackStorage) {
 	if e.repos == nil {
 		e.repos = map[string]*gogit.Repository{}
 	}

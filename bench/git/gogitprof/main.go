@@ -1,7 +1,9 @@
 // Command gogitprof clones a repository with go-git the way the
 // initializer's go-git engine does (init, fetch of one branch with NoTags,
 // forced checkout) and writes a CPU profile and the peak heap, to find where
-// go-git spends its time and memory.
+// go-git spends its time and memory. With -pack-indexer it indexes the pack
+// with the initializer's pack indexer (handlers/git.PackStorage) instead of
+// go-git's.
 //
 //	go run ./bench/git/gogitprof -url git://127.0.0.1:9418/bench.git -dir /mnt/x -depth 1 -cpuprofile cpu.out
 package main
@@ -21,11 +23,14 @@ import (
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/hash"
+	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+
+	gitengine "github.com/initializer/initializer/handlers/git"
 )
 
 func main() {
@@ -38,6 +43,7 @@ func main() {
 	gogc := flag.Int("gogc", 100, "GOGC during the clone")
 	heap := flag.String("heapprofile", "", "write a heap profile here at the peak of the heap in use")
 	stdSHA1 := flag.Bool("std-sha1", false, "hash with crypto/sha1 instead of go-git's collision-detecting sha1cd")
+	packIndexer := flag.Bool("pack-indexer", false, "index the pack with the initializer's pack indexer instead of go-git's")
 	flag.Parse()
 	if *stdSHA1 {
 		hash.RegisterHash(crypto.SHA1, sha1.New)
@@ -79,7 +85,12 @@ func main() {
 	}
 	wt := osfs.New(*dir)
 	dot, _ := wt.Chroot(".git")
-	r, err := gogit.Open(filesystem.NewStorage(dot, cache.NewObjectLRU(cache.FileSize(*cacheMiB)*cache.MiByte)), wt)
+	fsStorage := filesystem.NewStorage(dot, cache.NewObjectLRU(cache.FileSize(*cacheMiB)*cache.MiByte))
+	var st storage.Storer = fsStorage
+	if *packIndexer {
+		st = gitengine.NewPackStorage(fsStorage)
+	}
+	r, err := gogit.Open(st, wt)
 	if err != nil {
 		log.Fatal(err)
 	}
