@@ -141,11 +141,11 @@ func (w *packWriter) Close() error {
 	scan := <-w.scan
 	tmp := w.file.Name()
 	err := w.file.Close()
-	if err == nil {
+	if err == nil && w.size > 0 {
 		err = scan.err
-	}
-	if err == nil {
-		err = w.index(tmp, scan.ix)
+		if err == nil {
+			err = w.index(tmp, scan.ix)
+		}
 	}
 	if rmErr := w.fs.Remove(tmp); rmErr != nil && !os.IsNotExist(rmErr) && err == nil {
 		err = rmErr
@@ -156,9 +156,6 @@ func (w *packWriter) Close() error {
 // index checks the pack at tmp against its checksum, resolves its deltas
 // and moves it and its index in place.
 func (w *packWriter) index(tmp string, ix *packIndex) error {
-	if w.size == 0 {
-		return nil
-	}
 	var checksum plumbing.Hash
 	copy(checksum[:], w.sum.Sum(nil))
 	if ix.end != w.size-hash.Size || string(checksum[:]) != string(w.tail) {
