@@ -30,6 +30,10 @@ import (
 // maxDeltaDepth bounds delta chains, as git's pack-objects does.
 const maxDeltaDepth = 4095
 
+// maxPrealloc bounds what is allocated for an object before its data is
+// seen to be as big as its header says.
+const maxPrealloc = 16 << 20
+
 // keptBuffer: a resolver's buffers larger than this are let go after each
 // tree of deltas, so that one big object does not hold its memory for the
 // rest of the pack.
@@ -533,6 +537,9 @@ func (h *objectHasher) sum() (id plumbing.Hash) {
 // memory (grown if need be). It is go-git's packfile.PatchDelta, which
 // allocates every result, with a buffer that is reused.
 func patchDelta(dst, base, delta []byte) ([]byte, error) {
+	if len(delta) < 4 {
+		return dst, errors.New("a delta shorter than its header") // as git's patch_delta says
+	}
 	srcSize, delta, err := deltaSize(delta)
 	if err != nil {
 		return dst, err
@@ -544,13 +551,15 @@ func patchDelta(dst, base, delta []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	// Each byte of delta makes at most 64 KiB of result: bound the
-	// allocation before making it.
+	// Each byte of delta makes at most 64 KiB of result.
 	if size > uint64(len(delta))<<16 {
 		return dst, fmt.Errorf("a result of %d bytes from %d bytes of delta", size, len(delta))
 	}
 	if uint64(cap(dst)) < size {
-		dst = make([]byte, 0, size)
+		// Beyond maxPrealloc, the result grows as it is made, so that a
+		// size in a header does not get memory before the delta's
+		// instructions show it is real.
+		dst = make([]byte, 0, min(size, maxPrealloc))
 	}
 	dst = dst[:0]
 	for len(delta) > 0 {
