@@ -5,10 +5,14 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TempPrefix starts the name of every temporary file this tool writes, so a
@@ -19,14 +23,31 @@ const TempPrefix = ".initializer-tmp-"
 // final rename is atomic), creating the directory when needed.
 func CreateTemp(path string) (*os.File, error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, TempPrefix+"*")
+	f, err := createTemp(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		f, err = os.CreateTemp(dir, TempPrefix+"*")
+		f, err = createTemp(dir)
 	}
 	return f, err
+}
+
+// createTemp is os.CreateTemp(dir, TempPrefix+"*") without registering the
+// file with the runtime's poller, which a regular file refuses anyway: two
+// to four fewer system calls per file, which count over many small files.
+func createTemp(dir string) (*os.File, error) {
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), name), nil
+		}
+		if err == unix.EINTR || (err == unix.EEXIST && try < 100) {
+			continue
+		}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
 }
 
 // FileMeta is what WriteFileAtomic sets on the published file.
@@ -79,7 +100,12 @@ func Publish(f *os.File, path string, meta FileMeta) error {
 	if err := os.Chtimes(f.Name(), mt, mt); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	// rename(2) directly: os.Rename first stats path to refuse replacing a
+	// folder, which rename(2) refuses too (EISDIR), one call less per file.
+	if err := unix.Rename(f.Name(), path); err != nil {
+		return &os.LinkError{Op: "rename", Old: f.Name(), New: path, Err: err}
+	}
+	return nil
 }
 
 // ContextReader returns a reader that fails with ctx.Err() once ctx is done.

@@ -62,6 +62,7 @@ type downloader struct {
 	prog    *progress
 
 	free     uint64 // free bytes at the start
+	fresh    bool   // root was empty at the start: no file can be up to date
 	reserved atomic.Int64
 
 	files, bytes, skipped, dirs, objects, retries atomic.Int64
@@ -84,6 +85,7 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 	if sp, err := fsutil.FreeSpace(root); err == nil {
 		d.free = sp.Free
 	}
+	d.fresh = emptyDir(root)
 	if opts.freeBytes > 0 {
 		d.free = opts.freeBytes
 	}
@@ -221,11 +223,13 @@ func (d *downloader) fetch(ctx context.Context, o object) error {
 	if d.opts.beforeObject != nil {
 		d.opts.beforeObject(o.key)
 	}
-	if same, err := d.upToDate(o); err != nil {
-		return err
-	} else if same {
-		d.skipped.Add(1)
-		return nil
+	if !d.fresh {
+		if same, err := d.upToDate(o); err != nil {
+			return err
+		} else if same {
+			d.skipped.Add(1)
+			return nil
+		}
 	}
 	if err := d.reserve(o); err != nil {
 		return err
@@ -286,6 +290,20 @@ func (d *downloader) upToDate(o object) (bool, error) {
 	return h.check() == nil, nil
 }
 
+// emptyDir reports whether dir holds nothing. Downloading into an empty
+// folder skips the per-file comparison with what is already there (one
+// failing stat per file); a key conflict then shows when the file is
+// renamed into place.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && err == io.EOF
+}
+
 // reserve counts o's bytes against the free space measured at the start,
 // so a download that cannot fit stops before the disk is full.
 func (d *downloader) reserve(o object) error {
@@ -344,7 +362,8 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 	if err != nil {
 		return err
 	}
-	defer cleanup(f)
+	published := false
+	defer func() { cleanup(f, published) }()
 	first := true
 	err = d.retry.do(ctx, "GET "+o.key, func() error {
 		d.streams <- struct{}{}
@@ -386,7 +405,9 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 	if err != nil {
 		return d.remoteFault(err, "object %q", o.key)
 	}
-	return d.publish(f, o, modTime)
+	err = d.publish(f, o, modTime)
+	published = err == nil
+	return err
 }
 
 // downloadRanges reads a large object as parallel ranges pinned to one
@@ -421,7 +442,8 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 	if err != nil {
 		return err
 	}
-	defer cleanup(f)
+	published := false
+	defer func() { cleanup(f, published) }()
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, o.size); err != nil {
 		if err := f.Truncate(o.size); err != nil {
 			return d.localFault(err)
@@ -468,7 +490,9 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 			return err
 		}
 	}
-	return d.publish(f, o, attrs.ModTime)
+	err = d.publish(f, o, attrs.ModTime)
+	published = err == nil
+	return err
 }
 
 func (d *downloader) partsDone(g *errgroup.Group, o object) error {
@@ -514,12 +538,14 @@ func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
 	return nil
 }
 
-// cleanup closes and removes a temporary file that was not published.
-func cleanup(f *os.File) {
-	f.Close()
-	if _, err := os.Lstat(f.Name()); err == nil {
-		os.Remove(f.Name())
+// cleanup closes and removes a temporary file, unless it was published
+// (renamed into place, and closed).
+func cleanup(f *os.File, published bool) {
+	if published {
+		return
 	}
+	f.Close()
+	os.Remove(f.Name())
 }
 
 // conflictOrLocal names the key conflict behind ENOTDIR/EISDIR errors, or
