@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"runtime"
 	"sort"
 	"strconv"
@@ -59,8 +60,9 @@ type packIndex struct {
 	end  int64 // where the last entry ends: the pack's trailer starts there
 }
 
-// scanPack is pass 1: it reads the pack from r up to its trailer (and
-// nothing more).
+// scanPack is pass 1: it reads the pack's entries from r, up to the
+// trailer (which it may read into its buffer, but leaves to the caller to
+// check).
 func scanPack(r io.Reader) (*packIndex, error) {
 	rd := newPackReader(64 << 10)
 	rd.reset(r, 0)
@@ -75,11 +77,14 @@ func scanPack(r io.Reader) (*packIndex, error) {
 		return nil, fmt.Errorf("%w: version %d", packfile.ErrUnsupportedVersion, v)
 	}
 	count := be32(head[8:])
+	if count > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: %d objects", packfile.ErrMalformedPackFile, count)
+	}
 	ix := &packIndex{objects: make([]packObject, 0, min(count, 1<<16)), refs: map[plumbing.Hash][]int32{}}
 	h := newObjectHasher()
 	buf := make([]byte, 32<<10)
 	var ofsDeltas int
-	for i := uint32(0); i < count; i++ {
+	for range count {
 		rd.markCRC()
 		e, err := rd.entryHeader()
 		if err != nil {

@@ -46,7 +46,7 @@ func (s *PackStorage) Module(name string) (gogitstorage.Storer, error) {
 	}
 	fs, ok := m.(interface{ Filesystem() billy.Filesystem })
 	if !ok {
-		return m, nil
+		return m, nil // not on a file system: as go-git made it
 	}
 	sub := newStorage(fs.Filesystem())
 	s.modules = append(s.modules, sub)
