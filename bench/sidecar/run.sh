@@ -165,15 +165,16 @@ for wl in $WORKLOADS; do
 done
 
 if [[ $IDLE == 0 ]]; then
-	for wl in $WORKLOADS; do for tool in "${tools[@]}"; do echo "$wl $tool: ${WALL[$wl.$tool]}(user ${USER[$wl.$tool]})"; done; done
+	for wl in $WORKLOADS; do for tool in "${tools[@]}"; do echo "$wl $tool: ${WALL[$wl.$tool]:-}(user ${USER[$wl.$tool]:-})"; done; done
 	exit 0
 fi
 echo "== idle cycles over $IDLE_FILES unchanged files"
 "$UTIL" files "$M/idle" "$IDLE_FILES" 1024
 mkdir -p "$M/store"
 MPORT=$(free_port)
-"$INIT" sidecar --catalog "$WORK/catalog.yaml" -c local --path "$M/idle" --prefix run --interval 1s \
-	--metrics-addr "127.0.0.1:$MPORT" --log-level warn 2>"$WORK/idle.log" &
+# shellcheck disable=SC2086
+env ${SIDECAR_ENV:-} "$INIT" sidecar --catalog "$WORK/catalog.yaml" -c local --path "$M/idle" --prefix run --interval 1s \
+	--metrics-addr "127.0.0.1:$MPORT" --log-level warn ${SIDECAR_FLAGS:-} 2>"$WORK/idle.log" &
 SIDECAR_PID=$!
 metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SIDECAR_PID/stat"; }
@@ -210,13 +211,13 @@ idle_wall_ms=$(printf '%s\n' "${walls[@]}" | awk '{s += $1} END { printf "%.0f",
 	echo
 	echo "| workload | initializer sidecar | s5cmd cp | rclone copy | sidecar ÷ fastest peer |"
 	echo "|---|---|---|---|---|"
-	for wl in small big; do
+	for wl in $WORKLOADS; do
 		label="$SMALL × $((SMALL_SIZE / 1024)) KiB"
 		[[ $wl == big ]] && label="1 × $BIG_MIB MiB"
 		row="| $label |"
 		for tool in initializer s5cmd rclone; do
 			# shellcheck disable=SC2086
-			w=$(median ${WALL[$wl.$tool]}); u=$(median ${USER[$wl.$tool]}); s=$(median ${SYS[$wl.$tool]}); r=$(median ${RSS[$wl.$tool]})
+			w=$(median ${WALL[$wl.$tool]:-}); u=$(median ${USER[$wl.$tool]:-}); s=$(median ${SYS[$wl.$tool]:-}); r=$(median ${RSS[$wl.$tool]:-})
 			row+=" $w s ($(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.1f", u + s}') s CPU; $((r / 1024)) MiB) |"
 			eval "M_$tool=$w"
 		done
@@ -227,5 +228,5 @@ idle_wall_ms=$(printf '%s\n' "${walls[@]}" | awk '{s += $1} END { printf "%.0f",
 	echo
 	echo "Idle cycle over $IDLE_FILES unchanged files (sidecar, $IDLE_SECONDS s of 1 s cycles after the first upload, which took ${first_upload} s to a host_path store): **${idle_cpu_ms} ms CPU and ${idle_wall_ms} ms wall per cycle**; RSS ${rss_idle} KiB while idle, peak ${hwm} KiB over the whole run."
 	echo
-	echo "All runs: $(for wl in small big; do for tool in initializer s5cmd rclone; do printf '%s/%s: %s; ' "$wl" "$tool" "${WALL[$wl.$tool]% }"; done; done)"
+	echo "All runs: $(for wl in $WORKLOADS; do for tool in initializer s5cmd rclone; do printf '%s/%s: %s; ' "$wl" "$tool" "${WALL[$wl.$tool]:-}"; done; done)"
 } | tee "$OUT"
