@@ -3,7 +3,7 @@
 # 127.0.0.1: MinIO (S3), Azurite (Azure blob), fake-gcs-server (GCS), git over
 # smart HTTP, git:// and SSH, and a distribution registry.
 #
-#   integration/servers.sh install   build/install the pinned tools (cached)
+#   integration/servers.sh install   build/install the pinned tools (cached) and git-lfs (apt)
 #   integration/servers.sh start     install, then (re)start every server and write the env file
 #   integration/servers.sh stop      stop the servers recorded in the state dir
 #   integration/servers.sh env       print the env file's path
@@ -115,6 +115,47 @@ build_helpers() {
 	say "  helpers: built githttp gitssh htpasswd in $(elapsed "$t0") s"
 }
 
+# apt_tool CMD PACKAGE: install Debian's PACKAGE unless CMD is on PATH
+# already (the package is its own cache); apt's output goes to a log.
+apt_tool() {
+	local cmd=$1 pkg=$2 t0 log=$TOOLS/apt-$2.log updated=
+	if command -v "$cmd" >/dev/null; then
+		say "  $pkg: installed ($(tool_version "$cmd"))"
+		return
+	fi
+	command -v apt-get >/dev/null || die "$cmd is not installed and there is no apt-get: install $pkg"
+	((EUID == 0)) || die "$cmd is not installed: run as root or apt-get install $pkg"
+	t0=$(now)
+	: >"$log"
+	# A fresh machine's package lists may be empty: update them only then,
+	# or when they are too old for the install to fetch the package.
+	if [[ -z $(apt-cache policy "$pkg" 2>/dev/null | awk '$1 == "Candidate:" && $2 != "(none)"') ]]; then
+		apt_get update || apt_failed "apt-get update"
+		updated=1
+	fi
+	if ! apt_get install --no-install-recommends "$pkg"; then
+		[[ -z $updated ]] || apt_failed "apt-get install $pkg"
+		apt_get update || apt_failed "apt-get update"
+		apt_get install --no-install-recommends "$pkg" || apt_failed "apt-get install $pkg"
+	fi
+	command -v "$cmd" >/dev/null || die "$cmd missing after apt-get install $pkg"
+	say "  $pkg: apt-get installed $(tool_version "$cmd") in $(elapsed "$t0") s"
+}
+
+# tool_version CMD: the first word of `CMD version`, e.g. git-lfs/3.3.0.
+tool_version() { "$1" version 2>/dev/null | awk 'NR == 1 { print $1 }'; }
+
+apt_failed() {
+	tail -n 20 "$log" >&2
+	die "$1 failed (log: $log)"
+}
+
+# apt_get ARGS...: quiet, non-interactive apt-get, output appended to the
+# calling apt_tool's $log, waiting for another apt to release its lock.
+apt_get() {
+	DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=120 "$@" >>"$log" 2>&1
+}
+
 cmd_install() {
 	local t0 npm_pid=
 	t0=$(now)
@@ -132,6 +173,9 @@ cmd_install() {
 		npm_pid=$!
 	fi
 
+	# git lfs for the git handler's LFS tests; Debian's package also puts
+	# the filter.lfs config in /etc/gitconfig.
+	apt_tool git-lfs git-lfs
 	build_helpers
 	go_tool minio "$MINIO_MODULE"
 	go_tool fake-gcs-server "$FAKE_GCS_MODULE"

@@ -3,10 +3,13 @@ package git
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/handlers"
 )
 
@@ -42,7 +45,7 @@ func checkLFS(ctx context.Context, req *handlers.Request, eng engine, dir string
 	r.used = true
 	smudged, err := eng.lfsPull(ctx, dir)
 	if err != nil {
-		return r, err
+		return r, lfsPullError(err, lfsPointers(dir))
 	}
 	r.smudged = smudged
 	r.pointers = lfsPointers(dir)
@@ -59,6 +62,23 @@ func checkLFS(ctx context.Context, req *handlers.Request, eng engine, dir string
 		req.Log.Warn("git: the repository uses Git LFS but "+why+"; these files are LFS pointers, not their content (install git-lfs in the image and use the git CLI engine)", "count", len(r.pointers), "files", first(r.pointers, 20))
 	}
 	return r, nil
+}
+
+// lfsPullError names the files that git lfs pull left as pointers, and
+// makes an object missing from the LFS server a NotFound (git-lfs's
+// standalone file agent says "remote missing object", an LFS server's batch
+// answer "object does not exist" with a 404).
+func lfsPullError(err error, pointers []string) error {
+	class := fault.ClassOf(err)
+	m := strings.ToLower(err.Error())
+	if strings.Contains(m, "missing object") || strings.Contains(m, "does not exist") || strings.Contains(m, "[404]") {
+		class = fault.NotFound
+	}
+	if len(pointers) == 0 {
+		return fault.Wrap(class, fmt.Errorf("git lfs pull: %w", err))
+	}
+	return fault.Wrap(class, fmt.Errorf("the Git LFS content of %d file(s) could not be fetched (%s): %w",
+		len(pointers), strings.Join(first(pointers, 20), ", "), err))
 }
 
 func first(l []string, n int) []string {
