@@ -151,11 +151,13 @@ for wl in $WORKLOADS; do
 		for i in $(seq 0 $((nt - 1))); do
 			tool=${tools[$(((i + rep - 1) % nt))]}
 			prefix=$wl-$tool-$rep
+			s0=$(awk '{print $14 + $15}' "/proc/$MINIO_PID/stat")
 			read -r wall user sys rss < <(run_tool "$tool" "$wl" "$prefix")
+			scpu=$(awk -v a="$s0" -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15 - a) / hz}' "/proc/$MINIO_PID/stat")
 			got=$("$UTIL" count bench "$prefix/")
 			[[ $got == "$want" ]] || { echo "$tool $wl: the bucket holds '$got', want '$want'" >&2; exit 1; }
 			"$UTIL" rm bench "$prefix/"
-			printf '%-8s %-12s rep %d: %6.2f s wall, %6.2f s user, %5.2f s sys, %6d KiB max RSS\n' "$wl" "$tool" "$rep" "$wall" "$user" "$sys" "$rss"
+			printf '%-8s %-12s rep %d: %6.2f s wall, %6.2f s user, %5.2f s sys, %6d KiB max RSS; MinIO %5.2f s CPU\n' "$wl" "$tool" "$rep" "$wall" "$user" "$sys" "$rss" "$scpu"
 			WALL[$wl.$tool]+="$wall "
 			USER[$wl.$tool]+="$user "
 			SYS[$wl.$tool]+="$sys "
