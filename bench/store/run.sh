@@ -122,6 +122,8 @@ resync() {
 	esac
 }
 export -f copy resync
+# minio_cpu: MinIO's CPU time so far, in clock ticks.
+minio_cpu() { awk '{print $14 + $15}' "/proc/$MINIO_PID/stat"; }
 export WORK TB EP
 
 : >"$RESULTS"
@@ -143,20 +145,23 @@ for w in $WORKLOADS; do
 					mkdir -p "$dst/.filled"
 				fi
 				sync
+				s0=$(minio_cpu)
 				bench_time "$out" bash -c 'resync "$@"' _ "$tool" "$prefix" "$dst"
 			else
 				rm -rf "$dst"
 				mkdir -p "$dst"
 				sync
+				s0=$(minio_cpu)
 				bench_time "$out" bash -c 'copy "$@"' _ "$tool" "$prefix" "$dst"
 				n=$(find "$dst" -type f | wc -l)
 				printf '%s\t%s\tfiles=%s\n' "$w" "$tool" "$n" >>"$WORK/counts.log"
 			fi
+			scpu=$(awk -v a="$s0" -v b="$(minio_cpu)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}')
 			read -r wall rss rc <"$out"
 			rm -f "$out"
 			[[ $rc == 0 ]] || say "$tool on $w exited $rc (see $BENCH_LOG)"
-			printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$tool" "$wall" "$rss" "$rc" >>"$RESULTS"
-			say "$w $tool run $((run + 1)): ${wall}s, $((rss / 1024)) MiB"
+			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$tool" "$wall" "$rss" "$rc" "$scpu" >>"$RESULTS"
+			say "$w $tool run $((run + 1)): ${wall}s, $((rss / 1024)) MiB; MinIO ${scpu}s CPU"
 		done
 	done
 	[[ $w == rerun ]] || rm -rf "${MNT:?}"/*
@@ -183,5 +188,18 @@ done
 			[[ $t == initializer ]] && mine=$m
 		done
 		if [[ -n $best && $mine != - ]]; then printf ' %.2f |\n' "$(awk -v a="$mine" -v b="$best" 'BEGIN{print a/b}')"; else printf ' – |\n'; fi
+	done
+	printf '\nMinIO'"'"'s CPU seconds during each download (median), the server side of the same runs:\n\n| workload |'
+	for t in "${tools[@]}"; do printf ' %s |' "$t"; done
+	printf '\n|---|'
+	for _ in "${tools[@]}"; do printf -- '---|'; done
+	printf '\n'
+	for w in $WORKLOADS; do
+		printf '| %s |' "$w"
+		for t in "${tools[@]}"; do
+			m=$(awk -F'\t' -v w="$w" -v t="$t" '$1==w && $2==t && $5==0 {print $6}' "$RESULTS" | median)
+			if [[ $m == - ]]; then printf ' – |'; else printf ' %s |' "$m"; fi
+		done
+		printf '\n'
 	done
 } | tee "$WORK/report.md"
