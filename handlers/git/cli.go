@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,9 +70,23 @@ func newCLI(req *handlers.Request, sp *spec) (*cliEngine, error) {
 		env = append(env, "GIT_SSH_COMMAND="+cmd, "GIT_SSH_VARIANT=ssh")
 		env = append(env, sshEnv...)
 	}
+	if !hasLFS() {
+		// A system or user config may name git-lfs as a required filter
+		// (Debian's package does) while git-lfs is not installed: every
+		// clone of an LFS repository would then fail obscurely. Check the
+		// pointers out as they are instead; checkLFS warns about them.
+		config = append(config, [2]string{"filter.lfs.process", ""}, [2]string{"filter.lfs.smudge", ""},
+			[2]string{"filter.lfs.required", "false"})
+	}
 	e.env = append(cleanEnv(os.Environ()), env...)
 	e.env = append(e.env, configEnv(os.Getenv("GIT_CONFIG_COUNT"), config)...)
 	return e, nil
+}
+
+// hasLFS reports whether git-lfs is on PATH, where git looks for it.
+func hasLFS() bool {
+	_, err := exec.LookPath("git-lfs")
+	return err == nil
 }
 
 // cleanEnv drops from the inherited environment what would change git's
@@ -174,12 +189,51 @@ func (e *cliEngine) run(ctx context.Context, dir string, args ...string) (string
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
-	msg := lastLines(secret.Scrub(stderr.String()), 6)
+	all := secret.Scrub(stderr.String())
+	msg := lastLines(all, 6)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		return "", fault.New(fault.Internal, "git %s: %v", args[0], err)
 	}
+	if files := lfsFailures(all); len(files) > 0 {
+		// git-lfs's reason comes before git's own lines: read all of it.
+		c := classify(all)
+		if c == fault.Internal {
+			c = fault.Transient
+		}
+		return "", fault.New(c, "git %s (%s): the Git LFS content of %s could not be fetched (check the LFS objects on the server and the credentials): %s",
+			args[0], e.url, strings.Join(files, ", "), lastLines(dropLines(all, lfsNoise...), 6))
+	}
 	return "", fault.New(classify(msg), "git %s (%s): %s", args[0], e.url, msg)
+}
+
+// lfsNoise are the lines of a failed LFS smudge that say nothing about
+// why: where git-lfs logged it, and how to resume the checkout by hand.
+var lfsNoise = []string{"Errors logged to", "git lfs logs last", "Clone succeeded, but checkout failed",
+	"You can inspect what was checked out", "retry with 'git restore"}
+
+// dropLines removes the lines of s that contain any of subs.
+func dropLines(s string, subs ...string) string {
+	var kept []string
+	for _, l := range strings.Split(s, "\n") {
+		if !slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(l, sub) }) {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, "\n")
+}
+
+// lfsFailures returns the files named in git's "smudge filter lfs failed"
+// messages.
+func lfsFailures(stderr string) []string {
+	var files []string
+	for _, l := range strings.Split(stderr, "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "fatal:"))
+		if f, ok := strings.CutSuffix(l, ": smudge filter lfs failed"); ok {
+			files = append(files, f)
+		}
+	}
+	return files
 }
 
 func lastLines(s string, n int) string {
@@ -223,7 +277,8 @@ func classify(msg string) fault.Class {
 		return fault.Auth
 	case has("repository not found", "no such repository", "does not appear to be a git repository", "returned error: 404",
 		"couldn't find remote ref", "not our ref", "no such remote ref", "unknown revision",
-		"not a valid object name", "did not match any", "not a tree object", "bad object", "not found"):
+		"not a valid object name", "did not match any", "not a tree object", "bad object", "not found",
+		"object does not exist", "missing object"):
 		return fault.NotFound
 	case has("could not resolve host", "connection refused", "connection timed out", "timed out",
 		"connection reset", "early eof", "hung up unexpectedly", "rpc failed", "returned error: 5",
