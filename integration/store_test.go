@@ -7,6 +7,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -32,6 +33,7 @@ import (
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/handlers/store"
 	"github.com/initializer/initializer/integration/testenv"
+	"github.com/initializer/initializer/transfer"
 )
 
 // bktName returns a fresh bucket or container name.
@@ -514,6 +516,47 @@ func TestStoreCRC32C(t *testing.T) {
 			}
 			if !ok || got != want || !lok || lgot != want {
 				t.Errorf("CRC32C attrs %08x (%v), list %08x (%v), want %08x", got, ok, lgot, lok, want)
+			}
+		})
+	}
+}
+
+// TestStoreUploadDigest: S3 answers a single-request upload with the MD5 of
+// what it stored, which transfer then compares instead of reading the
+// object back; a multipart upload's answer holds none. The other stores do
+// not offer it.
+func TestStoreUploadDigest(t *testing.T) {
+	e := testenv.Load(t)
+	for _, c := range bktCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := c.fresh(t, e, "digest")
+			ud, ok := s.Provider.(transfer.UploadDigests)
+			if c.kind != connections.S3 {
+				if ok {
+					t.Errorf("%s offers upload digests", c.name)
+				}
+				return
+			}
+			if !ok {
+				t.Fatal("the S3 provider offers no upload digests")
+			}
+			small := bytes.Repeat([]byte("digest me "), 1000)
+			ctx, digest := ud.WatchUpload(context.Background())
+			if err := s.Bucket.WriteAll(ctx, s.Prefix+"/small", small, nil); err != nil {
+				t.Fatal(err)
+			}
+			if want := md5.Sum(small); !bytes.Equal(digest(), want[:]) {
+				t.Errorf("digest %x, want %x", digest(), want)
+			}
+			// Past the SDK's 16 MiB threshold, 24 MiB goes up in parts, and
+			// S3's ETag is then no MD5.
+			big := bytes.Repeat([]byte("0123456789abcdef"), 24<<20/16)
+			ctx, digest = ud.WatchUpload(context.Background())
+			if err := s.Bucket.WriteAll(ctx, s.Prefix+"/big", big, &blob.WriterOptions{BufferSize: 5 << 20}); err != nil {
+				t.Fatal(err)
+			}
+			if d := digest(); d != nil {
+				t.Errorf("multipart upload: digest %x, want none", d)
 			}
 		})
 	}

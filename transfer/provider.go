@@ -1,6 +1,8 @@
 package transfer
 
 import (
+	"context"
+
 	"gocloud.dev/blob"
 )
 
@@ -24,4 +26,15 @@ type Provider interface {
 	// checksum algorithm) through a blob.WriterOptions.BeforeWrite function;
 	// nil when there is nothing to add.
 	BeforeWrite() func(as func(any) bool) error
+}
+
+// UploadDigests is implemented by Providers whose store answers a
+// single-request upload with the MD5 it computed of what it received (S3's
+// ETag). An upload so answered is verified there and then, without reading
+// the object's attributes back or listing its prefix.
+type UploadDigests interface {
+	// WatchUpload returns a context to upload with, and a function that,
+	// once the upload returned, gives the MD5 the store reported for it: nil
+	// when it reported none (a multipart upload, an encrypted object).
+	WatchUpload(ctx context.Context) (context.Context, func() []byte)
 }

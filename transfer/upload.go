@@ -323,6 +323,10 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 		opts.BeforeWrite = u.opts.Provider.BeforeWrite()
 	}
 
+	digest := func() []byte { return nil }
+	if ud, ok := u.opts.Provider.(UploadDigests); ok {
+		ctx, digest = ud.WatchUpload(ctx)
+	}
 	var snap snapshot
 	switch {
 	case before.Size <= inlineMax:
@@ -350,6 +354,11 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 	}
 	switch {
 	case u.opts.NoVerify:
+	case snap.md5 != nil && digest() != nil:
+		// The store computed the MD5 of what it received: compare it now.
+		if err := u.check(r, snap, snap.n, digest(), noAttributes); err != nil {
+			return false, false, err
+		}
 	case u.opts.ListVerify:
 		u.pendingMu.Lock()
 		u.pending[r.Key] = pendingUpload{r: *r, snap: snap}
@@ -532,6 +541,9 @@ func (u *uploader) check(r *FileResult, snap snapshot, size int64, sum []byte, a
 	}
 	return nil
 }
+
+// noAttributes is the As function of an object whose attributes were not read.
+func noAttributes(any) bool { return false }
 
 type pendingUpload struct {
 	r    FileResult

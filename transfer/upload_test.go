@@ -275,3 +275,48 @@ func TestUploadListVerify(t *testing.T) {
 		}
 	}
 }
+
+// digestProvider answers every upload with the same MD5, as S3 answers a
+// PutObject with its ETag.
+type digestProvider struct{ sum []byte }
+
+func (digestProvider) PinVersion(*blob.Attributes) func(func(any) bool) error { return nil }
+func (digestProvider) CRC32C(func(any) bool) (uint32, bool)                   { return 0, false }
+func (digestProvider) BeforeWrite() func(func(any) bool) error                { return nil }
+func (p digestProvider) WatchUpload(ctx context.Context) (context.Context, func() []byte) {
+	return ctx, func() []byte { return p.sum }
+}
+
+// An upload the store answered with its MD5 is verified by that answer: a
+// listing that would not show it (ListPrefix elsewhere) is not consulted,
+// and a wrong answer fails the file.
+func TestUploadStoreDigest(t *testing.T) {
+	data := randomBytes(inlineMax+10, 7)
+	sum := md5.Sum(data)
+	for _, c := range []struct {
+		name   string
+		digest []byte
+		ok     bool
+	}{{"right", sum[:], true}, {"wrong", make([]byte, md5.Size), false}} {
+		t.Run(c.name, func(t *testing.T) {
+			b := memblob.OpenBucket(nil)
+			root, list := tree(t, map[string][]byte{"f": data}, "run/")
+			opts := uploadOpts()
+			opts.Provider = digestProvider{c.digest}
+			opts.ListVerify, opts.ListPrefix = true, "elsewhere/"
+			st, err := Upload(context.Background(), b, root, list, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ok {
+				if st.Files != 1 || len(st.Failed) != 0 {
+					t.Errorf("stats %+v, failed %v", st, st.Failed)
+				}
+				return
+			}
+			if st.Files != 0 || len(st.Failed) != 1 || fault.ClassOf(st.Failed[0].Err) != fault.Integrity {
+				t.Errorf("wrong digest: stats %+v, failed %v", st, st.Failed)
+			}
+		})
+	}
+}

@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
@@ -360,6 +363,9 @@ func (c *s3Config) s3Options(o *s3.Options) {
 	// Quiet "Response has no supported checksum" warnings on every GET
 	// from stores that send no checksum: transfer verifies what it can.
 	o.DisableLogOutputChecksumValidationSkipped = true
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		return st.Initialize.Add(recordPutDigest, middleware.After)
+	})
 }
 
 func openS3(ctx context.Context, k *keyReader, loc location, opts Options) (*Store, error) {
@@ -471,3 +477,40 @@ func (s3Provider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) err
 func (s3Provider) CRC32C(func(any) bool) (uint32, bool) { return 0, false }
 
 func (s3Provider) BeforeWrite() func(as func(any) bool) error { return nil }
+
+// putDigestKey marks the context of an upload whose PutObject answer is
+// kept in a *putDigest.
+type putDigestKey struct{}
+
+type putDigest struct{ md5 []byte }
+
+// WatchUpload: a single PutObject answers with the object's ETag, which is
+// the MD5 of what S3 stored unless the object is encrypted with KMS or a
+// customer key (transfer.UploadDigests).
+func (s3Provider) WatchUpload(ctx context.Context) (context.Context, func() []byte) {
+	d := &putDigest{}
+	return context.WithValue(ctx, putDigestKey{}, d), func() []byte { return d.md5 }
+}
+
+// recordPutDigest keeps the MD5 of a PutObject's answer for the upload
+// that watches it (see WatchUpload).
+var recordPutDigest = middleware.InitializeMiddlewareFunc("RecordPutDigest", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	out, md, err := next.HandleInitialize(ctx, in)
+	if d, ok := ctx.Value(putDigestKey{}).(*putDigest); ok && err == nil {
+		if o, ok := out.Result.(*s3.PutObjectOutput); ok && o.SSECustomerAlgorithm == nil &&
+			!strings.HasPrefix(string(o.ServerSideEncryption), "aws:kms") {
+			d.md5 = etagMD5(aws.ToString(o.ETag))
+		}
+	}
+	return out, md, err
+})
+
+// etagMD5 returns the MD5 an ETag holds, or nil for one that is not an MD5
+// (a multipart upload's).
+func etagMD5(etag string) []byte {
+	b, err := hex.DecodeString(strings.Trim(etag, `"`))
+	if err != nil || len(b) != md5.Size {
+		return nil
+	}
+	return b
+}
