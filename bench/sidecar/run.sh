@@ -63,7 +63,8 @@ echo "== loop-mounted ext4"
 truncate -s 32G "$WORK/img"
 # No lazy initialisation: ext4lazyinit would write in the background during the runs.
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/img"
-LOOP=$(losetup --find --show "$WORK/img")
+# Direct I/O on the image, as bench/lib.sh does (BENCH_LOOP_DIO=off for a buffered loop).
+LOOP=$(losetup --find --show --direct-io="${BENCH_LOOP_DIO:-on}" "$WORK/img")
 mount "$LOOP" "$WORK/mnt"
 M=$WORK/mnt
 
