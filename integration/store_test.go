@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -557,6 +558,81 @@ func TestStoreUploadDigest(t *testing.T) {
 			}
 			if d := digest(); d != nil {
 				t.Errorf("multipart upload: digest %x, want none", d)
+			}
+		})
+	}
+}
+
+// TestStoreFileUploader: S3 uploads a large file in parts read straight
+// from it, with the metadata and content type gocloud's writer would give
+// it, and leaves no parts behind when the upload fails; it declines keys
+// that gocloud would escape and buckets it was not opened with.
+func TestStoreFileUploader(t *testing.T) {
+	e := testenv.Load(t)
+	for _, c := range bktCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, name := c.fresh(t, e, "files")
+			fu, ok := s.Provider.(transfer.FileUploader)
+			if c.kind != connections.S3 {
+				if ok {
+					t.Errorf("%s offers a file uploader", c.name)
+				}
+				return
+			}
+			if !ok {
+				t.Fatal("the S3 provider offers no file uploader")
+			}
+			data := randomBytes(t, 13<<20+12345)
+			path := filepath.Join(t.TempDir(), "model.bin")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			ctx := context.Background()
+			opts := &blob.WriterOptions{Metadata: map[string]string{transfer.MetaModTime: "2024-05-06T07:08:09.5Z"}}
+			var sent int64
+			key := s.Prefix + "/dir/model.bin"
+			used, err := fu.UploadFile(ctx, s.Bucket, key, f, int64(len(data)), opts, 5<<20, 2, func(n int64) { sent += n })
+			if !used || err != nil || sent != int64(len(data)) {
+				t.Fatalf("UploadFile: used %v, %v, sent %d", used, err, sent)
+			}
+			got, err := s.Bucket.ReadAll(ctx, key)
+			if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+				t.Fatalf("read back %d bytes (%v), want %d identical", len(got), err, len(data))
+			}
+			attrs, err := s.Bucket.Attributes(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if attrs.Metadata[transfer.MetaModTime] != "2024-05-06T07:08:09.5Z" || attrs.ContentType != "application/octet-stream" {
+				t.Errorf("metadata %v, content type %q", attrs.Metadata, attrs.ContentType)
+			}
+
+			// Declined, with nothing sent: keys gocloud escapes, other buckets.
+			for _, k := range []string{s.Prefix + "/../x", s.Prefix + "/a\x01b", s.Prefix + "/__0x41__"} {
+				if used, err := fu.UploadFile(ctx, s.Bucket, k, f, int64(len(data)), opts, 5<<20, 2, func(int64) {}); used || err != nil {
+					t.Errorf("key %q: used %v, %v", k, used, err)
+				}
+			}
+			other, _ := c.fresh(t, e, "other")
+			if used, err := fu.UploadFile(ctx, other.Bucket, key, f, int64(len(data)), opts, 5<<20, 2, func(int64) {}); used || err != nil {
+				t.Errorf("another bucket: used %v, %v", used, err)
+			}
+
+			// A failed upload (the file is shorter than said) leaves no parts.
+			used, err = fu.UploadFile(ctx, s.Bucket, s.Prefix+"/short.bin", f, int64(len(data))+10<<20, opts, 5<<20, 2, func(int64) {})
+			if !used || err == nil {
+				t.Fatalf("short file: used %v, %v", used, err)
+			}
+			var client *awss3.Client
+			s.Bucket.As(&client)
+			list, err := client.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(name)})
+			if err != nil || len(list.Uploads) != 0 {
+				t.Errorf("multipart uploads left: %v (%v)", list, err)
 			}
 		})
 	}

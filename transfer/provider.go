@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"os"
 
 	"gocloud.dev/blob"
 )
@@ -37,4 +38,17 @@ type UploadDigests interface {
 	// once the upload returned, gives the MD5 the store reported for it: nil
 	// when it reported none (a multipart upload, an encrypted object).
 	WatchUpload(ctx context.Context) (context.Context, func() []byte)
+}
+
+// FileUploader is implemented by Providers that upload a large file in
+// parts read straight from it (S3's multipart upload), where the blob
+// writer copies every part into a buffer of its own: parts can then be
+// large, fewer requests and less work for the store, at no cost in memory.
+type FileUploader interface {
+	// UploadFile uploads the first size bytes of f to key in parts of
+	// partSize bytes, conc at a time, calling sent with the size of each
+	// part sent. It returns false, having sent nothing, when it cannot
+	// upload to b, this key or with these options: the blob writer must.
+	UploadFile(ctx context.Context, b *blob.Bucket, key string, f *os.File, size int64, opts *blob.WriterOptions,
+		partSize int64, conc int, sent func(int64)) (bool, error)
 }

@@ -432,10 +432,42 @@ func (u *uploader) sendHashed(ctx context.Context, r *FileResult, f *os.File, si
 // sendLarge streams a large file as a multipart upload, hashing it with
 // CRC32C on the way.
 func (u *uploader) sendLarge(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
+	if fu, ok := u.opts.Provider.(FileUploader); ok {
+		if sent, err := u.sendFile(ctx, fu, r, f, size, opts); sent || err != nil {
+			// The store keeps no CRC32C to compare: the check is its size.
+			return snapshot{n: size}, false, err
+		}
+	}
 	c := crc32.New(crcTable)
 	cost := 32<<20 + (int64(u.opts.PartConcurrency)+1)*u.opts.PartSize
 	changed, err := u.stream(ctx, r, f, size, opts, cost, c)
 	return snapshot{crc: c.Sum32(), n: size}, changed, err
+}
+
+// directPart is the smallest part of a file uploaded by a FileUploader:
+// parts read from the file cost no memory, and fewer parts cost the store
+// less (to MinIO, a 2 GiB file went up at about 0.85× s5cmd's time with
+// 50 MiB parts, 1.04× with 5 MiB ones).
+const directPart = 64 << 20
+
+// sendFile uploads a large file through fu, and reports whether it did.
+func (u *uploader) sendFile(ctx context.Context, fu FileUploader, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (bool, error) {
+	part := max(u.opts.PartSize, directPart, (size/9000+1<<20-1)&^(1<<20-1))
+	// The SDK's buffers for each request in flight, not the parts.
+	held, err := u.acquire(ctx, int64(u.opts.PartConcurrency)<<20)
+	if err != nil {
+		return false, err
+	}
+	defer u.mem.Release(held)
+	used := false
+	err = u.retry.do(ctx, "PUT "+r.Key, func() (err error) {
+		used, err = fu.UploadFile(ctx, u.b, r.Key, f, size, opts, part, u.opts.PartConcurrency, func(n int64) { u.prog.live.Add(n) })
+		return err
+	})
+	if err != nil {
+		return true, u.remoteFault(r, err)
+	}
+	return used, nil
 }
 
 // stream sends size bytes of f through a blob writer, retried from the

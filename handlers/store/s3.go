@@ -391,7 +391,7 @@ func openS3(ctx context.Context, k *keyReader, loc location, opts Options) (*Sto
 	}
 	s := &Store{
 		Bucket:   b,
-		Provider: s3Provider{},
+		Provider: s3Provider{bucket: b, name: loc.Bucket},
 		endpoint: c.endpoint,
 		auth:     c.describeAuth(),
 		hints: hints{
@@ -454,10 +454,14 @@ func (a *assumeRole) retrieve(ctx context.Context, d time.Duration) (aws.Credent
 	}).Retrieve(ctx)
 }
 
-// s3Provider pins S3 reads to an ETag. Upload checksums need nothing here:
-// the client is configured "when required" for custom endpoints, and the
-// bucket passes that to its uploads.
-type s3Provider struct{}
+// s3Provider pins S3 reads to an ETag, reports the MD5 of single-request
+// uploads, and uploads large files in parts read straight from the file.
+// Upload checksums need nothing here: the client is configured "when
+// required" for custom endpoints, and the bucket passes that to its uploads.
+type s3Provider struct {
+	bucket *blob.Bucket // the bucket it was opened with
+	name   string       // its name
+}
 
 func (s3Provider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) error {
 	if attrs == nil || attrs.ETag == "" {

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
+)
+
+// UploadFile uploads a large file as an S3 multipart upload whose parts
+// are read straight from the file (transfer.FileUploader). gocloud's writer
+// goes through the SDK's transfer manager, which copies every part into a
+// buffer of its own: memory grows with part size × concurrency, so parts
+// stay small, and many small parts cost the store more than a few large
+// ones. Here a part is a section of the file: the SDK hashes it for the
+// request signature where it needs to (plain http) by reading it, then
+// sends it, with no copy kept.
+//
+// It declines (false, nil: nothing was sent) what only gocloud's writer
+// handles as gocloud would: another bucket, a key or metadata gocloud
+// would escape, options this path does not carry.
+func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, f *os.File, size int64,
+	opts *blob.WriterOptions, partSize int64, conc int, sent func(int64)) (bool, error) {
+	var client *s3.Client
+	if b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) || !plainOptions(opts) {
+		return false, nil
+	}
+	head := make([]byte, 512)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return true, err
+	}
+	md := make(map[string]string, len(opts.Metadata))
+	for k, v := range opts.Metadata {
+		md[k] = url.PathEscape(v) // as gocloud's writer stores values
+	}
+	contentType := opts.ContentType
+	if contentType == "" {
+		contentType = http.DetectContentType(head[:n]) // as gocloud's writer does
+	}
+	create, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(p.name), Key: aws.String(key), ContentType: aws.String(contentType), Metadata: md,
+	})
+	if err != nil {
+		return true, err
+	}
+	parts, err := uploadParts(ctx, client, p.name, key, create.UploadId, f, size, partSize, conc, sent)
+	if err == nil {
+		_, err = client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket: aws.String(p.name), Key: aws.String(key), UploadId: create.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+	}
+	if err != nil {
+		// Leave no parts behind (they are billed), even when ctx has ended.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(p.name), Key: aws.String(key), UploadId: create.UploadId,
+		})
+	}
+	return true, err
+}
+
+// uploadParts sends the file's parts, conc at a time, and returns them in
+// order for CompleteMultipartUpload.
+func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id *string, f *os.File, size, partSize int64,
+	conc int, sent func(int64)) ([]types.CompletedPart, error) {
+	count := int((size + partSize - 1) / partSize)
+	if count > 10000 {
+		return nil, fmt.Errorf("%d parts of %d bytes: S3 allows 10,000", count, partSize)
+	}
+	parts := make([]types.CompletedPart, count)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(conc, 1))
+	for i := range count {
+		off := int64(i) * partSize
+		n := min(partSize, size-off)
+		g.Go(func() error {
+			out, err := client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket: aws.String(bucket), Key: aws.String(key), UploadId: id,
+				PartNumber: aws.Int32(int32(i + 1)), ContentLength: aws.Int64(n),
+				Body: io.NewSectionReader(f, off, n),
+			})
+			if err != nil {
+				return err
+			}
+			parts[i] = types.CompletedPart{
+				PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag,
+				ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C,
+				ChecksumCRC64NVME: out.ChecksumCRC64NVME, ChecksumSHA1: out.ChecksumSHA1, ChecksumSHA256: out.ChecksumSHA256,
+			}
+			sent(n)
+			return nil
+		})
+	}
+	return parts, g.Wait()
+}
+
+// plainKey reports whether gocloud's S3 driver would store key as it is
+// (it escapes control characters, "../" and text that looks like its own
+// escapes).
+func plainKey(key string) bool {
+	return utf8.ValidString(key) && !strings.Contains(key, "../") && !strings.Contains(key, "__0x") &&
+		!strings.ContainsFunc(key, func(r rune) bool { return r < 32 })
+}
+
+// plainOptions reports whether opts hold nothing but metadata whose keys
+// gocloud's S3 driver would not escape, and a content type.
+func plainOptions(opts *blob.WriterOptions) bool {
+	if opts.BeforeWrite != nil || opts.ContentMD5 != nil || opts.CacheControl != "" || opts.ContentDisposition != "" ||
+		opts.ContentEncoding != "" || opts.ContentLanguage != "" || opts.IfNotExist {
+		return false
+	}
+	for k := range opts.Metadata {
+		if k == "" || url.PathEscape(k) != k || strings.ContainsAny(k, "@:=") || strings.Contains(k, "__0x") {
+			return false
+		}
+	}
+	return true
+}
