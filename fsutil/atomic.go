@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,13 +23,20 @@ const TempPrefix = ".initializer-tmp-"
 // CreateTemp creates a temporary file next to path (same directory, so the
 // final rename is atomic), creating the directory when needed.
 func CreateTemp(path string) (*os.File, error) {
+	return CreateTempMode(path, 0o600)
+}
+
+// CreateTempMode is CreateTemp with the file created with perm (less the
+// umask) instead of 0600: Publish then has no mode to change when
+// FileMeta.Created says so.
+func CreateTempMode(path string, perm fs.FileMode) (*os.File, error) {
 	dir := filepath.Dir(path)
-	f, err := createTemp(dir)
+	f, err := createTemp(dir, perm)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		f, err = createTemp(dir)
+		f, err = createTemp(dir, perm)
 	}
 	return f, err
 }
@@ -36,10 +44,10 @@ func CreateTemp(path string) (*os.File, error) {
 // createTemp is os.CreateTemp(dir, TempPrefix+"*") without registering the
 // file with the runtime's poller, which a regular file refuses anyway: two
 // to four fewer system calls per file, which count over many small files.
-func createTemp(dir string) (*os.File, error) {
+func createTemp(dir string, perm fs.FileMode) (*os.File, error) {
 	for try := 0; ; try++ {
 		name := filepath.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
-		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.Perm()))
 		if err == nil {
 			return os.NewFile(uintptr(fd), name), nil
 		}
@@ -54,7 +62,17 @@ func createTemp(dir string) (*os.File, error) {
 type FileMeta struct {
 	Mode    fs.FileMode // permission bits; 0 means 0644
 	ModTime time.Time   // zero means now
+	// Created is the perm the file was created with by CreateTempMode;
+	// 0 means CreateTemp's 0600.
+	Created fs.FileMode
 }
+
+// umask is the process's file mode creation mask, read once at start.
+var umask = func() fs.FileMode {
+	m := unix.Umask(0)
+	unix.Umask(m)
+	return fs.FileMode(m)
+}()
 
 // WriteFileAtomic writes r to path through a temporary file in the same
 // directory, sets the mode and modification time, then renames it into place.
@@ -80,24 +98,30 @@ func WriteFileAtomic(ctx context.Context, path string, r io.Reader, meta FileMet
 	return n, Publish(f, path, meta)
 }
 
-// Publish closes the temporary file f, applies meta and renames it to path.
-// The caller removes f's file when Publish fails.
+// Publish applies meta to the temporary file f, closes it and renames it
+// to path. The caller removes f's file when Publish fails.
 func Publish(f *os.File, path string, meta FileMeta) error {
 	mode := meta.Mode.Perm()
 	if mode == 0 {
 		mode = 0o644
 	}
-	if err := f.Chmod(mode); err != nil {
-		return err
+	created := meta.Created.Perm()
+	if created == 0 {
+		created = 0o600
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if created&^umask != mode {
+		if err := f.Chmod(mode); err != nil {
+			return err
+		}
 	}
 	mt := meta.ModTime
 	if mt.IsZero() {
 		mt = time.Now()
 	}
-	if err := os.Chtimes(f.Name(), mt, mt); err != nil {
+	if err := futimens(f, mt); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
 		return err
 	}
 	// rename(2) directly: os.Rename first stats path to refuse replacing a
@@ -146,4 +170,18 @@ func RemoveTemps(root string) (int, error) {
 		return nil
 	})
 	return removed, err
+}
+
+// futimens sets f's access and modification times to t through its
+// descriptor (utimensat(2) with no path: nothing to look up).
+func futimens(f *os.File, t time.Time) error {
+	ts, err := unix.TimeToTimespec(t)
+	if err != nil {
+		return os.Chtimes(f.Name(), t, t) // out of the kernel's range: as os does
+	}
+	times := [2]unix.Timespec{ts, ts}
+	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); e != 0 {
+		return &fs.PathError{Op: "futimens", Path: f.Name(), Err: e}
+	}
+	return nil
 }

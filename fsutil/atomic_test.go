@@ -29,6 +29,39 @@ func TestWriteFileAtomic(t *testing.T) {
 	assertNoTemps(t, dir)
 }
 
+// Publish gives the file the mode asked whatever it was created with, and
+// the modification time to the nanosecond.
+func TestPublishModes(t *testing.T) {
+	dir := t.TempDir()
+	mt := time.Date(2023, 7, 8, 9, 10, 11, 123456789, time.UTC)
+	for _, c := range []struct{ created, want os.FileMode }{
+		{0, 0o644}, {0o644, 0o644}, {0o644, 0o600}, {0o600, 0o640}, {0o644, 0o755},
+	} {
+		p := filepath.Join(dir, "f")
+		var f *os.File
+		var err error
+		if c.created == 0 {
+			f, err = CreateTemp(p)
+		} else {
+			f, err = CreateTempMode(p, c.created)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Publish(f, p, FileMeta{Mode: c.want, ModTime: mt, Created: c.created}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != c.want || !st.ModTime().Equal(mt) {
+			t.Errorf("created %o, want %o: mode %o, mtime %v", c.created, c.want, st.Mode().Perm(), st.ModTime())
+		}
+	}
+	assertNoTemps(t, dir)
+}
+
 type failingReader struct{ n int }
 
 func (f *failingReader) Read(p []byte) (int, error) {

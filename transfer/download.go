@@ -518,7 +518,7 @@ func startWriteback(f *os.File, off, n int64) {
 
 // create opens a temporary file in o's folder.
 func (d *downloader) create(o object) (*os.File, error) {
-	f, err := fsutil.CreateTemp(o.path)
+	f, err := fsutil.CreateTempMode(o.path, 0o644)
 	if err != nil {
 		return nil, d.conflictOrLocal(o, err)
 	}
@@ -530,7 +530,7 @@ func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
 	if modTime.IsZero() {
 		modTime = o.modTime
 	}
-	if err := fsutil.Publish(f, o.path, fsutil.FileMeta{Mode: 0o644, ModTime: modTime}); err != nil {
+	if err := fsutil.Publish(f, o.path, fsutil.FileMeta{Mode: 0o644, ModTime: modTime, Created: 0o644}); err != nil {
 		return d.conflictOrLocal(o, err)
 	}
 	d.files.Add(1)
