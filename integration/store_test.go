@@ -612,6 +612,20 @@ func TestStoreFileUploader(t *testing.T) {
 				t.Errorf("metadata %v, content type %q", attrs.Metadata, attrs.ContentType)
 			}
 
+			// With request checksums "when supported" (AWS's default), each
+			// part carries a CRC32, declared when the upload is created.
+			sec := c.secret(e)
+			sec["AWS_REQUEST_CHECKSUM_CALCULATION"] = "when_supported"
+			conn, keys := bktConn(c.kind, c.url(name, "crc"), bktSecret(t, sec), nil)
+			s2 := bktOpen(t, conn, keys)
+			used, err = s2.Provider.(transfer.FileUploader).UploadFile(ctx, s2.Bucket, "crc/model.bin", f, int64(len(data)), opts, 5<<20, 2, func(int64) {})
+			if !used || err != nil {
+				t.Fatalf("UploadFile with part checksums: used %v, %v", used, err)
+			}
+			if got, err := s2.Bucket.ReadAll(ctx, "crc/model.bin"); err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+				t.Fatalf("read back %d bytes (%v), want %d identical", len(got), err, len(data))
+			}
+
 			// Declined, with nothing sent: keys gocloud escapes, other buckets.
 			for _, k := range []string{s.Prefix + "/../x", s.Prefix + "/a\x01b", s.Prefix + "/__0x41__"} {
 				if used, err := fu.UploadFile(ctx, s.Bucket, k, f, int64(len(data)), opts, 5<<20, 2, func(int64) {}); used || err != nil {

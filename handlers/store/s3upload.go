@@ -49,13 +49,20 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 	if contentType == "" {
 		contentType = http.DetectContentType(head[:n]) // as gocloud's writer does
 	}
+	// Part checksums as the transfer manager asks for them: CRC32 unless
+	// the client computes checksums only when required (custom endpoints).
+	var alg types.ChecksumAlgorithm
+	if client.Options().RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired {
+		alg = types.ChecksumAlgorithmCrc32
+	}
 	create, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(p.name), Key: aws.String(key), ContentType: aws.String(contentType), Metadata: md,
+		ChecksumAlgorithm: alg,
 	})
 	if err != nil {
 		return true, err
 	}
-	parts, err := uploadParts(ctx, client, p.name, key, create.UploadId, f, size, partSize, conc, sent)
+	parts, err := uploadParts(ctx, client, p.name, key, create.UploadId, f, size, partSize, conc, alg, sent)
 	if err == nil {
 		_, err = client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(p.name), Key: aws.String(key), UploadId: create.UploadId,
@@ -76,7 +83,7 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 // uploadParts sends the file's parts, conc at a time, and returns them in
 // order for CompleteMultipartUpload.
 func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id *string, f *os.File, size, partSize int64,
-	conc int, sent func(int64)) ([]types.CompletedPart, error) {
+	conc int, alg types.ChecksumAlgorithm, sent func(int64)) ([]types.CompletedPart, error) {
 	count := int((size + partSize - 1) / partSize)
 	if count > 10000 {
 		return nil, fmt.Errorf("%d parts of %d bytes: S3 allows 10,000", count, partSize)
@@ -90,7 +97,7 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 		g.Go(func() error {
 			out, err := client.UploadPart(gctx, &s3.UploadPartInput{
 				Bucket: aws.String(bucket), Key: aws.String(key), UploadId: id,
-				PartNumber: aws.Int32(int32(i + 1)), ContentLength: aws.Int64(n),
+				PartNumber: aws.Int32(int32(i + 1)), ContentLength: aws.Int64(n), ChecksumAlgorithm: alg,
 				Body: io.NewSectionReader(f, off, n),
 			})
 			if err != nil {
