@@ -434,13 +434,9 @@ func (u *uploader) sendHashed(ctx context.Context, r *FileResult, f *os.File, si
 // blob writer and hashed with CRC32C on the way.
 func (u *uploader) sendLarge(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
 	if fu, ok := u.opts.Provider.(FileUploader); ok {
-		sent, err := u.sendFile(ctx, fu, r, f, size, opts)
-		if fi, serr := f.Stat(); err != nil && serr == nil && fi.Size() < size {
-			return snapshot{}, true, nil // shrank while it was read: the parts came up short
-		}
-		if sent || err != nil {
+		if sent, changed, err := u.sendFile(ctx, fu, r, f, size, opts); sent || err != nil {
 			// The store keeps no CRC32C to compare: the check is its size.
-			return snapshot{n: size}, false, err
+			return snapshot{n: size}, changed, err
 		}
 	}
 	c := crc32.New(crcTable)
@@ -455,24 +451,30 @@ func (u *uploader) sendLarge(ctx context.Context, r *FileResult, f *os.File, siz
 // parts, 1.04× with 5 MiB ones through the blob writer).
 const directPart = 64 << 20
 
-// sendFile uploads a large file through fu, and reports whether it did.
-func (u *uploader) sendFile(ctx context.Context, fu FileUploader, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (bool, error) {
+// sendFile uploads a large file through fu. It reports whether fu took
+// it, and whether the file shrank while it was read (the upload then
+// failed: its parts came up short).
+func (u *uploader) sendFile(ctx context.Context, fu FileUploader, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (used, changed bool, err error) {
 	part := max(u.opts.PartSize, directPart, (size/9000+1<<20-1)&^(1<<20-1))
 	// The SDK's buffers for each request in flight, not the parts.
 	held, err := u.acquire(ctx, int64(u.opts.PartConcurrency)<<20)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer u.mem.Release(held)
-	used := false
-	err = u.retry.do(ctx, "PUT "+r.Key, func() (err error) {
+	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
+		var err error
 		used, err = fu.UploadFile(ctx, u.b, r.Key, f, size, opts, part, u.opts.PartConcurrency, func(n int64) { u.prog.live.Add(n) })
+		if fi, serr := f.Stat(); err != nil && serr == nil && fi.Size() < size {
+			changed = true
+			return nil
+		}
 		return err
 	})
 	if err != nil {
-		return true, u.remoteFault(r, err)
+		return true, false, u.remoteFault(r, err)
 	}
-	return used, nil
+	return used, changed, nil
 }
 
 // stream sends size bytes of f through a blob writer, retried from the

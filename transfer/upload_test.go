@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -318,5 +319,47 @@ func TestUploadStoreDigest(t *testing.T) {
 				t.Errorf("wrong digest: stats %+v, failed %v", st, st.Failed)
 			}
 		})
+	}
+}
+
+// fileUploader uploads large files itself, as S3's provider does; its first
+// upload finds the file cut short underneath it.
+type fileUploader struct {
+	digestProvider
+	calls int
+}
+
+func (p *fileUploader) UploadFile(ctx context.Context, b *blob.Bucket, key string, f *os.File, size int64, opts *blob.WriterOptions,
+	partSize int64, conc int, sent func(int64)) (bool, error) {
+	p.calls++
+	if p.calls == 1 {
+		if err := os.Truncate(f.Name(), size/2); err != nil {
+			return true, err
+		}
+	}
+	data := make([]byte, size)
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return true, fmt.Errorf("part 2: body shorter than its content length: %w", err)
+	}
+	sent(size)
+	return true, b.WriteAll(ctx, key, data, opts)
+}
+
+// A large file sent by the provider's FileUploader that shrinks while it
+// is read is uploaded again, with its new content.
+func TestUploadFileUploaderShrunk(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	data := randomBytes(2<<20, 8)
+	root, list := tree(t, map[string][]byte{"big.bin": data}, "")
+	opts := uploadOpts()
+	fu := &fileUploader{}
+	opts.Provider = fu
+	st, err := Upload(context.Background(), b, root, list, opts)
+	if err != nil || st.Files != 1 || st.Changed != 1 || len(st.Failed) != 0 || fu.calls != 2 {
+		t.Fatalf("%v: stats %+v, failed %v, calls %d", err, st, st.Failed, fu.calls)
+	}
+	got, err := b.ReadAll(context.Background(), "big.bin")
+	if err != nil || !bytes.Equal(got, data[:len(data)/2]) {
+		t.Errorf("object: %d bytes (%v), want the file's %d", len(got), err, len(data)/2)
 	}
 }
