@@ -29,7 +29,8 @@ import (
 //
 // It declines (false, nil: nothing was sent) what only gocloud's writer
 // handles as gocloud would: another bucket, a key or metadata gocloud
-// would escape, options this path does not carry.
+// would escape, options this path does not carry. (openS3 gives the bucket
+// no server-side encryption settings, so there are none to carry.)
 func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, f *os.File, size int64,
 	opts *blob.WriterOptions, partSize int64, conc int, sent func(int64)) (bool, error) {
 	var client *s3.Client
