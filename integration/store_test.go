@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"cloud.google.com/go/storage"
@@ -594,11 +595,11 @@ func TestStoreFileUploader(t *testing.T) {
 			defer f.Close()
 			ctx := context.Background()
 			opts := &blob.WriterOptions{Metadata: map[string]string{transfer.MetaModTime: "2024-05-06T07:08:09.5Z"}}
-			var sent int64
+			var sent atomic.Int64 // the parts report from their goroutines
 			key := s.Prefix + "/dir/model.bin"
-			used, err := fu.UploadFile(ctx, s.Bucket, key, f, int64(len(data)), opts, 5<<20, 2, func(n int64) { sent += n })
-			if !used || err != nil || sent != int64(len(data)) {
-				t.Fatalf("UploadFile: used %v, %v, sent %d", used, err, sent)
+			used, err := fu.UploadFile(ctx, s.Bucket, key, f, int64(len(data)), opts, 5<<20, 2, func(n int64) { sent.Add(n) })
+			if !used || err != nil || sent.Load() != int64(len(data)) {
+				t.Fatalf("UploadFile: used %v, %v, sent %d", used, err, sent.Load())
 			}
 			got, err := s.Bucket.ReadAll(ctx, key)
 			if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
