@@ -386,7 +386,7 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 		defer r.Close()
 		modTime = r.ModTime()
 		h := newVerifier(o)
-		n, err := copyCounted(io.MultiWriter(f, h), r, &d.prog.live)
+		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.live, false)
 		if err != nil {
 			return err
 		}
@@ -466,7 +466,7 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 				}
 				defer r.Close()
 				w := io.NewOffsetWriter(f, off)
-				got, err := copyCounted(w, r, &d.prog.live)
+				got, err := copyPooled(w, r, &d.prog.live, false)
 				if err != nil {
 					return err
 				}
@@ -643,8 +643,10 @@ type mismatchError struct{ msg string }
 
 func (e *mismatchError) Error() string { return "checksum mismatch: " + e.msg }
 
-// copyCounted copies r to w with a large buffer, adding to live as it goes.
-func copyCounted(w io.Writer, r io.Reader, live *atomic.Int64) (int64, error) {
+// copyPooled copies r to w with a pooled buffer, adding to live (when set)
+// as it goes. The errors of the local side, the reads with localReads and
+// the writes without, are marked local (see local).
+func copyPooled(w io.Writer, r io.Reader, live *atomic.Int64, localReads bool) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -653,15 +655,23 @@ func copyCounted(w io.Writer, r io.Reader, live *atomic.Int64) (int64, error) {
 		m, rerr := r.Read(buf)
 		if m > 0 {
 			if _, werr := w.Write(buf[:m]); werr != nil {
-				return n, local(werr)
+				if !localReads {
+					werr = local(werr)
+				}
+				return n, werr
 			}
 			n += int64(m)
-			live.Add(int64(m))
+			if live != nil {
+				live.Add(int64(m))
+			}
 		}
 		if rerr == io.EOF {
 			return n, nil
 		}
 		if rerr != nil {
+			if localReads {
+				rerr = local(rerr)
+			}
 			return n, rerr
 		}
 	}

@@ -410,7 +410,7 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 func (u *uploader) sendHashed(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
 	h := md5.New()
 	c := crc32.New(crcTable)
-	n, err := copyBuffered(io.MultiWriter(h, c), io.NewSectionReader(f, 0, size+1), nil)
+	n, err := copyPooled(io.MultiWriter(h, c), io.NewSectionReader(f, 0, size+1), nil, true)
 	if err != nil {
 		return snapshot{}, false, u.localFault(r.Rel, err)
 	}
@@ -507,7 +507,7 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 		if h != nil {
 			dst = io.MultiWriter(w, h)
 		}
-		n, err := copyBuffered(dst, io.NewSectionReader(f, 0, size), &u.prog.live)
+		n, err := copyPooled(dst, io.NewSectionReader(f, 0, size), &u.prog.live, true)
 		if err == nil && n != size {
 			changed = true // shrank while read
 			err = errShrank
@@ -666,33 +666,6 @@ func (u *uploader) remoteFault(r *FileResult, err error) error {
 		return fault.New(c, "%s: upload of %s to %q: the store did not answer: %w", u.opts.Conn, r.Rel, r.Key, err)
 	}
 	return fault.Wrap(c, fmt.Errorf("%s: upload of %s to %q: %w", u.opts.Conn, r.Rel, r.Key, err))
-}
-
-// copyBuffered copies r to w with a pooled buffer, adding to live (when
-// set) as it goes. Read errors are the local file's.
-func copyBuffered(w io.Writer, r io.Reader, live *atomic.Int64) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		m, rerr := r.Read(buf)
-		if m > 0 {
-			if _, werr := w.Write(buf[:m]); werr != nil {
-				return n, werr
-			}
-			n += int64(m)
-			if live != nil {
-				live.Add(int64(m))
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, local(rerr)
-		}
-	}
 }
 
 var inlinePool = sync.Pool{New: func() any { b := make([]byte, inlineMax+1); return &b }}

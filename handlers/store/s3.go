@@ -149,27 +149,21 @@ func readS3Config(k *keyReader) (*s3Config, error) {
 		c.reqChecksum = aws.RequestChecksumCalculationWhenRequired
 		c.respChecksum = aws.ResponseChecksumValidationWhenRequired
 	}
-	switch v, err := k.str(keyAWSReqChecksum...); {
-	case err != nil:
+	if required, given, err := checksumMode(k, "AWS_REQUEST_CHECKSUM_CALCULATION", keyAWSReqChecksum); err != nil {
 		return nil, err
-	case v == "":
-	case strings.EqualFold(v, "when_required"):
-		c.reqChecksum = aws.RequestChecksumCalculationWhenRequired
-	case strings.EqualFold(v, "when_supported"):
+	} else if given {
 		c.reqChecksum = aws.RequestChecksumCalculationWhenSupported
-	default:
-		return nil, k.usage("AWS_REQUEST_CHECKSUM_CALCULATION (from %s) must be when_required or when_supported", k.source(keyAWSReqChecksum...))
+		if required {
+			c.reqChecksum = aws.RequestChecksumCalculationWhenRequired
+		}
 	}
-	switch v, err := k.str(keyAWSRespChecksum...); {
-	case err != nil:
+	if required, given, err := checksumMode(k, "AWS_RESPONSE_CHECKSUM_VALIDATION", keyAWSRespChecksum); err != nil {
 		return nil, err
-	case v == "":
-	case strings.EqualFold(v, "when_required"):
-		c.respChecksum = aws.ResponseChecksumValidationWhenRequired
-	case strings.EqualFold(v, "when_supported"):
+	} else if given {
 		c.respChecksum = aws.ResponseChecksumValidationWhenSupported
-	default:
-		return nil, k.usage("AWS_RESPONSE_CHECKSUM_VALIDATION (from %s) must be when_required or when_supported", k.source(keyAWSRespChecksum...))
+		if required {
+			c.respChecksum = aws.ResponseChecksumValidationWhenRequired
+		}
 	}
 
 	if c.assumeRole, err = k.boolean(false, keyAWSAssumeRole...); err != nil {
@@ -350,6 +344,22 @@ func (c *s3Config) awsConfig(ctx context.Context, workers int) (aws.Config, erro
 		})
 	}
 	return cfg, nil
+}
+
+// checksumMode reads one of the SDK's checksum settings, when_required or
+// when_supported: whether it says when_required, and whether it is set.
+func checksumMode(k *keyReader, name string, keys []string) (required, given bool, err error) {
+	switch v, err := k.str(keys...); {
+	case err != nil:
+		return false, false, err
+	case v == "":
+		return false, false, nil
+	case strings.EqualFold(v, "when_required"):
+		return true, true, nil
+	case strings.EqualFold(v, "when_supported"):
+		return false, true, nil
+	}
+	return false, false, k.usage("%s (from %s) must be when_required or when_supported", name, k.source(keys...))
 }
 
 // s3Options applies the endpoint settings to the S3 client.
