@@ -45,3 +45,9 @@ bench_time() {
 
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+
+# bench_cpu_ticks PID: the CPU time (user + system) PID has used so far, in clock ticks.
+bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# bench_cpu_since PID TICKS: the CPU seconds PID has used since bench_cpu_ticks gave TICKS.
+bench_cpu_since() { awk -v a="$2" -v b="$(bench_cpu_ticks "$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}'; }

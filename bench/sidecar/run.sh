@@ -19,6 +19,8 @@ export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 REPS=${REPS:-3}
 SMALL=${SMALL:-10000}
 SMALL_SIZE=${SMALL_SIZE:-16384}
@@ -152,9 +154,9 @@ for wl in $WORKLOADS; do
 		for i in $(seq 0 $((nt - 1))); do
 			tool=${tools[$(((i + rep - 1) % nt))]}
 			prefix=$wl-$tool-$rep
-			s0=$(awk '{print $14 + $15}' "/proc/$MINIO_PID/stat")
+			s0=$(bench_cpu_ticks "$MINIO_PID")
 			read -r wall user sys rss < <(run_tool "$tool" "$wl" "$prefix")
-			scpu=$(awk -v a="$s0" -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15 - a) / hz}' "/proc/$MINIO_PID/stat")
+			scpu=$(bench_cpu_since "$MINIO_PID" "$s0")
 			got=$("$UTIL" count bench "$prefix/")
 			[[ $got == "$want" ]] || { echo "$tool $wl: the bucket holds '$got', want '$want'" >&2; exit 1; }
 			"$UTIL" rm bench "$prefix/"
@@ -180,7 +182,6 @@ env ${SIDECAR_ENV:-} "$INIT" sidecar --catalog "$WORK/catalog.yaml" -c local --p
 	--metrics-addr "127.0.0.1:$MPORT" --log-level warn ${SIDECAR_FLAGS:-} 2>"$WORK/idle.log" &
 SIDECAR_PID=$!
 metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SIDECAR_PID/stat"; }
 t0=$SECONDS
 until [[ $(metric initializer_sidecar_pending_files 2>/dev/null) == 0 && $(metric initializer_sidecar_watched_files) == "$IDLE_FILES" ]]; do
 	sleep 0.5
@@ -190,14 +191,14 @@ first_upload=$((SECONDS - t0))
 c_start=$(metric initializer_sidecar_cycles_total)
 until [[ $(metric initializer_sidecar_cycles_total) -ge $((c_start + 2)) ]]; do sleep 0.2; done
 c0=$(metric initializer_sidecar_cycles_total)
-cpu0=$(cpu_ticks)
+cpu0=$(bench_cpu_ticks "$SIDECAR_PID")
 walls=()
 for _ in $(seq "$IDLE_SECONDS"); do
 	sleep 1
 	walls+=("$(metric initializer_sidecar_cycle_duration_seconds)")
 done
 c1=$(metric initializer_sidecar_cycles_total)
-cpu1=$(cpu_ticks)
+cpu1=$(bench_cpu_ticks "$SIDECAR_PID")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SIDECAR_PID/status")
 rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$SIDECAR_PID/status")
 kill -TERM "$SIDECAR_PID"

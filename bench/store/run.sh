@@ -122,8 +122,6 @@ resync() {
 	esac
 }
 export -f copy resync
-# minio_cpu: MinIO's CPU time so far, in clock ticks.
-minio_cpu() { awk '{print $14 + $15}' "/proc/$MINIO_PID/stat"; }
 export WORK TB EP
 
 : >"$RESULTS"
@@ -145,18 +143,18 @@ for w in $WORKLOADS; do
 					mkdir -p "$dst/.filled"
 				fi
 				sync
-				s0=$(minio_cpu)
+				s0=$(bench_cpu_ticks "$MINIO_PID")
 				bench_time "$out" bash -c 'resync "$@"' _ "$tool" "$prefix" "$dst"
 			else
 				rm -rf "$dst"
 				mkdir -p "$dst"
 				sync
-				s0=$(minio_cpu)
+				s0=$(bench_cpu_ticks "$MINIO_PID")
 				bench_time "$out" bash -c 'copy "$@"' _ "$tool" "$prefix" "$dst"
 				n=$(find "$dst" -type f | wc -l)
 				printf '%s\t%s\tfiles=%s\n' "$w" "$tool" "$n" >>"$WORK/counts.log"
 			fi
-			scpu=$(awk -v a="$s0" -v b="$(minio_cpu)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}')
+			scpu=$(bench_cpu_since "$MINIO_PID" "$s0")
 			read -r wall rss rc <"$out"
 			rm -f "$out"
 			[[ $rc == 0 ]] || say "$tool on $w exited $rc (see $BENCH_LOG)"
