@@ -41,11 +41,18 @@ func randomName(prefix string) string {
 // gitCmd runs git with a configuration of its own, failing the test on error.
 func gitCmd(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return gitCmdEnv(t, dir, nil, args...)
+}
+
+// gitCmdEnv is gitCmd with more environment variables.
+func gitCmdEnv(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@initializer.invalid",
 		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@initializer.invalid")
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
