@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -648,6 +649,92 @@ func TestStoreFileUploader(t *testing.T) {
 			list, err := client.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(name)})
 			if err != nil || len(list.Uploads) != 0 {
 				t.Errorf("multipart uploads left: %v (%v)", list, err)
+			}
+		})
+	}
+}
+
+// TestStoreBytesUploader: S3 sends a small file as one PutObject from the
+// caller's goroutine, stored as gocloud's writer stores it, and its answer
+// gives the MD5 of what the store received.
+func TestStoreBytesUploader(t *testing.T) {
+	e := testenv.Load(t)
+	for _, c := range bktCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, name := c.fresh(t, e, "bytes")
+			bu, ok := s.Provider.(transfer.BytesUploader)
+			if c.kind != connections.S3 {
+				if ok {
+					t.Errorf("%s offers a bytes uploader", c.name)
+				}
+				return
+			}
+			if !ok {
+				t.Fatal("the S3 provider offers no bytes uploader")
+			}
+			ctx := context.Background()
+			for _, data := range [][]byte{[]byte("plain text, as a log would be\n"), randomBytes(t, 20000), {}} {
+				sum := md5.Sum(data)
+				opts := func() *blob.WriterOptions {
+					return &blob.WriterOptions{Metadata: map[string]string{transfer.MetaModTime: "2024-05-06T07:08:09.5Z"}, ContentMD5: sum[:]}
+				}
+				for _, checksums := range []string{"when_required", "when_supported"} {
+					sec := c.secret(e)
+					sec["AWS_REQUEST_CHECKSUM_CALCULATION"] = checksums
+					conn, keys := bktConn(c.kind, c.url(name, checksums), bktSecret(t, sec), nil)
+					st := bktOpen(t, conn, keys)
+					key := fmt.Sprintf("%s/direct/%d", checksums, len(data))
+					wctx, digest := st.Provider.(transfer.UploadDigests).WatchUpload(ctx)
+					used, err := st.Provider.(transfer.BytesUploader).UploadBytes(wctx, st.Bucket, key, data, opts())
+					if !used || err != nil {
+						t.Fatalf("%s: UploadBytes: used %v, %v", key, used, err)
+					}
+					if !bytes.Equal(digest(), sum[:]) {
+						t.Errorf("%s: the store reported MD5 %x, want %x", key, digest(), sum)
+					}
+					// The same through gocloud's writer, to compare.
+					ref := fmt.Sprintf("%s/writer/%d", checksums, len(data))
+					if err := st.Bucket.WriteAll(ctx, ref, data, opts()); err != nil {
+						t.Fatal(err)
+					}
+					got, err := st.Bucket.ReadAll(ctx, key)
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("%s: read back %d bytes (%v), want %d identical", key, len(got), err, len(data))
+					}
+					a, err := st.Bucket.Attributes(ctx, key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w, err := st.Bucket.Attributes(ctx, ref)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if a.ContentType != w.ContentType || !maps.Equal(a.Metadata, w.Metadata) || !bytes.Equal(a.MD5, w.MD5) {
+						t.Errorf("%s: type %q, metadata %v, MD5 %x; gocloud's writer: %q, %v, %x",
+							key, a.ContentType, a.Metadata, a.MD5, w.ContentType, w.Metadata, w.MD5)
+					}
+				}
+			}
+
+			// Declined, with nothing sent: keys gocloud escapes, options
+			// this path does not carry, other buckets.
+			data := []byte("x")
+			for _, k := range []string{s.Prefix + "/../x", s.Prefix + "/a\x01b", s.Prefix + "/__0x41__"} {
+				if used, err := bu.UploadBytes(ctx, s.Bucket, k, data, &blob.WriterOptions{}); used || err != nil {
+					t.Errorf("key %q: used %v, %v", k, used, err)
+				}
+			}
+			for _, o := range []*blob.WriterOptions{{CacheControl: "no-cache"}, {Metadata: map[string]string{"a=b": "c"}}} {
+				if used, err := bu.UploadBytes(ctx, s.Bucket, s.Prefix+"/declined", data, o); used || err != nil {
+					t.Errorf("options %+v: used %v, %v", o, used, err)
+				}
+			}
+			other, _ := c.fresh(t, e, "other")
+			if used, err := bu.UploadBytes(ctx, other.Bucket, s.Prefix+"/declined", data, &blob.WriterOptions{}); used || err != nil {
+				t.Errorf("another bucket: used %v, %v", used, err)
+			}
+			if ok, _ := s.Bucket.Exists(ctx, s.Prefix+"/declined"); ok {
+				t.Error("a declined upload was sent")
 			}
 		})
 	}

@@ -52,3 +52,15 @@ type FileUploader interface {
 	UploadFile(ctx context.Context, b *blob.Bucket, key string, f *os.File, size int64, opts *blob.WriterOptions,
 		partSize int64, conc int, sent func(int64)) (bool, error)
 }
+
+// BytesUploader is implemented by Providers that send a small file held in
+// memory as one request from the calling goroutine, with less work than
+// the blob writer's (S3's PutObject).
+type BytesUploader interface {
+	// UploadBytes uploads data to key with opts, whose ContentMD5, when
+	// set, is data's MD5 for the caller to compare with what the store
+	// reports (UploadDigests). It returns false, having sent nothing, when
+	// it cannot upload to b, this key or with these options: the blob
+	// writer must.
+	UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error)
+}

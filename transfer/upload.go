@@ -376,8 +376,8 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 
 // sendInline reads a small file into memory and sends it with its MD5.
 func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
-	bp := inlinePool.Get().(*[]byte)
-	defer inlinePool.Put(bp)
+	bp, pool := inlineBuffer(size)
+	defer pool.Put(bp)
 	buf := (*bp)[:size+1]
 	n, err := io.ReadFull(f, buf)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
@@ -395,7 +395,13 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 		return snap, false, err
 	}
 	defer u.mem.Release(held)
+	bu, _ := u.opts.Provider.(BytesUploader)
 	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
+		if bu != nil {
+			if used, err := bu.UploadBytes(ctx, u.b, r.Key, buf, opts); used {
+				return err
+			}
+		}
 		return u.b.WriteAll(ctx, r.Key, buf, opts)
 	})
 	if err != nil {
@@ -668,4 +674,21 @@ func (u *uploader) remoteFault(r *FileResult, err error) error {
 	return fault.Wrap(c, fmt.Errorf("%s: upload of %s to %q: %w", u.opts.Conn, r.Rel, r.Key, err))
 }
 
-var inlinePool = sync.Pool{New: func() any { b := make([]byte, inlineMax+1); return &b }}
+// inlinePools[i] holds read buffers of (4 KiB << i) + 1 bytes (one more to
+// see a file that grew), up to inlineMax: a small file takes a buffer
+// near its size, and many workers do not hold inlineMax each.
+var inlinePools [7]sync.Pool
+
+func inlineBuffer(size int64) (*[]byte, *sync.Pool) {
+	i := 0
+	for 4<<10<<i < size {
+		i++
+	}
+	p := &inlinePools[i]
+	bp, _ := p.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 4<<10<<i+1)
+		bp = &b
+	}
+	return bp, p
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -361,5 +362,74 @@ func TestUploadFileUploaderShrunk(t *testing.T) {
 	got, err := b.ReadAll(context.Background(), "big.bin")
 	if err != nil || !bytes.Equal(got, data[:len(data)/2]) {
 		t.Errorf("object: %d bytes (%v), want the file's %d", len(got), err, len(data)/2)
+	}
+}
+
+func TestInlineBuffer(t *testing.T) {
+	for _, c := range []struct{ size, want int64 }{
+		{0, 4<<10 + 1}, {1, 4<<10 + 1}, {4 << 10, 4<<10 + 1}, {4<<10 + 1, 8<<10 + 1},
+		{16 << 10, 16<<10 + 1}, {inlineMax - 1, inlineMax + 1}, {inlineMax, inlineMax + 1},
+	} {
+		bp, pool := inlineBuffer(c.size)
+		if int64(len(*bp)) != c.want {
+			t.Errorf("size %d: buffer of %d bytes, want %d", c.size, len(*bp), c.want)
+		}
+		pool.Put(bp)
+		if again, p2 := inlineBuffer(c.size); p2 != pool || int64(len(*again)) != c.want {
+			t.Errorf("size %d: not the same pool again", c.size)
+		}
+	}
+}
+
+// bytesProvider sends small files itself, except keys containing
+// "decline", which it leaves to the blob writer.
+type bytesProvider struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (*bytesProvider) PinVersion(*blob.Attributes) func(func(any) bool) error { return nil }
+func (*bytesProvider) CRC32C(func(any) bool) (uint32, bool)                 { return 0, false }
+func (*bytesProvider) BeforeWrite() func(func(any) bool) error              { return nil }
+
+func (p *bytesProvider) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
+	if bytes.Contains([]byte(key), []byte("decline")) {
+		return false, nil
+	}
+	if sum := md5.Sum(data); !bytes.Equal(opts.ContentMD5, sum[:]) {
+		return true, fmt.Errorf("%s: ContentMD5 %x, want %x", key, opts.ContentMD5, sum)
+	}
+	p.mu.Lock()
+	p.sent = append(p.sent, key)
+	p.mu.Unlock()
+	o := *opts
+	o.Metadata = maps.Clone(opts.Metadata)
+	o.Metadata["via"] = "bytes"
+	return true, b.WriteAll(ctx, key, data, &o)
+}
+
+func TestUploadBytesUploader(t *testing.T) {
+	files := map[string][]byte{"a.txt": []byte("a"), "decline.txt": []byte("d"), "big.bin": randomBytes(inlineMax+1, 4)}
+	root, list := tree(t, files, "p/")
+	b := memblob.OpenBucket(nil)
+	p := &bytesProvider{}
+	opts := uploadOpts()
+	opts.Provider = p
+	st, err := Upload(context.Background(), b, root, list, opts)
+	if err != nil || st.Files != 3 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	if len(p.sent) != 1 || p.sent[0] != "p/a.txt" {
+		t.Errorf("the bytes uploader sent %v, want only the small file it accepts", p.sent)
+	}
+	for name, want := range files {
+		got, err := b.ReadAll(context.Background(), "p/"+name)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v", name, len(got), err)
+		}
+		a, _ := b.Attributes(context.Background(), "p/"+name)
+		if via := a.Metadata["via"]; (via == "bytes") != (name == "a.txt") {
+			t.Errorf("%s: sent via %q", name, via)
+		}
 	}
 }

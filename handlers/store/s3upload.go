@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -42,20 +43,7 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 	if err != nil && err != io.EOF {
 		return true, err
 	}
-	md := make(map[string]string, len(opts.Metadata))
-	for k, v := range opts.Metadata {
-		md[k] = url.PathEscape(v) // as gocloud's writer stores values
-	}
-	contentType := opts.ContentType
-	if contentType == "" {
-		contentType = http.DetectContentType(head[:n]) // as gocloud's writer does
-	}
-	// Part checksums as the transfer manager asks for them: CRC32 unless
-	// the client computes checksums only when required (custom endpoints).
-	var alg types.ChecksumAlgorithm
-	if client.Options().RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired {
-		alg = types.ChecksumAlgorithmCrc32
-	}
+	md, contentType, alg := putParams(client, opts, head[:n])
 	create, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(p.name), Key: aws.String(key), ContentType: aws.String(contentType), Metadata: md,
 		ChecksumAlgorithm: alg,
@@ -79,6 +67,49 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 		})
 	}
 	return true, err
+}
+
+// UploadBytes sends a small file held in memory as one PutObject, from the
+// calling goroutine (transfer.BytesUploader). gocloud's writer would start
+// a goroutine of its own for it, whose stack grows anew through the SDK's
+// middleware on every request, and pass the bytes through a pipe into the
+// transfer manager. The store's answer carries the MD5 of what it stored,
+// which WatchUpload gives the caller as for any PutObject. It declines
+// what UploadFile declines.
+func (p s3Provider) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
+	var client *s3.Client
+	o := *opts
+	o.ContentMD5 = nil // the caller checks it against the store's answer
+	if b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) || !plainOptions(&o) {
+		return false, nil
+	}
+	md, contentType, alg := putParams(client, opts, data[:min(len(data), 512)])
+	_, err := client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(p.name), Key: aws.String(key), ContentType: aws.String(contentType), Metadata: md,
+		ChecksumAlgorithm: alg, ContentLength: aws.Int64(int64(len(data))), Body: bytes.NewReader(data),
+	})
+	return true, err
+}
+
+// putParams returns the metadata, content type and checksum algorithm of
+// an upload as gocloud's writer would send them, head being the first
+// bytes of the content.
+func putParams(client *s3.Client, opts *blob.WriterOptions, head []byte) (map[string]string, string, types.ChecksumAlgorithm) {
+	md := make(map[string]string, len(opts.Metadata))
+	for k, v := range opts.Metadata {
+		md[k] = url.PathEscape(v) // as gocloud's writer stores values
+	}
+	contentType := opts.ContentType
+	if contentType == "" {
+		contentType = http.DetectContentType(head) // as gocloud's writer does
+	}
+	// Checksums as the transfer manager asks for them: CRC32 unless the
+	// client computes checksums only when required (custom endpoints).
+	var alg types.ChecksumAlgorithm
+	if client.Options().RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired {
+		alg = types.ChecksumAlgorithmCrc32
+	}
+	return md, contentType, alg
 }
 
 // uploadParts sends the file's parts, conc at a time, and returns them in
