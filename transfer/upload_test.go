@@ -389,8 +389,8 @@ type bytesProvider struct {
 }
 
 func (*bytesProvider) PinVersion(*blob.Attributes) func(func(any) bool) error { return nil }
-func (*bytesProvider) CRC32C(func(any) bool) (uint32, bool)                 { return 0, false }
-func (*bytesProvider) BeforeWrite() func(func(any) bool) error              { return nil }
+func (*bytesProvider) CRC32C(func(any) bool) (uint32, bool)                   { return 0, false }
+func (*bytesProvider) BeforeWrite() func(func(any) bool) error                { return nil }
 
 func (p *bytesProvider) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
 	if bytes.Contains([]byte(key), []byte("decline")) {
