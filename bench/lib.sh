@@ -1,19 +1,29 @@
 # Shared by the benchmark scripts: a journaled ext4 for destinations, and
 # timing of one command (wall seconds and peak RSS of its largest process).
 
-# bench_fs_mount IMG MNT SIZE: a loop-mounted journaled ext4 at MNT (as root).
-# The machines' root file system has no journal, which makes creating files
-# after deleting others slow and erratic (see the reference notes).
-# The loop device does direct I/O on its image file (BENCH_LOOP_DIO=off for
-# a buffered one), so data written back goes to the disk once, as on a real
-# volume, rather than into a second page cache (the image file's) and then
-# through the root file system's much slower write-back.
+# bench_fs_mount IMG MNT GIB: a loop-mounted journaled ext4 of GIB GiB at MNT
+# (as root). The machines' root file system has no journal, which makes
+# creating files after deleting others slow and erratic (see the reference
+# notes). So that the file system behaves as one on a real volume:
+# - the loop device does direct I/O on its image file (BENCH_LOOP_DIO=off for
+#   a buffered one): data written back go to the disk once, rather than into
+#   a second page cache (the image file's) and then through the root file
+#   system's much slower write-back;
+# - every block of the image is written once first (BENCH_IMG_PREFILL=off
+#   for a sparse image): writes then land on blocks the root file system
+#   has already allocated, not into holes it must allocate during the runs;
+# - mkfs initialises the inode tables and the journal at once, not in the
+#   background (ext4lazyinit) while the runs write.
 bench_fs_mount() {
-	local img=$1 mnt=$2 size=$3
+	local img=$1 mnt=$2 gib=$3
 	bench_fs_umount "$img" "$mnt"
 	mkdir -p "$mnt"
-	truncate -s "$size" "$img"
-	mkfs.ext4 -q -F "$img"
+	if [[ ${BENCH_IMG_PREFILL:-on} == on ]]; then
+		dd if=/dev/zero of="$img" bs=64M count=$((gib * 16)) oflag=direct status=none
+	else
+		truncate -s "${gib}G" "$img"
+	fi
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img"
 	BENCH_LOOP=$(losetup --find --show --direct-io="${BENCH_LOOP_DIO:-on}" "$img")
 	mount "$BENCH_LOOP" "$mnt"
 }

@@ -62,12 +62,10 @@ INIT=$WORK/bin/initializer
 UTIL=$WORK/bin/benchutil
 
 echo "== loop-mounted ext4"
-truncate -s 32G "$WORK/img"
-# No lazy initialisation: ext4lazyinit would write in the background during the runs.
-mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/img"
-# Direct I/O on the image, as bench/lib.sh does (BENCH_LOOP_DIO=off for a buffered loop).
-LOOP=$(losetup --find --show --direct-io="${BENCH_LOOP_DIO:-on}" "$WORK/img")
-mount "$LOOP" "$WORK/mnt"
+# Journaled, initialised at once, its image written once and read by the
+# loop device with direct I/O, as for the downloads (bench/lib.sh).
+bench_fs_mount "$WORK/img" "$WORK/mnt" 32
+LOOP=$BENCH_LOOP
 M=$WORK/mnt
 
 free_port() {
