@@ -104,7 +104,7 @@ export RCLONE_S3_PROVIDER=Minio RCLONE_S3_ENDPOINT=$EP RCLONE_S3_ACCESS_KEY_ID=$
 copy() {
 	local tool=$1 prefix=$2 dst=$3
 	case $tool in
-	initializer) "$WORK/initializer" --catalog "$WORK/catalog.yaml" --connection "$prefix" --path "$dst" --log-level warn ${INIT_FLAGS:-} ;;
+	initializer) env ${INIT_ENV:-} "$WORK/initializer" --catalog "$WORK/catalog.yaml" --connection "$prefix" --path "$dst" --log-level warn ${INIT_FLAGS:-} ;;
 	s5cmd) "$TB/s5cmd" --endpoint-url "$EP" cp "s3://bench/$prefix/*" "$dst/" ;;
 	rclone) env -u AWS_CA_BUNDLE "$TB/rclone" copy ":s3:bench/$prefix" "$dst" ;;
 	rclone-tuned) env -u AWS_CA_BUNDLE "$TB/rclone" copy --transfers 64 --checkers 64 --multi-thread-streams 16 ":s3:bench/$prefix" "$dst" ;;
