@@ -47,6 +47,7 @@ cleanup() {
 	set +e
 	[[ -n ${SIDECAR_PID:-} ]] && kill "$SIDECAR_PID" 2>/dev/null && wait "$SIDECAR_PID" 2>/dev/null
 	[[ -n ${MINIO_PID:-} ]] && kill "$MINIO_PID" 2>/dev/null && wait "$MINIO_PID" 2>/dev/null
+	if mountpoint -q "$WORK/minio-tmpfs"; then umount "$WORK/minio-tmpfs"; fi
 	if mountpoint -q "$WORK/mnt"; then umount "$WORK/mnt"; fi
 	[[ -n ${LOOP:-} ]] && losetup -d "$LOOP"
 	rm -rf "$WORK"
@@ -80,9 +81,16 @@ echo "== MinIO"
 PORT=$(free_port)
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-$RANDOM$RANDOM AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export S3_ENDPOINT=http://127.0.0.1:$PORT
-mkdir -p "$M/minio" "$M/minio-home"
+MINIO_DATA=$M/minio
+if [[ ${MINIO_TMPFS:-0} == 1 ]]; then
+	# For comparison only: MinIO's storage in memory, where its writes cost no disk.
+	MINIO_DATA=$WORK/minio-tmpfs
+	mkdir -p "$MINIO_DATA"
+	mount -t tmpfs -o size=12g tmpfs "$MINIO_DATA"
+fi
+mkdir -p "$MINIO_DATA" "$M/minio-home"
 HOME=$M/minio-home MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off MINIO_UPDATE=off \
-	"$BIN/minio" server "$M/minio" --address "127.0.0.1:$PORT" --certs-dir "$M/minio-home/certs" --quiet >"$WORK/minio.log" 2>&1 &
+	"$BIN/minio" server "$MINIO_DATA" --address "127.0.0.1:$PORT" --certs-dir "$M/minio-home/certs" --quiet >"$WORK/minio.log" 2>&1 &
 MINIO_PID=$!
 for _ in $(seq 300); do curl -sf "$S3_ENDPOINT/minio/health/ready" && break; sleep 0.1; done
 "$UTIL" mb bench
