@@ -27,6 +27,16 @@ import (
 )
 
 // Config is one sidecar run.
+// MemoryLimitMiB is the default soft memory limit, in MiB, of a sidecar
+// uploading with this many workers: 48 MiB, plus 192 KiB for each worker
+// beyond 32 (its goroutine's stack, grown through the SDK's middleware,
+// its read buffer and its connection: measured with 256 workers). Below
+// that, the GC would run all the time once the workers are busy (with 256
+// workers and 48 MiB, three times the CPU of 32 workers).
+func MemoryLimitMiB(workers int) int64 {
+	return 48 + int64(max(workers-32, 0))*192/1024
+}
+
 type Config struct {
 	Bucket   *blob.Bucket
 	Prefix   string // key prefix without a trailing slash; "" is the bucket's root

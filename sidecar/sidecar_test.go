@@ -133,3 +133,14 @@ func TestRunComparesWithStore(t *testing.T) {
 		t.Fatalf("%v %+v", err, rep)
 	}
 }
+
+func TestMemoryLimitMiB(t *testing.T) {
+	for _, c := range []struct {
+		workers int
+		want    int64
+	}{{1, 48}, {32, 48}, {64, 54}, {128, 66}, {256, 90}} {
+		if got := MemoryLimitMiB(c.workers); got != c.want {
+			t.Errorf("MemoryLimitMiB(%d) = %d, want %d", c.workers, got, c.want)
+		}
+	}
+}

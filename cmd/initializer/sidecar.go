@@ -92,7 +92,7 @@ not uploaded), unless --strict.`,
 	f.Int64Var(&sf.partMiB, "part-size", 5, "size in MiB of the parts of multipart uploads (grown for files beyond 9,000 parts)")
 	f.IntVar(&sf.partConc, "part-concurrency", 4, "parts of one large file sent in parallel (each buffers --part-size)")
 	f.Int64Var(&sf.budgetMiB, "memory-budget", 48, "MiB the uploads in flight may buffer (the SDKs buffer each part of a large file)")
-	f.Int64Var(&sf.memoryLimitMiB, "memory-limit", 48, "soft memory limit in MiB for the Go runtime (0: none; $GOMEMLIMIT wins)")
+	f.Int64Var(&sf.memoryLimitMiB, "memory-limit", 48, "soft memory limit in MiB for the Go runtime, plus 192 KiB per worker beyond 32 unless set (0: none; $GOMEMLIMIT wins)")
 
 	f.StringVar(&sf.containerID, "container-id", "", "upstream's name of --watch-container")
 	f.IntVar(&sf.sleepInterval, "sleep-interval", 0, "upstream's --check-interval, in seconds")
@@ -119,6 +119,9 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 	env := func(k string) string { v, _ := a.getenv(k); return v }
 	if err := sf.compat(cmd, a); err != nil {
 		return nil, err
+	}
+	if !cmd.Flags().Changed("memory-limit") {
+		sf.memoryLimitMiB = sidecar.MemoryLimitMiB(sf.workers)
 	}
 	if sf.memoryLimitMiB > 0 && env("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(sf.memoryLimitMiB << 20)
