@@ -26,7 +26,6 @@ import (
 	"github.com/initializer/initializer/transfer"
 )
 
-// Config is one sidecar run.
 // MemoryLimitMiB is the default soft memory limit, in MiB, of a sidecar
 // uploading with this many workers: 48 MiB, plus 192 KiB for each worker
 // beyond 32 (its goroutine's stack, grown through the SDK's middleware,
@@ -37,6 +36,7 @@ func MemoryLimitMiB(workers int) int64 {
 	return 48 + int64(max(workers-32, 0))*192/1024
 }
 
+// Config is one sidecar run.
 type Config struct {
 	Bucket   *blob.Bucket
 	Prefix   string // key prefix without a trailing slash; "" is the bucket's root
