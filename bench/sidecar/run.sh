@@ -63,7 +63,7 @@ INIT=$WORK/bin/initializer
 UTIL=$WORK/bin/benchutil
 
 echo "== loop-mounted ext4"
-# Journaled, initialised at once, its image written once and read by the
+# Journaled, initialised at once, its image written once and accessed by the
 # loop device with direct I/O, as for the downloads (bench/lib.sh).
 bench_fs_mount "$WORK/img" "$WORK/mnt" 32
 LOOP=$BENCH_LOOP
