@@ -352,11 +352,12 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 	if StateOf(after) != before {
 		return true, false, nil
 	}
+	stored := digest()
 	switch {
 	case u.opts.NoVerify:
-	case snap.md5 != nil && digest() != nil:
+	case snap.md5 != nil && stored != nil:
 		// The store computed the MD5 of what it received: compare it now.
-		if err := u.check(r, snap, snap.n, digest(), noAttributes); err != nil {
+		if err := u.check(r, snap, snap.n, stored, noAttributes); err != nil {
 			return false, false, err
 		}
 	case u.opts.ListVerify:

@@ -34,8 +34,8 @@ import (
 // no server-side encryption settings, so there are none to carry.)
 func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, f *os.File, size int64,
 	opts *blob.WriterOptions, partSize int64, conc int, sent func(int64)) (bool, error) {
-	var client *s3.Client
-	if b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) || !plainOptions(opts) {
+	client := p.client(b, key, opts)
+	if client == nil {
 		return false, nil
 	}
 	head := make([]byte, 512)
@@ -77,10 +77,10 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 // which WatchUpload gives the caller as for any PutObject. It declines
 // what UploadFile declines.
 func (p s3Provider) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
-	var client *s3.Client
 	o := *opts
 	o.ContentMD5 = nil // the caller checks it against the store's answer
-	if b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) || !plainOptions(&o) {
+	client := p.client(b, key, &o)
+	if client == nil {
 		return false, nil
 	}
 	md, contentType, alg := putParams(client, opts, data[:min(len(data), 512)])
@@ -89,6 +89,18 @@ func (p s3Provider) UploadBytes(ctx context.Context, b *blob.Bucket, key string,
 		ChecksumAlgorithm: alg, ContentLength: aws.Int64(int64(len(data))), Body: bytes.NewReader(data),
 	})
 	return true, err
+}
+
+// client returns the S3 client to upload key to b with opts directly, or
+// nil when only gocloud's writer handles them as gocloud would: another
+// bucket, a key or metadata gocloud would escape, options these paths do
+// not carry.
+func (p s3Provider) client(b *blob.Bucket, key string, opts *blob.WriterOptions) *s3.Client {
+	var client *s3.Client
+	if b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) || !plainOptions(opts) {
+		return nil
+	}
+	return client
 }
 
 // putParams returns the metadata, content type and checksum algorithm of
