@@ -51,6 +51,7 @@ cleanup() {
 	if mountpoint -q "$WORK/mnt"; then umount "$WORK/mnt"; fi
 	[[ -n ${LOOP:-} ]] && losetup -d "$LOOP"
 	rm -rf "$WORK"
+	bench_release_memory
 }
 trap cleanup EXIT
 rm -rf "$WORK"
@@ -100,6 +101,7 @@ echo "== data"
 mkdir -p "$M/big"
 "$UTIL" file "$M/big/model.bin" $((BIG_MIB << 20))
 sync
+bench_hold_memory
 
 mkdir -p "$WORK/secret"
 printf '%s' "$AWS_ACCESS_KEY_ID" >"$WORK/secret/AWS_ACCESS_KEY_ID"

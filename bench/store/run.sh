@@ -47,6 +47,7 @@ cleanup() {
 	[[ -n $MINIO_PID ]] && kill "$MINIO_PID" 2>/dev/null && wait "$MINIO_PID" 2>/dev/null
 	mountpoint -q "$DATA" && umount "$DATA"
 	bench_fs_umount "$IMG" "$MNT"
+	bench_release_memory
 }
 trap cleanup EXIT
 
@@ -123,6 +124,7 @@ resync() {
 }
 export -f copy resync
 export WORK TB EP
+bench_hold_memory
 
 : >"$RESULTS"
 tools=($TOOLSET)
