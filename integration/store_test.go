@@ -649,6 +649,80 @@ func forS3Only[P any](t *testing.T, prefix, what string, test func(t *testing.T,
 	}
 }
 
+// TestStoreWholeReader: S3 reads a whole object with one signed GET of its
+// own, which gives the bytes, size and time gocloud's reader gives, keys
+// that need escaping included; its failures classify as the SDK's do, with
+// no secret in them; what it cannot read as gocloud would, it declines.
+func TestStoreWholeReader(t *testing.T) {
+	forS3Only(t, "whole", "a whole reader", func(t *testing.T, e testenv.Env, c bktCase, s *store.Store, name string, wr transfer.WholeReader) {
+		ctx := context.Background()
+		objects := map[string][]byte{
+			"plain.txt": []byte("plain text\n"),
+			"nested/dir/ünï cödé, with spaces.bin": randomBytes(t, 70000),
+			"empty": {},
+			"odd/a+b=c&d;e,f@g$h'i(j)!k*l~m[n]o^p`q{r}s|t.txt": []byte("odd"),
+			"percent/100%/%41%2F%zz":                           []byte("percent"),
+			"query/?x=1#frag":                                  []byte("query"),
+		}
+		for k, data := range objects {
+			key := s.Prefix + "/" + k
+			bktWrite(t, s.Bucket, key, data)
+			r, ok, err := wr.ReadWhole(ctx, s.Bucket, key)
+			if !ok || err != nil {
+				t.Fatalf("%q: ReadWhole: used %v, %v", key, ok, err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, data) || r.Size() != int64(len(data)) {
+				t.Errorf("%q: read %d bytes (size %d, %v), want %d identical", key, len(got), r.Size(), err, len(data))
+			}
+			ref, err := s.Bucket.NewReader(ctx, key, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref.Close()
+			if !r.ModTime().Equal(ref.ModTime()) || r.ModTime().IsZero() {
+				t.Errorf("%q: time %v, gocloud's reader: %v", key, r.ModTime(), ref.ModTime())
+			}
+		}
+
+		// A missing key is NotFound (4), as through the SDK.
+		_, ok, err := wr.ReadWhole(ctx, s.Bucket, s.Prefix+"/missing")
+		if !ok || store.Classify(err) != fault.NotFound {
+			t.Errorf("missing key: used %v, class %v (%v), want NotFound", ok, store.Classify(err), err)
+		}
+		// Wrong credentials are Auth (3), and the error holds no secret.
+		for _, wrong := range c.wrong(e) {
+			conn, keys := bktConn(c.kind, c.url(name, "whole"), bktSecret(t, wrong), nil)
+			bad := bktOpen(t, conn, keys)
+			_, ok, err := bad.Provider.(transfer.WholeReader).ReadWhole(ctx, bad.Bucket, s.Prefix+"/plain.txt")
+			if !ok || store.Classify(err) != fault.Auth {
+				t.Errorf("wrong credentials: used %v, class %v (%v), want Auth", ok, store.Classify(err), err)
+			}
+			if err != nil && strings.Contains(err.Error(), wrong["AWS_SECRET_ACCESS_KEY"]) {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		}
+		// A server that is not there: a network error, which transfer retries.
+		conn, keys := bktConn(c.kind, c.url(name, "whole"), bktSecret(t, c.closed(e, bktClosedPort(t))), nil)
+		gone := bktOpen(t, conn, keys)
+		if _, ok, err := gone.Provider.(transfer.WholeReader).ReadWhole(ctx, gone.Bucket, s.Prefix+"/plain.txt"); !ok || store.Classify(err) != fault.Transient {
+			t.Errorf("closed port: used %v, class %v (%v), want Transient", ok, store.Classify(err), err)
+		}
+
+		// Declined, with nothing sent: keys gocloud escapes, other buckets.
+		for _, k := range []string{s.Prefix + "/../x", s.Prefix + "/a\x01b", s.Prefix + "/__0x41__"} {
+			if r, ok, err := wr.ReadWhole(ctx, s.Bucket, k); ok || err != nil || r != nil {
+				t.Errorf("key %q: used %v, %v", k, ok, err)
+			}
+		}
+		other, _ := c.fresh(t, e, "other")
+		if _, ok, err := wr.ReadWhole(ctx, other.Bucket, s.Prefix+"/plain.txt"); ok || err != nil {
+			t.Errorf("another bucket: used %v, %v", ok, err)
+		}
+	})
+}
+
 // TestStoreBytesUploader: S3 sends a small file as one PutObject from the
 // caller's goroutine, stored as gocloud's writer stores it, and its answer
 // gives the MD5 of what the store received.

@@ -379,7 +379,7 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 			}
 		}
 		first = false
-		r, err := d.b.NewReader(ctx, o.key, nil)
+		r, err := d.open(ctx, o.key)
 		if err != nil {
 			return err
 		}
@@ -408,6 +408,22 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 	err = d.publish(f, o, modTime)
 	published = err == nil
 	return err
+}
+
+// open opens key for reading from its start: through the Provider when it
+// has a cheaper way (WholeReader), else through the bucket.
+func (d *downloader) open(ctx context.Context, key string) (ObjectReader, error) {
+	if wr, ok := d.opts.Provider.(WholeReader); ok {
+		r, ok, err := wr.ReadWhole(ctx, d.b, key)
+		if ok || err != nil {
+			return r, err
+		}
+	}
+	r, err := d.b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // downloadRanges reads a large object as parallel ranges pinned to one

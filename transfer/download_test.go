@@ -10,7 +10,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -298,4 +301,87 @@ func assertNoTemps(t *testing.T, dir string) {
 		}
 		return nil
 	})
+}
+
+// wholeProvider reads whole objects itself through the bucket's reader,
+// except keys containing "decline", which it leaves to the downloader; a
+// key containing "flaky" fails once with a connection reset, and one
+// containing "corrupt" comes back with its bytes changed.
+type wholeProvider struct {
+	mu    sync.Mutex
+	read  []string
+	flaky bool
+}
+
+func (*wholeProvider) PinVersion(*blob.Attributes) func(func(any) bool) error { return nil }
+func (*wholeProvider) CRC32C(func(any) bool) (uint32, bool)                   { return 0, false }
+func (*wholeProvider) BeforeWrite() func(func(any) bool) error                { return nil }
+
+func (p *wholeProvider) ReadWhole(ctx context.Context, b *blob.Bucket, key string) (ObjectReader, bool, error) {
+	if strings.Contains(key, "decline") {
+		return nil, false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if strings.Contains(key, "flaky") && !p.flaky {
+		p.flaky = true
+		return nil, true, fmt.Errorf("GET %s: %w", key, syscall.ECONNRESET)
+	}
+	p.read = append(p.read, key)
+	r, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, true, err
+	}
+	if strings.Contains(key, "corrupt") {
+		return corrupted{r}, true, nil
+	}
+	return r, true, nil
+}
+
+// corrupted flips the first byte it reads.
+type corrupted struct{ *blob.Reader }
+
+func (c corrupted) Read(p []byte) (int, error) {
+	n, err := c.Reader.Read(p)
+	if n > 0 {
+		p[0] ^= 0xff
+	}
+	return n, err
+}
+
+func TestDownloadWholeReader(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	files := map[string][]byte{"a.txt": []byte("a"), "decline.txt": []byte("d"), "flaky.bin": randomBytes(5000, 1), "big.bin": randomBytes(20000, 2)}
+	for k, v := range files {
+		put(t, b, k, v)
+	}
+	p := &wholeProvider{}
+	o := testOpts()
+	o.Provider = p
+	o.PartSize, o.LargeObject = 8192, 8192 // big.bin is read in ranges
+	dst := t.TempDir()
+	st, err := Download(context.Background(), b, whole, dst, o)
+	if err != nil || st.Files != 4 || st.Retries != 1 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	sort.Strings(p.read)
+	if want := []string{"a.txt", "flaky.bin"}; !slices.Equal(p.read, want) {
+		t.Errorf("the whole reader read %v, want %v", p.read, want)
+	}
+	for k, v := range files {
+		if got, err := os.ReadFile(filepath.Join(dst, k)); err != nil || !bytes.Equal(got, v) {
+			t.Errorf("%s: %d bytes, %v", k, len(got), err)
+		}
+	}
+
+	// What the whole reader gives is verified as any download is.
+	put(t, b, "corrupt.txt", []byte("content"))
+	_, err = Download(context.Background(), b, []Selection{{Key: "corrupt.txt", Dst: "corrupt.txt"}}, dst, o)
+	if fault.ClassOf(err) != fault.Integrity {
+		t.Errorf("corrupt read: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "corrupt.txt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Error("corrupt file published")
+	}
+	assertNoTemps(t, dst)
 }

@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"context"
+	"io"
 	"os"
+	"time"
 
 	"gocloud.dev/blob"
 )
@@ -63,4 +65,21 @@ type BytesUploader interface {
 	// it cannot upload to b, this key or with these options: the blob
 	// writer must.
 	UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error)
+}
+
+// WholeReader is implemented by Providers that read a whole object with
+// less work per request than the blob reader (S3: one signed GET, without
+// the SDK's middleware), which matters when the objects are many and small.
+type WholeReader interface {
+	// ReadWhole opens key of b for reading from its start. It returns
+	// false, having sent nothing, when it cannot read from b or this key:
+	// the blob reader must.
+	ReadWhole(ctx context.Context, b *blob.Bucket, key string) (ObjectReader, bool, error)
+}
+
+// ObjectReader reads an object's content; *blob.Reader is one.
+type ObjectReader interface {
+	io.ReadCloser
+	Size() int64        // the object's size in bytes
+	ModTime() time.Time // its modification time; zero when unknown
 }

@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyauth "github.com/aws/smithy-go/auth"
+	"github.com/aws/smithy-go/encoding/httpbinding"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"gocloud.dev/blob"
+
+	"github.com/initializer/initializer/transfer"
+)
+
+// emptySHA256 is the SHA-256 of an empty payload, which a GET signs.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// s3Getter reads whole objects with one signed GET each, sent through the
+// S3 client's own HTTP client, credentials and endpoint. Each GetObject
+// through the SDK builds and runs its middleware stack anew, about 60 µs of
+// CPU and 30 KB of garbage per request: for 10,000 small objects, 0.6 s of
+// CPU on top of the downloads themselves.
+type s3Getter struct {
+	once sync.Once
+	ok   bool // the bucket's endpoint can be read this way
+
+	hc          s3.HTTPClient
+	creds       aws.CredentialsProvider
+	signer      *v4.Signer
+	base        url.URL // the bucket's endpoint, path-style or virtual-hosted
+	signingName string
+	region      string
+}
+
+// ReadWhole opens key for reading with one signed GET (transfer.WholeReader).
+// It declines (false, nil: nothing was sent) what only gocloud's reader
+// handles as gocloud would: another bucket, a key gocloud would escape, an
+// endpoint that needs more than a plain SigV4 signature (S3 Express, access
+// points, endpoint headers), anonymous credentials.
+func (p s3Provider) ReadWhole(ctx context.Context, b *blob.Bucket, key string) (transfer.ObjectReader, bool, error) {
+	var client *s3.Client
+	if p.get == nil || b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) {
+		return nil, false, nil
+	}
+	g := p.get
+	g.once.Do(func() { g.init(ctx, client, p.name) })
+	if !g.ok {
+		return nil, false, nil
+	}
+	creds, err := g.creds.Retrieve(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	if creds.AccessKeyID == "" {
+		return nil, false, nil // anonymous: the SDK sends such requests unsigned
+	}
+	// The key escaped as the SDK escapes it, which is also how S3 rebuilds
+	// the path it verifies the signature over.
+	u := g.base
+	u.RawPath = strings.TrimSuffix(g.base.EscapedPath(), "/") + "/" + httpbinding.EscapePath(key, false)
+	u.Path = strings.TrimSuffix(g.base.Path, "/") + "/" + key
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.base.String(), nil)
+	if err != nil {
+		return nil, false, nil
+	}
+	req.URL = &u
+	// identity: Go's transport would otherwise ask for gzip and unpack it,
+	// and the bytes would no longer be those the ETag's MD5 describes.
+	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Set("User-Agent", "initializer")
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	if err := g.signer.SignHTTP(ctx, creds, req, emptySHA256, g.signingName, g.region, time.Now().UTC()); err != nil {
+		return nil, true, err
+	}
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return nil, true, &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, true, &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: responseError(resp)}
+	}
+	r := &s3Object{ReadCloser: resp.Body, size: resp.ContentLength}
+	if r.size < 0 {
+		resp.Body.Close()
+		return nil, true, fmt.Errorf("s3: GET %q: the answer has no Content-Length", key)
+	}
+	if lm := resp.Header.Get("Last-Modified"); lm != "" {
+		r.modTime, _ = http.ParseTime(lm)
+	}
+	return r, true, nil
+}
+
+// init resolves the bucket's endpoint once, as the client would for a
+// GetObject, and keeps what signing a GET needs.
+func (g *s3Getter) init(ctx context.Context, client *s3.Client, bucket string) {
+	o := client.Options()
+	if o.HTTPClient == nil || o.Credentials == nil || o.EndpointResolverV2 == nil || o.Region == "" || strings.HasPrefix(bucket, "arn:") {
+		return
+	}
+	ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, s3.EndpointParameters{
+		Bucket:                         aws.String(bucket),
+		Region:                         aws.String(o.Region),
+		UseFIPS:                        aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		UseDualStack:                   aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+		Endpoint:                       o.BaseEndpoint,
+		ForcePathStyle:                 aws.Bool(o.UsePathStyle),
+		Accelerate:                     aws.Bool(o.UseAccelerate),
+		DisableMultiRegionAccessPoints: aws.Bool(o.DisableMultiRegionAccessPoints),
+		UseArnRegion:                   aws.Bool(o.UseARNRegion),
+		DisableS3ExpressSessionAuth:    o.DisableS3ExpressSessionAuth,
+	})
+	if err != nil || len(ep.Headers) > 0 || ep.Properties.Get("backend") != nil {
+		return
+	}
+	name, region := "s3", o.Region
+	if opts, ok := smithyauth.GetAuthOptions(&ep.Properties); ok {
+		if len(opts) == 0 || opts[0].SchemeID != "sigv4" {
+			return
+		}
+		if n, ok := smithyhttp.GetSigV4SigningName(&opts[0].SignerProperties); ok {
+			name = n
+		}
+		if r, ok := smithyhttp.GetSigV4SigningRegion(&opts[0].SignerProperties); ok {
+			region = r
+		}
+	}
+	if name != "s3" || ep.URI.Host == "" || ep.URI.RawQuery != "" {
+		return
+	}
+	g.hc, g.creds, g.base, g.signingName, g.region = o.HTTPClient, o.Credentials, ep.URI, name, region
+	// S3 signs the path as sent, not escaped a second time.
+	g.signer = v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true })
+	g.ok = true
+}
+
+// s3Object is the body of a GET, with the object's size and time.
+type s3Object struct {
+	io.ReadCloser
+	size    int64
+	modTime time.Time
+}
+
+func (o *s3Object) Size() int64        { return o.size }
+func (o *s3Object) ModTime() time.Time { return o.modTime }
+
+// responseError turns a failed answer into the error the SDK would return
+// for it: an HTTP response error carrying S3's error code and message.
+func responseError(resp *http.Response) error {
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Code      string `xml:"Code"`
+		Message   string `xml:"Message"`
+		RequestID string `xml:"RequestId"`
+	}
+	_ = xml.Unmarshal(body, &e)
+	if e.Code == "" {
+		e.Code = strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "")
+	}
+	if e.Code == "" {
+		e.Code = fmt.Sprintf("HTTP%d", resp.StatusCode)
+	}
+	if e.RequestID == "" {
+		e.RequestID = resp.Header.Get("X-Amz-Request-Id")
+	}
+	return &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: resp},
+			Err:      &smithy.GenericAPIError{Code: e.Code, Message: e.Message},
+		},
+		RequestID: e.RequestID,
+	}
+}
