@@ -29,6 +29,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -686,6 +687,44 @@ func TestStoreWholeReader(t *testing.T) {
 			}
 		}
 
+		// With response checksums "when supported", an object stored with a
+		// full-object checksum is checked against it as it is read.
+		var client *awss3.Client
+		if !s.Bucket.As(&client) {
+			t.Fatal("no S3 client")
+		}
+		sec := c.secret(e)
+		sec["AWS_RESPONSE_CHECKSUM_VALIDATION"] = "when_supported"
+		conn, keys := bktConn(c.kind, c.url(name, "whole"), bktSecret(t, sec), nil)
+		checked := bktOpen(t, conn, keys)
+		data := randomBytes(t, 30000)
+		for _, alg := range []s3types.ChecksumAlgorithm{s3types.ChecksumAlgorithmCrc32c, s3types.ChecksumAlgorithmCrc32,
+			s3types.ChecksumAlgorithmCrc64nvme, s3types.ChecksumAlgorithmSha1, s3types.ChecksumAlgorithmSha256} {
+			key := s.Prefix + "/checksum/" + string(alg)
+			if _, err := client.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(name), Key: aws.String(key),
+				Body: bytes.NewReader(data), ChecksumAlgorithm: alg}); err != nil {
+				t.Fatal(err)
+			}
+			// The server does send the checksum back (else nothing is checked here).
+			out, err := client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(name), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Body.Close()
+			if out.ChecksumCRC32C == nil && out.ChecksumCRC32 == nil && out.ChecksumCRC64NVME == nil && out.ChecksumSHA1 == nil && out.ChecksumSHA256 == nil {
+				t.Fatalf("%s: the server sent no checksum", alg)
+			}
+			r, ok, err := checked.Provider.(transfer.WholeReader).ReadWhole(ctx, checked.Bucket, key)
+			if !ok || err != nil {
+				t.Fatalf("%s: ReadWhole: used %v, %v", alg, ok, err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s: read %d bytes, %v", alg, len(got), err)
+			}
+		}
+
 		// A missing key is NotFound (4), as through the SDK.
 		_, ok, err := wr.ReadWhole(ctx, s.Bucket, s.Prefix+"/missing")
 		if !ok || store.Classify(err) != fault.NotFound {
@@ -704,7 +743,7 @@ func TestStoreWholeReader(t *testing.T) {
 			}
 		}
 		// A server that is not there: a network error, which transfer retries.
-		conn, keys := bktConn(c.kind, c.url(name, "whole"), bktSecret(t, c.closed(e, bktClosedPort(t))), nil)
+		conn, keys = bktConn(c.kind, c.url(name, "whole"), bktSecret(t, c.closed(e, bktClosedPort(t))), nil)
 		gone := bktOpen(t, conn, keys)
 		if _, ok, err := gone.Provider.(transfer.WholeReader).ReadWhole(ctx, gone.Bucket, s.Prefix+"/plain.txt"); !ok || store.Classify(err) != fault.Transient {
 			t.Errorf("closed port: used %v, class %v (%v), want Transient", ok, store.Classify(err), err)

@@ -387,6 +387,9 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 		modTime = r.ModTime()
 		h := newVerifier(o)
 		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.live, false)
+		if errors.Is(err, ErrChecksumMismatch) {
+			return &mismatchError{strings.TrimPrefix(err.Error(), ErrChecksumMismatch.Error()+": ")}
+		}
 		if err != nil {
 			return err
 		}

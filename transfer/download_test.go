@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -335,7 +336,21 @@ func (p *wholeProvider) ReadWhole(ctx context.Context, b *blob.Bucket, key strin
 	if strings.Contains(key, "corrupt") {
 		return corrupted{r}, true, nil
 	}
+	if strings.Contains(key, "badsum") {
+		return badSum{r}, true, nil
+	}
 	return r, true, nil
+}
+
+// badSum fails at its end as a reader whose checksum does not match.
+type badSum struct{ *blob.Reader }
+
+func (b badSum) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF {
+		err = fmt.Errorf("%w: CRC32C AAAAAA==, expected BBBBBB==", ErrChecksumMismatch)
+	}
+	return n, err
 }
 
 // corrupted flips the first byte it reads.
@@ -372,6 +387,17 @@ func TestDownloadWholeReader(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(dst, k)); err != nil || !bytes.Equal(got, v) {
 			t.Errorf("%s: %d bytes, %v", k, len(got), err)
 		}
+	}
+
+	// A checksum the reader checks itself fails as a mismatch: once more,
+	// then an integrity error, with nothing published.
+	put(t, b, "badsum.txt", []byte("content"))
+	_, err = Download(context.Background(), b, []Selection{{Key: "badsum.txt", Dst: "badsum.txt"}}, dst, o)
+	if fault.ClassOf(err) != fault.Integrity || !strings.Contains(err.Error(), "CRC32C AAAAAA==") || strings.Count(strings.Join(p.read, " "), "badsum") != 2 {
+		t.Errorf("bad checksum: %v (read %v)", err, p.read)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "badsum.txt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Error("file with a bad checksum published")
 	}
 
 	// What the whole reader gives is verified as any download is.

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"time"
@@ -83,3 +84,8 @@ type ObjectReader interface {
 	Size() int64        // the object's size in bytes
 	ModTime() time.Time // its modification time; zero when unknown
 }
+
+// ErrChecksumMismatch marks the error of an ObjectReader whose content did
+// not match a checksum the store sent with it: the download is then tried
+// once more, and fails as an integrity error if it does not match again.
+var ErrChecksumMismatch = errors.New("checksum mismatch")

@@ -1,8 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"hash"
+	"hash/crc32"
+	"hash/crc64"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -10,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
+
+	"github.com/initializer/initializer/transfer"
 )
 
 // failingClient fails every request: the tests below must send none.
@@ -104,6 +116,47 @@ func TestS3GetterDeclines(t *testing.T) {
 	} {
 		if ok, err := call(); ok || err != nil {
 			t.Errorf("%s: used %v, %v", name, ok, err)
+		}
+	}
+}
+
+// TestCheckedBody: the body is checked against the first full-object
+// checksum of the answer; a composite one is skipped, as the SDK skips it.
+func TestCheckedBody(t *testing.T) {
+	// The CRC-64/NVME check value (the CRC of "123456789").
+	if got := crc64.Checksum([]byte("123456789"), crc64NVME); got != 0xae8b14860a799888 {
+		t.Fatalf("CRC-64/NVME check value %x", got)
+	}
+	data := []byte("the object's content")
+	sum := func(h hash.Hash) string { h.Write(data); return base64.StdEncoding.EncodeToString(h.Sum(nil)) }
+	good := map[string]string{
+		"CRC32C":    sum(crc32.New(crc32.MakeTable(crc32.Castagnoli))),
+		"CRC32":     sum(crc32.NewIEEE()),
+		"CRC64NVME": sum(crc64.New(crc64NVME)),
+		"SHA1":      sum(sha1.New()),
+		"SHA256":    sum(sha256.New()),
+	}
+	read := func(h http.Header, content []byte) error {
+		_, err := io.ReadAll(checkedBody(io.NopCloser(bytes.NewReader(content)), h))
+		return err
+	}
+	for name, v := range good {
+		h := http.Header{}
+		h.Set("X-Amz-Checksum-"+name, v)
+		if err := read(h, data); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if err := read(h, []byte("the object's c0ntent")); !errors.Is(err, transfer.ErrChecksumMismatch) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s, changed content: %v", name, err)
+		}
+	}
+	for _, h := range []http.Header{
+		{"X-Amz-Checksum-Crc32c": {good["CRC32C"] + "-3"}}, // composite
+		{"X-Amz-Checksum-Crc32": {"not base64!"}},
+		{},
+	} {
+		if err := read(h, []byte("anything")); err != nil {
+			t.Errorf("%v: %v", h, err)
 		}
 	}
 }
