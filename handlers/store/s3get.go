@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -16,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,7 +45,8 @@ type s3Getter struct {
 	once sync.Once
 	ok   bool // the bucket's endpoint can be read this way
 
-	validate    bool // ask for the object's checksum and check it, as the client would ("when supported")
+	validate    bool         // ask for the object's checksum and check it, as the client would ("when supported")
+	skew        atomic.Int64 // the store's clock minus this machine's, in ns, once a request was refused for it
 	hc          s3.HTTPClient
 	creds       aws.CredentialsProvider
 	signer      *v4.Signer
@@ -74,33 +77,15 @@ func (p s3Provider) ReadWhole(ctx context.Context, b *blob.Bucket, key string) (
 	if creds.AccessKeyID == "" {
 		return nil, false, nil // anonymous: the SDK sends such requests unsigned
 	}
-	// The key escaped as the SDK escapes it, which is also how S3 rebuilds
-	// the path it verifies the signature over.
-	u := g.base
-	u.RawPath = strings.TrimSuffix(g.base.EscapedPath(), "/") + "/" + httpbinding.EscapePath(key, false)
-	u.Path = strings.TrimSuffix(g.base.Path, "/") + "/" + key
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.base.String(), nil)
+	resp, err := g.send(ctx, creds, key)
+	if skew, ok := clockSkew(err, time.Now()); ok {
+		// This machine's clock is off: sign with the store's time from now
+		// on, as the SDK does, and send again.
+		g.skew.Store(int64(skew))
+		resp, err = g.send(ctx, creds, key)
+	}
 	if err != nil {
-		return nil, false, nil
-	}
-	req.URL = &u
-	// identity: Go's transport would otherwise ask for gzip and unpack it,
-	// and the bytes would no longer be those the ETag's MD5 describes.
-	req.Header.Set("Accept-Encoding", "identity")
-	req.Header.Set("User-Agent", "initializer")
-	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
-	if g.validate {
-		req.Header.Set("X-Amz-Checksum-Mode", "ENABLED")
-	}
-	if err := g.signer.SignHTTP(ctx, creds, req, emptySHA256, g.signingName, g.region, time.Now().UTC()); err != nil {
 		return nil, true, err
-	}
-	resp, err := g.hc.Do(req)
-	if err != nil {
-		return nil, true, &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: err}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, true, &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: responseError(resp)}
 	}
 	r := &s3Object{ReadCloser: resp.Body, size: resp.ContentLength}
 	if r.size < 0 {
@@ -170,6 +155,56 @@ func (c *checkReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// send signs and sends the GET of key; an answer other than 200 is an error,
+// as the SDK would return it.
+func (g *s3Getter) send(ctx context.Context, creds aws.Credentials, key string) (*http.Response, error) {
+	// The key escaped as the SDK escapes it, which is also how S3 rebuilds
+	// the path it verifies the signature over.
+	u := g.base
+	u.RawPath = strings.TrimSuffix(g.base.EscapedPath(), "/") + "/" + httpbinding.EscapePath(key, false)
+	u.Path = strings.TrimSuffix(g.base.Path, "/") + "/" + key
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.base.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.URL = &u
+	// identity: Go's transport would otherwise ask for gzip and unpack it,
+	// and the bytes would no longer be those the ETag's MD5 describes.
+	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Set("User-Agent", "initializer")
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	if g.validate {
+		req.Header.Set("X-Amz-Checksum-Mode", "ENABLED")
+	}
+	now := time.Now().Add(time.Duration(g.skew.Load())).UTC()
+	if err := g.signer.SignHTTP(ctx, creds, req, emptySHA256, g.signingName, g.region, now); err != nil {
+		return nil, err
+	}
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return nil, &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: responseError(resp)}
+	}
+	return resp, nil
+}
+
+// clockSkew returns how far the store's clock is ahead of now when err is
+// its refusal of a request for the time it was signed at.
+func clockSkew(err error, now time.Time) (time.Duration, bool) {
+	var apiErr smithy.APIError
+	var re *awshttp.ResponseError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "RequestTimeTooSkewed" || !errors.As(err, &re) || re.Response == nil {
+		return 0, false
+	}
+	t, perr := http.ParseTime(re.Response.Header.Get("Date"))
+	if perr != nil {
+		return 0, false
+	}
+	return t.Sub(now), true
 }
 
 // init resolves the bucket's endpoint once, as the client would for a

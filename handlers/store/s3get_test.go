@@ -14,10 +14,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
@@ -157,6 +161,38 @@ func TestCheckedBody(t *testing.T) {
 	} {
 		if err := read(h, []byte("anything")); err != nil {
 			t.Errorf("%v: %v", h, err)
+		}
+	}
+}
+
+// TestClockSkew: a refusal for the signing time gives the store's clock
+// offset, from the Date of its answer; other errors give none.
+func TestClockSkew(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	refusal := func(code, date string) error {
+		h := http.Header{}
+		if date != "" {
+			h.Set("Date", date)
+		}
+		return &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject", Err: &awshttp.ResponseError{
+			ResponseError: &smithyhttp.ResponseError{
+				Response: &smithyhttp.Response{Response: &http.Response{StatusCode: http.StatusForbidden, Header: h}},
+				Err:      &smithy.GenericAPIError{Code: code},
+			},
+		}}
+	}
+	if d, ok := clockSkew(refusal("RequestTimeTooSkewed", "Fri, 02 Jan 2026 03:24:05 GMT"), now); !ok || d != 20*time.Minute {
+		t.Errorf("skewed: %v, %v; want 20m", d, ok)
+	}
+	for _, err := range []error{
+		refusal("RequestTimeTooSkewed", ""),
+		refusal("RequestTimeTooSkewed", "yesterday"),
+		refusal("SignatureDoesNotMatch", "Fri, 02 Jan 2026 03:24:05 GMT"),
+		errors.New("RequestTimeTooSkewed"),
+		nil,
+	} {
+		if d, ok := clockSkew(err, now); ok {
+			t.Errorf("%v: skew %v", err, d)
 		}
 	}
 }
