@@ -37,6 +37,9 @@ type Selection struct {
 	// false) or the folder the prefix's contents go into (Dir true).
 	Dst string
 	Dir bool
+	// Attrs are the object's attributes (Dir false) when the caller has just
+	// read them, so that the download does not read them again; nil: it does.
+	Attrs *blob.Attributes
 }
 
 // object is one planned download.
@@ -135,9 +138,11 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 		return fault.New(fault.Usage, "%s: target %q: %w", d.opts.Conn, s.Dst, err)
 	}
 	if !s.Dir {
-		attrs, err := d.head(ctx, s.Key)
-		if err != nil {
-			return err
+		attrs := s.Attrs
+		if attrs == nil {
+			if attrs, err = d.head(ctx, s.Key); err != nil {
+				return err
+			}
 		}
 		o := object{key: s.Key, path: dst}
 		d.setAttrs(&o, attrs)

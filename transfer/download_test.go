@@ -411,3 +411,28 @@ func TestDownloadWholeReader(t *testing.T) {
 	}
 	assertNoTemps(t, dst)
 }
+
+// TestDownloadSelectionAttrs: an object selection with the attributes the
+// caller has read is planned from them, without reading them again.
+func TestDownloadSelectionAttrs(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "f.txt", []byte("new content"))
+	dst := t.TempDir()
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.WriteFile(filepath.Join(dst, "f.txt"), []byte("old content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(dst, "f.txt"), old, old)
+	// Attributes that say the local file is up to date: nothing is read.
+	sel := []Selection{{Key: "f.txt", Dst: "f.txt", Attrs: &blob.Attributes{Size: 11, ModTime: old}}}
+	st, err := Download(context.Background(), b, sel, dst, testOpts())
+	if err != nil || st.Skipped != 1 || st.Files != 0 {
+		t.Errorf("with attributes: %+v, %v", st, err)
+	}
+	// Without them, the object's own say otherwise.
+	sel[0].Attrs = nil
+	st, err = Download(context.Background(), b, sel, dst, testOpts())
+	if got, _ := os.ReadFile(filepath.Join(dst, "f.txt")); err != nil || st.Files != 1 || string(got) != "new content" {
+		t.Errorf("without: %+v, %v, %q", st, err, got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/initializer/initializer/connections"
@@ -134,43 +135,44 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: true})
 	}
 	for _, m := range req.Paths {
-		isFile, err := s.isObject(ctx, JoinKey(s.Prefix, m.Src))
+		attrs, err := s.object(ctx, JoinKey(s.Prefix, m.Src))
 		if err != nil {
 			return "", nil, err
 		}
-		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: !isFile})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs})
 	}
 	if len(sels) > 0 {
 		return req.Path, sels, nil
 	}
 	// The whole prefix, or the single object it names.
 	if s.Prefix != "" {
-		isFile, err := s.isObject(ctx, s.Prefix)
+		attrs, err := s.object(ctx, s.Prefix)
 		if err != nil {
 			return "", nil, err
 		}
-		if isFile {
+		if attrs != nil {
 			if st, err := os.Stat(req.Path); (err == nil && st.IsDir()) || strings.HasSuffix(req.Path, "/") {
-				return req.Path, []transfer.Selection{{Key: s.Prefix, Dst: path.Base(s.Prefix)}}, nil
+				return req.Path, []transfer.Selection{{Key: s.Prefix, Dst: path.Base(s.Prefix), Attrs: attrs}}, nil
 			}
-			return filepath.Dir(filepath.Clean(req.Path)), []transfer.Selection{{Key: s.Prefix, Dst: filepath.Base(req.Path)}}, nil
+			return filepath.Dir(filepath.Clean(req.Path)), []transfer.Selection{{Key: s.Prefix, Dst: filepath.Base(req.Path), Attrs: attrs}}, nil
 		}
 	}
 	return req.Path, []transfer.Selection{{Key: s.Prefix, Dir: true}}, nil
 }
 
-// isObject reports whether key names an object (rather than a prefix).
-func (s *Store) isObject(ctx context.Context, key string) (bool, error) {
-	_, err := s.Bucket.Attributes(ctx, key)
+// object returns the attributes of the object key names, or nil when it
+// names none (a prefix, then).
+func (s *Store) object(ctx context.Context, key string) (*blob.Attributes, error) {
+	attrs, err := s.Bucket.Attributes(ctx, key)
 	switch {
 	case err == nil:
-		return true, nil
+		return attrs, nil
 	case gcerrors.Code(err) == gcerrors.NotFound:
-		return false, nil
+		return nil, nil
 	case errors.Is(err, context.Canceled):
-		return false, err
+		return nil, err
 	}
-	return false, fault.Wrap(Classify(err), fmt.Errorf("%s: cannot read %q: %w", s.URL, key, err))
+	return nil, fault.Wrap(Classify(err), fmt.Errorf("%s: cannot read %q: %w", s.URL, key, err))
 }
 
 // JoinKey joins a key prefix and a relative key, either of which may be empty.
