@@ -5,6 +5,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -25,6 +26,9 @@ type Request struct {
 	Workers int       // parallel file copies
 	Force   bool      // replace what stands in the way at Path
 	Log     *slog.Logger
+	// Terminal, when set, is where a live progress bar is drawn (stderr,
+	// when it is a terminal).
+	Terminal io.Writer
 }
 
 // Mapping is one --paths entry: Src below the connection's root goes to Dst

@@ -62,7 +62,7 @@ type downloader struct {
 	opts    Options
 	retry   *retrier
 	streams chan struct{} // bounds open streams across files and parts
-	prog    *progress
+	prog    *Progress
 
 	free     uint64 // free bytes at the start
 	fresh    bool   // root was empty at the start: no file can be up to date
@@ -92,8 +92,8 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 	if opts.freeBytes > 0 {
 		d.free = opts.freeBytes
 	}
-	d.prog = newProgress(&opts, &d.files, &d.bytes, &d.skipped)
-	defer d.prog.stop()
+	d.prog = newProgress(&opts, &d.files, &d.skipped)
+	defer d.prog.Stop()
 
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan object, opts.Workers*2)
@@ -104,7 +104,7 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 				return err
 			}
 		}
-		d.prog.listed(d.objects.Load())
+		d.prog.Planned(d.objects.Load(), -1)
 		return nil
 	})
 	for range opts.Workers {
@@ -391,7 +391,7 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 		defer r.Close()
 		modTime = r.ModTime()
 		h := newVerifier(o)
-		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.live, false)
+		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.Live, false)
 		if errors.Is(err, ErrChecksumMismatch) {
 			return &mismatchError{strings.TrimPrefix(err.Error(), ErrChecksumMismatch.Error()+": ")}
 		}
@@ -490,7 +490,7 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 				}
 				defer r.Close()
 				w := io.NewOffsetWriter(f, off)
-				got, err := copyPooled(w, r, &d.prog.live, false)
+				got, err := copyPooled(w, r, &d.prog.Live, false)
 				if err != nil {
 					return err
 				}

@@ -2,48 +2,78 @@ package transfer
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// progress logs a line every Options.Progress (files, bytes, rate, ETA) and,
-// with Options.Terminal, redraws a live bar a few times a second.
-type progress struct {
-	opts                  *Options
-	files, bytes, skipped *atomic.Int64
-	live                  atomic.Int64 // bytes received, including unfinished files
-	total                 atomic.Int64 // objects planned, known once listing ends
-	start                 time.Time
-	done                  chan struct{}
-	wg                    sync.WaitGroup
+// ProgressOptions configure a Progress.
+type ProgressOptions struct {
+	Log      *slog.Logger
+	Every    time.Duration // how often a line is logged; 0 means 5 s
+	Terminal io.Writer     // when set, a live bar is redrawn there a few times a second
+	Message  string        // the log line's message; "transferring" when empty
+	// Files and Skipped count the files done and those found up to date.
+	Files, Skipped *atomic.Int64
 }
 
-func newProgress(opts *Options, files, bytes, skipped *atomic.Int64) *progress {
-	p := &progress{opts: opts, files: files, bytes: bytes, skipped: skipped, start: time.Now(), done: make(chan struct{})}
+// Progress reports a transfer or a copy while it runs: a log line every
+// Every (files, bytes, rate, ETA) and, with a Terminal, a live bar.
+type Progress struct {
+	o     ProgressOptions
+	Live  atomic.Int64 // bytes moved so far, unfinished files included
+	total atomic.Int64 // files planned, -1 until known
+	bytes atomic.Int64 // bytes planned, -1 unless known
+	start time.Time
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// NewProgress starts reporting; Stop ends it.
+func NewProgress(o ProgressOptions) *Progress {
+	if o.Every <= 0 {
+		o.Every = 5 * time.Second
+	}
+	if o.Message == "" {
+		o.Message = "transferring"
+	}
+	p := &Progress{o: o, start: time.Now(), done: make(chan struct{})}
 	p.total.Store(-1)
+	p.bytes.Store(-1)
 	p.wg.Add(1)
 	go p.loop()
 	return p
 }
 
-// listed records that listing has finished with n objects.
-func (p *progress) listed(n int64) { p.total.Store(n) }
+func newProgress(opts *Options, files, skipped *atomic.Int64) *Progress {
+	return NewProgress(ProgressOptions{Log: opts.Log, Every: opts.Progress, Terminal: opts.Terminal, Files: files, Skipped: skipped})
+}
 
-func (p *progress) stop() {
+// Planned records the number of files planned, once known, and the bytes
+// they hold when known (-1 otherwise): the ETA comes from the bytes when
+// known, else from the files.
+func (p *Progress) Planned(files, bytes int64) {
+	p.total.Store(files)
+	p.bytes.Store(bytes)
+}
+
+// Stop ends the reporting, drawing the bar a last time.
+func (p *Progress) Stop() {
 	close(p.done)
 	p.wg.Wait()
-	if p.opts.Terminal != nil {
-		fmt.Fprintf(p.opts.Terminal, "\r%s\n", p.line())
+	if p.o.Terminal != nil {
+		fmt.Fprintf(p.o.Terminal, "\r%s\n", p.line())
 	}
 }
 
-func (p *progress) loop() {
+func (p *Progress) loop() {
 	defer p.wg.Done()
-	logTick := time.NewTicker(p.opts.Progress)
+	logTick := time.NewTicker(p.o.Every)
 	defer logTick.Stop()
 	var barTick <-chan time.Time
-	if p.opts.Terminal != nil {
+	if p.o.Terminal != nil {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		barTick = t.C
@@ -55,48 +85,62 @@ func (p *progress) loop() {
 		case <-logTick.C:
 			p.log()
 		case <-barTick:
-			fmt.Fprintf(p.opts.Terminal, "\r%s\x1b[K", p.line())
+			fmt.Fprintf(p.o.Terminal, "\r%s\x1b[K", p.line())
 		}
 	}
 }
 
-func (p *progress) rate() float64 {
+func (p *Progress) rate() float64 {
 	el := time.Since(p.start).Seconds()
 	if el <= 0 {
 		return 0
 	}
-	return float64(p.live.Load()) / el
+	return float64(p.Live.Load()) / el
 }
 
-func (p *progress) log() {
-	attrs := []any{"files", p.files.Load(), "skipped", p.skipped.Load(), "bytes", p.live.Load(), "rate", HumanBytes(p.rate()) + "/s"}
+func (p *Progress) log() {
+	attrs := []any{"files", p.o.Files.Load(), "skipped", p.o.Skipped.Load(), "bytes", p.Live.Load(), "rate", HumanBytes(p.rate()) + "/s"}
 	if total := p.total.Load(); total >= 0 {
 		attrs = append(attrs, "objects", total)
-		if eta, ok := p.eta(total); ok {
-			attrs = append(attrs, "eta", eta.String())
-		}
 	}
-	p.opts.Log.Info("transferring", attrs...)
+	if b := p.bytes.Load(); b >= 0 {
+		attrs = append(attrs, "totalBytes", b)
+	}
+	if eta, ok := p.eta(); ok {
+		attrs = append(attrs, "eta", eta.String())
+	}
+	p.o.Log.Info(p.o.Message, attrs...)
 }
 
-// eta estimates the time left from the share of objects done.
-func (p *progress) eta(total int64) (time.Duration, bool) {
-	done := p.files.Load() + p.skipped.Load()
-	if done == 0 || total <= done {
+// eta estimates the time left from the share of bytes done when the total
+// is known, else from the share of files done.
+func (p *Progress) eta() (time.Duration, bool) {
+	el := time.Since(p.start)
+	if total := p.bytes.Load(); total >= 0 {
+		done := p.Live.Load()
+		if done == 0 || total <= done {
+			return 0, false
+		}
+		return (el * time.Duration(total-done) / time.Duration(done)).Round(time.Second), true
+	}
+	total := p.total.Load()
+	done := p.o.Files.Load() + p.o.Skipped.Load()
+	if total < 0 || done == 0 || total <= done {
 		return 0, false
 	}
-	el := time.Since(p.start)
 	return (el * time.Duration(total-done) / time.Duration(done)).Round(time.Second), true
 }
 
-func (p *progress) line() string {
-	s := fmt.Sprintf("%d files, %d up to date, %s, %s/s", p.files.Load(), p.skipped.Load(), HumanBytes(float64(p.live.Load())), HumanBytes(p.rate()))
+func (p *Progress) line() string {
+	s := fmt.Sprintf("%d files, %d up to date, %s, %s/s", p.o.Files.Load(), p.o.Skipped.Load(), HumanBytes(float64(p.Live.Load())), HumanBytes(p.rate()))
 	if total := p.total.Load(); total > 0 {
-		done := p.files.Load() + p.skipped.Load()
-		s = fmt.Sprintf("[%s] %d/%d objects · %s", bar(done, total, 24), done, total, s)
-		if eta, ok := p.eta(total); ok {
-			s += " · ETA " + eta.String()
-		}
+		done := p.o.Files.Load() + p.o.Skipped.Load()
+		s = fmt.Sprintf("[%s] %d/%d files · %s", bar(done, total, 24), done, total, s)
+	} else if total := p.bytes.Load(); total > 0 {
+		s = fmt.Sprintf("[%s] %s", bar(min(p.Live.Load(), total), total, 24), s)
+	}
+	if eta, ok := p.eta(); ok {
+		s += " · ETA " + eta.String()
 	}
 	return s
 }

@@ -141,7 +141,7 @@ type uploader struct {
 	opts  UploadOptions
 	retry *retrier
 	mem   *semaphore.Weighted
-	prog  *progress
+	prog  *Progress
 
 	// halt is the error that stopped the upload for every remaining file
 	// (credentials refused, store unreachable after retries).
@@ -174,8 +174,8 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 	start := time.Now()
 	u := &uploader{b: b, root: root, opts: opts, mem: semaphore.NewWeighted(opts.MemoryBudget), pending: map[string]pendingUpload{}}
 	u.retry = &retrier{opts: &u.opts.Options, retries: &u.retries}
-	u.prog = newProgress(&u.opts.Options, &u.files, &u.bytes, &u.skipped)
-	u.prog.listed(int64(len(files)))
+	u.prog = newProgress(&u.opts.Options, &u.files, &u.skipped)
+	u.prog.Planned(int64(len(files)), -1)
 
 	jobs := make(chan UploadFile)
 	var wg sync.WaitGroup
@@ -199,7 +199,7 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 	if len(u.pending) > 0 {
 		u.verifyListing(ctx)
 	}
-	u.prog.stop()
+	u.prog.Stop()
 
 	st := UploadStats{
 		Stats: Stats{Objects: int64(len(files)), Files: u.files.Load(), Bytes: u.bytes.Load(),
@@ -408,7 +408,7 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 	if err != nil {
 		return snap, false, u.remoteFault(r, err)
 	}
-	u.prog.live.Add(size)
+	u.prog.Live.Add(size)
 	return snap, false, nil
 }
 
@@ -471,7 +471,7 @@ func (u *uploader) sendFile(ctx context.Context, fu FileUploader, r *FileResult,
 	defer u.mem.Release(held)
 	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
 		var err error
-		used, err = fu.UploadFile(ctx, u.b, r.Key, f, size, opts, part, u.opts.PartConcurrency, func(n int64) { u.prog.live.Add(n) })
+		used, err = fu.UploadFile(ctx, u.b, r.Key, f, size, opts, part, u.opts.PartConcurrency, func(n int64) { u.prog.Live.Add(n) })
 		if fi, serr := f.Stat(); err != nil && serr == nil && fi.Size() < size {
 			changed = true
 			return nil
@@ -514,7 +514,7 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 		if h != nil {
 			dst = io.MultiWriter(w, h)
 		}
-		n, err := copyPooled(dst, io.NewSectionReader(f, 0, size), &u.prog.live, true)
+		n, err := copyPooled(dst, io.NewSectionReader(f, 0, size), &u.prog.Live, true)
 		if err == nil && n != size {
 			changed = true // shrank while read
 			err = errShrank

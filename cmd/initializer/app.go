@@ -286,6 +286,9 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		Workers: jf.workers, Force: jf.force,
 		Log: a.log.With("connection", conn.Name, "kind", string(conn.Kind)),
 	}
+	if f, ok := a.stderr.(*os.File); ok && isTerminal(f) {
+		req.Terminal = f
+	}
 	req.Log.Info("starting", "command", action, "path", jf.path)
 	if action == "check" {
 		return h.Check(ctx, req)
@@ -334,4 +337,9 @@ func kindNames(ks []connections.Kind) string {
 		s[i] = string(k)
 	}
 	return strings.Join(s, ", ")
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/transfer"
 )
 
 // Options tune a copy.
@@ -26,6 +28,7 @@ type Options struct {
 	Conn    string       // names the connection in errors
 	// ProgressEvery is how often a progress line is logged; 0 means 5 s.
 	ProgressEvery time.Duration
+	Terminal      io.Writer // when set, a live progress bar is drawn there
 
 	beforeFile func(src string) // test hook, called as each file copy starts
 }
@@ -54,6 +57,7 @@ type copier struct {
 	mu       sync.Mutex
 	ignored  []string
 	dirModes []dirMode
+	prog     *transfer.Progress
 }
 
 type dirMode struct {
@@ -132,8 +136,10 @@ func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		return Stats{}, fault.New(fault.LocalDisk, "%s: not enough space at %s: %s to copy, %s free; give the volume more room or copy fewer --paths", opts.Conn, dstRoot, human(uint64(need)), human(space.Free))
 	}
 
-	stop := c.progress(need)
-	defer stop()
+	c.prog = transfer.NewProgress(transfer.ProgressOptions{Log: opts.Log, Every: opts.ProgressEvery, Terminal: opts.Terminal,
+		Message: "copying", Files: &c.files, Skipped: &c.skipped})
+	c.prog.Planned(-1, need)
+	defer c.prog.Stop()
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan job, opts.Workers*4)
 	for range opts.Workers {
@@ -313,6 +319,7 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 	}
 	c.files.Add(1)
 	c.bytes.Add(n)
+	c.prog.Live.Add(n)
 	return nil
 }
 
@@ -359,30 +366,4 @@ func (c *copier) ignore(p, why string) {
 		c.ignored = append(c.ignored, p+": "+why)
 	}
 	c.mu.Unlock()
-}
-
-// progress logs a line every ProgressEvery until the returned stop is called.
-func (c *copier) progress(total int64) (stop func()) {
-	done := make(chan struct{})
-	start := time.Now()
-	go func() {
-		t := time.NewTicker(c.opts.ProgressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				b := c.bytes.Load()
-				el := time.Since(start).Seconds()
-				rate := float64(b) / el
-				attrs := []any{"files", c.files.Load(), "skipped", c.skipped.Load(), "bytes", b, "totalBytes", total, "rate", human(uint64(rate)) + "/s"}
-				if rate > 0 && total > b {
-					attrs = append(attrs, "eta", time.Duration(float64(total-b)/rate*float64(time.Second)).Round(time.Second).String())
-				}
-				c.opts.Log.Info("copying", attrs...)
-			}
-		}
-	}()
-	return func() { close(done) }
 }

@@ -57,7 +57,7 @@ func (h Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Resu
 	if len(mappings) == 0 {
 		mappings = []handlers.Mapping{{}}
 	}
-	stats, err := CopyMappings(ctx, m.MountPath, req.Path, mappings, Options{Workers: req.Workers, Log: req.Log, Conn: req.Conn.String()})
+	stats, err := CopyMappings(ctx, m.MountPath, req.Path, mappings, Options{Workers: req.Workers, Log: req.Log, Conn: req.Conn.String(), Terminal: req.Terminal})
 	if err != nil {
 		return nil, err
 	}

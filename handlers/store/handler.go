@@ -87,9 +87,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if h.retries == 0 {
 		opts.Retries = -1
 	}
-	if isTerminal(os.Stderr) {
-		opts.Terminal = os.Stderr
-	}
+	opts.Terminal = req.Terminal
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
 	if err != nil {
@@ -184,9 +182,4 @@ func JoinKey(prefix, rel string) string {
 		return prefix
 	}
 	return prefix + "/" + rel
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -1,0 +1,75 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// recordLog keeps the attributes of the records logged through it.
+type recordLog struct{ recs []map[string]string }
+
+func (r *recordLog) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recordLog) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *recordLog) WithGroup(string) slog.Handler            { return r }
+func (r *recordLog) Handle(_ context.Context, rec slog.Record) error {
+	m := map[string]string{"msg": rec.Message}
+	rec.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+	r.recs = append(r.recs, m)
+	return nil
+}
+
+func TestProgress(t *testing.T) {
+	var files, skipped atomic.Int64
+	rl := &recordLog{}
+	// No terminal and an hour between lines: the loop reads nothing while
+	// the test sets the start back.
+	p := NewProgress(ProgressOptions{Log: slog.New(rl), Every: time.Hour, Message: "copying", Files: &files, Skipped: &skipped})
+	p.start = time.Now().Add(-10 * time.Second)
+
+	// Files planned: the ETA comes from the share of files done.
+	p.Planned(10, -1)
+	files.Store(4)
+	skipped.Store(1)
+	p.Live.Store(5 << 20)
+	p.log()
+	r := rl.recs[0]
+	if r["msg"] != "copying" || r["files"] != "4" || r["skipped"] != "1" || r["objects"] != "10" || r["eta"] != "10s" || r["totalBytes"] != "" {
+		t.Errorf("files planned: %v", r)
+	}
+	if line := p.line(); !strings.Contains(line, "5/10 files") || !strings.Contains(line, "ETA 10s") || !strings.Contains(line, "5.0 MiB") {
+		t.Errorf("bar: %q", line)
+	}
+
+	// Bytes planned: the ETA comes from the share of bytes done.
+	p.Planned(-1, 20<<20)
+	p.log()
+	r = rl.recs[1]
+	if r["totalBytes"] != "20971520" || r["eta"] != "30s" || r["objects"] != "" {
+		t.Errorf("bytes planned: %v", r)
+	}
+	// Nothing done yet, or all of it: no ETA.
+	p.Live.Store(0)
+	if _, ok := p.eta(); ok {
+		t.Error("ETA with nothing done")
+	}
+	p.Live.Store(20 << 20)
+	if _, ok := p.eta(); ok {
+		t.Error("ETA with everything done")
+	}
+
+	p.Stop()
+
+	// On a terminal, the bar is drawn a last time when the progress stops.
+	term := &bytes.Buffer{}
+	p = NewProgress(ProgressOptions{Log: slog.New(rl), Terminal: term, Files: &files, Skipped: &skipped})
+	p.Planned(5, -1)
+	p.Stop()
+	if out := term.String(); !strings.HasSuffix(out, "\n") || !strings.Contains(out, "[########################] 5/5 files") {
+		t.Errorf("final bar: %q", out)
+	}
+}
