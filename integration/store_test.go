@@ -372,6 +372,19 @@ func TestStoreCredentialSources(t *testing.T) {
 			if got, err := s.Bucket.ReadAll(ctx, "p/x"); err != nil || string(got) != "x" {
 				t.Fatalf("read: %q, %v", got, err)
 			}
+			// The signed GET of small objects, with these credentials too
+			// (temporary ones carry their session token).
+			if wr, ok := s.Provider.(transfer.WholeReader); ok {
+				r, used, err := wr.ReadWhole(ctx, s.Bucket, "p/x")
+				if !used || err != nil {
+					t.Fatalf("ReadWhole: used %v, %v", used, err)
+				}
+				got, err := io.ReadAll(r)
+				r.Close()
+				if err != nil || string(got) != "x" {
+					t.Fatalf("ReadWhole: %q, %v", got, err)
+				}
+			}
 			if tt.assumed {
 				var c *awss3.Client
 				if !s.Bucket.As(&c) {
