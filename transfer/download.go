@@ -393,7 +393,7 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 		h := newVerifier(o)
 		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.Live, false)
 		if errors.Is(err, ErrChecksumMismatch) {
-			return &mismatchError{strings.TrimPrefix(err.Error(), ErrChecksumMismatch.Error()+": ")}
+			return &mismatchError{err}
 		}
 		if err != nil {
 			return err
@@ -652,20 +652,24 @@ func (v *verifier) Write(p []byte) (int, error) {
 func (v *verifier) check() error {
 	if v.md5 != nil {
 		if got := v.md5.Sum(nil); !bytes.Equal(got, v.o.md5) {
-			return &mismatchError{fmt.Sprintf("MD5 %s, expected %s", hex.EncodeToString(got), hex.EncodeToString(v.o.md5))}
+			return &mismatchError{fmt.Errorf("%w: MD5 %s, expected %s", ErrChecksumMismatch, hex.EncodeToString(got), hex.EncodeToString(v.o.md5))}
 		}
 	}
 	if v.crc != nil {
 		if got := v.crc.Sum32(); got != v.o.crc {
-			return &mismatchError{fmt.Sprintf("CRC32C %08x, expected %08x", got, v.o.crc)}
+			return &mismatchError{fmt.Errorf("%w: CRC32C %08x, expected %08x", ErrChecksumMismatch, got, v.o.crc)}
 		}
 	}
 	return nil
 }
 
-type mismatchError struct{ msg string }
+// mismatchError is a download whose content did not match its checksum
+// (it wraps ErrChecksumMismatch): never retried as such, downloaded once
+// more by fetch.
+type mismatchError struct{ err error }
 
-func (e *mismatchError) Error() string { return "checksum mismatch: " + e.msg }
+func (e *mismatchError) Error() string { return e.err.Error() }
+func (e *mismatchError) Unwrap() error { return e.err }
 
 // copyPooled copies r to w with a pooled buffer, adding to live (when set)
 // as it goes. The errors of the local side, the reads with localReads and

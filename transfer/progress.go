@@ -115,20 +115,14 @@ func (p *Progress) log() {
 // eta estimates the time left from the share of bytes done when the total
 // is known, else from the share of files done.
 func (p *Progress) eta() (time.Duration, bool) {
-	el := time.Since(p.start)
-	if total := p.bytes.Load(); total >= 0 {
-		done := p.Live.Load()
-		if done == 0 || total <= done {
-			return 0, false
-		}
-		return (el * time.Duration(total-done) / time.Duration(done)).Round(time.Second), true
+	total, done := p.bytes.Load(), p.Live.Load()
+	if total < 0 {
+		total, done = p.total.Load(), p.o.Files.Load()+p.o.Skipped.Load()
 	}
-	total := p.total.Load()
-	done := p.o.Files.Load() + p.o.Skipped.Load()
 	if total < 0 || done == 0 || total <= done {
 		return 0, false
 	}
-	return (el * time.Duration(total-done) / time.Duration(done)).Round(time.Second), true
+	return (time.Since(p.start) * time.Duration(total-done) / time.Duration(done)).Round(time.Second), true
 }
 
 func (p *Progress) line() string {

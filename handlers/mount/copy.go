@@ -50,7 +50,6 @@ type copier struct {
 	opts     Options
 	srcRoot  string // real path of the source root, symlinks resolved
 	files    atomic.Int64
-	bytes    atomic.Int64
 	skipped  atomic.Int64
 	links    atomic.Int64
 	dirs     atomic.Int64
@@ -170,7 +169,7 @@ func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 			err = fault.FromSystem(serr)
 		}
 	}
-	st := Stats{Files: c.files.Load(), Bytes: c.bytes.Load(), Skipped: c.skipped.Load(), Links: c.links.Load(), Dirs: c.dirs.Load(), Ignored: c.ignored}
+	st := Stats{Files: c.files.Load(), Bytes: c.prog.Live.Load(), Skipped: c.skipped.Load(), Links: c.links.Load(), Dirs: c.dirs.Load(), Ignored: c.ignored}
 	if err != nil {
 		if ctx.Err() != nil {
 			return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: copy interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
@@ -318,8 +317,7 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 		return fault.New(fault.Integrity, "%s: %s changed while it was copied (%d bytes expected, %d read); run again", c.opts.Conn, j.src, j.info.Size(), n)
 	}
 	c.files.Add(1)
-	c.bytes.Add(n)
-	c.prog.Live.Add(n)
+	c.prog.Live.Add(n) // the bytes written, for the progress and the stats
 	return nil
 }
 

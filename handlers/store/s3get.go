@@ -61,8 +61,8 @@ type s3Getter struct {
 // endpoint that needs more than a plain SigV4 signature (S3 Express, access
 // points, endpoint headers), anonymous credentials.
 func (p s3Provider) ReadWhole(ctx context.Context, b *blob.Bucket, key string) (transfer.ObjectReader, bool, error) {
-	var client *s3.Client
-	if p.get == nil || b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) {
+	client := p.keyClient(b, key)
+	if p.get == nil || client == nil {
 		return nil, false, nil
 	}
 	g := p.get

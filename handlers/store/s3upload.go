@@ -96,8 +96,18 @@ func (p s3Provider) UploadBytes(ctx context.Context, b *blob.Bucket, key string,
 // bucket, a key or metadata gocloud would escape, options these paths do
 // not carry.
 func (p s3Provider) client(b *blob.Bucket, key string, opts *blob.WriterOptions) *s3.Client {
+	if !plainOptions(opts) {
+		return nil
+	}
+	return p.keyClient(b, key)
+}
+
+// keyClient returns the S3 client to reach key of b directly, or nil when
+// only gocloud handles them as gocloud would: another bucket, a key gocloud
+// would escape.
+func (p s3Provider) keyClient(b *blob.Bucket, key string) *s3.Client {
 	var client *s3.Client
-	if b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) || !plainOptions(opts) {
+	if b != p.bucket || p.name == "" || !b.As(&client) || !plainKey(key) {
 		return nil
 	}
 	return client
