@@ -172,6 +172,29 @@ func RemoveTemps(root string) (int, error) {
 	return removed, err
 }
 
+// RemoveTempsIn removes the temporary files an earlier run left in dir
+// itself, not in its subfolders, and returns how many it removed. A missing
+// dir is not an error.
+func RemoveTempsIn(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	removed := 0
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), TempPrefix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return removed, err
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
+
 // futimens sets f's access and modification times to t through its
 // descriptor (utimensat(2) with no path: nothing to look up).
 func futimens(f *os.File, t time.Time) error {

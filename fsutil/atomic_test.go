@@ -125,6 +125,26 @@ func TestRemoveTemps(t *testing.T) {
 	}
 }
 
+func TestRemoveTempsIn(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	for _, n := range []string{TempPrefix + "1", "sub/" + TempPrefix + "2", "keep"} {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o644)
+	}
+	n, err := RemoveTempsIn(dir)
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveTempsIn = %d, %v", n, err)
+	}
+	for _, keep := range []string{"keep", "sub/" + TempPrefix + "2"} {
+		if _, err := os.Stat(filepath.Join(dir, keep)); err != nil {
+			t.Errorf("%s: %v", keep, err)
+		}
+	}
+	if n, err := RemoveTempsIn(filepath.Join(dir, "missing")); n != 0 || err != nil {
+		t.Errorf("missing dir: %d, %v", n, err)
+	}
+}
+
 func TestFreeSpaceAndSync(t *testing.T) {
 	dir := t.TempDir()
 	sp, err := FreeSpace(dir)

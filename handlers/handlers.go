@@ -37,9 +37,9 @@ type Mapping struct {
 	Src, Dst string
 }
 
-// ParseMappings reads --paths entries, each "src" or "src:dst", refusing any
-// that would leave its root.
-func ParseMappings(specs []string) ([]Mapping, error) {
+// ParseMappings reads the entries of flag (--paths, --files, --dirs) for
+// conn, each "src" or "src:dst", refusing any that would leave its root.
+func ParseMappings(conn fmt.Stringer, flag string, specs []string) ([]Mapping, error) {
 	var out []Mapping
 	for _, spec := range specs {
 		src, dst, hasDst := strings.Cut(spec, ":")
@@ -51,7 +51,7 @@ func ParseMappings(specs []string) ([]Mapping, error) {
 			dst, err = fsutil.CleanRel(dst)
 		}
 		if err != nil {
-			return nil, fault.New(fault.Usage, "--paths %q: %w; give paths relative to the connection's root, as src or src:dst", spec, err)
+			return nil, fault.New(fault.Usage, "%s: %s %q: %w; give paths relative to the connection's root, as src or src:dst", conn, flag, spec, err)
 		}
 		out = append(out, Mapping{Src: cs, Dst: dst})
 	}

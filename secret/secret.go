@@ -154,6 +154,8 @@ func scrubUserinfo(s string) string {
 				user = user[:c] + ":" + Redacted
 			case strings.HasSuffix(strings.ToLower(scheme), "ssh"):
 				// An SSH login name is not a credential (ssh://git@host).
+			case strings.EqualFold(scheme, "wasb") || strings.EqualFold(scheme, "wasbs"):
+				// Nor is an Azure container (wasbs://container@account…).
 			default:
 				user = Redacted // a bare token as the user name (https://TOKEN@host)
 			}

@@ -48,6 +48,9 @@ func TestScrub(t *testing.T) {
 	if got := Scrub("clone ssh://git@host:22/r.git and https://tok3n@host/r"); got != "clone ssh://git@host:22/r.git and https://[redacted]@host/r" {
 		t.Errorf("userinfo: %s", got)
 	}
+	if got := Scrub("use wasbs://container@account.blob.core.windows.net/path"); got != "use wasbs://container@account.blob.core.windows.net/path" {
+		t.Errorf("wasbs container: %s", got)
+	}
 	if got := Scrub("true false 1234"); got != "true false 1234" {
 		t.Errorf("short words scrubbed: %s", got)
 	}

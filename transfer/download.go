@@ -40,6 +40,10 @@ type Selection struct {
 	// Attrs are the object's attributes (Dir false) when the caller has just
 	// read them, so that the download does not read them again; nil: it does.
 	Attrs *blob.Attributes
+	// Flag names what asked for it in errors (`--dirs "train"`). A
+	// selection with a Flag that holds no object fails as not found; one
+	// without (the connection's own prefix) only warns when it is empty.
+	Flag string
 }
 
 // object is one planned download.
@@ -78,12 +82,13 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 	d := &downloader{b: b, root: root, opts: opts, streams: make(chan struct{}, opts.Workers)}
 	d.retry = &retrier{opts: &d.opts, retries: &d.retries}
 	if err := os.MkdirAll(root, 0o755); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
+			return Stats{}, fault.New(fault.Usage, "%s: --path %s is a file, or a name on its path is: give a folder, or remove the file", opts.Conn, root)
+		}
 		return Stats{}, d.localFault(fmt.Errorf("cannot create --path %s: %w", root, err))
 	}
-	if n, err := fsutil.RemoveTemps(root); err != nil {
-		return Stats{}, d.localFault(err)
-	} else if n > 0 {
-		opts.Log.Info("removed temporary files left by an earlier run", "count", n)
+	if err := d.removeTemps(sels); err != nil {
+		return Stats{}, err
 	}
 	if sp, err := fsutil.FreeSpace(root); err == nil {
 		d.free = sp.Free
@@ -131,6 +136,33 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 	return st, err
 }
 
+// removeTemps removes the temporary files an earlier, killed run left where
+// the selections go: the whole folder of a prefix, only the folder itself
+// of a single object (its neighbours' subfolders are not this download's).
+func (d *downloader) removeTemps(sels []Selection) error {
+	total := 0
+	for _, s := range sels {
+		dst, err := fsutil.SafeJoin(d.root, s.Dst)
+		if err != nil {
+			continue // refused by plan, with the reason
+		}
+		var n int
+		if s.Dir {
+			n, err = fsutil.RemoveTemps(dst)
+		} else {
+			n, err = fsutil.RemoveTempsIn(filepath.Dir(dst))
+		}
+		if err != nil {
+			return d.localFault(err)
+		}
+		total += n
+	}
+	if total > 0 {
+		d.opts.Log.Info("removed temporary files left by an earlier run", "count", total)
+	}
+	return nil
+}
+
 // plan lists a selection and sends its objects to jobs.
 func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) error {
 	dst, err := fsutil.SafeJoin(d.root, s.Dst)
@@ -154,6 +186,7 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 		prefix += "/"
 	}
 	token := blob.FirstPageToken
+	listed := 0
 	for {
 		var page []*blob.ListObject
 		var next []byte
@@ -164,6 +197,7 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 		if err != nil {
 			return d.remoteFault(err, "listing prefix %q", prefix)
 		}
+		listed += len(page)
 		for _, lo := range page {
 			o, ok, err := d.planObject(dst, prefix, lo)
 			if err != nil {
@@ -178,10 +212,18 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 			}
 		}
 		if len(next) == 0 {
-			return nil
+			break
 		}
 		token = next
 	}
+	switch {
+	case listed > 0:
+	case s.Flag != "":
+		return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket", d.opts.Conn, s.Flag, s.Key)
+	default:
+		d.opts.Log.Warn("nothing to download: no object under the prefix", "prefix", prefix)
+	}
+	return nil
 }
 
 func send(ctx context.Context, jobs chan<- object, o object) error {
@@ -207,6 +249,11 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 	clean, err := fsutil.CleanRel(rel)
 	if err != nil {
 		return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: %v; nothing was written outside --path", d.opts.Conn, lo.Key, err)
+	}
+	if clean != strings.TrimSuffix(rel, "/") {
+		// "a/./b" and "a//b" would be written where "a/b" is: one would
+		// silently replace the other.
+		return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: it has an empty or \".\" part, so it would be written where the key %q goes; rename it in the bucket", d.opts.Conn, lo.Key, prefix+clean)
 	}
 	if clean == "" && !marker {
 		// The object is the prefix itself with a trailing slash ("dir/"), or
@@ -590,7 +637,7 @@ func (d *downloader) localFault(err error) error {
 		}
 		return fault.New(c, "%s: cannot write to %s: %w; mount it read-write", d.opts.Conn, d.root, err)
 	case fault.Auth:
-		return fault.New(fault.LocalDisk, "%s: cannot write to %s: %w; fix its permissions (fsGroup, runAsUser)", d.opts.Conn, d.root, err)
+		return fault.New(fault.Auth, "%s: cannot write to %s as uid %d: %w; fix its permissions or the pod's securityContext (runAsUser, fsGroup)", d.opts.Conn, d.root, os.Getuid(), err)
 	}
 	return fault.Wrap(c, fmt.Errorf("%s: %w", d.opts.Conn, err))
 }

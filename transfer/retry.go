@@ -70,6 +70,17 @@ func (r *retrier) do(ctx context.Context, what string, fn func() error) error {
 	}
 }
 
+// Retry calls fn as the transfers call their requests: until it succeeds,
+// fails for good (opts.Classify says so), or opts.Retries retries with
+// exponential backoff and jitter have failed (then a Transient error). what
+// names the request in the log. For the requests a caller makes before a
+// transfer, such as whether a prefix names an object.
+func Retry(ctx context.Context, opts Options, what string, fn func() error) error {
+	opts.defaults()
+	var n atomic.Int64
+	return (&retrier{opts: &opts, retries: &n}).do(ctx, what, fn)
+}
+
 type exhaustedError struct {
 	what     string
 	attempts int

@@ -274,7 +274,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	if h == nil {
 		return nil, fault.New(fault.Usage, "%s has no built-in handler; built-in kinds are %s", conn, kindNames(a.reg.Kinds()))
 	}
-	mappings, err := handlers.ParseMappings(jf.paths)
+	mappings, err := handlers.ParseMappings(conn, "--paths", jf.paths)
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func TestCopyTree(t *testing.T) {
 func TestCopyMappingsSubPaths(t *testing.T) {
 	src, _ := sourceTree(t)
 	dst := t.TempDir()
-	maps, err := handlers.ParseMappings([]string{"deep/er:data", "a.txt:renamed.txt", "bin"})
+	maps, err := handlers.ParseMappings(conn(t, "host_path", "/mnt", false), "--paths", []string{"deep/er:data", "a.txt:renamed.txt", "bin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,10 +127,10 @@ func TestCopyMappingsSubPaths(t *testing.T) {
 			t.Errorf("%s: class %v: %v", tt.path, fault.ClassOf(err), err)
 		}
 	}
-	if _, err := handlers.ParseMappings([]string{"../etc:x"}); fault.ClassOf(err) != fault.Usage {
+	if _, err := handlers.ParseMappings(conn(t, "host_path", "/mnt", false), "--paths", []string{"../etc:x"}); fault.ClassOf(err) != fault.Usage {
 		t.Errorf("escape accepted: %v", err)
 	}
-	if _, err := handlers.ParseMappings([]string{"a:/abs"}); fault.ClassOf(err) != fault.Usage {
+	if _, err := handlers.ParseMappings(conn(t, "host_path", "/mnt", false), "--paths", []string{"a:/abs"}); fault.ClassOf(err) != fault.Usage {
 		t.Errorf("absolute dst accepted: %v", err)
 	}
 }

@@ -50,13 +50,19 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 		return nil, err
 	}
 	defer s.Close()
-	if err := s.Check(ctx); err != nil {
+	empty, err := s.probe(ctx)
+	if err != nil {
 		return nil, err
+	}
+	summary := fmt.Sprintf("%s: %s is reachable and listable with the given credentials", req.Conn, s.URL)
+	if empty {
+		summary += ", but holds no object: a download would write nothing; check schema.bucket"
+		req.Log.Warn("no object under the prefix", "url", s.URL)
 	}
 	req.Log.Info("bucket checked", "url", s.URL)
 	return &handlers.Result{
-		Summary: fmt.Sprintf("%s: %s is reachable and listable with the given credentials", req.Conn, s.URL),
-		Details: map[string]any{"url": s.URL},
+		Summary: summary,
+		Details: map[string]any{"url": s.URL, "empty": empty},
 	}, nil
 }
 
@@ -70,10 +76,6 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		return nil, err
 	}
 	defer s.Close()
-	root, sels, err := h.selections(ctx, s, req)
-	if err != nil {
-		return nil, err
-	}
 	opts := transfer.Options{
 		Workers:  workers(req),
 		PartSize: h.partMiB << 20,
@@ -88,6 +90,10 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		opts.Retries = -1
 	}
 	opts.Terminal = req.Terminal
+	root, sels, err := h.selections(ctx, s, req, opts)
+	if err != nil {
+		return nil, err
+	}
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
 	if err != nil {
@@ -113,12 +119,12 @@ func workers(req *handlers.Request) int {
 
 // selections turns the prefix and --files/--dirs/--paths into what to
 // download, and the folder they are relative to.
-func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Request) (string, []transfer.Selection, error) {
-	files, err := handlers.ParseMappings(h.files)
+func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Request, opts transfer.Options) (string, []transfer.Selection, error) {
+	files, err := handlers.ParseMappings(req.Conn, "--files", h.files)
 	if err != nil {
 		return "", nil, err
 	}
-	dirs, err := handlers.ParseMappings(h.dirs)
+	dirs, err := handlers.ParseMappings(req.Conn, "--dirs", h.dirs)
 	if err != nil {
 		return "", nil, err
 	}
@@ -127,24 +133,24 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		if m.Src == "" {
 			return "", nil, fault.New(fault.Usage, "%s: --files needs a file name relative to %s", req.Conn, s.URL)
 		}
-		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Flag: fmt.Sprintf("--files %q", m.Src)})
 	}
 	for _, m := range dirs {
-		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: true})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: true, Flag: fmt.Sprintf("--dirs %q", m.Src)})
 	}
 	for _, m := range req.Paths {
-		attrs, err := s.object(ctx, JoinKey(s.Prefix, m.Src))
+		attrs, err := s.object(ctx, JoinKey(s.Prefix, m.Src), opts)
 		if err != nil {
 			return "", nil, err
 		}
-		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs, Flag: fmt.Sprintf("--paths %q", m.Src)})
 	}
 	if len(sels) > 0 {
 		return req.Path, sels, nil
 	}
 	// The whole prefix, or the single object it names.
 	if s.Prefix != "" {
-		attrs, err := s.object(ctx, s.Prefix)
+		attrs, err := s.object(ctx, s.Prefix, opts)
 		if err != nil {
 			return "", nil, err
 		}
@@ -159,9 +165,14 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 }
 
 // object returns the attributes of the object key names, or nil when it
-// names none (a prefix, then).
-func (s *Store) object(ctx context.Context, key string) (*blob.Attributes, error) {
-	attrs, err := s.Bucket.Attributes(ctx, key)
+// names none (a prefix, then). Failed requests are retried as the
+// transfer's are (opts).
+func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (*blob.Attributes, error) {
+	var attrs *blob.Attributes
+	err := transfer.Retry(ctx, opts, "HEAD "+key, func() (err error) {
+		attrs, err = s.Bucket.Attributes(ctx, key)
+		return err
+	})
 	switch {
 	case err == nil:
 		return attrs, nil
@@ -170,7 +181,7 @@ func (s *Store) object(ctx context.Context, key string) (*blob.Attributes, error
 	case errors.Is(err, context.Canceled):
 		return nil, err
 	}
-	return nil, fault.Wrap(Classify(err), fmt.Errorf("%s: cannot read %q: %w", s.URL, key, err))
+	return nil, s.explain(err, fmt.Sprintf("reading %q", key))
 }
 
 // JoinKey joins a key prefix and a relative key, either of which may be empty.

@@ -98,20 +98,33 @@ func Open(ctx context.Context, conn *connections.Connection, keys *connections.K
 // class (3 auth, 4 not found, 5 unreachable, 2 bad configuration) and name
 // the connection, the bucket and the fix.
 func (s *Store) Check(ctx context.Context) error {
+	_, err := s.probe(ctx)
+	return err
+}
+
+// probe is Check, and says whether anything is under Prefix.
+func (s *Store) probe(ctx context.Context) (empty bool, err error) {
 	prefix := s.Prefix
 	if prefix != "" {
 		prefix += "/"
 	}
-	_, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
-	if err == nil {
-		return nil
+	page, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	if err != nil {
+		return false, s.explain(err, "listing")
 	}
-	return s.explain(err)
+	if len(page) == 0 && s.Prefix != "" {
+		// The prefix may name one object.
+		if _, err := s.Bucket.Attributes(ctx, s.Prefix); err == nil {
+			return false, nil
+		}
+	}
+	return len(page) == 0, nil
 }
 
 // explain turns an error of a request to the bucket into a classified error
-// that names the connection, the bucket and the fix.
-func (s *Store) explain(err error) error {
+// that names the connection, the bucket and the fix; op says what the
+// request did ("listing", "reading \"key\"").
+func (s *Store) explain(err error, op string) error {
 	where := s.URL
 	if s.endpoint != "" {
 		where += " (endpoint " + s.endpoint + ")"
@@ -130,12 +143,12 @@ func (s *Store) explain(err error) error {
 		if isTLS(err) {
 			msg = fmt.Sprintf("%s: TLS to %s failed: %s; %s", s.conn, where, cause, s.hints.tls)
 		} else {
-			msg = fmt.Sprintf("%s: listing %s failed: %s; check the connection's settings", s.conn, where, cause)
+			msg = fmt.Sprintf("%s: %s %s failed: %s; check the connection's settings", s.conn, op, where, cause)
 		}
 	case fault.Interrupted:
-		msg = fmt.Sprintf("%s: listing %s: interrupted", s.conn, where)
+		msg = fmt.Sprintf("%s: %s %s: interrupted", s.conn, op, where)
 	default:
-		msg = fmt.Sprintf("%s: listing %s failed: %s", s.conn, where, cause)
+		msg = fmt.Sprintf("%s: %s %s failed: %s", s.conn, op, where, cause)
 	}
 	return fault.Wrap(c, &checkError{msg: msg, err: err})
 }
