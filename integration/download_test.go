@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/integration/testenv"
 )
 
@@ -197,7 +198,7 @@ func TestDownloadSingleObjectAndErrors(t *testing.T) {
 // them in memory), and checks that the
 // download refuses them and writes nothing outside --path.
 func TestDownloadRefusesTraversalKey(t *testing.T) {
-	hostile := []string{"p/../../evil.txt", "p//abs/evil.txt", `p/..\..\evil.txt`, `p/sub\evil.txt`}
+	hostile := []string{"p/../../evil.txt", "p//abs/evil.txt", `p/..\..\evil.txt`, `p/sub\evil.txt`, "p/./evil.txt", "p/sub//evil.txt"}
 	for _, sk := range storeKinds {
 		t.Run(sk.kind, func(t *testing.T) {
 			st := sk.open(t, "")
@@ -235,6 +236,139 @@ func TestDownloadRefusesTraversalKey(t *testing.T) {
 				t.Fatalf("%s stored none of the hostile keys %q as given: nothing was tested", sk.kind, hostile)
 			}
 		})
+	}
+}
+
+// TestDownloadKeysTheBlobAPIEscapes stores, with each store's own SDK,
+// keys that the blob API escapes on every request ("%", "#", "?", '"' on
+// Azure; "../" inside a name and "__0x41__" everywhere): a download must read
+// them under their real names and write them under those names.
+func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
+	keys := []string{"ds/pct%20x+y.txt", "ds/hash#x.txt", "ds/q?x.txt", `ds/quote"x.txt`, "ds/esc__0x41__b.txt", "ds/v1../file.txt", "ds/plain.txt"}
+	for _, sk := range storeKinds {
+		t.Run(sk.kind, func(t *testing.T) {
+			st := sk.open(t, "")
+			bucket := st.newBucket(t)
+			var stored []string
+			for _, k := range keys {
+				if err := st.tryPut(bucket, k, strings.NewReader("content of "+k), int64(len("content of "+k))); err != nil {
+					t.Logf("%s refuses the key %q: %v", sk.kind, k, err)
+					continue
+				}
+				stored = append(stored, k)
+			}
+			if len(stored) < 4 {
+				t.Fatalf("%s stored only %q: too little tested", sk.kind, stored)
+			}
+			entry, env := st.connection(t, bucket, "ds", false)
+			cat := storeCatalog(t, entry)
+			dst := t.TempDir()
+			r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst)
+			r.expectCode(t, 0)
+			for _, k := range stored {
+				got, err := os.ReadFile(filepath.Join(dst, strings.TrimPrefix(k, "ds/")))
+				if err != nil || string(got) != "content of "+k {
+					t.Errorf("%s: %q, %v", k, got, err)
+				}
+			}
+			if n := countFiles(dst); n != len(stored) {
+				t.Errorf("%d files written for %d objects", n, len(stored))
+			}
+			r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst)
+			r.expectCode(t, 0)
+			if res := r.Result["result"].(map[string]any); res["files"] != float64(0) || res["skipped"] != float64(len(stored)) {
+				t.Errorf("re-run: %v", res)
+			}
+		})
+	}
+}
+
+// TestDownloadSelectionErrors: selections that name nothing fail with exit
+// 4 and say which flag; an empty prefix is only a warning; a --path that is
+// a file is a usage error; a single object's download leaves the
+// temporary files of other folders alone.
+func TestDownloadSelectionErrors(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.kind, func(t *testing.T) {
+			st := sk.open(t, "")
+			bucket := st.newBucket(t)
+			st.put(t, bucket, "ds/sub/a.txt", strings.NewReader("a"), 1)
+			st.put(t, bucket, "ds/model.txt", strings.NewReader("model"), 5)
+			entry, env := st.connection(t, bucket, "ds", false)
+			cat := storeCatalog(t, entry)
+
+			for _, args := range [][]string{{"--dirs", "nosuch"}, {"--paths", "nosuch"}, {"--dirs", "sub", "--files", "nosuch.txt"}} {
+				dst := t.TempDir()
+				r := cli(t, env, append([]string{"--catalog", cat, "--connection", "data", "--path", dst}, args...)...)
+				r.expectCode(t, 4)
+				if !strings.Contains(r.Stderr, args[len(args)-2]) || !strings.Contains(r.Stderr, "data") {
+					t.Errorf("%v: the error names neither the flag nor the connection:\n%s", args, r.Stderr)
+				}
+			}
+
+			empty, env2 := st.connection(t, bucket, "nothing/here", false)
+			r := cli(t, env2, "check", "--catalog", storeCatalog(t, empty), "--connection", "data")
+			r.expectCode(t, 0)
+			if !strings.Contains(fmt.Sprint(r.Result["result"]), "holds no object") {
+				t.Errorf("check of an empty prefix: %v", r.Result)
+			}
+			dst := t.TempDir()
+			r = cli(t, env2, "--catalog", storeCatalog(t, empty), "--connection", "data", "--path", dst)
+			r.expectCode(t, 0)
+			if !strings.Contains(r.Stderr, "nothing to download") {
+				t.Errorf("an empty prefix is not reported:\n%s", r.Stderr)
+			}
+
+			file := writeFile(t, t.TempDir(), "file", "x")
+			r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", file)
+			r.expectCode(t, 2)
+			if !strings.Contains(r.Stderr, "is a file") {
+				t.Errorf("--path on a file:\n%s", r.Stderr)
+			}
+
+			one, env3 := st.connection(t, bucket, "ds/model.txt", false)
+			par := t.TempDir()
+			other := writeFile(t, par, "otherjob/deep/"+fsutil.TempPrefix+"abc", "another run's")
+			stale := writeFile(t, par, fsutil.TempPrefix+"def", "left by a killed run")
+			r = cli(t, env3, "--catalog", storeCatalog(t, one), "--connection", "data", "--path", filepath.Join(par, "model.txt"))
+			r.expectCode(t, 0)
+			if _, err := os.Stat(other); err != nil {
+				t.Errorf("a temporary file in another folder was removed: %v", err)
+			}
+			if _, err := os.Stat(stale); err == nil {
+				t.Error("a temporary file beside the object was left")
+			}
+		})
+	}
+}
+
+// TestDownloadRetriesFirstRequest starts the store after the download:
+// the first request (does the prefix name an object?) is retried as every
+// other request is.
+func TestDownloadRetriesFirstRequest(t *testing.T) {
+	srv := newPrivateServer(t, "s3")
+	st := minioStore(t, srv.endpoint())
+	bucket := st.newBucket(t)
+	st.put(t, bucket, "ds/a.txt", strings.NewReader("a"), 1)
+	entry, env := st.connection(t, bucket, "ds", false)
+	cat := storeCatalog(t, entry)
+	for _, args := range [][]string{nil, {"--paths", "a.txt"}} {
+		srv.stop(t)
+		dst := t.TempDir()
+		done := make(chan run)
+		go func() {
+			done <- cli(t, env, append([]string{"--catalog", cat, "--connection", "data", "--path", dst, "--retries", "8"}, args...)...)
+		}()
+		time.Sleep(1500 * time.Millisecond)
+		srv.start(t)
+		r := <-done
+		r.expectCode(t, 0)
+		if !strings.Contains(r.Stderr, "retrying") {
+			t.Errorf("%v: no retry logged:\n%s", args, r.Stderr)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "a" {
+			t.Errorf("%v: a.txt = %q", args, got)
+		}
 	}
 }
 

@@ -48,7 +48,8 @@ type Selection struct {
 
 // object is one planned download.
 type object struct {
-	key     string
+	key     string // as the blob API lists it
+	real    string // the store's own key when the blob API cannot address it (RealKeys), else ""
 	path    string // absolute local path
 	size    int64
 	modTime time.Time
@@ -173,6 +174,9 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 		attrs := s.Attrs
 		if attrs == nil {
 			if attrs, err = d.head(ctx, s.Key); err != nil {
+				if s.Flag != "" && fault.ClassOf(err) == fault.NotFound {
+					return fault.New(fault.NotFound, "%s: %s: no object has the key %q; check the name and schema.bucket", d.opts.Conn, s.Flag, s.Key)
+				}
 				return err
 			}
 		}
@@ -241,7 +245,16 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 	if lo.IsDir {
 		return object{}, false, nil
 	}
-	rel := strings.TrimPrefix(lo.Key, prefix)
+	key, real := lo.Key, ""
+	if rk, ok := d.opts.Provider.(RealKeys); ok {
+		if k, differs := rk.RealKey(lo); differs {
+			if !strings.HasPrefix(k, prefix) {
+				return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: it does not start with the prefix %q it was listed under", d.opts.Conn, k, prefix)
+			}
+			key, real = k, k
+		}
+	}
+	rel := strings.TrimPrefix(key, prefix)
 	marker := strings.HasSuffix(rel, "/")
 	if marker && lo.Size != 0 {
 		return object{}, false, fault.New(fault.Usage, "%s: object %q ends with a slash but is not empty, so it cannot be a file; rename it in the bucket", d.opts.Conn, lo.Key)
@@ -260,7 +273,7 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 		// an empty relative name: only a folder marker can be that.
 		return object{}, false, nil
 	}
-	o := object{key: lo.Key, path: filepath.Join(dst, filepath.FromSlash(clean)), size: lo.Size, modTime: lo.ModTime, md5: lo.MD5, marker: marker}
+	o := object{key: lo.Key, real: real, path: filepath.Join(dst, filepath.FromSlash(clean)), size: lo.Size, modTime: lo.ModTime, md5: lo.MD5, marker: marker}
 	if d.opts.Provider != nil {
 		o.crc, o.hasCRC = d.opts.Provider.CRC32C(lo.As)
 	}
@@ -292,12 +305,12 @@ func (d *downloader) fetch(ctx context.Context, o object) error {
 		// Once more, from fresh attributes: the object may have been replaced
 		// after it was listed.
 		d.retries.Add(1)
-		d.opts.Log.Warn("checksum mismatch, downloading again", "key", o.key, "error", me.Error())
+		d.opts.Log.Warn("checksum mismatch, downloading again", "key", o.name(), "error", me.Error())
 		if err = d.refresh(ctx, &o); err == nil {
 			err = d.download(ctx, o)
 		}
 		if errors.As(err, &me) {
-			return fault.New(fault.Integrity, "%s: object %q: %v, twice; the store returned corrupt data, run again or check the object", d.opts.Conn, o.key, me)
+			return fault.New(fault.Integrity, "%s: object %q: %v, twice; the store returned corrupt data, run again or check the object", d.opts.Conn, o.name(), me)
 		}
 	}
 	return err
@@ -322,7 +335,7 @@ func (d *downloader) upToDate(o object) (bool, error) {
 		return false, d.localFault(err)
 	}
 	if st.IsDir() {
-		return false, fault.New(fault.Usage, "%s: object %q would replace the folder %s: the key is both an object and a \"folder\" prefix in the bucket (or the folder was there before); remove one of them", d.opts.Conn, o.key, o.path)
+		return false, fault.New(fault.Usage, "%s: object %q would replace the folder %s: the key is both an object and a \"folder\" prefix in the bucket (or the folder was there before); remove one of them", d.opts.Conn, o.name(), o.path)
 	}
 	if !st.Mode().IsRegular() || st.Size() != o.size {
 		return false, nil
@@ -390,8 +403,12 @@ func (d *downloader) setAttrs(o *object, attrs *blob.Attributes) {
 	}
 }
 
-// refresh reloads o's attributes.
+// refresh reloads o's attributes. An object read by its real key
+// (RealKeys) keeps those it was listed with: the blob API cannot read them.
 func (d *downloader) refresh(ctx context.Context, o *object) error {
+	if o.real != "" {
+		return nil
+	}
 	attrs, err := d.head(ctx, o.key)
 	if err != nil {
 		return err
@@ -401,7 +418,9 @@ func (d *downloader) refresh(ctx context.Context, o *object) error {
 }
 
 func (d *downloader) download(ctx context.Context, o object) error {
-	if o.size >= d.opts.LargeObject {
+	// An object read by its real key is read whole: its ranges could not be
+	// pinned to a version without the attributes the blob API cannot read.
+	if o.size >= d.opts.LargeObject && o.real == "" {
 		return d.downloadRanges(ctx, o)
 	}
 	return d.downloadWhole(ctx, o)
@@ -417,7 +436,7 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 	published := false
 	defer func() { cleanup(f, published) }()
 	first := true
-	err = d.retry.do(ctx, "GET "+o.key, func() error {
+	err = d.retry.do(ctx, "GET "+o.name(), func() error {
 		d.streams <- struct{}{}
 		defer func() { <-d.streams }()
 		// Rewind only for a retry: truncating a fresh file would make ext4
@@ -431,7 +450,7 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 			}
 		}
 		first = false
-		r, err := d.open(ctx, o.key)
+		r, err := d.open(ctx, o)
 		if err != nil {
 			return err
 		}
@@ -458,16 +477,21 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 		return nil
 	})
 	if err != nil {
-		return d.remoteFault(err, "object %q", o.key)
+		return d.remoteFault(err, "object %q", o.name())
 	}
 	err = d.publish(f, o, modTime)
 	published = err == nil
 	return err
 }
 
-// open opens key for reading from its start: through the Provider when it
-// has a cheaper way (WholeReader), else through the bucket.
-func (d *downloader) open(ctx context.Context, key string) (ObjectReader, error) {
+// open opens o for reading from its start: by its real key when the blob
+// API cannot address it (RealKeys), through the Provider when it has a
+// cheaper way (WholeReader), else through the bucket.
+func (d *downloader) open(ctx context.Context, o object) (ObjectReader, error) {
+	key := o.key
+	if o.real != "" {
+		return d.opts.Provider.(RealKeys).OpenReal(ctx, d.b, o.key, o.real)
+	}
 	if wr, ok := d.opts.Provider.(WholeReader); ok {
 		r, ok, err := wr.ReadWhole(ctx, d.b, key)
 		if ok || err != nil {
@@ -491,7 +515,7 @@ func (d *downloader) downloadRanges(ctx context.Context, o object) error {
 		}
 		// The object was replaced between ranges: start over with the new version.
 		d.retries.Add(1)
-		d.opts.Log.Warn("object changed during the download, starting over", "key", o.key)
+		d.opts.Log.Warn("object changed during the download, starting over", "key", o.name())
 		if err := d.refresh(ctx, &o); err != nil {
 			return err
 		}
@@ -571,7 +595,7 @@ func (d *downloader) partsDone(g *errgroup.Group, o object) error {
 		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 			return err
 		}
-		return d.remoteFault(err, "object %q", o.key)
+		return d.remoteFault(err, "object %q", o.name())
 	}
 	return nil
 }
@@ -623,7 +647,7 @@ func cleanup(f *os.File, published bool) {
 // classifies a local failure.
 func (d *downloader) conflictOrLocal(o object, err error) error {
 	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) {
-		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is both a file and a folder (the bucket has both \"a\" and \"a/…\" keys, or the local folder holds a file or folder of that name); remove one of them", d.opts.Conn, o.key, o.path)
+		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is both a file and a folder (the bucket has both \"a\" and \"a/…\" keys, or the local folder holds a file or folder of that name); remove one of them", d.opts.Conn, o.name(), o.path)
 	}
 	return d.localFault(err)
 }
@@ -753,3 +777,11 @@ func copyPooled(w io.Writer, r io.Reader, live *atomic.Int64, localReads bool) (
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// name is the object's key as the store has it, for messages.
+func (o *object) name() string {
+	if o.real != "" {
+		return o.real
+	}
+	return o.key
+}

@@ -78,6 +78,21 @@ type WholeReader interface {
 	ReadWhole(ctx context.Context, b *blob.Bucket, key string) (ObjectReader, bool, error)
 }
 
+// RealKeys is implemented by Providers for stores whose blob API cannot
+// address every key the store holds: gocloud's drivers escape some
+// characters and sequences on every request and unescape them in listings,
+// so an object another tool stored under such a key is listed, or read,
+// under another name.
+type RealKeys interface {
+	// RealKey returns the store's own key of a listed object (from its As
+	// function), and whether it differs from what the blob API addresses
+	// under lo.Key.
+	RealKey(lo *blob.ListObject) (real string, differs bool)
+	// OpenReal opens the object whose store key is real (listed as key)
+	// for reading from its start.
+	OpenReal(ctx context.Context, b *blob.Bucket, key, real string) (ObjectReader, error)
+}
+
 // ObjectReader reads an object's content; *blob.Reader is one.
 type ObjectReader interface {
 	io.ReadCloser

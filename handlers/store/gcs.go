@@ -246,7 +246,7 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 	}
 	return &Store{
 		Bucket:   b,
-		Provider: gcsProvider{},
+		Provider: gcsProvider{name: loc.Bucket},
 		endpoint: endpoint,
 		auth:     c.auth,
 		closers:  []func() error{client.Close, func() error { transport.CloseIdleConnections(); return nil }},
@@ -259,7 +259,9 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 }
 
 // gcsProvider pins GCS reads to a generation and reads CRC32C checksums.
-type gcsProvider struct{}
+type gcsProvider struct {
+	name string // the bucket
+}
 
 func (gcsProvider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) error {
 	if attrs == nil {

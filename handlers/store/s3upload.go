@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -173,8 +172,7 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 // (it escapes control characters, "../" and text that looks like its own
 // escapes).
 func plainKey(key string) bool {
-	return utf8.ValidString(key) && !strings.Contains(key, "../") && !strings.Contains(key, "__0x") &&
-		!strings.ContainsFunc(key, func(r rune) bool { return r < 32 })
+	return !escapedBy(key, s3Special)
 }
 
 // plainOptions reports whether opts hold nothing but metadata whose keys
