@@ -682,6 +682,7 @@ func (d *downloader) remoteFault(err error, format string, args ...any) error {
 	}
 	what := fmt.Sprintf(format, args...)
 	c := d.opts.Classify(err)
+	err = d.opts.cause(err)
 	switch c {
 	case fault.NotFound:
 		return fault.New(c, "%s: %s not found: %w; check the bucket and prefix in schema.bucket and --paths", d.opts.Conn, what, err)
@@ -692,6 +693,25 @@ func (d *downloader) remoteFault(err error, format string, args ...any) error {
 	}
 	return fault.Wrap(c, fmt.Errorf("%s: %s: %w", d.opts.Conn, what, err))
 }
+
+// cause returns err as messages show it: on one line through Brief, the
+// error itself still reachable (errors.As).
+func (o *Options) cause(err error) error {
+	if o.Brief == nil {
+		return err
+	}
+	return &briefError{msg: o.Brief(err), err: err}
+}
+
+// briefError shows a store error's cause on one line (Options.Brief) and
+// keeps the error itself reachable.
+type briefError struct {
+	msg string
+	err error
+}
+
+func (e *briefError) Error() string { return e.msg }
+func (e *briefError) Unwrap() error { return e.err }
 
 // verifier hashes what it is written and checks the object's checksums.
 type verifier struct {

@@ -436,3 +436,16 @@ func TestDownloadSelectionAttrs(t *testing.T) {
 		t.Errorf("without: %+v, %v, %q", st, err, got)
 	}
 }
+
+func TestRemoteFaultBrief(t *testing.T) {
+	d := &downloader{opts: Options{Conn: `connection "c"`, Brief: func(error) string { return "HTTP 503 ServerBusy" }}}
+	d.opts.defaults()
+	cause := fmt.Errorf("RESPONSE 503\n----\n<xml>…</xml>: %w", syscall.ECONNRESET)
+	err := d.remoteFault(cause, "object %q", "k")
+	if fault.ClassOf(err) != fault.Transient || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("class %v, cause lost: %v", fault.ClassOf(err), err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, `connection "c": object "k"`) || !strings.Contains(msg, "HTTP 503 ServerBusy") || strings.Contains(msg, "\n") {
+		t.Errorf("message: %q", msg)
+	}
+}

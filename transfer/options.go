@@ -37,6 +37,7 @@ type Options struct {
 
 	Provider Provider                // provider extras; may be nil
 	Classify func(error) fault.Class // the store's error classes; nil means gcerrors codes only
+	Brief    func(error) string      // a store error's cause on one line, for messages; nil means its Error()
 	Log      *slog.Logger            // step and progress lines; nil discards
 	Progress time.Duration           // how often a progress line is logged; 0 means 5 s
 	Terminal io.Writer               // when set, a live progress bar is drawn there

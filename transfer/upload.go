@@ -645,7 +645,7 @@ func (u *uploader) verifyListing(ctx context.Context) {
 func (u *uploader) localFault(rel string, err error) error {
 	c := fault.ClassOf(fault.FromSystem(err))
 	if c == fault.Auth {
-		return fault.New(fault.LocalDisk, "%s: cannot read %s: %w; fix its permissions", u.opts.Conn, rel, err)
+		return fault.New(fault.Auth, "%s: cannot read %s as uid %d: %w; fix its permissions or the pod's securityContext (runAsUser, fsGroup)", u.opts.Conn, rel, os.Getuid(), err)
 	}
 	return fault.Wrap(c, &localError{fmt.Errorf("%s: cannot read %s: %w", u.opts.Conn, rel, err)})
 }
@@ -664,6 +664,7 @@ func (u *uploader) remoteFault(r *FileResult, err error) error {
 	if errors.As(err, &fe) {
 		c = fe.Class
 	}
+	err = u.opts.cause(err)
 	switch c {
 	case fault.Auth:
 		return fault.New(c, "%s: upload of %s to %q: access denied: %w; check the connection's credentials and their write permission on the bucket", u.opts.Conn, r.Rel, r.Key, err)

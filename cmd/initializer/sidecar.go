@@ -206,7 +206,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			log.Warn("the store is not reachable yet; uploads will be retried every cycle", "error", err.Error())
 		}
 		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, store.JoinKey(s.Prefix, prefix)
-		cfg.Transfer.Provider, cfg.Transfer.Classify = s.Provider, store.Classify
+		cfg.Transfer.Provider, cfg.Transfer.Classify, cfg.Transfer.Brief = s.Provider, store.Classify, store.Brief
 	}
 	if conn.Kind.IsMount() {
 		target := filepath.Join(cfg.StoreURL, filepath.FromSlash(cfg.Prefix))

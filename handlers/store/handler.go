@@ -83,6 +83,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		Retries:  h.retries,
 		Provider: s.Provider,
 		Classify: Classify,
+		Brief:    Brief,
 		Log:      req.Log,
 		Conn:     req.Conn.String(),
 	}

@@ -130,7 +130,7 @@ func (s *Store) explain(err error, op string) error {
 		where += " (endpoint " + s.endpoint + ")"
 	}
 	c := Classify(err)
-	cause := brief(err)
+	cause := Brief(err)
 	var msg string
 	switch c {
 	case fault.Auth:
@@ -153,10 +153,10 @@ func (s *Store) explain(err error, op string) error {
 	return fault.Wrap(c, &checkError{msg: msg, err: err})
 }
 
-// brief is the cause of a request's failure on one line: Azure's errors
+// Brief is the cause of a request's failure on one line: Azure's errors
 // span a dozen lines, and gocloud's "blob (code=Unknown)" prefix tells a
 // user nothing.
-func brief(err error) string {
+func Brief(err error) string {
 	var az *azcore.ResponseError
 	if errors.As(err, &az) {
 		s := fmt.Sprintf("HTTP %d", az.StatusCode)
