@@ -306,6 +306,18 @@ func TestDownloadSelectionErrors(t *testing.T) {
 				}
 			}
 
+			// A folder that only a zero-byte marker stands for.
+			if err := st.tryPut(bucket, "ds/markeronly/", strings.NewReader(""), 0); err != nil {
+				t.Logf("%s refuses folder markers: %v", sk.kind, err)
+			} else {
+				dst := t.TempDir()
+				r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst, "--dirs", "markeronly:m2")
+				r.expectCode(t, 0)
+				if st, err := os.Stat(filepath.Join(dst, "m2")); err != nil || !st.IsDir() {
+					t.Errorf("--dirs of a folder marker: %v", err)
+				}
+			}
+
 			empty, env2 := st.connection(t, bucket, "nothing/here", false)
 			r := cli(t, env2, "check", "--catalog", storeCatalog(t, empty), "--connection", "data")
 			r.expectCode(t, 0)

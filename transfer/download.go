@@ -269,9 +269,12 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 		return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: it has an empty or \".\" part, so it would be written where the key %q goes; rename it in the bucket", d.opts.Conn, lo.Key, prefix+clean)
 	}
 	if clean == "" && !marker {
-		// The object is the prefix itself with a trailing slash ("dir/"), or
-		// an empty relative name: only a folder marker can be that.
-		return object{}, false, nil
+		// The object is the prefix itself with a trailing slash ("dir/"):
+		// when empty, the folder marker of the selected folder.
+		if lo.Size != 0 {
+			return object{}, false, nil
+		}
+		marker = true
 	}
 	o := object{key: lo.Key, real: real, path: filepath.Join(dst, filepath.FromSlash(clean)), size: lo.Size, modTime: lo.ModTime, md5: lo.MD5, marker: marker}
 	if d.opts.Provider != nil {

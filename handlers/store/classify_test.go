@@ -127,3 +127,15 @@ func TestAzurePinVersion(t *testing.T) {
 		t.Errorf("If-Match not set: %+v, %v", o.AccessConditions, err)
 	}
 }
+
+func TestBriefTrimsBlobPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		`blob (code=NotFound): api error NoSuchKey`:                     "api error NoSuchKey",
+		`blob (key "ds/a b") (code=Unknown): api error BadRequest: (x)`: "api error BadRequest: (x)",
+		`plain failure`: "plain failure",
+	} {
+		if got := Brief(errors.New(in)); got != want {
+			t.Errorf("Brief(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -182,7 +182,7 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 	case errors.Is(err, context.Canceled):
 		return nil, err
 	}
-	return nil, s.explain(err, fmt.Sprintf("reading %q", key))
+	return nil, s.explain(err, fmt.Sprintf("reading %q in", key))
 }
 
 // JoinKey joins a key prefix and a relative key, either of which may be empty.

@@ -171,9 +171,12 @@ func Brief(err error) string {
 		return s
 	}
 	msg := err.Error()
-	if strings.HasPrefix(msg, "blob (code=") {
-		if i := strings.Index(msg, "): "); i >= 0 {
-			msg = msg[i+3:]
+	if strings.HasPrefix(msg, "blob (") {
+		// "blob (code=…): " or "blob (key "k") (code=…): "
+		if i := strings.Index(msg, "(code="); i >= 0 {
+			if j := strings.Index(msg[i:], "): "); j >= 0 {
+				msg = msg[i+j+3:]
+			}
 		}
 	}
 	return msg
