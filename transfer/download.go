@@ -98,7 +98,7 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 	if opts.freeBytes > 0 {
 		d.free = opts.freeBytes
 	}
-	d.prog = newProgress(&opts, &d.files, &d.skipped)
+	d.prog = newProgress(&opts, &d.files, &d.skipped, &d.objects)
 	defer d.prog.Stop()
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -17,6 +17,9 @@ type ProgressOptions struct {
 	Message  string        // the log line's message; "transferring" when empty
 	// Files and Skipped count the files done and those found up to date.
 	Files, Skipped *atomic.Int64
+	// Listed, when set, counts the files planned so far: shown until the
+	// total is known (Planned).
+	Listed *atomic.Int64
 }
 
 // Progress reports a transfer or a copy while it runs: a log line every
@@ -47,8 +50,8 @@ func NewProgress(o ProgressOptions) *Progress {
 	return p
 }
 
-func newProgress(opts *Options, files, skipped *atomic.Int64) *Progress {
-	return NewProgress(ProgressOptions{Log: opts.Log, Every: opts.Progress, Terminal: opts.Terminal, Files: files, Skipped: skipped})
+func newProgress(opts *Options, files, skipped, listed *atomic.Int64) *Progress {
+	return NewProgress(ProgressOptions{Log: opts.Log, Every: opts.Progress, Terminal: opts.Terminal, Files: files, Skipped: skipped, Listed: listed})
 }
 
 // Planned records the number of files planned, once known, and the bytes
@@ -102,6 +105,8 @@ func (p *Progress) log() {
 	attrs := []any{"files", p.o.Files.Load(), "skipped", p.o.Skipped.Load(), "bytes", p.Live.Load(), "rate", HumanBytes(p.rate()) + "/s"}
 	if total := p.total.Load(); total >= 0 {
 		attrs = append(attrs, "objects", total)
+	} else if p.o.Listed != nil {
+		attrs = append(attrs, "listedSoFar", p.o.Listed.Load())
 	}
 	if b := p.bytes.Load(); b >= 0 {
 		attrs = append(attrs, "totalBytes", b)
@@ -132,6 +137,8 @@ func (p *Progress) line() string {
 		s = fmt.Sprintf("[%s] %d/%d files · %s", bar(done, total, 24), done, total, s)
 	} else if total := p.bytes.Load(); total > 0 {
 		s = fmt.Sprintf("[%s] %s", bar(min(p.Live.Load(), total), total, 24), s)
+	} else if p.o.Listed != nil {
+		s += fmt.Sprintf(" · %d listed so far", p.o.Listed.Load())
 	}
 	if eta, ok := p.eta(); ok {
 		s += " · ETA " + eta.String()

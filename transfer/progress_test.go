@@ -64,6 +64,24 @@ func TestProgress(t *testing.T) {
 
 	p.Stop()
 
+	// While the listing runs, the files listed so far.
+	var listed atomic.Int64
+	listed.Store(42)
+	p = NewProgress(ProgressOptions{Log: slog.New(rl), Every: time.Hour, Files: &files, Skipped: &skipped, Listed: &listed})
+	p.log()
+	if r := rl.recs[len(rl.recs)-1]; r["listedSoFar"] != "42" || r["objects"] != "" {
+		t.Errorf("listing: %v", r)
+	}
+	if line := p.line(); !strings.Contains(line, "42 listed so far") {
+		t.Errorf("listing bar: %q", line)
+	}
+	p.Planned(50, -1)
+	p.log()
+	if r := rl.recs[len(rl.recs)-1]; r["listedSoFar"] != "" || r["objects"] != "50" {
+		t.Errorf("listed: %v", r)
+	}
+	p.Stop()
+
 	// On a terminal, the bar is drawn a last time when the progress stops.
 	term := &bytes.Buffer{}
 	p = NewProgress(ProgressOptions{Log: slog.New(rl), Terminal: term, Files: &files, Skipped: &skipped})

@@ -174,7 +174,7 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 	start := time.Now()
 	u := &uploader{b: b, root: root, opts: opts, mem: semaphore.NewWeighted(opts.MemoryBudget), pending: map[string]pendingUpload{}}
 	u.retry = &retrier{opts: &u.opts.Options, retries: &u.retries}
-	u.prog = newProgress(&u.opts.Options, &u.files, &u.skipped)
+	u.prog = newProgress(&u.opts.Options, &u.files, &u.skipped, nil)
 	u.prog.Planned(int64(len(files)), -1)
 
 	jobs := make(chan UploadFile)
