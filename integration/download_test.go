@@ -279,6 +279,28 @@ func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
 			if res := r.Result["result"].(map[string]any); res["files"] != float64(0) || res["skipped"] != float64(len(stored)) {
 				t.Errorf("re-run: %v", res)
 			}
+
+			// The same names uploaded by this tool's sidecar come back as they were.
+			src := t.TempDir()
+			names := []string{"loss%.png", "run#3?.txt", `say "hi".txt`, "v1../x.txt", "esc__0x41__b.txt", "plain.txt"}
+			for _, n := range names {
+				writeFile(t, src, n, "local "+n)
+			}
+			until := writeFile(t, t.TempDir(), "done", "")
+			r = cli(t, env, "sidecar", "--catalog", cat, "--connection", "data", "--path", src, "--prefix", "up", "--state", "none", "--until-file", until)
+			r.expectCode(t, 0)
+			upEntry, env2 := st.connection(t, bucket, "ds/up", false)
+			back := t.TempDir()
+			r = cli(t, env2, "--catalog", storeCatalog(t, upEntry), "--connection", "data", "--path", back)
+			r.expectCode(t, 0)
+			for _, n := range names {
+				if got, err := os.ReadFile(filepath.Join(back, n)); err != nil || string(got) != "local "+n {
+					t.Errorf("uploaded %s: %q, %v", n, got, err)
+				}
+			}
+			if n := countFiles(back); n != len(names) {
+				t.Errorf("%d files came back for %d uploaded", n, len(names))
+			}
 		})
 	}
 }

@@ -3,10 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -20,28 +21,61 @@ import (
 
 // gocloud's drivers escape some characters and sequences of keys on every
 // request ("../" → "..__0x2f__", "%" on Azure → "__0x25__", …) and unescape
-// them in listings, so that any key it writes reads back. A key another
-// tool wrote with them is listed under another name, or read under another
-// name: the object cannot be read through the blob API. The providers
-// below implement transfer.RealKeys: they read the store's own key from a
-// listed object and read such objects under that key.
+// them in listings, so that any key it writes reads back under the name it
+// was written with. A key another tool wrote with such characters, or with
+// text that looks like an escape, is listed under a name that the driver
+// sends as another key: the object cannot be read through the blob API.
+// The providers below implement transfer.RealKeys: they read the store's
+// own key from a listed object and read such objects under that key.
 
-// escapedBy reports whether a gocloud driver would send key otherwise than
-// as it is, special being the driver's own characters to escape. A key
-// holding "__0x" is counted in whether or not it is a whole escape
-// sequence: reading it by its real key is right either way.
-func escapedBy(key string, special func(r rune) bool) bool {
-	return !utf8.ValidString(key) || strings.Contains(key, "../") || strings.Contains(key, "__0x") ||
-		strings.ContainsFunc(key, special)
+// escapeRule says whether a driver escapes the rune at r[i] of key.
+type escapeRule func(key string, r []rune, i int) bool
+
+// gocloudEscape returns the key a gocloud driver sends for key: its
+// internal/escape.HexEscape with the driver's rule, which also escapes the
+// start of any text that looks like an escape ("__0x41__").
+func gocloudEscape(key string, rule escapeRule) string {
+	r := []rune(key)
+	var b strings.Builder
+	for i, c := range r {
+		if rule(key, r, i) || escapeLike(r, i) {
+			fmt.Fprintf(&b, "__%#x__", c)
+		} else {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
 }
 
-// realKey returns the store's key of a listed object and whether it
-// differs from what the blob API would address under lo.Key.
-func realKey(lo *blob.ListObject, real string, special func(rune) bool) (string, bool) {
-	return real, real != lo.Key || escapedBy(real, special)
+// escapeLike reports whether r[i:] starts with "__0x<hex>__", as
+// gocloud's HexUnescape would read it.
+func escapeLike(r []rune, i int) bool {
+	if len(r)-i < 4 || string(r[i:i+4]) != "__0x" {
+		return false
+	}
+	j := i + 4
+	for j < len(r) && r[j] != '_' {
+		j++
+	}
+	if j+1 >= len(r) || r[j+1] != '_' {
+		return false
+	}
+	_, err := strconv.ParseInt(string(r[i+4:j]), 16, 32)
+	return err == nil
 }
 
-func s3Special(r rune) bool { return r < 32 }
+// dotDotSlash is the rule of every driver: the slash of "../".
+func dotDotSlash(r []rune, i int) bool {
+	return i > 1 && r[i] == '/' && r[i-1] == '.' && r[i-2] == '.'
+}
+
+// realKey returns the store's key of a listed object and whether the blob
+// API would address another key under lo.Key.
+func realKey(lo *blob.ListObject, real string, rule escapeRule) (string, bool) {
+	return real, gocloudEscape(lo.Key, rule) != real
+}
+
+func s3Rule(_ string, r []rune, i int) bool { return r[i] < 32 || dotDotSlash(r, i) }
 
 // RealKey implements transfer.RealKeys.
 func (s3Provider) RealKey(lo *blob.ListObject) (string, bool) {
@@ -49,7 +83,7 @@ func (s3Provider) RealKey(lo *blob.ListObject) (string, bool) {
 	if !lo.As(&o) || o.Key == nil {
 		return lo.Key, false
 	}
-	return realKey(lo, *o.Key, s3Special)
+	return realKey(lo, *o.Key, s3Rule)
 }
 
 // OpenReal implements transfer.RealKeys: gocloud's GetObject request, its
@@ -65,7 +99,9 @@ func (s3Provider) OpenReal(ctx context.Context, b *blob.Bucket, key, real string
 	}})
 }
 
-func gcsSpecial(r rune) bool { return r == '\n' || r == '\r' }
+func gcsRule(_ string, r []rune, i int) bool {
+	return r[i] == '\n' || r[i] == '\r' || dotDotSlash(r, i)
+}
 
 // RealKey implements transfer.RealKeys.
 func (gcsProvider) RealKey(lo *blob.ListObject) (string, bool) {
@@ -73,7 +109,7 @@ func (gcsProvider) RealKey(lo *blob.ListObject) (string, bool) {
 	if !lo.As(&oa) || oa.Name == "" {
 		return lo.Key, false
 	}
-	return realKey(lo, oa.Name, gcsSpecial)
+	return realKey(lo, oa.Name, gcsRule)
 }
 
 // OpenReal implements transfer.RealKeys: gocloud's read, its object handle
@@ -93,10 +129,12 @@ func (p gcsProvider) OpenReal(ctx context.Context, b *blob.Bucket, key, real str
 	}})
 }
 
-// azureSpecial are the characters gocloud's Azure driver escapes (a
-// trailing slash too, which only folder markers have: they are not read).
-func azureSpecial(r rune) bool {
-	return r < 32 || r == '"' || r == '#' || r == '%' || r == '?' || r == '\\' || r == 127
+// azureRule is gocloud's Azure driver's, for whole keys (it compares a
+// rune's index with the key's length in bytes, and so does this).
+func azureRule(key string, r []rune, i int) bool {
+	c := r[i]
+	return c < 32 || c == '"' || c == '#' || c == '%' || c == '?' || c == '\\' || c == 127 ||
+		(i == len(key)-1 && c == '/') || dotDotSlash(r, i)
 }
 
 // RealKey implements transfer.RealKeys.
@@ -105,7 +143,7 @@ func (azureProvider) RealKey(lo *blob.ListObject) (string, bool) {
 	if !lo.As(&item) || item.Name == nil {
 		return lo.Key, false
 	}
-	return realKey(lo, *item.Name, azureSpecial)
+	return realKey(lo, *item.Name, azureRule)
 }
 
 // OpenReal implements transfer.RealKeys: gocloud's Azure reader names the

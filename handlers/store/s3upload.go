@@ -172,7 +172,7 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 // (it escapes control characters, "../" and text that looks like its own
 // escapes).
 func plainKey(key string) bool {
-	return !escapedBy(key, s3Special)
+	return gocloudEscape(key, s3Rule) == key
 }
 
 // plainOptions reports whether opts hold nothing but metadata whose keys
