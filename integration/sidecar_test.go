@@ -420,6 +420,37 @@ func TestSidecarStoreDown(t *testing.T) {
 	}
 }
 
+// TestSidecarAzureRefused: Azure refuses the sidecar's key. Every upload
+// fails (small files sent whole, a medium file through the blob writer);
+// the sidecar keeps them pending and exits 0 naming them, or non-zero with
+// --strict, and never panics.
+func TestSidecarAzureRefused(t *testing.T) {
+	st := azuriteStore(t, "")
+	entry, env := st.connection(t, st.newBucket(t), "", true)
+	cat := storeCatalog(t, entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "a.txt", "small")
+	writeFile(t, dir, "m.bin", strings.Repeat("medium ", 150_000))
+	for _, strict := range []bool{false, true} {
+		args := []string{"-c", "data", "--path", dir, "--prefix", "run", "--interval", "500ms", "--grace", "3s"}
+		if strict {
+			args = append(args, "--strict")
+		}
+		p := startSidecar(t, cat, env, args...)
+		waitFor(t, time.Minute, "a failed cycle", func() bool { return strings.Contains(p.stderr.String(), "not uploaded") })
+		code, res := p.term(t)
+		if strings.Contains(p.stderr.String(), "panic") {
+			t.Fatalf("strict=%v: panicked:\n%s", strict, p.stderr.String())
+		}
+		if want := map[bool]int{false: 0, true: 3}[strict]; code != want {
+			t.Errorf("strict=%v: exit %d, want %d\n%s", strict, code, want, p.stderr.String())
+		}
+		if got := notUploaded(t, res); len(got) != 2 {
+			t.Errorf("strict=%v: not uploaded %v, want a.txt and m.bin", strict, got)
+		}
+	}
+}
+
 // TestSidecarLargeAndGrowingFiles: a 512 MiB file goes up as a multipart
 // upload intact, and a file appended to while it is uploaded ends up in the
 // store with its final content.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -644,12 +645,17 @@ func TestStoreFileUploader(t *testing.T) {
 // with a fresh prefix: a capability (what) only the S3 provider offers,
 // which the others must not.
 func forS3Only[P any](t *testing.T, prefix, what string, test func(t *testing.T, e testenv.Env, c bktCase, s *store.Store, name string, p P)) {
+	forKinds(t, prefix, what, []connections.Kind{connections.S3}, test)
+}
+
+// forKinds is forS3Only for the providers of kinds.
+func forKinds[P any](t *testing.T, prefix, what string, kinds []connections.Kind, test func(t *testing.T, e testenv.Env, c bktCase, s *store.Store, name string, p P)) {
 	e := testenv.Load(t)
 	for _, c := range bktCases {
 		t.Run(c.name, func(t *testing.T) {
 			s, name := c.fresh(t, e, prefix)
 			p, ok := s.Provider.(P)
-			if c.kind != connections.S3 {
+			if !slices.Contains(kinds, c.kind) {
 				if ok {
 					t.Errorf("%s offers %s", c.name, what)
 				}
@@ -779,8 +785,12 @@ func TestStoreWholeReader(t *testing.T) {
 // caller's goroutine, stored as gocloud's writer stores it, and its answer
 // gives the MD5 of what the store received.
 func TestStoreBytesUploader(t *testing.T) {
-	forS3Only(t, "bytes", "a bytes uploader", func(t *testing.T, e testenv.Env, c bktCase, s *store.Store, name string, bu transfer.BytesUploader) {
+	forKinds(t, "bytes", "a bytes uploader", []connections.Kind{connections.S3, connections.WASB}, func(t *testing.T, e testenv.Env, c bktCase, s *store.Store, name string, bu transfer.BytesUploader) {
 		ctx := context.Background()
+		if c.kind == connections.WASB {
+			testAzureBytesUploader(t, s, bu)
+			return
+		}
 		for _, data := range [][]byte{[]byte("plain text, as a log would be\n"), randomBytes(t, 20000), {}} {
 			sum := md5.Sum(data)
 			opts := func() *blob.WriterOptions {
@@ -845,4 +855,48 @@ func TestStoreBytesUploader(t *testing.T) {
 			t.Error("a declined upload was sent")
 		}
 	})
+}
+
+// testAzureBytesUploader: Azure's Put Blob path stores what gocloud's writer
+// would (content, type, metadata, MD5), under the key gocloud's writer
+// would use, and declines what it does not carry.
+func testAzureBytesUploader(t *testing.T, s *store.Store, bu transfer.BytesUploader) {
+	ctx := context.Background()
+	for i, data := range [][]byte{[]byte("plain text, as a log would be\n"), randomBytes(t, 20000), {}} {
+		sum := md5.Sum(data)
+		opts := func() *blob.WriterOptions {
+			return &blob.WriterOptions{Metadata: map[string]string{transfer.MetaModTime: "2024-05-06T07:08:09.5Z"}, ContentMD5: sum[:]}
+		}
+		for _, k := range []string{"plain", "pct%41 #?\"q", "v1../y", "esc__0x41__"} {
+			key := fmt.Sprintf("%s/direct/%d/%s", s.Prefix, i, k)
+			if used, err := bu.UploadBytes(ctx, s.Bucket, key, data, opts()); !used || err != nil {
+				t.Fatalf("%q: UploadBytes: used %v, %v", key, used, err)
+			}
+			ref := fmt.Sprintf("%s/writer/%d/%s", s.Prefix, i, k)
+			if err := s.Bucket.WriteAll(ctx, ref, data, opts()); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Bucket.ReadAll(ctx, key)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%q: read back through gocloud %d bytes (%v), want %d identical", key, len(got), err, len(data))
+			}
+			a, err := s.Bucket.Attributes(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := s.Bucket.Attributes(ctx, ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.ContentType != w.ContentType || !maps.Equal(a.Metadata, w.Metadata) || !bytes.Equal(a.MD5, w.MD5) || !bytes.Equal(a.MD5, sum[:]) {
+				t.Errorf("%q: type %q, metadata %v, MD5 %x; gocloud's writer: %q, %v, %x", key, a.ContentType, a.Metadata, a.MD5, w.ContentType, w.Metadata, w.MD5)
+			}
+		}
+	}
+	data := []byte("x")
+	for _, o := range []*blob.WriterOptions{{CacheControl: "no-cache"}, {Metadata: map[string]string{"1st": "c"}}, {Metadata: map[string]string{"a-b": "c"}}} {
+		if used, err := bu.UploadBytes(ctx, s.Bucket, s.Prefix+"/declined", data, o); used || err != nil {
+			t.Errorf("options %+v: used %v, %v", o, used, err)
+		}
+	}
 }

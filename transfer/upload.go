@@ -403,7 +403,15 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 				return err
 			}
 		}
-		return u.b.WriteAll(ctx, r.Key, buf, opts)
+		w, err := u.b.NewWriter(ctx, r.Key, opts)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(buf); err != nil {
+			closeWriter(w)
+			return err
+		}
+		return closeWriter(w)
 	})
 	if err != nil {
 		return snap, false, u.remoteFault(r, err)
@@ -521,13 +529,13 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 		}
 		if err != nil {
 			cancel() // abort the upload: the object is left as it was
-			w.Close()
+			closeWriter(w)
 			if changed {
 				return nil
 			}
 			return err
 		}
-		err = w.Close()
+		err = closeWriter(w)
 		if err != nil && len(opts.ContentMD5) > 0 && gcerrors.Code(err) == gcerrors.FailedPrecondition {
 			// What was sent differs from what was hashed: the file changed.
 			changed = true
@@ -542,6 +550,19 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 }
 
 var errShrank = errors.New("the file shrank while it was read")
+
+// closeWriter closes w. gocloud's Azure writer (v0.47) dereferences a nil
+// pipe in Close after its upload failed; the panic is turned into the
+// upload's failure, classed transient (the upload is tried again), since
+// the store's own error is lost with it.
+func closeWriter(w *blob.Writer) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fault.Wrap(fault.Transient, fmt.Errorf("the upload failed, and the storage library lost the store's error (%v)", p))
+		}
+	}()
+	return w.Close()
+}
 
 // acquire takes n bytes of the memory budget and returns what to release.
 // A large file takes at most three quarters of the budget, so small files
