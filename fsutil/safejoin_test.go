@@ -2,6 +2,7 @@ package fsutil
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,4 +88,22 @@ func FuzzSafeJoin(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	os.MkdirAll(filepath.Join(real, "sub"), 0o755)
+	os.Symlink(real, filepath.Join(dir, "link"))
+	rd, _ := filepath.EvalSymlinks(real)
+	for in, want := range map[string]string{
+		filepath.Join(dir, "link"):                      rd,
+		filepath.Join(dir, "link", "sub"):               filepath.Join(rd, "sub"),
+		filepath.Join(dir, "link", "not", "yet"):        filepath.Join(rd, "not", "yet"),
+		filepath.Join(dir, "link", "..", "link", "sub"): filepath.Join(rd, "sub"),
+	} {
+		if got := Resolve(in); got != want {
+			t.Errorf("Resolve(%s) = %s, want %s", in, got, want)
+		}
+	}
 }

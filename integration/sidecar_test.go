@@ -401,6 +401,10 @@ func TestSidecarStoreDown(t *testing.T) {
 		}
 		p = startSidecar(t, cat, tg.env, args...)
 		waitFor(t, time.Minute, "a cycle", func() bool { return strings.Contains(p.stderr.String(), "not uploaded") })
+		// Written after that cycle, while the next one retries: named too,
+		// even when the grace runs out before another cycle.
+		late := fmt.Sprintf("late-%v.txt", strict)
+		writeFile(t, dir, late, "written at the end")
 		code, res = p.term(t)
 		want := 0
 		if strict {
@@ -409,14 +413,67 @@ func TestSidecarStoreDown(t *testing.T) {
 		if code != want {
 			t.Errorf("strict=%v: exit %d, want %d\n%s", strict, code, want, p.stderr.String())
 		}
-		if got := notUploaded(t, res); len(got) != 1 || got[0] != name {
-			t.Errorf("strict=%v: not uploaded %v, want [%s]", strict, got, name)
+		if got := notUploaded(t, res); len(got) != 2 || got[0] != late || got[1] != name {
+			t.Errorf("strict=%v: not uploaded %v, want [%s %s]", strict, got, late, name)
+		}
+		for _, f := range scDetails(t, res)["notUploaded"].([]any) {
+			if e := f.(map[string]any)["error"].(string); !strings.Contains(e, "connection refused") {
+				t.Errorf("strict=%v: the cause is lost: %s", strict, e)
+			}
 		}
 		if !strings.Contains(p.stderr.String(), name) {
 			t.Errorf("the log does not name %s", name)
 		}
 		srv.start(t)
 		os.Remove(filepath.Join(dir, name))
+		os.Remove(filepath.Join(dir, late))
+	}
+}
+
+// TestSidecarDeleteSafety: with --delete, a file deleted while the store is
+// down and created again before it comes back is in the store at the end;
+// a file excluded after a restart keeps its object.
+func TestSidecarDeleteSafety(t *testing.T) {
+	srv := newPrivateServer(t, "s3")
+	tg := scS3(t, srv.endpoint())
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	state := filepath.Join(t.TempDir(), "state")
+	writeFile(t, dir, "a.txt", "first")
+	writeFile(t, dir, "b.ckpt", "checkpoint")
+	args := []string{"-c", "data", "--path", dir, "--prefix", "run", "--interval", "300ms", "--delete", "--state", state}
+	p := startSidecar(t, cat, tg.env, args...)
+	waitFor(t, time.Minute, "a.txt uploaded", func() bool { _, ok := tg.get(t, "run/a.txt"); return ok })
+	waitFor(t, time.Minute, "b.ckpt uploaded", func() bool { _, ok := tg.get(t, "run/b.ckpt"); return ok })
+
+	srv.stop(t)
+	os.Remove(filepath.Join(dir, "a.txt"))
+	waitFor(t, time.Minute, "a failed deletion", func() bool {
+		return strings.Contains(p.stderr.String(), "cannot delete the object of a deleted file")
+	})
+	writeFile(t, dir, "a.txt", "second")
+	srv.start(t)
+	waitFor(t, time.Minute, "a.txt uploaded again", func() bool {
+		obj, ok := tg.get(t, "run/a.txt")
+		return ok && string(obj.data) == "second"
+	})
+	time.Sleep(time.Second) // a few more cycles: the stale deletion must not run
+	code, res := p.term(t)
+	if code != 0 || len(notUploaded(t, res)) != 0 {
+		t.Fatalf("exit %d, not uploaded %v\n%s", code, notUploaded(t, res), p.stderr.String())
+	}
+	if obj, ok := tg.get(t, "run/a.txt"); !ok || string(obj.data) != "second" {
+		t.Fatalf("a.txt in the store: %q %v\n%s", obj.data, ok, p.stderr.String())
+	}
+
+	// Restarted with *.ckpt excluded: b.ckpt is still there, so its object stays.
+	until := writeFile(t, t.TempDir(), "done", "")
+	p = startSidecar(t, cat, tg.env, append(args, "--exclude", "*.ckpt", "--until-file", until)...)
+	if code, _ := p.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if _, ok := tg.get(t, "run/b.ckpt"); !ok {
+		t.Errorf("the object of an excluded file that still exists was deleted\n%s", p.stderr.String())
 	}
 }
 

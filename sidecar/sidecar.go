@@ -13,9 +13,11 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -319,13 +321,9 @@ func (s *sidecar) cycle(ctx context.Context) int {
 	}
 	s.rep.Watched = res.files
 	wrote := false
-	for _, rel := range res.gone {
-		e := s.ix.files[rel]
-		if e.uploaded && s.cfg.Delete {
-			s.dels[s.key(rel)] = true
-		}
-		delete(s.errs, rel)
-		s.ix.remove(rel)
+	s.forget(res.gone)
+	for _, rel := range res.dirty {
+		delete(s.dels, s.key(rel)) // there again: its upload replaces the object
 	}
 	if len(s.dels) > 0 {
 		wrote = s.deletePending(ctx) || wrote
@@ -358,6 +356,28 @@ func (s *sidecar) cycle(ctx context.Context) int {
 	return pending
 }
 
+// forget drops the files a scan no longer found from the index; with
+// --delete, the objects of those that were uploaded and no longer exist
+// (not merely excluded now, or in a folder the scan could not read) are to
+// be deleted.
+func (s *sidecar) forget(gone []string) {
+	for _, rel := range gone {
+		e := s.ix.files[rel]
+		if e.uploaded && s.cfg.Delete && !s.exists(rel) {
+			s.dels[s.key(rel)] = true
+		}
+		delete(s.errs, rel)
+		s.ix.remove(rel)
+	}
+}
+
+// exists reports whether rel is still in the folder, whatever the scan
+// made of it.
+func (s *sidecar) exists(rel string) bool {
+	_, err := os.Lstat(filepath.Join(s.cfg.Root, filepath.FromSlash(rel)))
+	return err == nil
+}
+
 // upload sends files and records the outcome; it returns how many failed.
 func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 	// Outcomes are applied as they come (the loop waits in Upload
@@ -384,7 +404,9 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		case r.Err != nil:
 			failed++
 			s.rep.Errors++
-			s.errs[r.Rel] = r.Err
+			if prev := s.errs[r.Rel]; prev == nil || fault.ClassOf(r.Err) != fault.Interrupted {
+				s.errs[r.Rel] = r.Err // an upload stopped at the end keeps the cause of the failures before
+			}
 			if failed <= 5 {
 				s.log.Warn("not uploaded", "file", r.Rel, "error", r.Err.Error())
 			}
@@ -423,6 +445,15 @@ func (s *sidecar) deletePending(ctx context.Context) bool {
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return deleted
+		}
+		rel := k
+		if s.cfg.Prefix != "" {
+			rel = strings.TrimPrefix(k, s.cfg.Prefix+"/")
+		}
+		if s.exists(rel) {
+			// The file is back (re-created while its deletion waited).
+			delete(s.dels, k)
+			continue
 		}
 		err := s.cfg.Bucket.Delete(ctx, k)
 		if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
@@ -469,8 +500,13 @@ func (s *sidecar) flush(ctx context.Context) bool {
 	}
 }
 
-// finish lists what is not in the store, and saves the state.
+// finish lists what is not in the store, and saves the state. A last scan
+// first finds the files written since the last cycle, which the flush may
+// not have had the time to scan.
 func (s *sidecar) finish() {
+	if res, err := s.ix.scan(); err == nil {
+		s.forget(res.gone)
+	}
 	var rels []string
 	for rel, e := range s.ix.files {
 		if e.dirty() {

@@ -144,3 +144,22 @@ func TestMemoryLimitMiB(t *testing.T) {
 		}
 	}
 }
+
+// A deletion that failed and waits is dropped once the file is back, even
+// when the file's new upload came first.
+func TestPendingDeletionOfARecreatedFile(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := t.TempDir()
+	cfg := testConfig(b, root)
+	cfg.Delete, cfg.Log = true, slog.New(slog.DiscardHandler)
+	s := &sidecar{cfg: cfg, ix: newIndex(root, nil), errs: map[string]error{}, dels: map[string]bool{}, log: cfg.Log}
+	write(t, root, "a", "new")
+	if err := b.WriteAll(context.Background(), "run/a", []byte("new"), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.dels["run/a"], s.dels["run/gone"] = true, true
+	s.deletePending(context.Background())
+	if !has(t, b, "run/a", "new") || len(s.dels) != 0 || s.rep.Deleted != 1 {
+		t.Errorf("object %v, pending %v, deleted %d", has(t, b, "run/a", "new"), s.dels, s.rep.Deleted)
+	}
+}

@@ -63,7 +63,7 @@ func (r *retrier) do(ctx context.Context, what string, fn func() error) error {
 		r.opts.Log.Warn("retrying", "request", what, "attempt", attempt+1, "in", sleep.Round(time.Millisecond).String(), "error", err.Error())
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%w while waiting to retry (last try: %v)", ctx.Err(), err)
 		case <-time.After(sleep):
 		}
 		delay = min(delay*2, r.opts.BackoffMax)

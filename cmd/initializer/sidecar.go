@@ -174,6 +174,9 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 	if err != nil {
 		return nil, fault.New(fault.Usage, "--path %q: %w", sf.path, err)
 	}
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, fault.New(fault.Usage, "%s: --path %s is a file: give the folder whose files are uploaded", conn, dir)
+	}
 	log := a.log.With("connection", conn.Name, "kind", string(conn.Kind))
 
 	cfg := sidecar.Config{
@@ -210,7 +213,8 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 	}
 	if conn.Kind.IsMount() {
 		target := filepath.Join(cfg.StoreURL, filepath.FromSlash(cfg.Prefix))
-		if fsutil.Within(dir, target) || fsutil.Within(target, dir) {
+		rd, rt := fsutil.Resolve(dir), fsutil.Resolve(target) // through symbolic links
+		if fsutil.Within(rd, rt) || fsutil.Within(rt, rd) {
 			return nil, fault.New(fault.Usage, "%s: the upload target %s and --path %s overlap: the sidecar would upload its own uploads; pick another --prefix or --path", conn, target, dir)
 		}
 	}
