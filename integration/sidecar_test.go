@@ -566,6 +566,55 @@ func TestSidecarLargeAndGrowingFiles(t *testing.T) {
 	}
 }
 
+// TestSidecarLogThatNeverStops: a log appended to every few milliseconds
+// never holds still for a whole upload; it still reaches the store while
+// it grows (as a prefix of what was written), and whole at the end.
+func TestSidecarLogThatNeverStops(t *testing.T) {
+	tg := scS3(t, "")
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "live.log", strings.Repeat("header\n", 3_000_000))
+	p := startSidecar(t, cat, tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--interval", "200ms")
+	stop := make(chan struct{})
+	done := make(chan []byte)
+	go func() {
+		all, _ := os.ReadFile(filepath.Join(dir, "live.log"))
+		g, err := os.OpenFile(filepath.Join(dir, "live.log"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			panic(err)
+		}
+		defer g.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- all
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			line := []byte(fmt.Sprintf("step %d\n", i))
+			g.Write(line)
+			all = append(all, line...)
+		}
+	}()
+	waitFor(t, time.Minute, "the growing log in the store", func() bool {
+		obj, ok := tg.get(t, "run/live.log")
+		return ok && len(obj.data) >= 21_000_000
+	})
+	close(stop)
+	all := <-done
+	obj, _ := tg.get(t, "run/live.log")
+	if !bytes.HasPrefix(all, obj.data) {
+		t.Errorf("the object uploaded while the log grew (%d bytes) is not a prefix of it", len(obj.data))
+	}
+	code, res := p.term(t)
+	if code != 0 || len(notUploaded(t, res)) != 0 {
+		t.Fatalf("exit %d, not uploaded %v\n%s", code, notUploaded(t, res), p.stderr.String())
+	}
+	if obj, _ := tg.get(t, "run/live.log"); !bytes.Equal(obj.data, all) {
+		t.Errorf("the final object has %d bytes, the log %d", len(obj.data), len(all))
+	}
+}
+
 // TestSidecarWatchContainer serves real Pod JSON over TLS (the main
 // container running, then terminated): the sidecar ends by itself with a
 // final flush, authenticating with the service account token.

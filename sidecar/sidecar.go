@@ -413,6 +413,9 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		default:
 			delete(s.errs, r.Rel)
 			s.ix.uploaded(r.Rel, r.State)
+			if r.Partial {
+				s.log.Info("file still growing: uploaded as far as it was when read; the rest goes up next cycle", "file", r.Rel, "bytes", r.State.Size)
+			}
 		}
 	}
 	// Verify with one listing of the prefix when that costs fewer requests

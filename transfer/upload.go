@@ -69,6 +69,12 @@ type FileResult struct {
 	Gone bool
 	// Err is nil when the object now holds the file's content, verified.
 	Err error
+	// Partial is set when the file kept growing while it was uploaded, as
+	// a log does: the object holds its first State.Size bytes, as they were
+	// read, and the file is to be uploaded again.
+	Partial bool
+
+	prefixOK bool // this attempt may upload the first bytes of a growing file
 }
 
 // UploadOptions tune an upload. The zero value is usable.
@@ -264,6 +270,9 @@ func (u *uploader) uploadFile(ctx context.Context, f UploadFile) (FileResult, bo
 			r.Err = fmt.Errorf("not tried: %w", err)
 			return r, false
 		}
+		// The last attempt takes what the file held when it started, if
+		// it only grew: a log that never stops growing is still uploaded.
+		r.prefixOK = attempt >= u.opts.ChangeRetries
 		changed, deferred, err := u.once(ctx, &r, attempt)
 		if r.Gone {
 			return r, false
@@ -350,7 +359,10 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 		}
 	}
 	if StateOf(after) != before {
-		return true, false, nil
+		if !r.prefixOK || after.Size() <= before.Size {
+			return true, false, nil
+		}
+		r.Partial = true
 	}
 	stored := digest()
 	switch {
@@ -385,7 +397,10 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 		return snapshot{}, false, u.localFault(r.Rel, err)
 	}
 	if int64(n) != size {
-		return snapshot{}, true, nil // grew or shrank while read
+		if !r.prefixOK || int64(n) < size {
+			return snapshot{}, true, nil // grew or shrank while read
+		}
+		n = int(size) // it grew: its first size bytes (see once)
 	}
 	buf = buf[:n]
 	sum := md5.Sum(buf)
@@ -425,7 +440,11 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 func (u *uploader) sendHashed(ctx context.Context, r *FileResult, f *os.File, size int64, opts *blob.WriterOptions) (snapshot, bool, error) {
 	h := md5.New()
 	c := crc32.New(crcTable)
-	n, err := copyPooled(io.MultiWriter(h, c), io.NewSectionReader(f, 0, size+1), nil, true)
+	limit := size + 1 // one more: a file that grew shows
+	if r.prefixOK {
+		limit = size
+	}
+	n, err := copyPooled(io.MultiWriter(h, c), io.NewSectionReader(f, 0, limit), nil, true)
 	if err != nil {
 		return snapshot{}, false, u.localFault(r.Rel, err)
 	}

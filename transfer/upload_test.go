@@ -142,23 +142,52 @@ func TestUploadFileChangedDuringUpload(t *testing.T) {
 	}
 }
 
-// A file that never stops changing is reported, not uploaded as final.
+// A file that never stops growing (a log) is uploaded as far as it was
+// when the last attempt started, and marked Partial: the object is a prefix
+// the file really had. One that keeps changing otherwise is reported, not
+// uploaded.
 func TestUploadFileThatKeepsChanging(t *testing.T) {
-	b := memblob.OpenBucket(nil)
-	root, list := tree(t, map[string][]byte{"busy": []byte("x")}, "")
-	opts := uploadOpts()
-	opts.ChangeRetries = 2
-	opts.beforeSend = func(rel string, attempt int) {
-		f, _ := os.OpenFile(filepath.Join(root, rel), os.O_APPEND|os.O_WRONLY, 0)
-		f.Write([]byte("more"))
-		f.Close()
-	}
-	st, err := Upload(context.Background(), b, root, list, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Failed) != 1 || !errors.Is(st.Failed[0].Err, ErrChanged) || st.Changed != 3 || st.Files != 0 {
-		t.Fatalf("stats %+v, failed %v", st, st.Failed)
+	for _, tc := range []struct {
+		grow bool
+		size int
+	}{{true, 12}, {true, inlineMax + 1000}, {false, 12}} {
+		grow, first := tc.grow, bytes.Repeat([]byte("x"), tc.size)
+		b := memblob.OpenBucket(nil)
+		root, list := tree(t, map[string][]byte{"busy": first}, "")
+		opts := uploadOpts()
+		opts.ChangeRetries = 2
+		var results []FileResult
+		opts.OnFile = func(r FileResult) { results = append(results, r) }
+		opts.beforeSend = func(rel string, attempt int) {
+			p := filepath.Join(root, rel)
+			if grow {
+				f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+				f.Write([]byte("more"))
+				f.Close()
+			} else {
+				old, _ := os.ReadFile(p)
+				os.WriteFile(p, old[1:], 0o644) // rewritten, shorter
+			}
+		}
+		st, err := Upload(context.Background(), b, root, list, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !grow {
+			if len(st.Failed) != 1 || !errors.Is(st.Failed[0].Err, ErrChanged) || st.Changed != 3 || st.Files != 0 {
+				t.Fatalf("rewritten: stats %+v, failed %v", st, st.Failed)
+			}
+			continue
+		}
+		if len(st.Failed) != 0 || st.Files != 1 || st.Changed != 2 || len(results) != 1 || !results[0].Partial {
+			t.Fatalf("growing: stats %+v, results %+v", st, results)
+		}
+		// The object is the file as the last attempt found it: two appends
+		// before it started, none of the third.
+		got, _ := b.ReadAll(context.Background(), "busy")
+		if want := string(first) + "moremore"; string(got) != want || results[0].State.Size != int64(len(want)) {
+			t.Errorf("growing, %d bytes: object of %d bytes (state size %d), want %d", tc.size, len(got), results[0].State.Size, len(want))
+		}
 	}
 }
 
