@@ -727,9 +727,34 @@ func TestSidecarMountStore(t *testing.T) {
 		_, err := os.Stat(filepath.Join(mount, "r42/gone.txt"))
 		return os.IsNotExist(err)
 	})
+	// A file replaced by a folder of that name, and a folder by a file.
+	writeFile(t, dir, "y/z.txt", "in a folder")
+	writeFile(t, dir, "w", "a file")
+	waitFor(t, time.Minute, "y/z.txt and w uploaded", func() bool {
+		_, e1 := os.Stat(filepath.Join(mount, "r42/y/z.txt"))
+		_, e2 := os.Stat(filepath.Join(mount, "r42/w"))
+		return e1 == nil && e2 == nil
+	})
+	os.RemoveAll(filepath.Join(dir, "y"))
+	writeFile(t, dir, "y", "now a file")
+	os.Remove(filepath.Join(dir, "w"))
+	writeFile(t, dir, "w/v.txt", "now in a folder")
+	waitFor(t, time.Minute, "y and w/v.txt in the store", func() bool {
+		y, e1 := os.ReadFile(filepath.Join(mount, "r42/y"))
+		v, e2 := os.ReadFile(filepath.Join(mount, "r42/w/v.txt"))
+		return e1 == nil && e2 == nil && string(y) == "now a file" && string(v) == "now in a folder"
+	})
+	os.Remove(filepath.Join(dir, "y"))
+	os.RemoveAll(filepath.Join(dir, "w"))
+
 	code, res := p.term(t)
-	if code != 0 || scDetails(t, res)["deleted"] != float64(1) {
+	if code != 0 || scDetails(t, res)["deleted"] != float64(5) {
 		t.Fatalf("exit %d, %v\n%s", code, scDetails(t, res), p.stderr.String())
+	}
+	for _, gone := range []string{"r42/y", "r42/w"} {
+		if _, err := os.Stat(filepath.Join(mount, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s is still in the mount: %v", gone, err)
+		}
 	}
 	st, err := os.Stat(filepath.Join(mount, "r42/keep/a.txt"))
 	if err != nil || !st.ModTime().Equal(mtime) {

@@ -65,6 +65,9 @@ type Config struct {
 	// AfterCycle, when set, is called after each cycle that wrote something
 	// (a mount store syncs its file system with it).
 	AfterCycle func() error
+	// AfterDelete, when set, is called after an object was deleted (a mount
+	// removes the folders it leaves empty).
+	AfterDelete func(key string) error
 }
 
 // Failure names a file that is not in the store.
@@ -371,11 +374,11 @@ func (s *sidecar) forget(gone []string) {
 	}
 }
 
-// exists reports whether rel is still in the folder, whatever the scan
-// made of it.
+// exists reports whether a file (not a folder) named rel is still in the
+// folder, whatever the scan made of it.
 func (s *sidecar) exists(rel string) bool {
-	_, err := os.Lstat(filepath.Join(s.cfg.Root, filepath.FromSlash(rel)))
-	return err == nil
+	st, err := os.Lstat(filepath.Join(s.cfg.Root, filepath.FromSlash(rel)))
+	return err == nil && !st.IsDir()
 }
 
 // upload sends files and records the outcome; it returns how many failed.
@@ -462,6 +465,11 @@ func (s *sidecar) deletePending(ctx context.Context) bool {
 		if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 			s.log.Warn("cannot delete the object of a deleted file", "key", k, "error", err.Error())
 			continue
+		}
+		if s.cfg.AfterDelete != nil {
+			if err := s.cfg.AfterDelete(k); err != nil {
+				s.log.Debug("after delete", "key", k, "error", err.Error())
+			}
 		}
 		delete(s.dels, k)
 		s.rep.Deleted++

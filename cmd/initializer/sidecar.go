@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -198,6 +200,23 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			return os.Chtimes(filepath.Join(mount, filepath.FromSlash(key)), t, t)
 		}
 		cfg.AfterCycle = func() error { return fsutil.Syncfs(mount) }
+		// A folder of the store emptied by deletions goes too, so that a
+		// file of that name can take its place.
+		top := filepath.Join(mount, filepath.FromSlash(prefix))
+		cfg.AfterDelete = func(key string) error {
+			for d := filepath.Dir(filepath.Join(mount, filepath.FromSlash(key))); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
+				if err := os.Remove(d); err != nil {
+					if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+						return nil
+					}
+					return err
+				}
+			}
+			return nil
+		}
+		// Local file-system errors: a file where a folder is needed or the
+		// reverse cannot be fixed by trying again.
+		cfg.Transfer.Classify = mountClass
 	} else {
 		s, err := store.Open(ctx, conn, conn.Keys(), store.Options{Workers: sf.workers, Log: log})
 		if err != nil {
@@ -286,4 +305,16 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 		return fault.New(fault.Usage, "--workers, --part-concurrency and --memory-budget must be positive and --part-size at least 5 (MiB, S3's smallest part)")
 	}
 	return nil
+}
+
+// mountClass classifies the errors of uploads to a mounted folder.
+func mountClass(err error) fault.Class {
+	switch {
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY):
+		return fault.Usage
+	}
+	if c := fault.ClassOf(fault.FromSystem(err)); c != fault.Internal {
+		return c
+	}
+	return transfer.ClassifyCode(err)
 }
