@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
 	"fmt"
+	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"io"
 	"net"
 	"os"
@@ -29,6 +32,8 @@ type objectStore struct {
 	kind string
 	// tryPut uploads size bytes from r under key.
 	tryPut func(bucket, key string, r io.Reader, size int64) error
+	// putGzip uploads data (gzip bytes) under key with Content-Encoding gzip.
+	putGzip func(bucket, key string, data []byte) error
 	// newBucket creates an empty bucket (container) and returns its name.
 	newBucket func(t *testing.T) string
 	// connection returns the catalog entry for bucket/prefix (named "data")
@@ -102,6 +107,11 @@ func minioStore(t *testing.T, endpoint string) objectStore {
 			_, err = client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: r, ContentLength: aws.Int64(size)})
 			return err
 		},
+		putGzip: func(bucket, key string, data []byte) error {
+			_, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data),
+				ContentLength: aws.Int64(int64(len(data))), ContentEncoding: aws.String("gzip"), ContentType: aws.String("text/plain")})
+			return err
+		},
 		connection: func(t *testing.T, bucket, prefix string, badCreds bool) (string, []string) {
 			secret := s.SecretAccessKey
 			if badCreds {
@@ -141,6 +151,12 @@ func azuriteStore(t *testing.T, endpoint string) objectStore {
 			_, err := client.UploadStream(context.Background(), container, key, r, &azblob.UploadStreamOptions{BlockSize: 8 << 20, Concurrency: 4})
 			return err
 		},
+		putGzip: func(container, key string, data []byte) error {
+			sum := md5.Sum(data)
+			_, err := client.UploadBuffer(context.Background(), container, key, data, &azblob.UploadBufferOptions{
+				HTTPHeaders: &azblobblob.HTTPHeaders{BlobContentEncoding: aws.String("gzip"), BlobContentType: aws.String("text/plain"), BlobContentMD5: sum[:]}})
+			return err
+		},
 		connection: func(t *testing.T, container, prefix string, badCreds bool) (string, []string) {
 			cs := connString
 			if badCreds {
@@ -171,6 +187,15 @@ func fakeGCSStore(t *testing.T, host string) objectStore {
 				t.Fatalf("creating bucket: %v", err)
 			}
 			return b
+		},
+		putGzip: func(bucket, key string, data []byte) error {
+			w := client.Bucket(bucket).Object(key).NewWriter(context.Background())
+			w.ContentEncoding, w.ContentType = "gzip", "text/plain"
+			if _, err := w.Write(data); err != nil {
+				w.Close()
+				return err
+			}
+			return w.Close()
 		},
 		tryPut: func(bucket, key string, r io.Reader, size int64) error {
 			w := client.Bucket(bucket).Object(key).NewWriter(context.Background())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,7 +213,7 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 		clientOpts = []option.ClientOption{
 			option.WithEndpoint(endpoint),
 			option.WithoutAuthentication(),
-			option.WithHTTPClient(&http.Client{Transport: transport}),
+			option.WithHTTPClient(&http.Client{Transport: storedReads{transport}}),
 			// The JSON API for reads too: fake-gcs-server ignores the
 			// generation preconditions of XML reads, which pinning needs,
 			// and routes XML reads only for its -public-host.
@@ -223,7 +224,7 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 		if err != nil {
 			return nil, err
 		}
-		hc := &http.Client{Transport: &oauth2.Transport{Source: creds.TokenSource, Base: transport}}
+		hc := &http.Client{Transport: &oauth2.Transport{Source: creds.TokenSource, Base: storedReads{transport}}}
 		clientOpts = []option.ClientOption{option.WithHTTPClient(hc), option.WithTokenSource(creds.TokenSource)}
 	}
 	client, err := storage.NewClient(ctx, clientOpts...)
@@ -323,3 +324,31 @@ func (gcsProvider) CRC32C(as func(any) bool) (uint32, bool) {
 }
 
 func (gcsProvider) BeforeWrite() func(as func(any) bool) error { return nil }
+
+// storedReads asks for gzip on the requests that read an object's content,
+// so that GCS sends a gzip-encoded object as stored, as S3 and Azure do
+// (its size, MD5 and CRC32C are those of the stored bytes), where it would
+// decompress it for a client that does not accept gzip ("decompressive
+// transcoding", which also ignores ranges). With the header set by the
+// caller, Go's transport does not decompress either. The storage library's
+// own ReadCompressed cannot do it with JSON reads: its request layer
+// refuses an Accept-Encoding header set by the library.
+type storedReads struct{ base http.RoundTripper }
+
+func (t storedReads) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && req.Header.Get("Accept-Encoding") == "" && contentRead(req.URL) {
+		req = req.Clone(req.Context())
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	return t.base.RoundTrip(req)
+}
+
+// contentRead reports whether u reads an object's content: a JSON API
+// media download (alt=media) or an XML API object GET (any path outside
+// the JSON API's).
+func contentRead(u *url.URL) bool {
+	if strings.HasPrefix(u.Path, "/storage/v1/") || strings.HasPrefix(u.Path, "/upload/") || strings.HasPrefix(u.Path, "/batch/") {
+		return u.Query().Get("alt") == "media"
+	}
+	return true
+}

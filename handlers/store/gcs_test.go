@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,20 @@ func TestTransportPool(t *testing.T) {
 	tr := newTransport(24)
 	if tr.MaxIdleConnsPerHost != 24 || tr.MaxIdleConns != 48 || tr.Proxy == nil || !tr.ForceAttemptHTTP2 {
 		t.Errorf("pool not sized to the workers: per host %d, total %d", tr.MaxIdleConnsPerHost, tr.MaxIdleConns)
+	}
+}
+
+func TestContentRead(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"https://storage.googleapis.com/storage/v1/b/bkt/o/a%2Fb?alt=media": true,
+		"https://storage.googleapis.com/storage/v1/b/bkt/o/a%2Fb":           false,
+		"https://storage.googleapis.com/storage/v1/b/bkt/o?prefix=a":        false,
+		"https://storage.googleapis.com/upload/storage/v1/b/bkt/o":          false,
+		"https://storage.googleapis.com/bkt/a/b":                            true,
+	} {
+		u, _ := url.Parse(raw)
+		if got := contentRead(u); got != want {
+			t.Errorf("%s: %v", raw, got)
+		}
 	}
 }

@@ -26,6 +26,10 @@ func tuneTransport(tr *http.Transport, workers int) {
 	tr.TLSHandshakeTimeout = tlsHandshakeTimeout
 	tr.ResponseHeaderTimeout = responseHeaderTimeout
 	tr.ExpectContinueTimeout = time.Second
+	// Objects are read as they are stored. Go would otherwise ask for gzip
+	// and decompress a gzip-encoded object on the fly: other bytes than
+	// the listed size and MD5 describe.
+	tr.DisableCompression = true
 }
 
 // newTransport returns a proxy-aware transport with a pool sized to workers.
