@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -35,6 +36,7 @@ type Request struct {
 // below Path. Both are cleaned relative names ("" is the root itself).
 type Mapping struct {
 	Src, Dst string
+	Into     bool // dst ended with a slash: a file goes into that folder, under its own name
 }
 
 // ParseMappings reads the entries of flag (--paths, --files, --dirs) for
@@ -53,9 +55,31 @@ func ParseMappings(conn fmt.Stringer, flag string, specs []string) ([]Mapping, e
 		if err != nil {
 			return nil, fault.New(fault.Usage, "%s: %s %q: %w; give paths relative to the connection's root, as src or src:dst", conn, flag, spec, err)
 		}
-		out = append(out, Mapping{Src: cs, Dst: dst})
+		out = append(out, Mapping{Src: cs, Dst: dst, Into: hasDst && strings.HasSuffix(spec, "/")})
 	}
 	return out, nil
+}
+
+// CheckTargets refuses destinations (relative, cleaned; "" is the target
+// folder itself) of which one is, or is inside, another: what goes to one
+// would overwrite what goes to the other. names say which flag entry
+// asked for each, for the error.
+func CheckTargets(conn fmt.Stringer, names, dsts []string) error {
+	show := func(d string) string {
+		if d == "" {
+			return "--path itself"
+		}
+		return strconv.Quote(d)
+	}
+	for i := range dsts {
+		for j := i + 1; j < len(dsts); j++ {
+			a, b := dsts[i], dsts[j]
+			if a == b || a == "" || b == "" || strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/") {
+				return fault.New(fault.Usage, "%s: %s and %s write to the same place (%s and %s): one would overwrite the other; give them separate destinations (src:dst)", conn, names[i], names[j], show(a), show(b))
+			}
+		}
+	}
+	return nil
 }
 
 // Result says what a handler did; it becomes the --result JSON.

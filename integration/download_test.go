@@ -365,6 +365,23 @@ func TestDownloadSelectionErrors(t *testing.T) {
 				}
 			}
 
+			// Two selections to one place: refused before anything is written.
+			for _, args := range [][]string{{"--files", "sub/a.txt:x,model.txt:x"}, {"--dirs", "sub:q", "--files", "model.txt:q/m.txt"}} {
+				dst := t.TempDir()
+				r := cli(t, env, append([]string{"--catalog", cat, "--connection", "data", "--path", dst}, args...)...)
+				r.expectCode(t, 2)
+				if !strings.Contains(r.Stderr, "write to the same place") || countFiles(dst) != 0 {
+					t.Errorf("%v: %d files written\n%s", args, countFiles(dst), r.Stderr)
+				}
+			}
+			// A destination ending with a slash is a folder.
+			into := t.TempDir()
+			r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", into, "--files", "model.txt:in/")
+			r.expectCode(t, 0)
+			if got, _ := os.ReadFile(filepath.Join(into, "in", "model.txt")); string(got) != "model" {
+				t.Errorf("--files model.txt:in/ wrote %q", got)
+			}
+
 			// A folder that only a zero-byte marker stands for.
 			if err := st.tryPut(bucket, "ds/markeronly/", strings.NewReader(""), 0); err != nil {
 				t.Logf("%s refuses folder markers: %v", sk.kind, err)
@@ -378,7 +395,7 @@ func TestDownloadSelectionErrors(t *testing.T) {
 			}
 
 			empty, env2 := st.connection(t, bucket, "nothing/here", false)
-			r := cli(t, env2, "check", "--catalog", storeCatalog(t, empty), "--connection", "data")
+			r = cli(t, env2, "check", "--catalog", storeCatalog(t, empty), "--connection", "data")
 			r.expectCode(t, 0)
 			if !strings.Contains(fmt.Sprint(r.Result["result"]), "holds no object") {
 				t.Errorf("check of an empty prefix: %v", r.Result)

@@ -54,6 +54,13 @@ func (h Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Resu
 	}
 	m := req.Conn.Mount()
 	mappings := req.Paths
+	names, dsts := make([]string, len(mappings)), make([]string, len(mappings))
+	for i, mp := range mappings {
+		names[i], dsts[i] = fmt.Sprintf("--paths %q", mp.Src+":"+mp.Dst), mp.Dst
+	}
+	if err := handlers.CheckTargets(req.Conn, names, dsts); err != nil {
+		return nil, err
+	}
 	if len(mappings) == 0 {
 		mappings = []handlers.Mapping{{}}
 	}

@@ -134,6 +134,12 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		if m.Src == "" {
 			return "", nil, fault.New(fault.Usage, "%s: --files needs a file name relative to %s", req.Conn, s.URL)
 		}
+		if m.Into {
+			m.Dst = path.Join(m.Dst, path.Base(m.Src))
+		}
+		if m.Dst == "" {
+			return "", nil, fault.New(fault.Usage, "%s: --files %q: the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, m.Src+":")
+		}
 		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Flag: fmt.Sprintf("--files %q", m.Src)})
 	}
 	for _, m := range dirs {
@@ -144,9 +150,19 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		if err != nil {
 			return "", nil, err
 		}
+		if attrs != nil && m.Into {
+			m.Dst = path.Join(m.Dst, path.Base(m.Src))
+		}
 		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs, Flag: fmt.Sprintf("--paths %q", m.Src)})
 	}
 	if len(sels) > 0 {
+		names, dsts := make([]string, len(sels)), make([]string, len(sels))
+		for i, s := range sels {
+			names[i], dsts[i] = s.Flag, s.Dst
+		}
+		if err := handlers.CheckTargets(req.Conn, names, dsts); err != nil {
+			return "", nil, err
+		}
 		return req.Path, sels, nil
 	}
 	// The whole prefix, or the single object it names.
