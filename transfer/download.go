@@ -74,6 +74,7 @@ type downloader struct {
 	reserved atomic.Int64
 
 	files, bytes, skipped, dirs, objects, retries atomic.Int64
+	noHash                                        atomic.Int64 // --checksum: objects compared by size and time, for want of a hash
 }
 
 // Download copies the selections from b into the folder root.
@@ -124,6 +125,9 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 		})
 	}
 	err := g.Wait()
+	if n := d.noHash.Load(); n > 0 {
+		opts.Log.Warn("--checksum: the store keeps no hash of some objects (S3 multipart uploads, Azure blobs uploaded in blocks); they were compared by size and modification time", "objects", n)
+	}
 	if err == nil {
 		if serr := fsutil.Syncfs(root); serr != nil {
 			err = d.localFault(serr)
@@ -344,6 +348,9 @@ func (d *downloader) upToDate(o object) (bool, error) {
 		return false, nil
 	}
 	if !d.opts.Checksum || (o.md5 == nil && !o.hasCRC) {
+		if d.opts.Checksum {
+			d.noHash.Add(1)
+		}
 		return st.ModTime().Unix() == o.modTime.Unix(), nil
 	}
 	f, err := os.Open(o.path)
@@ -461,7 +468,8 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 		modTime = r.ModTime()
 		h := newVerifier(o)
 		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.Live, false)
-		if errors.Is(err, ErrChecksumMismatch) {
+		if errors.Is(err, ErrChecksumMismatch) || err != nil && d.opts.Classify(err) == fault.Integrity {
+			// The store's own check of what it sent failed (GCS: CRC32C).
 			return &mismatchError{err}
 		}
 		if err != nil {
@@ -513,8 +521,11 @@ func (d *downloader) open(ctx context.Context, o object) (ObjectReader, error) {
 func (d *downloader) downloadRanges(ctx context.Context, o object) error {
 	for restart := 0; ; restart++ {
 		err := d.downloadRangesOnce(ctx, o)
-		if err == nil || gcerrors.Code(err) != gcerrors.FailedPrecondition || restart >= 2 {
+		if err == nil || gcerrors.Code(err) != gcerrors.FailedPrecondition {
 			return err
+		}
+		if restart >= 2 {
+			return fault.New(fault.Transient, "%s: object %q kept changing while it was downloaded (replaced %d times); download it again once nothing writes it", d.opts.Conn, o.name(), restart+1)
 		}
 		// The object was replaced between ranges: start over with the new version.
 		d.retries.Add(1)
@@ -649,6 +660,9 @@ func cleanup(f *os.File, published bool) {
 // conflictOrLocal names the key conflict behind ENOTDIR/EISDIR errors, or
 // classifies a local failure.
 func (d *downloader) conflictOrLocal(o object, err error) error {
+	if errors.Is(err, syscall.ENAMETOOLONG) {
+		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is longer than the file system allows (255 bytes); rename it in the bucket, or take it with --files src:shorter-name", d.opts.Conn, o.name(), o.path)
+	}
 	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) {
 		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is both a file and a folder (the bucket has both \"a\" and \"a/…\" keys, or the local folder holds a file or folder of that name); remove one of them", d.opts.Conn, o.name(), o.path)
 	}

@@ -190,6 +190,16 @@ func TestDownloadRefusesTraversalKeys(t *testing.T) {
 	}
 }
 
+func TestDownloadRefusesLongNames(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	key := "d/" + strings.Repeat("n", 300) + "/f.txt"
+	put(t, b, key, []byte("x"))
+	_, err := Download(context.Background(), b, whole, t.TempDir(), testOpts())
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "longer than the file system allows") || !strings.Contains(err.Error(), "nnnn") {
+		t.Errorf("long name: %v", err)
+	}
+}
+
 func TestDownloadReportsKeyConflicts(t *testing.T) {
 	b := memblob.OpenBucket(nil)
 	put(t, b, "a", []byte("file"))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -314,7 +315,11 @@ func (a *app) report(out outcome) error {
 			summary = fmt.Sprintf("failed (exit %d): %s", out.ExitCode, out.Error)
 		}
 		if len(summary) > 4000 {
-			summary = summary[:4000] + "…"
+			cut := 4000
+			for cut > 0 && !utf8.RuneStart(summary[cut]) {
+				cut-- // not inside a character
+			}
+			summary = summary[:cut] + "…"
 		}
 		// Best effort: the pod may not offer a writable termination log.
 		if err := os.WriteFile(tl, []byte(summary+"\n"), 0o644); err != nil {

@@ -112,6 +112,15 @@ var azureCodes = map[string]fault.Class{
 
 // classifyProvider reads the provider's own error, when err carries one.
 func classifyProvider(err error) (fault.Class, bool) {
+	// The GCS client's check of the CRC32C of what it read.
+	if strings.Contains(err.Error(), "storage: bad CRC on read") {
+		return fault.Integrity, true
+	}
+	// A service account key whose private key does not parse: no request
+	// was sent, and none will succeed.
+	if strings.Contains(err.Error(), "private key should be a PEM") {
+		return fault.Auth, true
+	}
 	// Azure first: azcore.ResponseError does not implement smithy.APIError,
 	// but be explicit about the order anyway.
 	var azErr *azcore.ResponseError

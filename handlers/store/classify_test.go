@@ -57,6 +57,8 @@ func TestClassify(t *testing.T) {
 		{"S3 NoSuchBucket", s3Err("NoSuchBucket", 404), fault.NotFound},
 		{"S3 PreconditionFailed", s3Err("PreconditionFailed", 412), fault.Integrity},
 		{"S3 SlowDown", s3Err("SlowDown", 503), fault.Transient},
+		{"GCS bad CRC", fmt.Errorf("read: %w", errors.New("storage: bad CRC on read: got 1, want 2")), fault.Integrity},
+		{"GCS bad private key", errors.New("oauth2: google: private key should be a PEM or plain PKCS1 or PKCS8; parse error: asn1"), fault.Auth},
 		{"S3 bare 500", s3Err("", 500), fault.Transient},
 		{"S3 bare 403", s3Err("", 403), fault.Auth},
 		{"Azure AuthenticationFailed", &azcore.ResponseError{ErrorCode: "AuthenticationFailed", StatusCode: 403}, fault.Auth},

@@ -196,7 +196,7 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 	case gcerrors.Code(err) == gcerrors.NotFound:
 		return nil, nil
 	case errors.Is(err, context.Canceled):
-		return nil, err
+		return nil, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: reading %q: %w", s.conn, key, err))
 	}
 	return nil, s.explain(err, fmt.Sprintf("reading %q in", key))
 }
