@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -505,6 +507,133 @@ func TestSidecarAzureRefused(t *testing.T) {
 		if got := notUploaded(t, res); len(got) != 2 {
 			t.Errorf("strict=%v: not uploaded %v, want a.txt and m.bin", strict, got)
 		}
+	}
+}
+
+// TestSidecarUnreadableFiles runs the sidecar as an unprivileged user over
+// a folder holding a file and a subfolder it cannot read: every other file
+// is uploaded, both are named in the result with the auth class, the final
+// flush does not spend its whole grace on them, and --strict exits 3.
+func TestSidecarUnreadableFiles(t *testing.T) {
+	tg := scS3(t, "")
+	s := testenv.Load(t).S3()
+	base, err := os.MkdirTemp("", "sidecar-uid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o777)
+	bin := filepath.Join(base, "initializer")
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cat := writeFile(t, base, "catalog.yaml", fmt.Sprintf("connections:\n  - {name: data, kind: s3, schema: {bucket: \"s3://%s\"}}\n", tg.bucket))
+	os.Chmod(cat, 0o644)
+	dir := filepath.Join(base, "out")
+	for i := range 20 {
+		writeFile(t, dir, fmt.Sprintf("f%02d.txt", i), "readable")
+	}
+	os.Chmod(writeFile(t, dir, "secret.bin", "root only"), 0o600)
+	writeFile(t, dir, "locked/b.txt", "root only")
+	os.Chmod(filepath.Join(dir, "locked"), 0o700)
+	until := writeFile(t, base, "done", "")
+	for _, strict := range []bool{false, true} {
+		result := filepath.Join(base, fmt.Sprintf("result-%v.json", strict))
+		args := []string{"--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "sidecar", "--catalog", cat, "-c", "data",
+			"--path", dir, "--prefix", fmt.Sprintf("run-%v", strict), "--state", "none", "--until-file", until, "--grace", "20s", "--result", result}
+		if strict {
+			args = append(args, "--strict")
+		}
+		cmd := exec.Command("setpriv", args...)
+		cmd.Env = baseEnv([]string{"AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s.SecretAccessKey,
+			"AWS_ENDPOINT_URL=" + s.Endpoint, "AWS_REGION=" + s.Region, "AWS_EC2_METADATA_DISABLED=true"})
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 0, true: 3}[strict]; code != want {
+			t.Fatalf("strict=%v: exit %d, want %d\n%s", strict, code, want, out)
+		}
+		var res map[string]any
+		b, err := os.ReadFile(result)
+		if err != nil || json.Unmarshal(b, &res) != nil {
+			t.Fatalf("no result: %v\n%s", err, out)
+		}
+		d := scDetails(t, res)
+		var failed []string
+		for _, f := range d["notUploaded"].([]any) {
+			m := f.(map[string]any)
+			failed = append(failed, m["path"].(string)+" "+m["class"].(string))
+		}
+		if want := []string{"secret.bin auth", "locked/ auth"}; !slices.Equal(failed, want) {
+			t.Errorf("strict=%v: not uploaded %q, want %q\n%s", strict, failed, want, out)
+		}
+		if n := len(tg.list(t, fmt.Sprintf("run-%v/", strict))); n != 20 {
+			t.Errorf("strict=%v: %d objects in the store, want the 20 readable files", strict, n)
+		}
+		if sec := d["flushSeconds"].(float64); sec > 10 {
+			t.Errorf("strict=%v: the final flush took %.1f s of its 20 s grace on failures that cannot mend", strict, sec)
+		}
+	}
+}
+
+// TestSidecarHealthWhileStoreHangs: a store that accepts connections and
+// never answers keeps neither /healthz nor the sidecar's start waiting.
+func TestSidecarHealthWhileStoreHangs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	s := testenv.Load(t).S3()
+	cat := storeCatalog(t, `{name: data, kind: s3, schema: {bucket: "s3://hanging"}}`)
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "a.txt", "a")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startSidecar(t, cat, []string{"AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s.SecretAccessKey,
+		"AWS_ENDPOINT_URL=http://" + ln.Addr().String(), "AWS_REGION=" + s.Region, "AWS_EC2_METADATA_DISABLED=true"},
+		"-c", "data", "--path", dir, "--prefix", "run", "--metrics-addr", addr, "--grace", "1s")
+	start := time.Now()
+	waitFor(t, 5*time.Second, "/healthz", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	t.Logf("/healthz answered after %v", time.Since(start).Round(time.Millisecond))
+	waitFor(t, 30*time.Second, "the sidecar's start", func() bool { return strings.Contains(p.stderr.String(), "sidecar started") })
+	code, _ := p.term(t)
+	if code != 0 {
+		t.Errorf("exit %d\n%s", code, p.stderr.String())
 	}
 }
 

@@ -52,6 +52,9 @@ type scanResult struct {
 	gone    []string // files in the index no longer below the root
 	files   int      // files seen
 	missing bool     // the root does not exist
+	// unreadable are the folders (relative, "" for the root) that could
+	// not be read, and why: their files are neither seen nor gone.
+	unreadable map[string]error
 }
 
 // scan walks the root and updates the index. A file that vanishes during
@@ -65,9 +68,12 @@ func (ix *index) scan() (scanResult, error) {
 		res.missing = true
 		return res, nil
 	}
-	skipped := map[string]bool{} // unreadable folders: their files are not gone
+	skipped := map[string]error{} // unreadable folders: their files are not gone
 	ix.buf = ix.buf[:0]
 	ix.walk(ix.root, &res, &errs, skipped)
+	if len(skipped) > 0 {
+		res.unreadable = skipped
+	}
 	for rel, e := range ix.files {
 		if e.gen == ix.gen {
 			if e.dirty() {
@@ -84,7 +90,7 @@ func (ix *index) scan() (scanResult, error) {
 	return res, errors.Join(errs...)
 }
 
-func underAny(rel string, dirs map[string]bool) bool {
+func underAny(rel string, dirs map[string]error) bool {
 	for d := range dirs {
 		if d == "" || strings.HasPrefix(rel, d+"/") {
 			return true
@@ -94,20 +100,21 @@ func underAny(rel string, dirs map[string]bool) bool {
 }
 
 // walk scans the folder dir, whose path relative to the root is ix.buf.
-func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[string]bool) {
+func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[string]error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			*errs = append(*errs, err)
-			skipped[string(ix.buf)] = true
+			skipped[string(ix.buf)] = err
 		}
 		return
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		*errs = append(*errs, fmt.Errorf("reading %s: %w", dir, err))
-		skipped[string(ix.buf)] = true
+		err = fmt.Errorf("reading %s: %w", dir, err)
+		*errs = append(*errs, err)
+		skipped[string(ix.buf)] = err
 	}
 	fd := int(f.Fd())
 	base := len(ix.buf)

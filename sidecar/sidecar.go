@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -100,10 +99,25 @@ type sidecar struct {
 	ix    *index
 	id    string
 	errs  map[string]error // rel → why its latest upload failed
-	dels  map[string]bool  // keys whose deletion is pending
+	dels  map[string]error // keys whose deletion is pending → why it failed (nil: not tried yet)
 	rep   Report
 	log   *slog.Logger
 	saved bool // the state was saved at least once
+
+	unreadable  map[string]error // folders the last scan could not read
+	permanent   int              // failures of the last cycle that trying again cannot mend
+	stateWarned bool             // a failure to save the state was logged
+}
+
+// permanentClass says whether a failed upload of that class would fail
+// again however often it is tried: a name or a file the store or the
+// system refuses, credentials refused, a bucket missing, a full disk.
+func permanentClass(c fault.Class) bool {
+	switch c {
+	case fault.Usage, fault.Auth, fault.NotFound, fault.LocalDisk:
+		return true
+	}
+	return false
 }
 
 func (c *Config) defaults() {
@@ -139,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, fault.Wrap(fault.Usage, err)
 	}
 	s := &sidecar{cfg: cfg, ix: newIndex(cfg.Root, excl), id: stateID(cfg.StoreURL, cfg.Prefix, cfg.Root),
-		errs: map[string]error{}, dels: map[string]bool{}, log: cfg.Log}
+		errs: map[string]error{}, dels: map[string]error{}, log: cfg.Log}
 	s.restore(ctx)
 
 	// The end: the first of SIGTERM (ctx), the until file, the pod.
@@ -273,12 +287,14 @@ func (s *sidecar) compareWithStore(ctx context.Context) {
 	if prefix != "" {
 		prefix += "/"
 	}
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
 	token := blob.FirstPageToken
 	matched := 0
 	for {
+		// Each page in bounded time: a store that does not answer delays
+		// the start by that much, not by the client's own timeouts.
+		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		page, next, err := s.cfg.Bucket.ListPage(lctx, token, 1000, &blob.ListOptions{Prefix: prefix})
+		cancel()
 		if err != nil {
 			s.log.Warn("cannot list the store to skip files already there; every file will be uploaded", "error", err.Error())
 			return
@@ -315,6 +331,7 @@ func (s *sidecar) key(rel string) string {
 func (s *sidecar) cycle(ctx context.Context) int {
 	start := time.Now()
 	s.rep.Cycles++
+	s.permanent = 0
 	res, err := s.ix.scan()
 	if err != nil {
 		s.log.Warn("scan incomplete", "path", s.cfg.Root, "error", err.Error())
@@ -323,6 +340,7 @@ func (s *sidecar) cycle(ctx context.Context) int {
 		s.log.Debug("the folder does not exist yet", "path", s.cfg.Root)
 	}
 	s.rep.Watched = res.files
+	s.unreadable = res.unreadable
 	wrote := false
 	s.forget(res.gone)
 	for _, rel := range res.dirty {
@@ -367,7 +385,7 @@ func (s *sidecar) forget(gone []string) {
 	for _, rel := range gone {
 		e := s.ix.files[rel]
 		if e.uploaded && s.cfg.Delete && !s.exists(rel) {
-			s.dels[s.key(rel)] = true
+			s.dels[s.key(rel)] = nil
 		}
 		delete(s.errs, rel)
 		s.ix.remove(rel)
@@ -407,6 +425,9 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		case r.Err != nil:
 			failed++
 			s.rep.Errors++
+			if permanentClass(fault.ClassOf(r.Err)) {
+				s.permanent++
+			}
 			if prev := s.errs[r.Rel]; prev == nil || fault.ClassOf(r.Err) != fault.Interrupted {
 				s.errs[r.Rel] = r.Err // an upload stopped at the end keeps the cause of the failures before
 			}
@@ -464,6 +485,7 @@ func (s *sidecar) deletePending(ctx context.Context) bool {
 		err := s.cfg.Bucket.Delete(ctx, k)
 		if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 			s.log.Warn("cannot delete the object of a deleted file", "key", k, "error", err.Error())
+			s.dels[k] = err
 			continue
 		}
 		if s.cfg.AfterDelete != nil {
@@ -485,7 +507,10 @@ func (s *sidecar) save() {
 		return
 	}
 	if err := s.ix.save(s.cfg.StatePath, s.id); err != nil {
-		s.log.Warn("cannot save the state; after a restart, files will be compared with the store", "state", s.cfg.StatePath, "error", err.Error())
+		if !s.stateWarned {
+			s.log.Warn("cannot save the state; after a restart, files will be compared with the store", "state", s.cfg.StatePath, "error", err.Error())
+			s.stateWarned = true
+		}
 		return
 	}
 	s.saved = true
@@ -499,8 +524,12 @@ func (s *sidecar) flush(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		if s.cycle(ctx) == 0 {
-			return true
+		pending := s.cycle(ctx)
+		if pending == 0 {
+			return len(s.unreadable) == 0
+		}
+		if pending == s.permanent {
+			return false // what is left cannot be uploaded by trying again
 		}
 		select {
 		case <-ctx.Done():
@@ -544,8 +573,38 @@ func (s *sidecar) finish() {
 		}
 		s.rep.NotUploaded = append(s.rep.NotUploaded, f)
 	}
+	dirs := make([]string, 0, len(s.unreadable))
+	for d := range s.unreadable {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		err := s.unreadable[d]
+		c := fault.ClassOf(fault.FromSystem(err))
+		if c == fault.Internal {
+			c = fault.LocalDisk
+		}
+		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: d + "/", Key: s.key(d) + "/",
+			Error: fmt.Sprintf("the folder cannot be read: %v; its files are not uploaded", err), Class: c.String()})
+		if s.rep.FirstClass == 0 {
+			s.rep.FirstClass = c
+		}
+	}
+	keys := make([]string, 0, len(s.dels))
 	for k := range s.dels {
-		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: path.Base(k), Key: k, Error: "deletion of the object pending", Class: fault.Transient.String()})
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		msg := "deletion of the object pending"
+		if err := s.dels[k]; err != nil {
+			msg += ": " + err.Error()
+		}
+		rel := k
+		if s.cfg.Prefix != "" {
+			rel = strings.TrimPrefix(k, s.cfg.Prefix+"/")
+		}
+		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: rel, Key: k, Error: msg, Class: fault.Transient.String()})
 		if s.rep.FirstClass == 0 {
 			s.rep.FirstClass = fault.Transient
 		}

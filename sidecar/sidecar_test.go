@@ -152,12 +152,12 @@ func TestPendingDeletionOfARecreatedFile(t *testing.T) {
 	root := t.TempDir()
 	cfg := testConfig(b, root)
 	cfg.Delete, cfg.Log = true, slog.New(slog.DiscardHandler)
-	s := &sidecar{cfg: cfg, ix: newIndex(root, nil), errs: map[string]error{}, dels: map[string]bool{}, log: cfg.Log}
+	s := &sidecar{cfg: cfg, ix: newIndex(root, nil), errs: map[string]error{}, dels: map[string]error{}, log: cfg.Log}
 	write(t, root, "a", "new")
 	if err := b.WriteAll(context.Background(), "run/a", []byte("new"), nil); err != nil {
 		t.Fatal(err)
 	}
-	s.dels["run/a"], s.dels["run/gone"] = true, true
+	s.dels["run/a"], s.dels["run/gone"] = nil, nil
 	s.deletePending(context.Background())
 	if !has(t, b, "run/a", "new") || len(s.dels) != 0 || s.rep.Deleted != 1 {
 		t.Errorf("object %v, pending %v, deleted %d", has(t, b, "run/a", "new"), s.dels, s.rep.Deleted)

@@ -685,7 +685,8 @@ func (u *uploader) verifyListing(ctx context.Context) {
 func (u *uploader) localFault(rel string, err error) error {
 	c := fault.ClassOf(fault.FromSystem(err))
 	if c == fault.Auth {
-		return fault.New(fault.Auth, "%s: cannot read %s as uid %d: %w; fix its permissions or the pod's securityContext (runAsUser, fsGroup)", u.opts.Conn, rel, os.Getuid(), err)
+		// Marked local: one file this uid cannot read says nothing of the others.
+		return fault.Wrap(c, &localError{fmt.Errorf("%s: cannot read %s as uid %d: %w; fix its permissions or the pod's securityContext (runAsUser, fsGroup)", u.opts.Conn, rel, os.Getuid(), err)})
 	}
 	return fault.Wrap(c, &localError{fmt.Errorf("%s: cannot read %s: %w", u.opts.Conn, rel, err)})
 }

@@ -6,9 +6,11 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -460,5 +462,18 @@ func TestUploadBytesUploader(t *testing.T) {
 		if via := a.Metadata["via"]; (via == "bytes") != (name == "a.txt") {
 			t.Errorf("%s: sent via %q", name, via)
 		}
+	}
+}
+
+// A file this uid cannot read fails alone: the others are still tried.
+func TestUploadUnreadableFileStopsNothing(t *testing.T) {
+	u := &uploader{}
+	err := u.localFault("secret.bin", &fs.PathError{Op: "open", Path: "secret.bin", Err: fs.ErrPermission})
+	if fault.ClassOf(err) != fault.Auth || !strings.Contains(err.Error(), "secret.bin") {
+		t.Fatalf("%v (%v)", err, fault.ClassOf(err))
+	}
+	u.stopAll(err)
+	if h := u.halted(); h != nil {
+		t.Errorf("one unreadable file halted the batch: %v", h)
 	}
 }

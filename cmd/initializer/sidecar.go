@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -187,6 +188,19 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		Transfer: transfer.UploadOptions{Options: transfer.Options{Workers: sf.workers, PartSize: sf.partMiB << 20, Conn: conn.String(), Log: log},
 			PartConcurrency: sf.partConc, MemoryBudget: sf.budgetMiB << 20},
 	}
+	// Metrics and /healthz first: a store that does not answer must not
+	// keep a liveness probe waiting.
+	if sf.metricsAddr != "" {
+		cfg.Metrics = sidecar.NewMetrics()
+		ln, err := net.Listen("tcp", sf.metricsAddr)
+		if err != nil {
+			return nil, fault.New(fault.Usage, "--metrics-addr %s: %w", sf.metricsAddr, err)
+		}
+		srv := &http.Server{Handler: cfg.Metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
 	if conn.Kind.IsMount() {
 		b, url, err := sidecar.OpenMount(conn)
 		if err != nil {
@@ -222,11 +236,17 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		if err != nil {
 			return nil, err
 		}
-		defer s.Close()
-		if err := s.Check(ctx); err != nil {
-			// Not fatal: the store may come up later; the cycles retry.
-			log.Warn("the store is not reachable yet; uploads will be retried every cycle", "error", err.Error())
-		}
+		// A first look at the store, beside the start: not fatal (it may
+		// come up later; the cycles retry), and not waited for.
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		checked := make(chan struct{})
+		go func() {
+			defer close(checked)
+			if err := s.Check(cctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("the store is not reachable yet; uploads will be retried every cycle", "error", err.Error())
+			}
+		}()
+		defer func() { cancel(); <-checked; s.Close() }()
 		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, store.JoinKey(s.Prefix, prefix)
 		cfg.Transfer.Provider, cfg.Transfer.Classify, cfg.Transfer.Brief = s.Provider, store.Classify, store.Brief
 	}
@@ -249,17 +269,6 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		}
 		cfg.Watch = w
 		log.Info("watching the main container", "container", sf.watchContainer, "pod", w.Namespace+"/"+w.Pod, "api", w.APIURL)
-	}
-	if sf.metricsAddr != "" {
-		cfg.Metrics = sidecar.NewMetrics()
-		ln, err := net.Listen("tcp", sf.metricsAddr)
-		if err != nil {
-			return nil, fault.New(fault.Usage, "--metrics-addr %s: %w", sf.metricsAddr, err)
-		}
-		srv := &http.Server{Handler: cfg.Metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
-		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 
 	rep, err := sidecar.Run(ctx, cfg)
