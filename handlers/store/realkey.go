@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -158,22 +156,12 @@ func (azureProvider) OpenReal(ctx context.Context, b *blob.Bucket, _, real strin
 	if err != nil {
 		return nil, err
 	}
-	r := &azureReader{ReadCloser: resp.Body, size: -1}
+	r := &objectBody{ReadCloser: resp.Body, size: -1}
 	if resp.ContentLength != nil {
 		r.size = *resp.ContentLength
 	}
 	if resp.LastModified != nil {
-		r.mod = *resp.LastModified
+		r.modTime = *resp.LastModified
 	}
 	return r, nil
 }
-
-// azureReader is a blob's download as a transfer.ObjectReader.
-type azureReader struct {
-	io.ReadCloser
-	size int64
-	mod  time.Time
-}
-
-func (r *azureReader) Size() int64        { return r.size }
-func (r *azureReader) ModTime() time.Time { return r.mod }

@@ -87,7 +87,7 @@ func (p s3Provider) ReadWhole(ctx context.Context, b *blob.Bucket, key string) (
 	if err != nil {
 		return nil, true, err
 	}
-	r := &s3Object{ReadCloser: resp.Body, size: resp.ContentLength}
+	r := &objectBody{ReadCloser: resp.Body, size: resp.ContentLength}
 	if r.size < 0 {
 		resp.Body.Close()
 		return nil, true, fmt.Errorf("s3: GET %q: the answer has no Content-Length", key)
@@ -251,15 +251,16 @@ func (g *s3Getter) init(ctx context.Context, client *s3.Client, bucket string) {
 	g.ok = true
 }
 
-// s3Object is the body of a GET, with the object's size and time.
-type s3Object struct {
+// objectBody is the body of a GET (S3's signed GET, Azure's download by
+// real key), with the object's size and time: a transfer.ObjectReader.
+type objectBody struct {
 	io.ReadCloser
 	size    int64
 	modTime time.Time
 }
 
-func (o *s3Object) Size() int64        { return o.size }
-func (o *s3Object) ModTime() time.Time { return o.modTime }
+func (o *objectBody) Size() int64        { return o.size }
+func (o *objectBody) ModTime() time.Time { return o.modTime }
 
 // responseError turns a failed answer into the error the SDK would return
 // for it: an HTTP response error carrying S3's error code and message.
