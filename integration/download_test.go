@@ -302,6 +302,36 @@ func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
 			if n := countFiles(back); n != len(names) {
 				t.Errorf("%d files came back for %d uploaded", n, len(names))
 			}
+
+			// Under a prefix the library escapes, objects of both kinds.
+			pre := t.TempDir()
+			writeFile(t, pre, "f.txt", "by the sidecar")
+			r = cli(t, env, "sidecar", "--catalog", cat, "--connection", "data", "--path", pre, "--prefix", "p__0x41__", "--state", "none", "--until-file", until)
+			r.expectCode(t, 0)
+			st.put(t, bucket, "ds/p__0x5f___0x41__/x__0x42__", strings.NewReader("native"), 6)
+			preEntry, env3 := st.connection(t, bucket, "ds/p__0x41__", false)
+			got := t.TempDir()
+			r = cli(t, env3, "--catalog", storeCatalog(t, preEntry), "--connection", "data", "--path", got)
+			r.expectCode(t, 0)
+			for name, want := range map[string]string{"f.txt": "by the sidecar", "x__0x42__": "native"} {
+				if b, err := os.ReadFile(filepath.Join(got, name)); err != nil || string(b) != want {
+					t.Errorf("escaped prefix, %s: %q, %v", name, b, err)
+				}
+			}
+
+			// Twins: one name stored as it is by another tool and escaped by
+			// this one's sidecar cannot both be written: refused.
+			twin := t.TempDir()
+			writeFile(t, twin, "x__0x41__y", "by the sidecar")
+			r = cli(t, env, "sidecar", "--catalog", cat, "--connection", "data", "--path", twin, "--prefix", "tw", "--state", "none", "--until-file", until)
+			r.expectCode(t, 0)
+			st.put(t, bucket, "ds/tw/x__0x41__y", strings.NewReader("native"), 6)
+			twEntry, env4 := st.connection(t, bucket, "ds/tw", false)
+			r = cli(t, env4, "--catalog", storeCatalog(t, twEntry), "--connection", "data", "--path", t.TempDir())
+			r.expectCode(t, 2)
+			if !strings.Contains(r.Stderr, "would both be written") {
+				t.Errorf("twins:\n%s", r.Stderr)
+			}
 		})
 	}
 }

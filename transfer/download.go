@@ -74,7 +74,11 @@ type downloader struct {
 	reserved atomic.Int64
 
 	files, bytes, skipped, dirs, objects, retries atomic.Int64
-	noHash                                        atomic.Int64 // --checksum: objects compared by size and time, for want of a hash
+	// escapedNames maps the local paths of objects whose store key is not
+	// their listed name (RealKeys) to that key: two such objects, one
+	// written by another tool, one by gocloud, can claim the same name.
+	escapedNames map[string]string
+	noHash       atomic.Int64 // --checksum: objects compared by size and time, for want of a hash
 }
 
 // Download copies the selections from b into the folder root.
@@ -249,16 +253,19 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 	if lo.IsDir {
 		return object{}, false, nil
 	}
-	key, real := lo.Key, ""
+	rel := strings.TrimPrefix(lo.Key, prefix)
+	real, storeKey, escaped := "", lo.Key, false
 	if rk, ok := d.opts.Provider.(RealKeys); ok {
-		if k, differs := rk.RealKey(lo); differs {
-			if !strings.HasPrefix(k, prefix) {
-				return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: it does not start with the prefix %q it was listed under", d.opts.Conn, k, prefix)
+		k, differs := rk.RealKey(lo)
+		storeKey, escaped = k, differs || k != lo.Key
+		if differs {
+			p := rk.RealPrefix(prefix)
+			if !strings.HasPrefix(k, p) {
+				return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: it does not start with the prefix %q it was listed under", d.opts.Conn, k, p)
 			}
-			key, real = k, k
+			real, rel = k, strings.TrimPrefix(k, p)
 		}
 	}
-	rel := strings.TrimPrefix(key, prefix)
 	marker := strings.HasSuffix(rel, "/")
 	if marker && lo.Size != 0 {
 		return object{}, false, fault.New(fault.Usage, "%s: object %q ends with a slash but is not empty, so it cannot be a file; rename it in the bucket", d.opts.Conn, lo.Key)
@@ -281,6 +288,15 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 		marker = true
 	}
 	o := object{key: lo.Key, real: real, path: filepath.Join(dst, filepath.FromSlash(clean)), size: lo.Size, modTime: lo.ModTime, md5: lo.MD5, marker: marker}
+	if escaped && !marker {
+		if d.escapedNames == nil {
+			d.escapedNames = map[string]string{}
+		}
+		if other, ok := d.escapedNames[o.path]; ok {
+			return object{}, false, fault.New(fault.Usage, "%s: objects %q and %q would both be written to %s (one was stored by a tool that escapes names, the other by one that does not); rename one of them in the bucket", d.opts.Conn, other, storeKey, o.path)
+		}
+		d.escapedNames[o.path] = storeKey
+	}
 	if d.opts.Provider != nil {
 		o.crc, o.hasCRC = d.opts.Provider.CRC32C(lo.As)
 	}

@@ -88,6 +88,9 @@ type RealKeys interface {
 	// function), and whether it differs from what the blob API addresses
 	// under lo.Key.
 	RealKey(lo *blob.ListObject) (real string, differs bool)
+	// RealPrefix returns the key prefix the blob API sends for prefix: the
+	// store's keys listed under prefix start with it.
+	RealPrefix(prefix string) string
 	// OpenReal opens the object whose store key is real (listed as key)
 	// for reading from its start.
 	OpenReal(ctx context.Context, b *blob.Bucket, key, real string) (ObjectReader, error)

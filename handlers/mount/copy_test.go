@@ -105,14 +105,15 @@ func TestCopyTree(t *testing.T) {
 func TestCopyMappingsSubPaths(t *testing.T) {
 	src, _ := sourceTree(t)
 	dst := t.TempDir()
-	maps, err := handlers.ParseMappings(conn(t, "host_path", "/mnt", false), "--paths", []string{"deep/er:data", "a.txt:renamed.txt", "bin"})
+	maps, err := handlers.ParseMappings(conn(t, "host_path", "/mnt", false), "--paths", []string{"deep/er:data", "a.txt:renamed.txt", "bin", "a.txt:into/"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := CopyMappings(context.Background(), src, dst, maps, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if read(t, filepath.Join(dst, "data/x.csv")) != "1,2,3" || read(t, filepath.Join(dst, "renamed.txt")) != "alpha" || read(t, filepath.Join(dst, "bin/run.sh")) == "" {
+	if read(t, filepath.Join(dst, "data/x.csv")) != "1,2,3" || read(t, filepath.Join(dst, "renamed.txt")) != "alpha" || read(t, filepath.Join(dst, "bin/run.sh")) == "" ||
+		read(t, filepath.Join(dst, "into/a.txt")) != "alpha" {
 		t.Error("mapped content")
 	}
 	if _, err := os.Stat(filepath.Join(dst, "a.txt")); err == nil {

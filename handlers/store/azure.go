@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -289,8 +290,8 @@ func (azureProvider) BeforeWrite() func(as func(any) bool) error { return nil }
 func (p azureProvider) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
 	o := *opts
 	o.ContentMD5 = nil
-	if !plainOptions(&o) {
-		return false, nil
+	if !plainOptions(&o) || !utf8.ValidString(key) {
+		return false, nil // gocloud's writer refuses or escapes what this path would not
 	}
 	md := make(map[string]*string, len(opts.Metadata))
 	for k, v := range opts.Metadata {

@@ -135,6 +135,7 @@ func TestBriefTrimsBlobPrefix(t *testing.T) {
 		`blob (code=NotFound): api error NoSuchKey`:                     "api error NoSuchKey",
 		`blob (key "ds/a b") (code=Unknown): api error BadRequest: (x)`: "api error BadRequest: (x)",
 		`plain failure`: "plain failure",
+		`HEAD p/d: gave up after 2 attempts: blob (key "p/d") (code=Unknown): dial tcp: refused`: "HEAD p/d: gave up after 2 attempts: dial tcp: refused",
 	} {
 		if got := Brief(errors.New(in)); got != want {
 			t.Errorf("Brief(%q) = %q, want %q", in, got, want)

@@ -32,15 +32,22 @@ type escapeRule func(key string, r []rune, i int) bool
 // gocloudEscape returns the key a gocloud driver sends for key: its
 // internal/escape.HexEscape with the driver's rule, which also escapes the
 // start of any text that looks like an escape ("__0x41__").
+// As HexEscape, it returns key itself when nothing is to be escaped (an
+// invalid UTF-8 key included: only escaping rewrites it).
 func gocloudEscape(key string, rule escapeRule) string {
 	r := []rune(key)
+	escaped := false
 	var b strings.Builder
 	for i, c := range r {
 		if rule(key, r, i) || escapeLike(r, i) {
 			fmt.Fprintf(&b, "__%#x__", c)
+			escaped = true
 		} else {
 			b.WriteRune(c)
 		}
+	}
+	if !escaped {
+		return key
 	}
 	return b.String()
 }
@@ -130,10 +137,24 @@ func (p gcsProvider) OpenReal(ctx context.Context, b *blob.Bucket, key, real str
 // azureRule is gocloud's Azure driver's, for whole keys (it compares a
 // rune's index with the key's length in bytes, and so does this).
 func azureRule(key string, r []rune, i int) bool {
-	c := r[i]
-	return c < 32 || c == '"' || c == '#' || c == '%' || c == '?' || c == '\\' || c == 127 ||
-		(i == len(key)-1 && c == '/') || dotDotSlash(r, i)
+	return azurePrefixRule(key, r, i) || (i == len(key)-1 && r[i] == '/')
 }
+
+// azurePrefixRule is azureRule for prefixes, whose trailing slash gocloud
+// keeps (unless it ends "../").
+func azurePrefixRule(_ string, r []rune, i int) bool {
+	c := r[i]
+	return c < 32 || c == '"' || c == '#' || c == '%' || c == '?' || c == '\\' || c == 127 || dotDotSlash(r, i)
+}
+
+// RealPrefix implements transfer.RealKeys.
+func (azureProvider) RealPrefix(prefix string) string { return gocloudEscape(prefix, azurePrefixRule) }
+
+// RealPrefix implements transfer.RealKeys.
+func (s3Provider) RealPrefix(prefix string) string { return gocloudEscape(prefix, s3Rule) }
+
+// RealPrefix implements transfer.RealKeys.
+func (gcsProvider) RealPrefix(prefix string) string { return gocloudEscape(prefix, gcsRule) }
 
 // RealKey implements transfer.RealKeys.
 func (azureProvider) RealKey(lo *blob.ListObject) (string, bool) {

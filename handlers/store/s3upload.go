@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -172,7 +173,7 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 // (it escapes control characters, "../" and text that looks like its own
 // escapes).
 func plainKey(key string) bool {
-	return gocloudEscape(key, s3Rule) == key
+	return utf8.ValidString(key) && gocloudEscape(key, s3Rule) == key
 }
 
 // plainOptions reports whether opts hold nothing but metadata whose keys

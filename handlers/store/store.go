@@ -171,11 +171,11 @@ func Brief(err error) string {
 		return s
 	}
 	msg := err.Error()
-	if strings.HasPrefix(msg, "blob (") {
-		// "blob (code=…): " or "blob (key "k") (code=…): "
-		if i := strings.Index(msg, "(code="); i >= 0 {
-			if j := strings.Index(msg[i:], "): "); j >= 0 {
-				msg = msg[i+j+3:]
+	// "blob (code=…): " or "blob (key "k") (code=…): ", wherever wrapping put it.
+	if i := strings.Index(msg, "blob ("); i >= 0 {
+		if j := strings.Index(msg[i:], "(code="); j >= 0 {
+			if k := strings.Index(msg[i+j:], "): "); k >= 0 {
+				msg = msg[:i] + msg[i+j+k+3:]
 			}
 		}
 	}
