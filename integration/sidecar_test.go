@@ -584,6 +584,45 @@ func TestSidecarUnreadableFiles(t *testing.T) {
 	}
 }
 
+// TestSidecarFlushWaitsForAGrowingLog: the job ends while a log is still
+// being written for a while: the final flush goes on uploading it, beyond
+// the first upload of a part of it, instead of stopping there.
+func TestSidecarFlushWaitsForAGrowingLog(t *testing.T) {
+	tg := scS3(t, "")
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	logPath := writeFile(t, dir, "train.log", "")
+	until := filepath.Join(t.TempDir(), "ended")
+	p := startSidecar(t, cat, tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--interval", "60s",
+		"--until-file", until, "--check-interval", "100ms", "--grace", "20s")
+	g, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	atFlush, stop := -1, time.Time{}
+	for i := 0; stop.IsZero() || time.Now().Before(stop); i++ {
+		if i == 100 {
+			writeFile(t, filepath.Dir(until), "ended", "") // the job has ended; the log goes on a little
+		}
+		if atFlush < 0 && strings.Contains(p.stderr.String(), "final flush") {
+			atFlush, stop = len(all), time.Now().Add(2*time.Second)
+		}
+		line := []byte(fmt.Sprintf("step %d loss 0.%04d\n", i, i))
+		g.Write(line)
+		all = append(all, line...)
+		time.Sleep(2 * time.Millisecond)
+	}
+	g.Close()
+	if code, _ := p.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	obj, _ := tg.get(t, "run/train.log")
+	if !bytes.HasPrefix(all, obj.data) || len(obj.data) < atFlush+(len(all)-atFlush)/2 {
+		t.Errorf("the store has %d bytes of the log: %d were written when the flush began, %d in all", len(obj.data), atFlush, len(all))
+	}
+}
+
 // TestSidecarHealthWhileStoreHangs: a store that accepts connections and
 // never answers keeps neither /healthz nor the sidecar's start waiting.
 func TestSidecarHealthWhileStoreHangs(t *testing.T) {

@@ -106,7 +106,28 @@ type sidecar struct {
 
 	unreadable  map[string]error // folders the last scan could not read
 	permanent   int              // failures of the last cycle that trying again cannot mend
+	changed     int              // files the last cycle found new or changed
 	stateWarned bool             // a failure to save the state was logged
+}
+
+// classify is the store's classification of err.
+func (s *sidecar) classify(err error) fault.Class {
+	if s.cfg.Transfer.Classify != nil {
+		return s.cfg.Transfer.Classify(err)
+	}
+	return transfer.ClassifyCode(err)
+}
+
+// permanentDels counts the pending deletions that trying again cannot mend
+// (the store refused them).
+func (s *sidecar) permanentDels() int {
+	n := 0
+	for _, err := range s.dels {
+		if err != nil && permanentClass(s.classify(err)) {
+			n++
+		}
+	}
+	return n
 }
 
 // permanentClass says whether a failed upload of that class would fail
@@ -354,6 +375,7 @@ func (s *sidecar) cycle(ctx context.Context) int {
 	for _, rel := range res.dirty {
 		files = append(files, transfer.UploadFile{Rel: rel, Key: s.key(rel)})
 	}
+	s.changed = len(files)
 	pending := 0
 	if len(files) > 0 {
 		pending = s.upload(ctx, files)
@@ -404,7 +426,7 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 	// Outcomes are applied as they come (the loop waits in Upload
 	// meanwhile), so no list of them grows with the batch.
 	var mu sync.Mutex
-	failed := 0
+	failed, partial := 0, 0
 	opts := s.cfg.Transfer
 	opts.OnFile = func(r transfer.FileResult) {
 		if r.Err == nil && !r.Gone {
@@ -425,7 +447,7 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		case r.Err != nil:
 			failed++
 			s.rep.Errors++
-			if permanentClass(fault.ClassOf(r.Err)) {
+			if permanentClass(fault.ClassOf(r.Err)) && !errors.Is(r.Err, transfer.ErrNotTried) {
 				s.permanent++
 			}
 			if prev := s.errs[r.Rel]; prev == nil || fault.ClassOf(r.Err) != fault.Interrupted {
@@ -438,6 +460,7 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 			delete(s.errs, r.Rel)
 			s.ix.uploaded(r.Rel, r.State)
 			if r.Partial {
+				partial++ // still growing: pending, so that a final flush waits for its end
 				s.log.Info("file still growing: uploaded as far as it was when read; the rest goes up next cycle", "file", r.Rel, "bytes", r.State.Size)
 			}
 		}
@@ -457,7 +480,7 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		s.log.Warn("more files not uploaded", "count", failed-5)
 	}
 	// Files the upload never reached (it was stopped) stay pending too.
-	return len(files) - int(st.Files) - int(st.Gone)
+	return len(files) - int(st.Files) - int(st.Gone) + partial
 }
 
 // deletePending deletes the objects of deleted files; it reports whether
@@ -526,9 +549,20 @@ func (s *sidecar) flush(ctx context.Context) bool {
 		}
 		pending := s.cycle(ctx)
 		if pending == 0 {
-			return len(s.unreadable) == 0
+			if s.changed == 0 {
+				return len(s.unreadable) == 0
+			}
+			// Everything went up: one more scan a moment later, to see
+			// that nothing changes any more (a log still being written,
+			// a last file written just after the end was signalled).
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(settle):
+			}
+			continue
 		}
-		if pending == s.permanent {
+		if pending == s.permanent+s.permanentDels() {
 			return false // what is left cannot be uploaded by trying again
 		}
 		select {
@@ -540,12 +574,18 @@ func (s *sidecar) flush(ctx context.Context) bool {
 	}
 }
 
+// settle is how long the final flush waits, after a cycle that uploaded
+// everything, before the scan that must find nothing changed to end it.
+const settle = 100 * time.Millisecond
+
 // finish lists what is not in the store, and saves the state. A last scan
 // first finds the files written since the last cycle, which the flush may
 // not have had the time to scan.
 func (s *sidecar) finish() {
-	if res, err := s.ix.scan(); err == nil {
-		s.forget(res.gone)
+	res, _ := s.ix.scan() // its errors are in res.unreadable
+	s.forget(res.gone)
+	if !res.missing {
+		s.unreadable = res.unreadable
 	}
 	var rels []string
 	for rel, e := range s.ix.files {
@@ -584,7 +624,11 @@ func (s *sidecar) finish() {
 		if c == fault.Internal {
 			c = fault.LocalDisk
 		}
-		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: d + "/", Key: s.key(d) + "/",
+		p, k := d+"/", s.key(d)+"/"
+		if d == "" { // --path itself
+			p, k = ".", s.cfg.Prefix
+		}
+		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: p, Key: k,
 			Error: fmt.Sprintf("the folder cannot be read: %v; its files are not uploaded", err), Class: c.String()})
 		if s.rep.FirstClass == 0 {
 			s.rep.FirstClass = c
@@ -596,17 +640,20 @@ func (s *sidecar) finish() {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		msg := "deletion of the object pending"
+		msg, c := "deletion of the object pending", fault.Transient
 		if err := s.dels[k]; err != nil {
 			msg += ": " + err.Error()
+			if dc := s.classify(err); dc != fault.Internal && dc != fault.Interrupted {
+				c = dc
+			}
 		}
 		rel := k
 		if s.cfg.Prefix != "" {
 			rel = strings.TrimPrefix(k, s.cfg.Prefix+"/")
 		}
-		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: rel, Key: k, Error: msg, Class: fault.Transient.String()})
+		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: rel, Key: k, Error: msg, Class: c.String()})
 		if s.rep.FirstClass == 0 {
-			s.rep.FirstClass = fault.Transient
+			s.rep.FirstClass = c
 		}
 	}
 	for i, f := range s.rep.NotUploaded {

@@ -151,8 +151,9 @@ type uploader struct {
 
 	// halt is the error that stopped the upload for every remaining file
 	// (credentials refused, store unreachable after retries).
-	haltMu sync.Mutex
-	halt   error
+	haltMu       sync.Mutex
+	halt         error
+	authFailures atomic.Int64 // files refused for want of permission (see stopAll)
 
 	// pending holds, with ListVerify, the uploads waiting for the listing.
 	pendingMu sync.Mutex
@@ -246,7 +247,13 @@ func (u *uploader) stopAll(err error) {
 		return
 	}
 	switch fault.ClassOf(err) {
-	case fault.Transient, fault.Auth, fault.NotFound:
+	case fault.Auth:
+		// Credentials refused fail every file; a policy that denies some
+		// keys fails only those: stop after a few, not after the first.
+		if u.authFailures.Add(1) < authHalt {
+			return
+		}
+	case fault.Transient, fault.NotFound:
 	default:
 		return
 	}
@@ -256,6 +263,15 @@ func (u *uploader) stopAll(err error) {
 	}
 	u.haltMu.Unlock()
 }
+
+// authHalt is how many files refused for want of permission stop a batch.
+const authHalt = 3
+
+// ErrNotTried marks the failure of a file that was not tried because an
+// earlier one failed in a way every file would (the store is down,
+// credentials are refused): its class is that failure's, but trying it
+// again may well succeed.
+var ErrNotTried = errors.New("not tried")
 
 // uploadFile uploads one file, again while it keeps changing underneath.
 // It reports whether the result waits for the listing (ListVerify).
@@ -267,7 +283,7 @@ func (u *uploader) uploadFile(ctx context.Context, f UploadFile) (FileResult, bo
 			return r, false
 		}
 		if err := u.halted(); err != nil {
-			r.Err = fmt.Errorf("not tried: %w", err)
+			r.Err = fmt.Errorf("%w: %w", ErrNotTried, err)
 			return r, false
 		}
 		// The last attempt takes what the file held when it started, if

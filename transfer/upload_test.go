@@ -477,3 +477,21 @@ func TestUploadUnreadableFileStopsNothing(t *testing.T) {
 		t.Errorf("one unreadable file halted the batch: %v", h)
 	}
 }
+
+// One or two files refused for want of permission (a policy on some keys)
+// stop nothing; a third does, as credentials refused would fail them all.
+func TestUploadAuthHalt(t *testing.T) {
+	u := &uploader{}
+	denied := fault.New(fault.Auth, "AccessDenied")
+	for i := 1; i <= authHalt; i++ {
+		u.stopAll(denied)
+		if h := u.halted(); (h != nil) != (i == authHalt) {
+			t.Fatalf("after %d refusals: halted %v", i, h)
+		}
+	}
+	u = &uploader{}
+	u.stopAll(fault.New(fault.Transient, "connection refused"))
+	if u.halted() == nil {
+		t.Error("a store that is down does not halt the batch")
+	}
+}
