@@ -507,6 +507,11 @@ func TestSidecarAzureRefused(t *testing.T) {
 		if got := notUploaded(t, res); len(got) != 2 {
 			t.Errorf("strict=%v: not uploaded %v, want a.txt and m.bin", strict, got)
 		}
+		for _, f := range scDetails(t, res)["notUploaded"].([]any) {
+			if m := f.(map[string]any); m["class"] != "auth" || strings.Contains(m["error"].(string), "lost") {
+				t.Errorf("strict=%v: %s: class %v: %s", strict, m["path"], m["class"], m["error"])
+			}
+		}
 	}
 }
 

@@ -893,6 +893,31 @@ func testAzureBytesUploader(t *testing.T, s *store.Store, bu transfer.BytesUploa
 			}
 		}
 	}
+	// The block upload of larger files stores the same as gocloud's writer.
+	su := s.Provider.(transfer.StreamUploader)
+	for _, data := range [][]byte{randomBytes(t, 300_000), []byte(strings.Repeat("<html><body>text</body></html>\n", 20_000))} {
+		sum := md5.Sum(data)
+		opts := func() *blob.WriterOptions {
+			return &blob.WriterOptions{Metadata: map[string]string{transfer.MetaModTime: "2024-05-06T07:08:09.5Z"}, ContentMD5: sum[:], BufferSize: 64 << 10}
+		}
+		key, ref := fmt.Sprintf("%s/stream/%d", s.Prefix, len(data)), fmt.Sprintf("%s/stream-writer/%d", s.Prefix, len(data))
+		if used, err := su.UploadStream(ctx, s.Bucket, key, bytes.NewReader(data), opts(), 64<<10, 4); !used || err != nil {
+			t.Fatalf("UploadStream: used %v, %v", used, err)
+		}
+		if err := s.Bucket.WriteAll(ctx, ref, data, opts()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Bucket.ReadAll(ctx, key)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%q: read back %d bytes (%v), want %d identical", key, len(got), err, len(data))
+		}
+		a, _ := s.Bucket.Attributes(ctx, key)
+		w, _ := s.Bucket.Attributes(ctx, ref)
+		if a == nil || w == nil || a.ContentType != w.ContentType || !maps.Equal(a.Metadata, w.Metadata) || !bytes.Equal(a.MD5, w.MD5) || !bytes.Equal(a.MD5, sum[:]) {
+			t.Errorf("%q: %+v; gocloud's writer: %+v", key, a, w)
+		}
+	}
+
 	data := []byte("x")
 	for _, o := range []*blob.WriterOptions{{CacheControl: "no-cache"}, {Metadata: map[string]string{"1st": "c"}}, {Metadata: map[string]string{"a-b": "c"}}} {
 		if used, err := bu.UploadBytes(ctx, s.Bucket, s.Prefix+"/declined", data, o); used || err != nil {

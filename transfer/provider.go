@@ -68,6 +68,18 @@ type BytesUploader interface {
 	UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error)
 }
 
+// StreamUploader is implemented by Providers that send a stream in one
+// call of their own where the blob writer would not do (Azure: gocloud's
+// writer loses the store's error when an upload fails).
+type StreamUploader interface {
+	// UploadStream uploads what r yields to key with opts, in blocks of
+	// blockSize bytes, conc at a time; the object keeps opts.ContentMD5 as
+	// its MD5, for the caller to check against what r yielded. It returns
+	// false, having read and sent nothing, when it cannot upload to b, this
+	// key or with these options: the blob writer must.
+	UploadStream(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions, blockSize int64, conc int) (bool, error)
+}
+
 // WholeReader is implemented by Providers that read a whole object with
 // less work per request than the blob reader (S3: one signed GET, without
 // the SDK's middleware), which matters when the objects are many and small.

@@ -542,10 +542,18 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 	}
 	defer u.mem.Release(held)
 	var changed bool
+	su, _ := u.opts.Provider.(StreamUploader)
 	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
 		changed = false
 		if h != nil {
 			h.Reset()
+		}
+		if su != nil {
+			used, ch, err := u.streamDirect(ctx, su, r, f, size, opts, part, h)
+			if used {
+				changed = ch
+				return err
+			}
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -585,6 +593,56 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 }
 
 var errShrank = errors.New("the file shrank while it was read")
+
+// streamDirect sends size bytes of f through su, hashing them into h and,
+// when opts carries an MD5, checking that what was sent has it. It reports
+// whether su took the upload, and whether the file changed while it was
+// read (then the object holds no version of it, and it is sent again).
+func (u *uploader) streamDirect(ctx context.Context, su StreamUploader, r *FileResult, f *os.File, size int64,
+	opts *blob.WriterOptions, part int64, h hash.Hash32) (used, changed bool, err error) {
+	cr := &fileReader{r: io.NewSectionReader(f, 0, size), live: &u.prog.Live}
+	var sum hash.Hash
+	var rd io.Reader = cr
+	var hashes []io.Writer
+	if len(opts.ContentMD5) > 0 {
+		sum = md5.New()
+		hashes = append(hashes, sum)
+	}
+	if h != nil {
+		hashes = append(hashes, h)
+	}
+	if len(hashes) > 0 {
+		rd = io.TeeReader(cr, io.MultiWriter(hashes...))
+	}
+	used, err = su.UploadStream(ctx, u.b, r.Key, rd, opts, part, u.opts.PartConcurrency)
+	switch {
+	case !used || err != nil:
+		return used, false, err
+	case cr.n != size:
+		return true, true, nil // shrank while read
+	case sum != nil && !bytes.Equal(sum.Sum(nil), opts.ContentMD5):
+		return true, true, nil // changed since it was hashed
+	}
+	return true, false, nil
+}
+
+// fileReader reads a file for an upload, counting what it read and adding
+// it to live; its read errors are local.
+type fileReader struct {
+	r    io.Reader
+	n    int64
+	live *atomic.Int64
+}
+
+func (fr *fileReader) Read(p []byte) (int, error) {
+	n, err := fr.r.Read(p)
+	fr.n += int64(n)
+	fr.live.Add(int64(n))
+	if err != nil && err != io.EOF {
+		err = local(err)
+	}
+	return n, err
+}
 
 // closeWriter closes w. gocloud's Azure writer (v0.47) dereferences a nil
 // pipe in Close after its upload failed; the panic is turned into the

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -288,20 +290,8 @@ func (azureProvider) BeforeWrite() func(as func(any) bool) error { return nil }
 // nothing was sent) options it does not carry and metadata keys gocloud
 // would escape.
 func (p azureProvider) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
-	o := *opts
-	o.ContentMD5 = nil
-	if !plainOptions(&o) || !utf8.ValidString(key) {
-		return false, nil // gocloud's writer refuses or escapes what this path would not
-	}
-	md := make(map[string]*string, len(opts.Metadata))
-	for k, v := range opts.Metadata {
-		if !azureMetadataKey(k) {
-			return false, nil
-		}
-		md[k] = to.Ptr(url.PathEscape(v)) // as gocloud's writer stores values
-	}
-	var cc *container.Client
-	if !b.As(&cc) {
+	cc, md, ok := azureDirect(b, key, opts)
+	if !ok {
 		return false, nil
 	}
 	contentType := opts.ContentType
@@ -319,6 +309,55 @@ func (p azureProvider) UploadBytes(ctx context.Context, b *blob.Bucket, key stri
 		TransactionalValidation: azblobblob.TransferValidationTypeMD5(sum),
 	})
 	return true, err
+}
+
+// UploadStream sends what r yields (a file's first size bytes) with the
+// SDK's block upload (transfer.StreamUploader), as gocloud's writer would
+// but without it: after a failed upload, its Close dereferences a nil pipe,
+// and the store's error is lost. The blob keeps opts.ContentMD5 as its MD5;
+// the caller compares it with what r yielded. It declines what
+// UploadBytes declines.
+func (p azureProvider) UploadStream(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions, blockSize int64, conc int) (bool, error) {
+	cc, md, ok := azureDirect(b, key, opts)
+	if !ok {
+		return false, nil
+	}
+	contentType := opts.ContentType
+	if contentType == "" {
+		br := bufio.NewReaderSize(r, 512)
+		head, _ := br.Peek(512) // as gocloud's writer sniffs the first bytes written
+		contentType, r = http.DetectContentType(head), br
+	}
+	_, err := cc.NewBlockBlobClient(gocloudEscape(key, azureRule)).UploadStream(ctx, r, &blockblob.UploadStreamOptions{
+		BlockSize: blockSize, Concurrency: conc, Metadata: md,
+		HTTPHeaders: &azblobblob.HTTPHeaders{BlobContentType: &contentType, BlobContentMD5: opts.ContentMD5},
+	})
+	return true, err
+}
+
+// azureDirect returns the container client and the metadata, as gocloud's
+// writer would store them, for an upload to key with opts outside
+// gocloud's writer; ok is false for what only that writer handles as it
+// would: options the direct paths do not carry, metadata keys it escapes,
+// keys it refuses (not UTF-8).
+func azureDirect(b *blob.Bucket, key string, opts *blob.WriterOptions) (*container.Client, map[string]*string, bool) {
+	o := *opts
+	o.ContentMD5 = nil
+	if !plainOptions(&o) || !utf8.ValidString(key) {
+		return nil, nil, false
+	}
+	md := make(map[string]*string, len(opts.Metadata))
+	for k, v := range opts.Metadata {
+		if !azureMetadataKey(k) {
+			return nil, nil, false
+		}
+		md[k] = to.Ptr(url.PathEscape(v)) // as gocloud's writer stores values
+	}
+	var cc *container.Client
+	if !b.As(&cc) {
+		return nil, nil, false
+	}
+	return cc, md, true
 }
 
 // azureMetadataKey reports whether gocloud's Azure writer stores the
