@@ -287,13 +287,9 @@ func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
 			for _, n := range names {
 				writeFile(t, src, n, "local "+n)
 			}
-			until := writeFile(t, t.TempDir(), "done", "")
-			r = cli(t, env, "sidecar", "--catalog", cat, "--connection", "data", "--path", src, "--prefix", "up", "--state", "none", "--until-file", until)
-			r.expectCode(t, 0)
-			upEntry, env2 := st.connection(t, bucket, "ds/up", false)
+			sidecarOnce(t, env, cat, src, "up")
 			back := t.TempDir()
-			r = cli(t, env2, "--catalog", storeCatalog(t, upEntry), "--connection", "data", "--path", back)
-			r.expectCode(t, 0)
+			downloadPrefix(t, st, bucket, "ds/up", back).expectCode(t, 0)
 			for _, n := range names {
 				if got, err := os.ReadFile(filepath.Join(back, n)); err != nil || string(got) != "local "+n {
 					t.Errorf("uploaded %s: %q, %v", n, got, err)
@@ -306,13 +302,10 @@ func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
 			// Under a prefix the library escapes, objects of both kinds.
 			pre := t.TempDir()
 			writeFile(t, pre, "f.txt", "by the sidecar")
-			r = cli(t, env, "sidecar", "--catalog", cat, "--connection", "data", "--path", pre, "--prefix", "p__0x41__", "--state", "none", "--until-file", until)
-			r.expectCode(t, 0)
+			sidecarOnce(t, env, cat, pre, "p__0x41__")
 			st.put(t, bucket, "ds/p__0x5f___0x41__/x__0x42__", strings.NewReader("native"), 6)
-			preEntry, env3 := st.connection(t, bucket, "ds/p__0x41__", false)
 			got := t.TempDir()
-			r = cli(t, env3, "--catalog", storeCatalog(t, preEntry), "--connection", "data", "--path", got)
-			r.expectCode(t, 0)
+			downloadPrefix(t, st, bucket, "ds/p__0x41__", got).expectCode(t, 0)
 			for name, want := range map[string]string{"f.txt": "by the sidecar", "x__0x42__": "native"} {
 				if b, err := os.ReadFile(filepath.Join(got, name)); err != nil || string(b) != want {
 					t.Errorf("escaped prefix, %s: %q, %v", name, b, err)
@@ -323,11 +316,9 @@ func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
 			// this one's sidecar cannot both be written: refused.
 			twin := t.TempDir()
 			writeFile(t, twin, "x__0x41__y", "by the sidecar")
-			r = cli(t, env, "sidecar", "--catalog", cat, "--connection", "data", "--path", twin, "--prefix", "tw", "--state", "none", "--until-file", until)
-			r.expectCode(t, 0)
+			sidecarOnce(t, env, cat, twin, "tw")
 			st.put(t, bucket, "ds/tw/x__0x41__y", strings.NewReader("native"), 6)
-			twEntry, env4 := st.connection(t, bucket, "ds/tw", false)
-			r = cli(t, env4, "--catalog", storeCatalog(t, twEntry), "--connection", "data", "--path", t.TempDir())
+			r = downloadPrefix(t, st, bucket, "ds/tw", t.TempDir())
 			r.expectCode(t, 2)
 			if !strings.Contains(r.Stderr, "would both be written") {
 				t.Errorf("twins:\n%s", r.Stderr)
@@ -370,6 +361,21 @@ func TestDownloadGzipEncodedObjects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sidecarOnce uploads dir with the sidecar of connection "data" in cat
+// under prefix, one final flush.
+func sidecarOnce(t *testing.T, env []string, cat, dir, prefix string) {
+	t.Helper()
+	until := writeFile(t, t.TempDir(), "done", "")
+	cli(t, env, "sidecar", "--catalog", cat, "--connection", "data", "--path", dir, "--prefix", prefix, "--state", "none", "--until-file", until).expectCode(t, 0)
+}
+
+// downloadPrefix downloads bucket/prefix of st into dst.
+func downloadPrefix(t *testing.T, st objectStore, bucket, prefix, dst string) run {
+	t.Helper()
+	entry, env := st.connection(t, bucket, prefix, false)
+	return cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", dst)
 }
 
 // TestDownloadSelectionErrors: selections that name nothing fail with exit

@@ -811,26 +811,7 @@ func TestStoreBytesUploader(t *testing.T) {
 					t.Errorf("%s: the store reported MD5 %x, want %x", key, digest(), sum)
 				}
 				// The same through gocloud's writer, to compare.
-				ref := fmt.Sprintf("%s/writer/%d", checksums, len(data))
-				if err := st.Bucket.WriteAll(ctx, ref, data, opts()); err != nil {
-					t.Fatal(err)
-				}
-				got, err := st.Bucket.ReadAll(ctx, key)
-				if err != nil || !bytes.Equal(got, data) {
-					t.Fatalf("%s: read back %d bytes (%v), want %d identical", key, len(got), err, len(data))
-				}
-				a, err := st.Bucket.Attributes(ctx, key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				w, err := st.Bucket.Attributes(ctx, ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if a.ContentType != w.ContentType || !maps.Equal(a.Metadata, w.Metadata) || !bytes.Equal(a.MD5, w.MD5) {
-					t.Errorf("%s: type %q, metadata %v, MD5 %x; gocloud's writer: %q, %v, %x",
-						key, a.ContentType, a.Metadata, a.MD5, w.ContentType, w.Metadata, w.MD5)
-				}
+				sameAsWriter(t, st.Bucket, key, fmt.Sprintf("%s/writer/%d", checksums, len(data)), data, opts(), nil)
 			}
 		}
 
@@ -872,25 +853,7 @@ func testAzureBytesUploader(t *testing.T, s *store.Store, bu transfer.BytesUploa
 			if used, err := bu.UploadBytes(ctx, s.Bucket, key, data, opts()); !used || err != nil {
 				t.Fatalf("%q: UploadBytes: used %v, %v", key, used, err)
 			}
-			ref := fmt.Sprintf("%s/writer/%d/%s", s.Prefix, i, k)
-			if err := s.Bucket.WriteAll(ctx, ref, data, opts()); err != nil {
-				t.Fatal(err)
-			}
-			got, err := s.Bucket.ReadAll(ctx, key)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("%q: read back through gocloud %d bytes (%v), want %d identical", key, len(got), err, len(data))
-			}
-			a, err := s.Bucket.Attributes(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, err := s.Bucket.Attributes(ctx, ref)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a.ContentType != w.ContentType || !maps.Equal(a.Metadata, w.Metadata) || !bytes.Equal(a.MD5, w.MD5) || !bytes.Equal(a.MD5, sum[:]) {
-				t.Errorf("%q: type %q, metadata %v, MD5 %x; gocloud's writer: %q, %v, %x", key, a.ContentType, a.Metadata, a.MD5, w.ContentType, w.Metadata, w.MD5)
-			}
+			sameAsWriter(t, s.Bucket, key, fmt.Sprintf("%s/writer/%d/%s", s.Prefix, i, k), data, opts(), sum[:])
 		}
 	}
 	// The block upload of larger files stores the same as gocloud's writer.
@@ -900,22 +863,11 @@ func testAzureBytesUploader(t *testing.T, s *store.Store, bu transfer.BytesUploa
 		opts := func() *blob.WriterOptions {
 			return &blob.WriterOptions{Metadata: map[string]string{transfer.MetaModTime: "2024-05-06T07:08:09.5Z"}, ContentMD5: sum[:], BufferSize: 64 << 10}
 		}
-		key, ref := fmt.Sprintf("%s/stream/%d", s.Prefix, len(data)), fmt.Sprintf("%s/stream-writer/%d", s.Prefix, len(data))
+		key := fmt.Sprintf("%s/stream/%d", s.Prefix, len(data))
 		if used, err := su.UploadStream(ctx, s.Bucket, key, bytes.NewReader(data), opts(), 64<<10, 4); !used || err != nil {
 			t.Fatalf("UploadStream: used %v, %v", used, err)
 		}
-		if err := s.Bucket.WriteAll(ctx, ref, data, opts()); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Bucket.ReadAll(ctx, key)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("%q: read back %d bytes (%v), want %d identical", key, len(got), err, len(data))
-		}
-		a, _ := s.Bucket.Attributes(ctx, key)
-		w, _ := s.Bucket.Attributes(ctx, ref)
-		if a == nil || w == nil || a.ContentType != w.ContentType || !maps.Equal(a.Metadata, w.Metadata) || !bytes.Equal(a.MD5, w.MD5) || !bytes.Equal(a.MD5, sum[:]) {
-			t.Errorf("%q: %+v; gocloud's writer: %+v", key, a, w)
-		}
+		sameAsWriter(t, s.Bucket, key, fmt.Sprintf("%s/stream-writer/%d", s.Prefix, len(data)), data, opts(), sum[:])
 	}
 
 	data := []byte("x")
@@ -923,5 +875,31 @@ func testAzureBytesUploader(t *testing.T, s *store.Store, bu transfer.BytesUploa
 		if used, err := bu.UploadBytes(ctx, s.Bucket, s.Prefix+"/declined", data, o); used || err != nil {
 			t.Errorf("options %+v: used %v, %v", o, used, err)
 		}
+	}
+}
+
+// sameAsWriter checks that key of b holds data, with the content type,
+// metadata and MD5 (sum too, when given) that gocloud's writer stores when
+// it writes data to ref with opts.
+func sameAsWriter(t *testing.T, b *blob.Bucket, key, ref string, data []byte, opts *blob.WriterOptions, sum []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if err := b.WriteAll(ctx, ref, data, opts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadAll(ctx, key)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("%q: read back %d bytes (%v), want %d identical", key, len(got), err, len(data))
+	}
+	a, err := b.Attributes(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.Attributes(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ContentType != w.ContentType || !maps.Equal(a.Metadata, w.Metadata) || !bytes.Equal(a.MD5, w.MD5) || sum != nil && !bytes.Equal(a.MD5, sum) {
+		t.Errorf("%q: type %q, metadata %v, MD5 %x; gocloud's writer: %q, %v, %x", key, a.ContentType, a.Metadata, a.MD5, w.ContentType, w.Metadata, w.MD5)
 	}
 }
