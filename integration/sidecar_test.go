@@ -490,8 +490,11 @@ func TestSidecarAzureRefused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
 	writeFile(t, dir, "a.txt", "small")
 	writeFile(t, dir, "m.bin", strings.Repeat("medium ", 150_000))
+	for i := range 10 {
+		writeFile(t, dir, fmt.Sprintf("more/%d.txt", i), "small")
+	}
 	for _, strict := range []bool{false, true} {
-		args := []string{"-c", "data", "--path", dir, "--prefix", "run", "--interval", "500ms", "--grace", "3s"}
+		args := []string{"-c", "data", "--path", dir, "--prefix", "run", "--interval", "500ms", "--grace", "20s"}
 		if strict {
 			args = append(args, "--strict")
 		}
@@ -504,11 +507,14 @@ func TestSidecarAzureRefused(t *testing.T) {
 		if want := map[bool]int{false: 0, true: 3}[strict]; code != want {
 			t.Errorf("strict=%v: exit %d, want %d\n%s", strict, code, want, p.stderr.String())
 		}
-		if got := notUploaded(t, res); len(got) != 2 {
-			t.Errorf("strict=%v: not uploaded %v, want a.txt and m.bin", strict, got)
+		if got := notUploaded(t, res); len(got) != 12 {
+			t.Errorf("strict=%v: not uploaded %v, want all 12 files", strict, got)
+		}
+		if sec := scDetails(t, res)["flushSeconds"].(float64); sec > 10 {
+			t.Errorf("strict=%v: refused credentials held the final flush %.1f s of its 20 s grace", strict, sec)
 		}
 		for _, f := range scDetails(t, res)["notUploaded"].([]any) {
-			if m := f.(map[string]any); m["class"] != "auth" || strings.Contains(m["error"].(string), "lost") {
+			if m := f.(map[string]any); m["class"] != "auth" || strings.Contains(m["error"].(string), "lost the store") {
 				t.Errorf("strict=%v: %s: class %v: %s", strict, m["path"], m["class"], m["error"])
 			}
 		}

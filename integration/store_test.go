@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -868,6 +869,29 @@ func testAzureBytesUploader(t *testing.T, s *store.Store, bu transfer.BytesUploa
 			t.Fatalf("UploadStream: used %v, %v", used, err)
 		}
 		sameAsWriter(t, s.Bucket, key, fmt.Sprintf("%s/stream-writer/%d", s.Prefix, len(data)), data, opts(), sum[:])
+	}
+
+	// A reader that fails at its end (the file changed since it was hashed)
+	// abandons the upload before it is committed: the object stays as it
+	// was, in one request (under a block) as in several.
+	for _, size := range []int{300_000, 100_000} { // 64 KiB blocks; one block of 1 MiB
+		key := fmt.Sprintf("%s/abandoned/%d", s.Prefix, size)
+		if err := s.Bucket.WriteAll(ctx, key, []byte("the good version"), nil); err != nil {
+			t.Fatal(err)
+		}
+		changed := errors.New("changed while read")
+		r := io.MultiReader(bytes.NewReader(randomBytes(t, size)), iotest.ErrReader(changed))
+		block := int64(64 << 10)
+		if size < 200_000 {
+			block = 1 << 20
+		}
+		used, err := su.UploadStream(ctx, s.Bucket, key, r, &blob.WriterOptions{}, block, 4)
+		if !used || !errors.Is(err, changed) {
+			t.Errorf("%d bytes: used %v, error %v; want the reader's error", size, used, err)
+		}
+		if got, _ := s.Bucket.ReadAll(ctx, key); string(got) != "the good version" {
+			t.Errorf("%d bytes: the object was replaced (%d bytes) by an abandoned upload", size, len(got))
+		}
 	}
 
 	data := []byte("x")

@@ -447,7 +447,9 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		case r.Err != nil:
 			failed++
 			s.rep.Errors++
-			if permanentClass(fault.ClassOf(r.Err)) && !errors.Is(r.Err, transfer.ErrNotTried) {
+			// Files not tried after a batch was halted take the halt's
+			// class: credentials refused halt after a few refusals only.
+			if permanentClass(fault.ClassOf(r.Err)) {
 				s.permanent++
 			}
 			if prev := s.errs[r.Rel]; prev == nil || fault.ClassOf(r.Err) != fault.Interrupted {

@@ -600,45 +600,51 @@ var errShrank = errors.New("the file shrank while it was read")
 // read (then the object holds no version of it, and it is sent again).
 func (u *uploader) streamDirect(ctx context.Context, su StreamUploader, r *FileResult, f *os.File, size int64,
 	opts *blob.WriterOptions, part int64, h hash.Hash32) (used, changed bool, err error) {
-	cr := &fileReader{r: io.NewSectionReader(f, 0, size), live: &u.prog.Live}
-	var sum hash.Hash
-	var rd io.Reader = cr
-	var hashes []io.Writer
+	cr := &fileReader{r: io.NewSectionReader(f, 0, size), live: &u.prog.Live, size: size, want: opts.ContentMD5}
 	if len(opts.ContentMD5) > 0 {
-		sum = md5.New()
-		hashes = append(hashes, sum)
+		cr.sum = md5.New()
 	}
-	if h != nil {
-		hashes = append(hashes, h)
+	cr.h = h
+	used, err = su.UploadStream(ctx, u.b, r.Key, cr, opts, part, u.opts.PartConcurrency)
+	if errors.Is(err, errShrank) || errors.Is(err, errChangedMidRead) {
+		return true, true, nil // the upload was abandoned before its commit
 	}
-	if len(hashes) > 0 {
-		rd = io.TeeReader(cr, io.MultiWriter(hashes...))
-	}
-	used, err = su.UploadStream(ctx, u.b, r.Key, rd, opts, part, u.opts.PartConcurrency)
-	switch {
-	case !used || err != nil:
-		return used, false, err
-	case cr.n != size:
-		return true, true, nil // shrank while read
-	case sum != nil && !bytes.Equal(sum.Sum(nil), opts.ContentMD5):
-		return true, true, nil // changed since it was hashed
-	}
-	return true, false, nil
+	return used, false, err
 }
 
-// fileReader reads a file for an upload, counting what it read and adding
-// it to live; its read errors are local.
+var errChangedMidRead = errors.New("the file changed while it was read")
+
+// fileReader reads a file's first size bytes for an upload, counting them
+// into live and hashing them into h and sum; its read errors are local.
+// Instead of the end, it returns errShrank when the file gave fewer bytes,
+// errChangedMidRead when they do not have the MD5 want: the uploader then
+// abandons the upload before committing it, and the object stays as it was.
 type fileReader struct {
 	r    io.Reader
 	n    int64
+	size int64
 	live *atomic.Int64
+	h    hash.Hash32
+	sum  hash.Hash
+	want []byte
 }
 
 func (fr *fileReader) Read(p []byte) (int, error) {
 	n, err := fr.r.Read(p)
 	fr.n += int64(n)
 	fr.live.Add(int64(n))
-	if err != nil && err != io.EOF {
+	if fr.h != nil {
+		fr.h.Write(p[:n])
+	}
+	if fr.sum != nil {
+		fr.sum.Write(p[:n])
+	}
+	switch {
+	case err == io.EOF && fr.n != fr.size:
+		return n, errShrank
+	case err == io.EOF && fr.sum != nil && !bytes.Equal(fr.sum.Sum(nil), fr.want):
+		return n, errChangedMidRead
+	case err != nil && err != io.EOF:
 		err = local(err)
 	}
 	return n, err

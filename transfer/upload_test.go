@@ -6,12 +6,14 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -493,5 +495,24 @@ func TestUploadAuthHalt(t *testing.T) {
 	u.stopAll(fault.New(fault.Transient, "connection refused"))
 	if u.halted() == nil {
 		t.Error("a store that is down does not halt the batch")
+	}
+}
+
+// The reader of a direct upload ends with an error instead of EOF when the
+// file changed or shrank since it was hashed, so the upload is abandoned.
+func TestFileReaderEnd(t *testing.T) {
+	data := []byte("the content as hashed")
+	sum := md5.Sum(data)
+	var live atomic.Int64
+	for _, tt := range []struct {
+		name string
+		src  []byte
+		want error
+	}{{"same", data, nil}, {"changed", []byte("THE content as hashed"), errChangedMidRead}, {"shrank", data[:5], errShrank}} {
+		fr := &fileReader{r: bytes.NewReader(tt.src), size: int64(len(data)), live: &live, sum: md5.New(), want: sum[:]}
+		_, err := io.ReadAll(fr)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
 	}
 }
