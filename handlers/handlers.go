@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,15 @@ type Request struct {
 type Mapping struct {
 	Src, Dst string
 	Into     bool // dst ended with a slash: a file goes into that folder, under its own name
+}
+
+// FileDst is where Src goes when it names a file: Dst, or Dst/<name of
+// Src> with Into.
+func (m Mapping) FileDst() string {
+	if m.Into {
+		return path.Join(m.Dst, path.Base(m.Src))
+	}
+	return m.Dst
 }
 
 // ParseMappings reads the entries of flag (--paths, --files, --dirs) for

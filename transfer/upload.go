@@ -267,12 +267,6 @@ func (u *uploader) stopAll(err error) {
 // authHalt is how many files refused for want of permission stop a batch.
 const authHalt = 3
 
-// ErrNotTried marks the failure of a file that was not tried because an
-// earlier one failed in a way every file would (the store is down,
-// credentials are refused): its class is that failure's, but trying it
-// again may well succeed.
-var ErrNotTried = errors.New("not tried")
-
 // uploadFile uploads one file, again while it keeps changing underneath.
 // It reports whether the result waits for the listing (ListVerify).
 func (u *uploader) uploadFile(ctx context.Context, f UploadFile) (FileResult, bool) {
@@ -283,7 +277,7 @@ func (u *uploader) uploadFile(ctx context.Context, f UploadFile) (FileResult, bo
 			return r, false
 		}
 		if err := u.halted(); err != nil {
-			r.Err = fmt.Errorf("%w: %w", ErrNotTried, err)
+			r.Err = fmt.Errorf("not tried: %w", err)
 			return r, false
 		}
 		// The last attempt takes what the file held when it started, if

@@ -124,8 +124,8 @@ func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		if !fsutil.Within(real, resolvedSrc) {
 			return Stats{}, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", opts.Conn, m.Src, resolvedSrc)
 		}
-		if st, err := os.Stat(resolvedSrc); m.Into && err == nil && !st.IsDir() {
-			dst = filepath.Join(dst, filepath.Base(src)) // src:dir/ puts a file into dir
+		if st, err := os.Stat(resolvedSrc); err == nil && !st.IsDir() {
+			dst = filepath.Join(dstAbs, filepath.FromSlash(m.FileDst())) // src:dir/ puts a file into dir
 		}
 		n, err := c.pendingBytes(ctx, src, dst)
 		if err != nil {

@@ -134,9 +134,7 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		if m.Src == "" {
 			return "", nil, fault.New(fault.Usage, "%s: --files needs a file name relative to %s", req.Conn, s.URL)
 		}
-		if m.Into {
-			m.Dst = path.Join(m.Dst, path.Base(m.Src))
-		}
+		m.Dst = m.FileDst()
 		if m.Dst == "" {
 			return "", nil, fault.New(fault.Usage, "%s: --files %q: the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, m.Src+":")
 		}
@@ -150,8 +148,8 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		if err != nil {
 			return "", nil, err
 		}
-		if attrs != nil && m.Into {
-			m.Dst = path.Join(m.Dst, path.Base(m.Src))
+		if attrs != nil {
+			m.Dst = m.FileDst()
 		}
 		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs, Flag: fmt.Sprintf("--paths %q", m.Src)})
 	}

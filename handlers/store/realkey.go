@@ -34,20 +34,28 @@ type escapeRule func(key string, r []rune, i int) bool
 // start of any text that looks like an escape ("__0x41__").
 // As HexEscape, it returns key itself when nothing is to be escaped (an
 // invalid UTF-8 key included: only escaping rewrites it).
+// It runs for every listed object and every upload: the common key, with
+// nothing to escape, costs one pass and no string.
 func gocloudEscape(key string, rule escapeRule) string {
 	r := []rune(key)
-	escaped := false
-	var b strings.Builder
-	for i, c := range r {
+	first := -1
+	for i := range r {
 		if rule(key, r, i) || escapeLike(r, i) {
-			fmt.Fprintf(&b, "__%#x__", c)
-			escaped = true
-		} else {
-			b.WriteRune(c)
+			first = i
+			break
 		}
 	}
-	if !escaped {
+	if first < 0 {
 		return key
+	}
+	var b strings.Builder
+	b.WriteString(string(r[:first]))
+	for i := first; i < len(r); i++ {
+		if rule(key, r, i) || escapeLike(r, i) {
+			fmt.Fprintf(&b, "__%#x__", r[i])
+		} else {
+			b.WriteRune(r[i])
+		}
 	}
 	return b.String()
 }
