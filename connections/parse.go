@@ -170,7 +170,12 @@ func checkBucketURL(o *object, kind Kind, bucket string) {
 	}
 	scheme, rest, ok := strings.Cut(bucket, "://")
 	if !ok || rest == "" || strings.HasPrefix(rest, "/") {
-		o.fail("bucket", "expected a URL like %s, got %q", bucketExample[kind], bucket)
+		if strings.ContainsAny(bucket, "@?") {
+			// It may hold credentials or a SAS token: not echoed.
+			o.fail("bucket", "expected a URL like %s", bucketExample[kind])
+		} else {
+			o.fail("bucket", "expected a URL like %s, got %q", bucketExample[kind], bucket)
+		}
 		return
 	}
 	for _, s := range bucketSchemes[kind] {

@@ -6,6 +6,7 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -86,3 +87,32 @@ func Resolve(p string) string {
 }
 
 func isLetter(b byte) bool { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') }
+
+// FirstMissing returns the outermost folder of path that does not exist
+// (path itself when only it is missing), or "" when path exists: what
+// os.MkdirAll(path) is about to create.
+func FirstMissing(path string) string {
+	path = filepath.Clean(path)
+	missing := ""
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			return missing
+		}
+		missing = p
+		if parent := filepath.Dir(p); parent == p {
+			return missing
+		}
+	}
+}
+
+// RemoveEmptyUpTo removes path and its parents up to top (as FirstMissing
+// returned it), each only if it is empty, stopping at the first that is
+// not.
+func RemoveEmptyUpTo(path, top string) {
+	top = filepath.Clean(top)
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if os.Remove(p) != nil || p == top || filepath.Dir(p) == p {
+			return
+		}
+	}
+}

@@ -107,3 +107,36 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstMissingAndRemoveEmptyUpTo(t *testing.T) {
+	root := t.TempDir()
+	target := filepath.Join(root, "a", "b", "c")
+	if got := FirstMissing(target); got != filepath.Join(root, "a") {
+		t.Fatalf("FirstMissing = %q, want %q", got, filepath.Join(root, "a"))
+	}
+	if got := FirstMissing(root); got != "" {
+		t.Fatalf("FirstMissing of an existing folder = %q", got)
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A file written meanwhile in a created folder keeps that folder.
+	if err := os.WriteFile(filepath.Join(root, "a", "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	RemoveEmptyUpTo(target, filepath.Join(root, "a"))
+	if _, err := os.Stat(filepath.Join(root, "a", "b")); !os.IsNotExist(err) {
+		t.Errorf("empty created folders left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "a", "keep")); err != nil {
+		t.Errorf("a folder holding a file was removed: %v", err)
+	}
+	os.Remove(filepath.Join(root, "a", "keep"))
+	RemoveEmptyUpTo(filepath.Join(root, "a"), filepath.Join(root, "a"))
+	if _, err := os.Stat(filepath.Join(root, "a")); !os.IsNotExist(err) {
+		t.Errorf("the top created folder is left: %v", err)
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("a folder that existed before was removed: %v", err)
+	}
+}

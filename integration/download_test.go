@@ -171,10 +171,15 @@ func TestDownloadSingleObjectAndErrors(t *testing.T) {
 				t.Errorf("single object: %q", got)
 			}
 
-			// A missing bucket exits 4.
+			// A missing bucket exits 4, and leaves no folder of --path it
+			// would have created.
 			entry, env = st.connection(t, bucket+"-missing", "", false)
-			r = cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", t.TempDir())
+			parent := t.TempDir()
+			r = cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", filepath.Join(parent, "new", "deep"))
 			r.expectCode(t, 4)
+			if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+				t.Errorf("a failed download left folders behind: %v", entries)
+			}
 			r = cli(t, env, "check", "--catalog", storeCatalog(t, entry), "--connection", "data")
 			r.expectCode(t, 4)
 
@@ -655,4 +660,20 @@ func TestDownloadS3OverTLS(t *testing.T) {
 	if !strings.Contains(r.Stderr, "AWS_VERIFY_SSL is false") {
 		t.Errorf("no warning that the certificate is not checked:\n%s", r.Stderr)
 	}
+
+	// AWS_CA_BUNDLE adds to the system's CAs: a bundle for another
+	// endpoint (set for the whole pod, as on CI machines) does not make
+	// an endpoint the system trusts untrusted. Here the system's CAs
+	// (SSL_CERT_FILE) hold the front's; the bundle, in the environment
+	// and in the secret, an unrelated CA.
+	_, otherCA := regSelfSigned(t, "another CA", nil)
+	otherPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: otherCA}))
+	system := writeFile(t, t.TempDir(), "system.pem", caPEM)
+	otherFile := writeFile(t, t.TempDir(), "other.pem", otherPEM)
+	entry, env = connection(nil)
+	dst, _ = download(entry, append(env, "SSL_CERT_FILE="+system, "AWS_CA_BUNDLE="+otherFile), 0)
+	intact(dst)
+	entry, env = connection(map[string]string{"AWS_CA_BUNDLE": otherPEM})
+	dst, _ = download(entry, append(env, "SSL_CERT_FILE="+system), 0)
+	intact(dst)
 }

@@ -154,7 +154,7 @@ func scrubUserinfo(s string) string {
 				user = user[:c] + ":" + Redacted
 			case strings.HasSuffix(strings.ToLower(scheme), "ssh"):
 				// An SSH login name is not a credential (ssh://git@host).
-			case strings.EqualFold(scheme, "wasb") || strings.EqualFold(scheme, "wasbs"):
+			case isAzureScheme(scheme):
 				// Nor is an Azure container (wasbs://container@account…).
 			default:
 				user = Redacted // a bare token as the user name (https://TOKEN@host)
@@ -163,6 +163,16 @@ func scrubUserinfo(s string) string {
 			s = s[at+1:]
 		}
 	}
+}
+
+// isAzureScheme reports the schemes whose URLs put a container, not a
+// user, before the @: wasb[s]://container@account…, abfs[s]://….
+func isAzureScheme(scheme string) bool {
+	switch strings.ToLower(scheme) {
+	case "wasb", "wasbs", "abfs", "abfss":
+		return true
+	}
+	return false
 }
 
 // URL returns rawURL without any userinfo, for logs and results.

@@ -51,6 +51,9 @@ func TestScrub(t *testing.T) {
 	if got := Scrub("use wasbs://container@account.blob.core.windows.net/path"); got != "use wasbs://container@account.blob.core.windows.net/path" {
 		t.Errorf("wasbs container: %s", got)
 	}
+	if got := Scrub("url=abfss://data@acct.dfs.core.windows.net/a"); got != "url=abfss://data@acct.dfs.core.windows.net/a" {
+		t.Errorf("abfss container: %s", got)
+	}
 	if got := Scrub("true false 1234"); got != "true false 1234" {
 		t.Errorf("short words scrubbed: %s", got)
 	}

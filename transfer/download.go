@@ -81,8 +81,19 @@ type downloader struct {
 	noHash       atomic.Int64 // --checksum: objects compared by size and time, for want of a hash
 }
 
-// Download copies the selections from b into the folder root.
+// Download copies the selections from b into the folder root. When it
+// fails, the folders it created for root are removed again if they are
+// still empty: a failed run leaves no empty --path behind.
 func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string, opts Options) (Stats, error) {
+	created := fsutil.FirstMissing(root)
+	st, err := download(ctx, b, sels, root, opts)
+	if err != nil && created != "" {
+		fsutil.RemoveEmptyUpTo(root, created)
+	}
+	return st, err
+}
+
+func download(ctx context.Context, b *blob.Bucket, sels []Selection, root string, opts Options) (Stats, error) {
 	opts.defaults()
 	start := time.Now()
 	d := &downloader{b: b, root: root, opts: opts, streams: make(chan struct{}, opts.Workers)}

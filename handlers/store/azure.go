@@ -38,6 +38,7 @@ var (
 	keyAzureClientID     = []string{"AZURE_CLIENT_ID", "AZURE_STORAGE_CLIENT_ID"}
 	keyAzureClientSecret = []string{"AZURE_CLIENT_SECRET", "AZURE_STORAGE_CLIENT_SECRET"}
 	keyAzureEndpoint     = []string{"AZURE_BLOB_ENDPOINT", "AZURE_STORAGE_BLOB_ENDPOINT"}
+	keyAzureTokenFile    = []string{"AZURE_FEDERATED_TOKEN_FILE"}
 )
 
 // Azure credential kinds, in the order they are preferred.
@@ -60,6 +61,7 @@ type azureConfig struct {
 	tenant      string
 	client      string
 	clientSec   secret.Value
+	tokenFile   string // a workload identity's token file, "" when none
 	auth        string // for messages
 	accountNote string // a warning about the URL's account, "" when none
 }
@@ -97,6 +99,14 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 		} else if m := wasbHost.FindStringSubmatch(strings.ToLower(u.Hostname())); c.account == "" && m != nil {
 			c.account = m[1]
 		}
+	case loc.Service != "" && c.accountNote != "":
+		// The URL's cloud (or emulator), AZURE_ACCOUNT_NAME's account.
+		if rest, ok := strings.CutPrefix(loc.Service, "https://"+loc.Account+"."); ok {
+			c.service = "https://" + strings.ToLower(c.account) + "." + rest
+		} else {
+			c.service = strings.TrimSuffix(loc.Service, "/"+loc.Account) + "/" + c.account
+		}
+		c.accountNote += " (" + c.service + ")"
 	case loc.Service != "":
 		c.service = loc.Service
 	case c.account != "":
@@ -106,6 +116,11 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 	if c.connString, ok, err = k.value(keyAzureConnString...); err != nil {
 		return nil, err
 	} else if ok {
+		for _, part := range strings.Split(c.connString.Reveal(), ";") {
+			if name, value, _ := strings.Cut(part, "="); strings.EqualFold(strings.TrimSpace(name), "SharedAccessSignature") {
+				registerSAS(value)
+			}
+		}
 		c.kind, c.auth = azureConnString, "the connection string from "+c.connString.Source()
 		return c, nil
 	}
@@ -125,13 +140,13 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 		return nil, err
 	} else if ok {
 		c.sas = strings.TrimPrefix(strings.TrimSpace(v.Reveal()), "?")
+		registerSAS(c.sas)
 		c.kind, c.auth = azureSAS, "the SAS token from "+v.Source()
 		return c, nil
 	}
 	if loc.SAS != nil {
 		c.sas = loc.SAS.Encode()
-		secret.Register(c.sas)
-		secret.Register(loc.SAS.Get("sig"))
+		registerSAS(c.sas)
 		c.kind, c.auth = azureSAS, "the SAS token in the bucket URL"
 		return c, nil
 	}
@@ -153,9 +168,36 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 	}
 	// A tenant and client without a secret are a workload identity (AKS
 	// sets them with AZURE_FEDERATED_TOKEN_FILE) or a user-assigned managed
-	// identity: the default credential reads them from the environment.
+	// identity; the default credential covers the rest.
+	if c.tokenFile, err = k.str(keyAzureTokenFile...); err != nil {
+		return nil, err
+	}
 	c.kind, c.auth = azureDefault, "the default Azure credential (environment, workload identity, managed identity)"
+	if c.client != "" {
+		c.auth = "the identity of client " + c.client + " (workload identity, managed identity), else the default Azure credential"
+	}
 	return c, nil
+}
+
+// registerSAS makes a SAS token's signature a secret wherever it is
+// printed: the SDK rebuilds the query of every request in its own order,
+// so the token as given never appears whole.
+func registerSAS(token string) {
+	token = strings.TrimPrefix(strings.TrimSpace(token), "?")
+	secret.Register(token)
+	if q, err := url.ParseQuery(token); err == nil {
+		for _, sig := range q["sig"] {
+			secret.Register(sig)
+			secret.Register(url.PathEscape(sig))
+		}
+		return
+	}
+	// Not a valid query: blank whatever follows sig=.
+	for _, part := range strings.Split(token, "&") {
+		if v, ok := strings.CutPrefix(part, "sig="); ok {
+			secret.Register(v)
+		}
+	}
 }
 
 // clientOptions are the Azure SDK options of every client: the pooled
@@ -194,12 +236,39 @@ func (c *azureConfig) containerClient(name string, transport *http.Transport) (*
 		}
 		return container.NewClient(containerURL, cred, opts)
 	default:
-		cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: azureClientOptions(transport), TenantID: c.tenant})
+		cred, err := c.defaultCredential(transport)
 		if err != nil {
 			return nil, err
 		}
 		return container.NewClient(containerURL, cred, opts)
 	}
+}
+
+// defaultCredential is the default Azure credential, preceded, when a
+// client ID is given (it may come from a mounted file, which the default
+// credential does not read), by that client's workload identity and
+// managed identity.
+func (c *azureConfig) defaultCredential(transport *http.Transport) (azcore.TokenCredential, error) {
+	co := azureClientOptions(transport)
+	def, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co, TenantID: c.tenant})
+	if err != nil || c.client == "" {
+		return def, err
+	}
+	var chain []azcore.TokenCredential
+	if c.tokenFile != "" && c.tenant != "" {
+		wi, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: co, ClientID: c.client, TenantID: c.tenant, TokenFilePath: c.tokenFile,
+		})
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, wi)
+	}
+	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: co, ID: azidentity.ClientID(c.client)})
+	if err != nil {
+		return nil, err
+	}
+	return azidentity.NewChainedTokenCredential(append(chain, mi, def), nil)
 }
 
 func openAzure(ctx context.Context, k *keyReader, loc location, opts Options) (*Store, error) {
@@ -230,16 +299,28 @@ func openAzure(ctx context.Context, k *keyReader, loc location, opts Options) (*
 	}
 	endpoint := c.service
 	if c.kind == azureConnString {
-		endpoint = strings.TrimSuffix(client.URL(), "/"+url.PathEscape(loc.Bucket))
-		endpoint = strings.TrimSuffix(endpoint, "/"+loc.Bucket)
+		endpoint = client.URL()
 	}
 	if u, err := url.Parse(endpoint); err == nil {
 		u.RawQuery = "" // a SAS token
 		endpoint = u.String()
 	}
+	if c.kind == azureConnString {
+		endpoint = strings.TrimSuffix(endpoint, "/"+url.PathEscape(loc.Bucket))
+		endpoint = strings.TrimSuffix(endpoint, "/"+loc.Bucket)
+	}
+	var token tokenService
+	if c.kind == azurePrincipal || c.kind == azureDefault {
+		token = tokenService{
+			match: []string{"ClientSecretCredential", "DefaultAzureCredential", "WorkloadIdentityCredential", "ManagedIdentityCredential", "ChainedTokenCredential"},
+			where: "Microsoft Entra ID (the identity's token endpoint)", fix: "AZURE_AUTHORITY_HOST (and any proxy)",
+			auth: "check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or the workload identity's federation)",
+		}
+	}
 	return &Store{
 		Bucket:   b,
 		Provider: azureProvider{},
+		token:    token,
 		endpoint: endpoint,
 		auth:     c.auth,
 		closers:  []func() error{func() error { transport.CloseIdleConnections(); return nil }},
@@ -248,6 +329,7 @@ func openAzure(ctx context.Context, k *keyReader, loc location, opts Options) (*
 			notFound:    " (and the storage account: AZURE_ACCOUNT_NAME, AZURE_BLOB_ENDPOINT)",
 			unreachable: " and the storage account's endpoint (AZURE_BLOB_ENDPOINT, the connection string's BlobEndpoint)",
 			tls:         "check the proxy and the system's CA certificates",
+			host:        "check the storage account's name (AZURE_ACCOUNT_NAME, the bucket URL, AZURE_BLOB_ENDPOINT): no such account exists",
 		},
 	}, nil
 }

@@ -130,12 +130,12 @@ func classifyProvider(err error) (fault.Class, bool) {
 		}
 		return classifyStatus(azErr.StatusCode)
 	}
-	var authErr *azidentity.AuthenticationFailedError
-	if errors.As(err, &authErr) {
-		return fault.Auth, true
+	if isTokenOverHTTP(err) {
+		return fault.Usage, true
 	}
-	if strings.Contains(err.Error(), "CredentialUnavailableError") || strings.Contains(err.Error(), "DefaultAzureCredential: failed to acquire a token") {
-		return fault.Auth, true
+	var authErr *azidentity.AuthenticationFailedError
+	if errors.As(err, &authErr) || strings.Contains(err.Error(), "CredentialUnavailableError") || strings.Contains(err.Error(), "DefaultAzureCredential: failed to acquire a token") {
+		return credentialClass(err), true
 	}
 
 	var apiErr smithy.APIError
@@ -151,10 +151,7 @@ func classifyProvider(err error) (fault.Class, bool) {
 		}
 	}
 	if isAWSCredentialsError(err) {
-		if c, ok := classifyNetwork(err); ok && c == fault.Transient {
-			return c, true // STS or the metadata service unreachable
-		}
-		return fault.Auth, true
+		return credentialClass(err), true
 	}
 
 	var gErr *googleapi.Error
@@ -177,6 +174,36 @@ func classifyProvider(err error) (fault.Class, bool) {
 		return fault.Auth, true
 	}
 	return 0, false
+}
+
+// credentialClass classifies a failure to get credentials (STS, a token
+// endpoint, the metadata service): refused credentials are auth; a service
+// that cannot be reached, even one whose name does not resolve, is
+// unreachable, not a missing bucket; a certificate it presents that is not
+// trusted is the configuration's.
+func credentialClass(err error) fault.Class {
+	switch c, ok := classifyNetwork(err); {
+	case !ok && strings.Contains(err.Error(), "no such host"):
+		return fault.Transient // the identity library keeps only the text
+	case !ok:
+		return fault.Auth
+	case c == fault.NotFound:
+		return fault.Transient
+	default:
+		return c
+	}
+}
+
+// isPlainHTTP reports an https request answered in plain http: the
+// endpoint's scheme is wrong.
+func isPlainHTTP(err error) bool {
+	return strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// isTokenOverHTTP reports the Azure SDK refusing to send a bearer token to
+// a plain-http endpoint.
+func isTokenOverHTTP(err error) bool {
+	return strings.Contains(err.Error(), "authorized requests are not permitted for non-TLS protected (https) endpoints")
 }
 
 // classifyStatus classifies a bare HTTP status.
@@ -207,7 +234,7 @@ func isAWSCredentialsError(err error) bool {
 
 // classifyNetwork classifies transport failures.
 func classifyNetwork(err error) (fault.Class, bool) {
-	if isTLS(err) {
+	if isTLS(err) || isPlainHTTP(err) {
 		return fault.Usage, true
 	}
 	var dnsErr *net.DNSError

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/api/googleapi"
 
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/secret"
 )
 
 func s3Err(code string, status int) error {
@@ -79,6 +81,16 @@ func TestClassify(t *testing.T) {
 		{"DNS timeout", &net.DNSError{Err: "timeout", Name: "x", IsTimeout: true}, fault.Transient},
 		{"unknown CA", &url.Error{Op: "Get", URL: "https://x", Err: x509.UnknownAuthorityError{}}, fault.Usage},
 		{"unknown", errors.New("something else"), fault.Internal},
+		// Getting credentials: a token service that cannot be reached is
+		// unreachable, even when its name does not resolve; its untrusted
+		// certificate is the configuration's.
+		{"STS name does not resolve", fmt.Errorf("get identity: get credentials: failed to refresh cached credentials, operation error STS: AssumeRole, %w",
+			&net.DNSError{Err: "no such host", Name: "sts.us-east-1.amazonaws.com", IsNotFound: true}), fault.Transient},
+		{"STS untrusted certificate", fmt.Errorf("get credentials: failed to refresh cached credentials, operation error STS: AssumeRole, %w",
+			&url.Error{Op: "Post", URL: "https://sts", Err: x509.UnknownAuthorityError{}}), fault.Usage},
+		{"STS refused", fmt.Errorf("get credentials: failed to refresh cached credentials, operation error STS: AssumeRole: %w", s3Err("InvalidClientTokenId", 403)), fault.Auth},
+		{"https to a plain-http endpoint", &url.Error{Op: "Get", URL: "https://127.0.0.1:1", Err: errors.New("http: server gave HTTP response to HTTPS client")}, fault.Usage},
+		{"Azure token over http", errors.New("authorized requests are not permitted for non-TLS protected (https) endpoints"), fault.Usage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +139,35 @@ func TestAzurePinVersion(t *testing.T) {
 	if err != nil || o.AccessConditions == nil || o.AccessConditions.ModifiedAccessConditions == nil ||
 		o.AccessConditions.ModifiedAccessConditions.IfMatch == nil || *o.AccessConditions.ModifiedAccessConditions.IfMatch != azcore.ETag(`"0x8D"`) {
 		t.Errorf("If-Match not set: %+v, %v", o.AccessConditions, err)
+	}
+}
+
+// A transport failure quotes the request's URL; its query (a SAS token)
+// is left out of the brief cause.
+func TestBriefDropsQueries(t *testing.T) {
+	u := "http://127.0.0.1:1/acct/data/a?se=2030&sig=c2VjcmV0%2Bc2ln&sp=rl&sv=2022"
+	err := fmt.Errorf("retrying: %w", &url.Error{Op: "Head", URL: u, Err: errors.New("connect: connection refused")})
+	got := Brief(err)
+	if strings.Contains(got, "sig=") || !strings.Contains(got, "http://127.0.0.1:1/acct/data/a") {
+		t.Errorf("Brief = %q", got)
+	}
+}
+
+// A SAS token's signature is blanked wherever it is printed, whatever the
+// order the SDK puts the query in and however it escapes it.
+func TestRegisterSAS(t *testing.T) {
+	registerSAS("?sv=2022-11-02&st=2026-01-01&sr=c&sp=rl&sig=Zm9vYmFy%2BcXV4L3NpZw%3D%3D&se=2030-01-01")
+	for _, printed := range []string{
+		"Head http://h/acct/c/a?se=2030-01-01&sig=Zm9vYmFy%2BcXV4L3NpZw%3D%3D&sp=rl&sr=c",
+		"sig=Zm9vYmFy+cXV4L3NpZw== in a decoded query",
+	} {
+		if got := secret.Scrub(printed); strings.Contains(got, "Zm9vYmFy") {
+			t.Errorf("signature printed: %s", got)
+		}
+	}
+	registerSAS("sv=1&sig=unparsable%zzSignatureValue")
+	if got := secret.Scrub("x?sig=unparsable%zzSignatureValue&sv=1"); strings.Contains(got, "SignatureValue") {
+		t.Errorf("signature of an unparsable token printed: %s", got)
 	}
 }
 

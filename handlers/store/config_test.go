@@ -2,10 +2,14 @@ package store
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -80,6 +84,91 @@ func TestS3CredentialOrder(t *testing.T) {
 				t.Errorf("describeAuth %q: must name the source, not the value", a)
 			}
 		})
+	}
+}
+
+// An endpoint that does not parse is refused without quoting it: it may
+// hold a password.
+func TestS3EndpointErrorQuotesNoPassword(t *testing.T) {
+	_, err := readS3Config(testKeys(t, connections.S3, "s3://b", nil, map[string]string{"AWS_ENDPOINT_URL": "http://minio:Top Secret%zz@host:9000"}))
+	if err == nil || fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "AWS_ENDPOINT_URL") {
+		t.Fatalf("got %v, want a usage error naming AWS_ENDPOINT_URL", err)
+	}
+	if strings.Contains(err.Error(), "Top Secret") {
+		t.Errorf("the error quotes the password: %v", err)
+	}
+}
+
+// Keys read from different places are each named.
+func TestS3DescribeAuthMixedSources(t *testing.T) {
+	c, err := readS3Config(testKeys(t, connections.S3, "s3://b",
+		map[string]string{"AWS_ACCESS_KEY_ID": "id"}, map[string]string{"AWS_SECRET_ACCESS_KEY": "env-secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.describeAuth(); !strings.Contains(a, "AWS_SECRET_ACCESS_KEY from $AWS_SECRET_ACCESS_KEY") || strings.Contains(a, "env-secret") {
+		t.Errorf("describeAuth %q: must name where the secret key came from", a)
+	}
+	c, err = readS3Config(testKeys(t, connections.S3, "s3://b", nil, map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.describeAuth(); strings.Contains(a, "AWS_SECRET_ACCESS_KEY") {
+		t.Errorf("describeAuth %q: keys from one place need one source", a)
+	}
+}
+
+// The store's endpoint in $AWS_ENDPOINT_URL, which the SDK also reads as
+// every service's endpoint, does not receive the AssumeRole request: STS
+// goes to AWS_STS_ENDPOINT_URL, else AWS's regional endpoint, as when the
+// endpoint comes from a mounted file.
+func TestS3AssumeRoleNotSentToStoreEndpoint(t *testing.T) {
+	var hits atomic.Int64
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "not STS", http.StatusForbidden)
+	}))
+	defer store.Close()
+	stsCalls := make(chan string, 1)
+	stsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stsCalls <- r.URL.Path
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer stsSrv.Close()
+	t.Setenv("AWS_ENDPOINT_URL", store.URL)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	env := map[string]string{
+		"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_ENDPOINT_URL": store.URL,
+		"AWS_ASSUME_ROLE": "true", "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/reader", "AWS_REGION": "eu-west-1",
+	}
+	retrieve := func() {
+		c, err := readS3Config(testKeys(t, connections.S3, "s3://b", nil, env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := c.awsConfig(context.Background(), 2, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := cfg.Credentials.Retrieve(ctx); err == nil {
+			t.Fatal("credentials from nowhere")
+		}
+	}
+	retrieve() // to AWS's STS: refused or unreachable, either way not the store
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the store's endpoint got %d STS requests", n)
+	}
+	env["AWS_STS_ENDPOINT_URL"] = stsSrv.URL
+	retrieve()
+	select {
+	case <-stsCalls:
+	default:
+		t.Error("AWS_STS_ENDPOINT_URL got no request")
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the store's endpoint got %d STS requests", n)
 	}
 }
 
@@ -163,7 +252,7 @@ func TestS3Options(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := c.awsConfig(context.Background(), 7)
+			cfg, err := c.awsConfig(context.Background(), 7, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,6 +304,9 @@ func TestS3ConfigErrors(t *testing.T) {
 		{"bad CA bundle path", map[string]string{"AWS_CA_BUNDLE": "/nonexistent/ca.pem"}, "AWS_CA_BUNDLE"},
 		{"CA bundle without a certificate", map[string]string{"AWS_CA_BUNDLE": "-----BEGIN nothing"}, "no PEM certificate"},
 		{"bad checksum mode", map[string]string{"AWS_REQUEST_CHECKSUM_CALCULATION": "always"}, "AWS_REQUEST_CHECKSUM_CALCULATION"},
+		{"region with an underscore", map[string]string{"AWS_REGION": "us_east_1"}, "AWS_REGION"},
+		{"region with a space", map[string]string{"AWS_REGION": "bad region"}, "AWS_REGION"},
+		{"region with a slash", map[string]string{"AWS_DEFAULT_REGION": "eu-west-1/"}, "AWS_REGION"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +334,7 @@ func TestS3AssumeRoleSettings(t *testing.T) {
 	if !c.assumeRole || c.sessionName != "S3Session" || c.duration.Seconds() != 43200 || c.durationGiven || c.stsEndpoint != "http://127.0.0.1:9" {
 		t.Errorf("upstream defaults not applied: %+v", c)
 	}
-	cfg, err := c.awsConfig(context.Background(), 4)
+	cfg, err := c.awsConfig(context.Background(), 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +369,7 @@ func TestS3CABundle(t *testing.T) {
 			if strings.TrimSpace(string(c.caBundle)) != strings.TrimSpace(string(pem)) {
 				t.Fatalf("CA bundle not read")
 			}
-			cfg, err := c.awsConfig(context.Background(), 4)
+			cfg, err := c.awsConfig(context.Background(), 4, nil)
 			if err != nil {
 				t.Fatalf("the SDK refused the CA bundle with our HTTP client: %v", err)
 			}
@@ -381,6 +473,24 @@ func TestGCSKeyFile(t *testing.T) {
 	if _, err := c.credentials(context.Background(), k); err == nil || fault.ClassOf(err) != fault.Usage {
 		t.Errorf("a missing key file must be a usage error, got %v", err)
 	}
+	// A private key that does not parse is the configuration's fault, found
+	// before any request (the OAuth library would fail at the first token,
+	// which reads as refused credentials).
+	for name, pk := range map[string]string{
+		"not PEM":   "-----BEGIN PRIVATE KEY-----\\nbm90IGEga2V5\\n-----END PRIVATE KEY-----\\n",
+		"missing":   "",
+		"truncated": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----\\n",
+	} {
+		dict := `{"type":"service_account","client_email":"x@y.iam.gserviceaccount.com","private_key":"` + pk + `"}`
+		k = testKeys(t, connections.GCS, "gs://b", nil, map[string]string{"GC_KEYFILE_DICT": dict})
+		if c, err = readGCSConfig(k); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.credentials(context.Background(), k)
+		if err == nil || fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "private_key") {
+			t.Errorf("%s: got %v, want a usage error naming private_key", name, err)
+		}
+	}
 }
 
 func TestEmulatorEndpoint(t *testing.T) {
@@ -422,7 +532,13 @@ func TestAzureConfig(t *testing.T) {
 			kind:  azureSharedKey, service: "https://mounted.blob.core.windows.net", account: "mounted"},
 		{name: "AZURE_ACCOUNT_NAME wins over the URL's account, as upstream", bucket: wasbs,
 			env:  map[string]string{"AZURE_ACCOUNT_NAME": "other", "AZURE_ACCOUNT_KEY": "eQ=="},
-			kind: azureSharedKey, service: "https://acc.blob.core.windows.net", account: "other"},
+			kind: azureSharedKey, service: "https://other.blob.core.windows.net", account: "other"},
+		{name: "AZURE_ACCOUNT_NAME over a Data Lake URL's account: its blob service", bucket: "abfss://c@acc.dfs.core.windows.net/p",
+			env:  map[string]string{"AZURE_ACCOUNT_NAME": "other", "AZURE_ACCOUNT_KEY": "eQ=="},
+			kind: azureSharedKey, service: "https://other.blob.core.windows.net", account: "other"},
+		{name: "AZURE_ACCOUNT_NAME over an emulator URL's account", bucket: "https://127.0.0.1:10000/devstoreaccount1/c/p",
+			env:  map[string]string{"AZURE_ACCOUNT_NAME": "other", "AZURE_ACCOUNT_KEY": "eQ=="},
+			kind: azureSharedKey, service: "https://127.0.0.1:10000/other", account: "other"},
 		{name: "emulator endpoint", bucket: "az://c",
 			env:  map[string]string{"AZURE_BLOB_ENDPOINT": "http://127.0.0.1:10000/devstoreaccount1/", "AZURE_ACCOUNT_KEY": "eQ=="},
 			kind: azureSharedKey, service: "http://127.0.0.1:10000/devstoreaccount1", account: "devstoreaccount1"},

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -174,10 +177,18 @@ func (c *gcsConfig) credentials(ctx context.Context, k *keyReader) (*google.Cred
 		return creds, nil
 	}
 	var head struct {
-		Type string `json:"type"`
+		Type       string `json:"type"`
+		PrivateKey string `json:"private_key"`
 	}
 	if err := json.Unmarshal(key, &head); err != nil {
 		return nil, k.usage("the GCS key (%s) is not JSON", c.auth)
+	}
+	if head.Type == "service_account" {
+		// The OAuth library parses it only for the first token, and its
+		// failure would read as refused credentials.
+		if err := parsePrivateKey(head.PrivateKey); err != nil {
+			return nil, k.usage("the GCS key (%s): its private_key %v; use the key file as Google issued it", c.auth, err)
+		}
 	}
 	t, ok := credTypes[head.Type]
 	if !ok {
@@ -188,6 +199,28 @@ func (c *gcsConfig) credentials(ctx context.Context, k *keyReader) (*google.Cred
 		return nil, k.usage("the GCS key (%s) is not valid: %v", c.auth, err)
 	}
 	return creds, nil
+}
+
+// parsePrivateKey checks a service account's private key as the OAuth
+// library reads it: PEM (or bare DER), PKCS#8 or PKCS#1, RSA.
+func parsePrivateKey(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("is missing")
+	}
+	der := []byte(s)
+	if block, _ := pem.Decode(der); block != nil {
+		der = block.Bytes
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		if key, err = x509.ParsePKCS1PrivateKey(der); err != nil {
+			return errors.New("is not a PEM-encoded PKCS#8 or PKCS#1 private key")
+		}
+	}
+	if _, ok := key.(*rsa.PrivateKey); !ok {
+		return errors.New("is not an RSA key")
+	}
+	return nil
 }
 
 // emulatorEndpoint returns the JSON API endpoint of an emulator given as
@@ -255,6 +288,7 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 			auth:        "check the service account key (GC_KEY_PATH, GC_KEYFILE_DICT or gc-secret.json) and that it has storage.objects.list on the bucket (GCS also answers 403 for a bucket that does not exist)",
 			unreachable: " (and STORAGE_EMULATOR_HOST, host:port, for an emulator)",
 			tls:         "check the proxy and the system's CA certificates",
+			host:        "check the cluster's DNS (and STORAGE_EMULATOR_HOST, host:port, for an emulator)",
 		},
 	}, nil
 }

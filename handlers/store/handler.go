@@ -195,6 +195,13 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 		return nil, nil
 	case errors.Is(err, context.Canceled):
 		return nil, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: reading %q: %w", s.conn, key, err))
+	case Classify(err) == fault.Usage && !isTLS(err) && !isPlainHTTP(err):
+		// A HEAD's error answer has no body (S3 says only "400 Bad
+		// Request"): a listing's names the cause (a wrong region, an
+		// invalid bucket name).
+		if _, perr := s.probe(ctx); perr != nil {
+			return nil, perr
+		}
 	}
 	return nil, s.explain(err, fmt.Sprintf("reading %q in", key))
 }

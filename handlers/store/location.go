@@ -8,6 +8,7 @@ import (
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/secret"
 )
 
 // location is a parsed bucket URL.
@@ -58,7 +59,7 @@ var wasbHost = regexp.MustCompile(`^([a-z0-9][a-z0-9-]*)\.(blob|dfs)\.(core\.[a-
 // https form, whose query may carry a SAS token.
 func parseLocation(kind connections.Kind, raw string) (location, error) {
 	bad := func(format string, args ...any) (location, error) {
-		return location{}, fault.New(fault.Usage, "schema.bucket %q: %s", raw, fmt.Sprintf(format, args...))
+		return location{}, fault.New(fault.Usage, "schema.bucket %q: %s", shownURL(raw), fmt.Sprintf(format, args...))
 	}
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
 	if !ok || rest == "" {
@@ -85,6 +86,9 @@ func parseLocation(kind connections.Kind, raw string) (location, error) {
 
 	switch scheme {
 	case "s3", "gs", "gcs":
+		if strings.Contains(netloc, "@") {
+			return bad("credentials do not belong in the bucket URL: give them in the connection's secret")
+		}
 		if err := checkName(netloc); err != nil {
 			return bad("bucket name: %v", err)
 		}
@@ -132,6 +136,29 @@ func parseLocation(kind connections.Kind, raw string) (location, error) {
 		}
 	}
 	return loc, nil
+}
+
+// shownURL is a bucket URL as errors may quote it: without a query (an
+// https URL's may hold a SAS signature) and without the password of any
+// user:password@ before the host.
+func shownURL(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i] + "?" + secret.Redacted
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	netloc, path, hasPath := strings.Cut(rest, "/")
+	if at := strings.LastIndexByte(netloc, '@'); at >= 0 {
+		if c := strings.IndexByte(netloc[:at], ':'); c >= 0 {
+			netloc = netloc[:c+1] + secret.Redacted + netloc[at:]
+		}
+	}
+	if hasPath {
+		return scheme + "://" + netloc + "/" + path
+	}
+	return scheme + "://" + netloc
 }
 
 // isLocal reports a loopback host (with or without a port), where Azure

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/initializer/initializer/connections"
@@ -106,5 +107,22 @@ func TestParseLocationErrors(t *testing.T) {
 				t.Errorf("class %v, want usage: %v", c, err)
 			}
 		})
+	}
+}
+
+// Errors about a bucket URL quote it without its credentials or SAS token.
+func TestParseLocationErrorsHideSecrets(t *testing.T) {
+	for kind, raw := range map[connections.Kind]string{
+		connections.S3:   "s3://AKIAEXAMPLE:SuperSecretValue123@data/prefix",
+		connections.GCS:  "gs://user:SuperSecretValue123@b",
+		connections.WASB: "https://acc.blob.core.windows.net/c/p?sv=1&sig=SuperSecretValue123%zz",
+	} {
+		_, err := parseLocation(kind, raw)
+		if err == nil {
+			t.Fatalf("%s: no error", raw)
+		}
+		if strings.Contains(err.Error(), "SuperSecretValue123") {
+			t.Errorf("the error quotes the secret: %v", err)
+		}
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +28,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
@@ -111,6 +115,9 @@ func readS3Config(k *keyReader) (*s3Config, error) {
 	}
 	if c.region, err = k.str(keyAWSRegion...); err != nil {
 		return nil, err
+	}
+	if c.region != "" && !validRegion(c.region) {
+		return nil, k.usage("AWS_REGION (from %s) %q is not a region name (letters, digits and hyphens, like eu-west-1)", k.source(keyAWSRegion...), c.region)
 	}
 	if c.useSSL, err = k.boolean(true, keyAWSUseSSL...); err != nil {
 		return nil, err
@@ -229,6 +236,11 @@ func endpointURL(raw string, useSSL bool) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		// url.Error quotes the whole value, which may hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return "", fmt.Errorf("not a URL: %v", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
@@ -247,7 +259,9 @@ func (c *s3Config) readCABundle(k *keyReader) error {
 	if err != nil || !ok {
 		return err
 	}
-	raw := v.Reveal()
+	// A path is a setting, shown in errors; PEM text is not secret either,
+	// but it is no use in a message.
+	raw := v.Setting()
 	var pem []byte
 	if strings.Contains(raw, "-----BEGIN") {
 		pem = []byte(raw)
@@ -269,6 +283,9 @@ func (c *s3Config) describeAuth() string {
 	var s string
 	if c.static {
 		s = "AWS_ACCESS_KEY_ID from " + c.accessKeySource
+		if src := c.secretKey.Source(); !sameOrigin(src, c.accessKeySource) {
+			s += " and AWS_SECRET_ACCESS_KEY from " + src
+		}
 		if !c.token.IsZero() {
 			s += " with a session token from " + c.token.Source()
 		}
@@ -279,6 +296,44 @@ func (c *s3Config) describeAuth() string {
 		s += ", assuming role " + c.roleARN
 	}
 	return s
+}
+
+// stsDisplay names where STS requests go, for messages.
+func (c *s3Config) stsDisplay(region string) string {
+	switch {
+	case c.stsEndpoint != "":
+		return c.stsEndpoint
+	case os.Getenv("AWS_ENDPOINT_URL_STS") != "":
+		return os.Getenv("AWS_ENDPOINT_URL_STS") + ", from $AWS_ENDPOINT_URL_STS"
+	case region != "":
+		return "https://sts." + region + ".amazonaws.com"
+	}
+	return "the regional endpoint"
+}
+
+// sameOrigin reports two keys read from one place: the environment (with
+// the same prefix), or files of one mounted folder.
+func sameOrigin(a, b string) bool {
+	envA, envB := strings.HasPrefix(a, "$"), strings.HasPrefix(b, "$")
+	switch {
+	case envA && envB:
+		return strings.HasPrefix(a, "$POLYAXON_") == strings.HasPrefix(b, "$POLYAXON_")
+	case !envA && !envB:
+		return filepath.Dir(a) == filepath.Dir(b)
+	}
+	return false
+}
+
+// validRegion reports a region name the SDK accepts (host labels, as its
+// endpoint rules check them), so that a typo is a usage error here rather
+// than a failure of every request.
+func validRegion(r string) bool {
+	for _, label := range strings.Split(r, ".") {
+		if !smithyhttp.ValidHostLabel(label) {
+			return false
+		}
+	}
+	return true
 }
 
 // httpClient is the SDK's buildable client (never a plain *http.Client: the
@@ -298,8 +353,12 @@ func (c *s3Config) httpClient(workers int) *awshttp.BuildableClient {
 
 // awsConfig loads the SDK configuration: the connection's keys first, then
 // the SDK's own sources (environment, shared config files, web identity,
-// container and instance roles) for whatever they leave unset.
-func (c *s3Config) awsConfig(ctx context.Context, workers int) (aws.Config, error) {
+// container and instance roles) for whatever they leave unset. The SDK's
+// own log lines go to log (nil: dropped), scrubbed like every other line.
+func (c *s3Config) awsConfig(ctx context.Context, workers int, log *slog.Logger) (aws.Config, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	load := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(c.httpClient(workers)),
 		config.WithRetryer(func() aws.Retryer {
@@ -312,11 +371,15 @@ func (c *s3Config) awsConfig(ctx context.Context, workers int) (aws.Config, erro
 				o.RateLimiter = ratelimit.None
 			})
 		}),
+		config.WithLogger(sdkLogger{log}),
 	}
 	if c.region != "" {
 		load = append(load, config.WithRegion(c.region))
 	}
 	if c.caBundle != nil {
+		// Given here, the SDK does not read $AWS_CA_BUNDLE itself (which
+		// may hold PEM text it cannot read as a path); its pool is then
+		// replaced below by one that adds the bundle to the system's.
 		load = append(load, config.WithCustomCABundle(bytes.NewReader(c.caBundle)))
 	}
 	if c.static {
@@ -333,8 +396,33 @@ func (c *s3Config) awsConfig(ctx context.Context, workers int) (aws.Config, erro
 	if err != nil {
 		return cfg, err
 	}
+	if c.caBundle != nil {
+		// AWS_CA_BUNDLE adds CAs (a private endpoint's, a proxy's): the SDK
+		// alone would trust nothing else, so that a bundle meant for one
+		// endpoint breaks every other one (AWS's own STS, public stores).
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pool.AppendCertsFromPEM(c.caBundle)
+		if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+			cfg.HTTPClient = bc.WithTransportOptions(func(tr *http.Transport) {
+				if tr.TLSClientConfig == nil {
+					tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+				}
+				tr.TLSClientConfig.RootCAs = pool
+			})
+		}
+	}
 	if c.assumeRole {
-		stsClient := sts.NewFromConfig(cfg, func(o *sts.Options) {
+		// AWS_ENDPOINT_URL is the store's endpoint: the SDK would also send
+		// STS requests there when it comes from the environment (its
+		// global endpoint), and not when it comes from a mounted file.
+		// STS goes to AWS_STS_ENDPOINT_URL, else $AWS_ENDPOINT_URL_STS or a
+		// profile's STS endpoint, else the regional one.
+		stsCfg := cfg.Copy()
+		stsCfg.BaseEndpoint = nil
+		stsClient := sts.NewFromConfig(stsCfg, func(o *sts.Options) {
 			if c.stsEndpoint != "" {
 				o.BaseEndpoint = aws.String(c.stsEndpoint)
 			}
@@ -344,6 +432,18 @@ func (c *s3Config) awsConfig(ctx context.Context, workers int) (aws.Config, erro
 		})
 	}
 	return cfg, nil
+}
+
+// sdkLogger sends the AWS SDK's log lines (warnings about response bodies,
+// checksums, retries) through the command's logger, which scrubs them.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "AWS SDK: "+fmt.Sprintf(format, v...))
 }
 
 // checksumMode reads one of the SDK's checksum settings, when_required or
@@ -383,7 +483,7 @@ func openS3(ctx context.Context, k *keyReader, loc location, opts Options) (*Sto
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := c.awsConfig(ctx, opts.Workers)
+	cfg, err := c.awsConfig(ctx, opts.Workers, opts.Log)
 	if err != nil {
 		return nil, k.usage("loading the AWS configuration: %v", err)
 	}
@@ -409,7 +509,12 @@ func openS3(ctx context.Context, k *keyReader, loc location, opts Options) (*Sto
 			notFound:    " (and AWS_ENDPOINT_URL / AWS_REGION)",
 			unreachable: " and AWS_ENDPOINT_URL (AWS_USE_SSL=false for a plain-http endpoint without a scheme)",
 			tls:         "give the endpoint's CA in AWS_CA_BUNDLE (a path or the PEM itself), or set AWS_VERIFY_SSL=false",
+			host:        "fix AWS_ENDPOINT_URL (with AWS_S3_ADDRESSING_STYLE=virtual the bucket's name is part of the host)",
 		},
+	}
+	if c.assumeRole {
+		s.token = tokenService{match: []string{"operation error STS:"}, where: "STS (" + c.stsDisplay(cfg.Region) + ")", fix: "AWS_STS_ENDPOINT_URL",
+			auth: "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and that they may assume AWS_ROLE_ARN (" + c.roleARN + ")"}
 	}
 	return s, nil
 }

@@ -12,6 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -41,12 +44,34 @@ type Store struct {
 	endpoint string // where requests go, for messages ("" for the provider's default)
 	auth     string // how requests are authenticated, for messages (key names and sources, never values)
 	hints    hints
+	token    tokenService
 	closers  []func() error
+}
+
+// tokenService is where temporary credentials come from (STS for an
+// assumed role), when its failures can be told apart from the store's.
+type tokenService struct {
+	match []string // texts its failures carry (none: not told apart)
+	where string   // what it is and where, for messages
+	fix   string   // the setting that points at it
+	auth  string   // what to check when it refuses the credentials
+}
+
+// failed reports an error of the token service.
+func (t tokenService) failed(err error) bool {
+	msg := err.Error()
+	for _, m := range t.match {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // hints are the provider-specific fixes Check's errors suggest.
 type hints struct {
 	auth, notFound, unreachable, tls string
+	host                             string // the settings that name the service's host
 }
 
 // Open opens the bucket of an s3, gcs or wasb connection, reading
@@ -131,18 +156,31 @@ func (s *Store) explain(err error, op string) error {
 	}
 	c := Classify(err)
 	cause := Brief(err)
+	if s.token.failed(err) {
+		return fault.Wrap(c, &checkError{msg: s.explainToken(c, err, cause), err: err})
+	}
 	var msg string
+	var dnsErr *net.DNSError
 	switch c {
+	case fault.NotFound:
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			msg = fmt.Sprintf("%s: the host %s does not exist: %s: %s; %s", s.conn, dnsErr.Name, where, cause, s.hints.host)
+			break
+		}
+		msg = fmt.Sprintf("%s: %q does not exist: %s: %s; create it, or fix schema.bucket%s", s.conn, s.name, where, cause, s.hints.notFound)
 	case fault.Auth:
 		msg = fmt.Sprintf("%s: access to %s was refused with %s: %s; %s", s.conn, where, s.auth, cause, s.hints.auth)
-	case fault.NotFound:
-		msg = fmt.Sprintf("%s: %q does not exist: %s: %s; create it, or fix schema.bucket%s", s.conn, s.name, where, cause, s.hints.notFound)
 	case fault.Transient:
 		msg = fmt.Sprintf("%s: cannot reach %s: %s; check the network%s", s.conn, where, cause, s.hints.unreachable)
 	case fault.Usage:
-		if isTLS(err) {
+		switch {
+		case isTLS(err):
 			msg = fmt.Sprintf("%s: TLS to %s failed: %s; %s", s.conn, where, cause, s.hints.tls)
-		} else {
+		case isPlainHTTP(err):
+			msg = fmt.Sprintf("%s: %s %s failed: the endpoint speaks plain http: %s; give it as http://", s.conn, op, where, cause)
+		case isTokenOverHTTP(err):
+			msg = fmt.Sprintf("%s: %s %s failed: %s; a token credential (%s) needs an https endpoint: use an account key, a SAS token or a connection string with a plain-http endpoint", s.conn, op, where, cause, s.auth)
+		default:
 			msg = fmt.Sprintf("%s: %s %s failed: %s; check the connection's settings", s.conn, op, where, cause)
 		}
 	case fault.Interrupted:
@@ -151,6 +189,21 @@ func (s *Store) explain(err error, op string) error {
 		msg = fmt.Sprintf("%s: %s %s failed: %s", s.conn, op, where, cause)
 	}
 	return fault.Wrap(c, &checkError{msg: msg, err: err})
+}
+
+// explainToken explains a failure to get credentials from the token
+// service (class c), which is not the store's.
+func (s *Store) explainToken(c fault.Class, err error, cause string) string {
+	t := s.token
+	switch {
+	case c == fault.Usage && isTLS(err):
+		return fmt.Sprintf("%s: TLS to %s failed: %s; %s", s.conn, t.where, cause, s.hints.tls)
+	case c == fault.Transient:
+		return fmt.Sprintf("%s: cannot reach %s: %s; check the network and %s", s.conn, t.where, cause, t.fix)
+	case c == fault.Auth:
+		return fmt.Sprintf("%s: %s refused the credentials (%s): %s; %s", s.conn, t.where, s.auth, cause, t.auth)
+	}
+	return fmt.Sprintf("%s: getting credentials from %s failed: %s; check %s and the connection's settings", s.conn, t.where, cause, t.fix)
 }
 
 // Brief is the cause of a request's failure on one line: Azure's errors
@@ -171,6 +224,18 @@ func Brief(err error) string {
 		return s
 	}
 	msg := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// A transport failure quotes the request's URL, whose query may
+		// hold a SAS token: the query goes.
+		if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
+			u.RawQuery = ""
+			msg = strings.ReplaceAll(msg, ue.URL, u.String())
+			msg = strings.ReplaceAll(msg, strconv.Quote(ue.URL), strconv.Quote(u.String()))
+		}
+	}
+	// The identity library's messages span lines.
+	msg = strings.Join(strings.Fields(msg), " ")
 	// "blob (code=…): " or "blob (key "k") (code=…): ", wherever wrapping put it.
 	if i := strings.Index(msg, "blob ("); i >= 0 {
 		if j := strings.Index(msg[i:], "(code="); j >= 0 {
