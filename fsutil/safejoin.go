@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -115,4 +116,11 @@ func RemoveEmptyUpTo(path, top string) {
 			return
 		}
 	}
+}
+
+// OpenedPath returns the path the kernel resolved when f was opened (its
+// /proc/self/fd link): what was opened, whatever links the path went
+// through or has been changed to since.
+func OpenedPath(f *os.File) (string, error) {
+	return os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,7 @@ func (e *entry) dirty() bool { return !e.uploaded || e.up != e.cur }
 // allocates nothing.
 type index struct {
 	root  string
+	real  string // root with its links resolved, "" until it exists
 	excl  *excluder
 	files map[string]*entry
 	gen   uint32
@@ -55,6 +57,10 @@ type scanResult struct {
 	// unreadable are the folders (relative, "" for the root) that could
 	// not be read, and why: their files are neither seen nor gone.
 	unreadable map[string]error
+	// linksOut are the symbolic links to files outside the root, which
+	// are not uploaded: the job's code must not be able to make the
+	// sidecar upload what only the sidecar can read (its credentials).
+	linksOut []string
 }
 
 // scan walks the root and updates the index. A file that vanishes during
@@ -67,6 +73,11 @@ func (ix *index) scan() (scanResult, error) {
 	if _, err := os.Stat(ix.root); errors.Is(err, fs.ErrNotExist) {
 		res.missing = true
 		return res, nil
+	}
+	if ix.real == "" {
+		if abs, err := filepath.Abs(ix.root); err == nil {
+			ix.real = fsutil.Resolve(abs)
+		}
 	}
 	skipped := map[string]error{} // unreadable folders: their files are not gone
 	ix.buf = ix.buf[:0]
@@ -130,9 +141,17 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 		}
 		mode := st.Mode & unix.S_IFMT
 		if mode == unix.S_IFLNK {
-			// A link to a file is uploaded as the file; links to folders are
-			// not followed (no loops, nothing outside the root twice).
+			// A link to a file below the root is uploaded as the file;
+			// links to folders are not followed (no loops, nothing twice),
+			// links leading out of the root are left out and reported.
 			if err := unix.Fstatat(fd, name, &st, 0); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+				continue
+			}
+			if ix.excl.file(name, ix.buf) {
+				continue
+			}
+			if !ix.inside(dir + "/" + name) {
+				res.linksOut = append(res.linksOut, string(ix.buf))
 				continue
 			}
 			mode = unix.S_IFREG
@@ -158,6 +177,12 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 		}
 	}
 	ix.buf = ix.buf[:base]
+}
+
+// inside reports whether the link p leads to a file below the root.
+func (ix *index) inside(p string) bool {
+	target, err := filepath.EvalSymlinks(p)
+	return err == nil && ix.real != "" && fsutil.Within(ix.real, target)
 }
 
 // uploaded records that the file rel is in the store as version st.

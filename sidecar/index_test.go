@@ -156,3 +156,31 @@ func TestExcluderGlobs(t *testing.T) {
 		}
 	}
 }
+
+// Links to files outside the root are left out and reported; links to
+// files below it, absolute or relative, are uploaded as the files.
+func TestScanLinksLeadingOut(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "run/model.pt", "m")
+	secretDir := t.TempDir()
+	write(t, secretDir, "AWS_SECRET_ACCESS_KEY", "s")
+	for name, target := range map[string]string{
+		"run/leak.txt":   filepath.Join(secretDir, "AWS_SECRET_ACCESS_KEY"),
+		"run/up.txt":     "../../" + filepath.Base(secretDir) + "/AWS_SECRET_ACCESS_KEY",
+		"run/latest.pt":  filepath.Join(root, "run/model.pt"),
+		"run/latest2.pt": "model.pt",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, filepath.FromSlash(name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x, _ := newExcluder(nil)
+	res := scanOK(t, newIndex(root, x))
+	if want := []string{"run/latest.pt", "run/latest2.pt", "run/model.pt"}; !slices.Equal(res.dirty, want) {
+		t.Errorf("dirty %v, want %v", res.dirty, want)
+	}
+	sort.Strings(res.linksOut)
+	if want := []string{"run/leak.txt", "run/up.txt"}; !slices.Equal(res.linksOut, want) {
+		t.Errorf("links leading out %v, want %v", res.linksOut, want)
+	}
+}

@@ -108,6 +108,22 @@ type sidecar struct {
 	permanent   int              // failures of the last cycle that trying again cannot mend
 	changed     int              // files the last cycle found new or changed
 	stateWarned bool             // a failure to save the state was logged
+	linksOut    map[string]bool  // links leading out of the root, reported once
+}
+
+// reportLinksOut warns, once each, of the links to files outside the root,
+// which are not uploaded.
+func (s *sidecar) reportLinksOut(rels []string) {
+	for _, rel := range rels {
+		if s.linksOut[rel] {
+			continue
+		}
+		if s.linksOut == nil {
+			s.linksOut = map[string]bool{}
+		}
+		s.linksOut[rel] = true
+		s.log.Warn("not uploaded: a symbolic link to a file outside --path", "file", rel, "path", s.cfg.Root)
+	}
 }
 
 // classify is the store's classification of err.
@@ -362,6 +378,7 @@ func (s *sidecar) cycle(ctx context.Context) int {
 	}
 	s.rep.Watched = res.files
 	s.unreadable = res.unreadable
+	s.reportLinksOut(res.linksOut)
 	wrote := false
 	s.forget(res.gone)
 	for _, rel := range res.dirty {

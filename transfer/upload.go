@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
 )
 
 // MetaModTime is the object metadata key under which an upload records the
@@ -142,12 +143,13 @@ type UploadStats struct {
 }
 
 type uploader struct {
-	b     *blob.Bucket
-	root  string
-	opts  UploadOptions
-	retry *retrier
-	mem   *semaphore.Weighted
-	prog  *Progress
+	b        *blob.Bucket
+	root     string
+	realRoot string // root with its links resolved
+	opts     UploadOptions
+	retry    *retrier
+	mem      *semaphore.Weighted
+	prog     *Progress
 
 	// halt is the error that stopped the upload for every remaining file
 	// (credentials refused, store unreachable after retries).
@@ -180,6 +182,9 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 	opts.defaults()
 	start := time.Now()
 	u := &uploader{b: b, root: root, opts: opts, mem: semaphore.NewWeighted(opts.MemoryBudget), pending: map[string]pendingUpload{}}
+	if abs, err := filepath.Abs(root); err == nil {
+		u.realRoot = fsutil.Resolve(abs)
+	}
 	u.retry = &retrier{opts: &u.opts.Options, retries: &u.retries}
 	u.prog = newProgress(&u.opts.Options, &u.files, &u.skipped, nil)
 	u.prog.Planned(int64(len(files)), -1)
@@ -325,6 +330,13 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 		return false, false, u.localFault(r.Rel, err)
 	}
 	defer file.Close()
+	// What was opened, not what the path named a moment before: a link
+	// (or a folder swapped for one) leading out of root is refused, so
+	// that the job's code cannot make this upload what only this process
+	// may read.
+	if opened, err := fsutil.OpenedPath(file); err == nil && u.realRoot != "" && !fsutil.Within(u.realRoot, opened) {
+		return false, false, fault.New(fault.Usage, "%s: %s leads out of the folder (to %s): links to files outside it are not uploaded", u.opts.Conn, r.Rel, opened)
+	}
 	fi, err := file.Stat()
 	if err != nil {
 		return false, false, u.localFault(r.Rel, err)

@@ -516,3 +516,36 @@ func TestFileReaderEnd(t *testing.T) {
 		}
 	}
 }
+
+// A link to a file outside the folder (the job could point one at the
+// sidecar's credentials) is refused when it is opened, whatever the scan
+// saw before; links within the folder, absolute or relative, upload.
+func TestUploadRefusesLinksLeadingOut(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root, list := tree(t, map[string][]byte{"data.bin": []byte("inside")}, "")
+	outside := filepath.Join(t.TempDir(), "AWS_SECRET_ACCESS_KEY")
+	if err := os.WriteFile(outside, []byte("the secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"out": outside, "abs-in": filepath.Join(root, "data.bin"), "rel-in": "data.bin"} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, UploadFile{Rel: name, Key: name})
+	}
+	st, err := Upload(context.Background(), b, root, list, uploadOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Failed) != 1 || st.Failed[0].Rel != "out" || fault.ClassOf(st.Failed[0].Err) != fault.Usage {
+		t.Fatalf("failed %+v, want only the link leading out, refused", st.Failed)
+	}
+	if ok, _ := b.Exists(context.Background(), "out"); ok {
+		t.Error("the file outside the folder was uploaded")
+	}
+	for _, k := range []string{"abs-in", "rel-in", "data.bin"} {
+		if got, err := b.ReadAll(context.Background(), k); err != nil || string(got) != "inside" {
+			t.Errorf("%s: %q, %v", k, got, err)
+		}
+	}
+}
