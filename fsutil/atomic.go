@@ -30,15 +30,24 @@ func CreateTemp(path string) (*os.File, error) {
 // umask) instead of 0600: Publish then has no mode to change when
 // FileMeta.Created says so.
 func CreateTempMode(path string, perm fs.FileMode) (*os.File, error) {
+	f, _, err := CreateTempTracked(path, perm)
+	return f, err
+}
+
+// CreateTempTracked is CreateTempMode, and returns the outermost folder it
+// created for the file ("" when it created none), even when it fails after
+// creating it: the caller can remove it again.
+func CreateTempTracked(path string, perm fs.FileMode) (f *os.File, created string, err error) {
 	dir := filepath.Dir(path)
-	f, err := createTemp(dir, perm)
+	f, err = createTemp(dir, perm)
 	if errors.Is(err, fs.ErrNotExist) {
+		created = FirstMissing(dir)
 		if err = os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+			return nil, created, err
 		}
 		f, err = createTemp(dir, perm)
 	}
-	return f, err
+	return f, created, err
 }
 
 // createTemp is os.CreateTemp(dir, TempPrefix+"*") without registering the

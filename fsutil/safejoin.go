@@ -124,3 +124,18 @@ func RemoveEmptyUpTo(path, top string) {
 func OpenedPath(f *os.File) (string, error) {
 	return os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 }
+
+// RemoveEmptyDirs removes dir and the folders below it that hold nothing
+// but empty folders, deepest first; folders holding anything else stay.
+func RemoveEmptyDirs(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			RemoveEmptyDirs(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir) // fails, as it should, when anything is left
+}

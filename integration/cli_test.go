@@ -223,3 +223,16 @@ func TestMountSIGTERMLeavesNoTemporaryFiles(t *testing.T) {
 		t.Errorf("all files copied: SIGTERM came too late to test anything")
 	}
 }
+
+// --workers out of range is a usage error, not a silent default or a
+// crash allocating for millions of workers.
+func TestWorkersOutOfRange(t *testing.T) {
+	cat := mountCatalog(t, t.TempDir(), false)
+	for _, n := range []string{"-1", "100000000"} {
+		r := cli(t, nil, "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--workers", n)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, "--workers") {
+			t.Errorf("--workers %s: %s", n, r.Stderr)
+		}
+	}
+}

@@ -230,6 +230,10 @@ func TestDownloadRefusesTraversalKey(t *testing.T) {
 					if !strings.Contains(r.Stderr, "is refused") {
 						t.Errorf("key %q: the error does not say it is refused:\n%s", key, r.Stderr)
 					}
+					// --result says what was done before the failure.
+					if res, ok := r.Result["result"].(map[string]any); !ok || res["files"] == nil && res["skipped"] == nil || res["path"] != dst {
+						t.Errorf("key %q: no counts in the result of a failed run: %v", key, r.Result)
+					}
 				}
 				filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
 					if err == nil && strings.Contains(d.Name(), "evil") && (r.Code != 0 || !strings.HasPrefix(p, dst+"/")) {

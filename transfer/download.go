@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,8 @@ type object struct {
 	md5     []byte
 	crc     uint32
 	hasCRC  bool
-	marker  bool // a zero-byte "folder" key
+	marker  bool  // a zero-byte "folder" key
+	old     int64 // size of the local file it replaces, 0 when none
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -74,6 +76,11 @@ type downloader struct {
 	reserved atomic.Int64
 
 	files, bytes, skipped, dirs, objects, retries atomic.Int64
+	planned                                       atomic.Int64 // bytes of the objects planned
+	start                                         time.Time    // when the download started: what --force may replace is older
+
+	mu   sync.Mutex
+	made []string // folders created for files and markers, the outermost of each MkdirAll: removed if empty when the download fails
 	// escapedNames maps the local paths of objects whose store key is not
 	// their listed name (RealKeys) to that key: two such objects, one
 	// written by another tool, one by gocloud, can claim the same name.
@@ -86,17 +93,27 @@ type downloader struct {
 // still empty: a failed run leaves no empty --path behind.
 func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string, opts Options) (Stats, error) {
 	created := fsutil.FirstMissing(root)
-	st, err := download(ctx, b, sels, root, opts)
-	if err != nil && created != "" {
-		fsutil.RemoveEmptyUpTo(root, created)
+	d := &downloader{b: b, root: root, start: time.Now()}
+	st, err := d.run(ctx, sels, opts)
+	if err != nil {
+		// Folders this run made for files that never came: nothing
+		// partial, empty folders included, is left behind.
+		slices.SortFunc(d.made, func(a, b string) int { return len(b) - len(a) })
+		for _, dir := range d.made {
+			fsutil.RemoveEmptyDirs(dir)
+		}
+		if created != "" {
+			fsutil.RemoveEmptyUpTo(root, created)
+		}
 	}
 	return st, err
 }
 
-func download(ctx context.Context, b *blob.Bucket, sels []Selection, root string, opts Options) (Stats, error) {
+func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (Stats, error) {
 	opts.defaults()
-	start := time.Now()
-	d := &downloader{b: b, root: root, opts: opts, streams: make(chan struct{}, opts.Workers)}
+	start := d.start
+	root := d.root
+	d.opts, d.streams = opts, make(chan struct{}, opts.Workers)
 	d.retry = &retrier{opts: &d.opts, retries: &d.retries}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
@@ -111,6 +128,14 @@ func download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 		d.free = sp.Free
 	}
 	d.fresh = emptyDir(root)
+	if opts.Force && !d.fresh {
+		// What --force may replace is what is older than this run, by the
+		// file system's own clock (which lags the process's by up to a
+		// tick): a file made now tells its time.
+		if t, err := fsutil.Now(root); err == nil {
+			d.start = t
+		}
+	}
 	if opts.freeBytes > 0 {
 		d.free = opts.freeBytes
 	}
@@ -126,7 +151,7 @@ func download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 				return err
 			}
 		}
-		d.prog.Planned(d.objects.Load(), -1)
+		d.prog.Planned(d.objects.Load(), d.planned.Load())
 		return nil
 	})
 	for range opts.Workers {
@@ -202,6 +227,7 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 		o := object{key: s.Key, path: dst}
 		d.setAttrs(&o, attrs)
 		d.objects.Add(1)
+		d.planned.Add(o.size)
 		return send(ctx, jobs, o)
 	}
 	prefix := s.Key
@@ -230,6 +256,7 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 				continue
 			}
 			d.objects.Add(1)
+			d.planned.Add(o.size)
 			if err := send(ctx, jobs, o); err != nil {
 				return err
 			}
@@ -323,12 +350,16 @@ func (d *downloader) fetch(ctx context.Context, o object) error {
 		d.opts.beforeObject(o.key)
 	}
 	if !d.fresh {
-		if same, err := d.upToDate(o); err != nil {
+		same, old, err := d.upToDate(o)
+		if err != nil {
 			return err
-		} else if same {
+		}
+		if same {
 			d.skipped.Add(1)
+			d.prog.Skip(o.size)
 			return nil
 		}
+		o.old = old
 	}
 	if err := d.reserve(o); err != nil {
 		return err
@@ -351,45 +382,128 @@ func (d *downloader) fetch(ctx context.Context, o object) error {
 }
 
 func (d *downloader) makeDir(o object) error {
-	if err := os.MkdirAll(o.path, 0o755); err != nil {
+	top := fsutil.FirstMissing(o.path)
+	err := os.MkdirAll(o.path, 0o755)
+	if err != nil {
+		if cleared, cerr := d.clearWay(o); cerr != nil {
+			return cerr
+		} else if cleared {
+			top = fsutil.FirstMissing(o.path)
+			err = os.MkdirAll(o.path, 0o755)
+		}
+	}
+	if err != nil {
 		return d.conflictOrLocal(o, err)
 	}
+	d.madeDir(top)
 	d.dirs.Add(1)
 	return nil
 }
 
+// madeDir records a folder this download created (top of a MkdirAll).
+func (d *downloader) madeDir(top string) {
+	if top == "" || top == filepath.Clean(d.root) {
+		return
+	}
+	d.mu.Lock()
+	d.made = append(d.made, top)
+	d.mu.Unlock()
+}
+
+// clearWay, with --force, removes what stood before this run where o goes:
+// a folder where its file goes, or a file (or link) where one of the
+// folders of its path goes. What this run wrote is never removed: such a
+// conflict is the bucket's (keys "a" and "a/b"), and stays an error.
+func (d *downloader) clearWay(o object) (bool, error) {
+	if !d.opts.Force {
+		return false, nil
+	}
+	rel, err := filepath.Rel(d.root, o.path)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return false, nil
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	p := d.root
+	for i, part := range parts {
+		p = filepath.Join(p, part)
+		st, err := os.Lstat(p)
+		if err != nil {
+			return false, nil // nothing further in the way
+		}
+		wantDir := i < len(parts)-1 || o.marker
+		if st.IsDir() == wantDir {
+			continue
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || !time.Unix(sys.Ctim.Sec, sys.Ctim.Nsec).Before(d.start) {
+			return false, nil // written (or changed) by this run
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return false, d.localFault(err)
+		}
+		what := "file"
+		if st.IsDir() {
+			what = "folder"
+		}
+		d.opts.Log.Warn("--force: removed a "+what+" that stood where the bucket puts a "+map[bool]string{true: "folder", false: "file"}[wantDir], "path", p)
+		return true, nil
+	}
+	return false, nil
+}
+
 // upToDate compares the local file with the object: size and modification
 // time (to the second), or the hash with --checksum.
-func (d *downloader) upToDate(o object) (bool, error) {
+// It also returns the size of the regular file it would replace.
+func (d *downloader) upToDate(o object) (same bool, old int64, err error) {
 	st, err := os.Lstat(o.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return false, nil
+			return false, 0, nil
 		}
-		return false, d.localFault(err)
+		return false, 0, d.localFault(err)
 	}
 	if st.IsDir() {
-		return false, fault.New(fault.Usage, "%s: object %q would replace the folder %s: the key is both an object and a \"folder\" prefix in the bucket (or the folder was there before); remove one of them", d.opts.Conn, o.name(), o.path)
+		if cleared, err := d.clearWay(o); err != nil || cleared {
+			return false, 0, err
+		}
+		force := "; or pass --force to replace a folder that was there before"
+		if d.opts.Force {
+			force = ""
+		}
+		return false, 0, fault.New(fault.Usage, "%s: object %q would replace the folder %s: the key is both an object and a \"folder\" prefix in the bucket (or the folder was there before); remove one of them%s", d.opts.Conn, o.name(), o.path, force)
 	}
-	if !st.Mode().IsRegular() || st.Size() != o.size {
-		return false, nil
+	if !st.Mode().IsRegular() {
+		return false, 0, nil
+	}
+	if st.Size() != o.size {
+		return false, st.Size(), nil
 	}
 	if !d.opts.Checksum || (o.md5 == nil && !o.hasCRC) {
 		if d.opts.Checksum {
 			d.noHash.Add(1)
 		}
-		return st.ModTime().Unix() == o.modTime.Unix(), nil
+		return st.ModTime().Unix() == o.modTime.Unix(), st.Size(), nil
 	}
 	f, err := os.Open(o.path)
 	if err != nil {
-		return false, d.localFault(err)
+		return false, 0, d.localFault(err)
 	}
 	defer f.Close()
 	h := newVerifier(o)
 	if _, err := io.Copy(h, f); err != nil {
-		return false, d.localFault(err)
+		return false, 0, d.localFault(err)
 	}
-	return h.check() == nil, nil
+	if h.check() != nil {
+		return false, st.Size(), nil
+	}
+	if st.ModTime().Unix() != o.modTime.Unix() {
+		// Identical content: the file gets the object's time, as a
+		// download would have given it (a later run by size and time
+		// then finds it up to date too).
+		if err := os.Chtimes(o.path, o.modTime, o.modTime); err != nil {
+			return false, 0, d.localFault(err)
+		}
+	}
+	return true, st.Size(), nil
 }
 
 // emptyDir reports whether dir holds nothing. Downloading into an empty
@@ -412,7 +526,7 @@ func (d *downloader) reserve(o object) error {
 	if d.free == 0 {
 		return nil
 	}
-	if total := d.reserved.Add(o.size); uint64(total) > d.free {
+	if total := d.reserved.Add(o.size); total > 0 && uint64(total) > d.free {
 		return fault.New(fault.LocalDisk, "%s: not enough space at %s: the download needs more than %d bytes, %d were free; give the volume more room or download fewer paths", d.opts.Conn, d.root, total, d.free)
 	}
 	return nil
@@ -654,7 +768,15 @@ func startWriteback(f *os.File, off, n int64) {
 
 // create opens a temporary file in o's folder.
 func (d *downloader) create(o object) (*os.File, error) {
-	f, err := fsutil.CreateTempMode(o.path, 0o644)
+	f, top, err := fsutil.CreateTempTracked(o.path, 0o644)
+	if err != nil {
+		if cleared, cerr := d.clearWay(o); cerr != nil {
+			return nil, cerr
+		} else if cleared {
+			f, top, err = fsutil.CreateTempTracked(o.path, 0o644)
+		}
+	}
+	d.madeDir(top)
 	if err != nil {
 		return nil, d.conflictOrLocal(o, err)
 	}
@@ -668,6 +790,9 @@ func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
 	}
 	if err := fsutil.Publish(f, o.path, fsutil.FileMeta{Mode: 0o644, ModTime: modTime, Created: 0o644}); err != nil {
 		return d.conflictOrLocal(o, err)
+	}
+	if o.old > 0 {
+		d.reserved.Add(-o.old) // the file it replaced freed its blocks
 	}
 	d.files.Add(1)
 	d.bytes.Add(o.size)
@@ -701,6 +826,9 @@ func (d *downloader) localFault(err error) error {
 	switch c {
 	case fault.LocalDisk:
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			if sp, serr := fsutil.FreeSpace(d.root); serr == nil && sp.FreeInodes == 0 && sp.Inodes > 0 {
+				return fault.New(c, "%s: the file system at %s has no free inodes (room for no more files, %d bytes free): %w; give the volume more inodes (mkfs -N, or a larger volume) or download fewer files", d.opts.Conn, d.root, sp.Free, err)
+			}
 			return fault.New(c, "%s: the disk at %s is full: %w; give the volume more room or download fewer paths", d.opts.Conn, d.root, err)
 		}
 		return fault.New(c, "%s: cannot write to %s: %w; mount it read-write", d.opts.Conn, d.root, err)

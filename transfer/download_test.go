@@ -459,3 +459,140 @@ func TestRemoteFaultBrief(t *testing.T) {
 		t.Errorf("message: %q", msg)
 	}
 }
+
+// A re-run that replaces files counts the space each replaced file frees:
+// it fits where the whole download would not, file by file.
+func TestDownloadFreeSpaceCountsReplacedFiles(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	for i := range 10 {
+		put(t, b, fmt.Sprintf("f%d", i), randomBytes(3000, uint64(i)))
+	}
+	dst := t.TempDir()
+	if _, err := Download(context.Background(), b, whole, dst, testOpts()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		put(t, b, fmt.Sprintf("f%d", i), randomBytes(2990, uint64(100+i))) // new content (a size the re-run sees as changed)
+	}
+	o := testOpts()
+	o.Workers = 1
+	o.freeBytes = 4000 // one file at a time fits, not the 30,000 bytes
+	st, err := Download(context.Background(), b, whole, dst, o)
+	if err != nil || st.Files != 10 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "f9")); !bytes.Equal(got, randomBytes(2990, 109)) {
+		t.Error("f9 not replaced")
+	}
+}
+
+// --force replaces what stood in the way before the run (a folder where a
+// file goes, a file where a folder goes); without it the error says so. A
+// conflict within the bucket stays an error either way.
+func TestDownloadForce(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "a.txt", []byte("a"))
+	put(t, b, "sub/c.txt", []byte("c"))
+	prepare := func() string {
+		dst := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dst, "a.txt", "inner"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dst, "a.txt", "inner", "k"), []byte("old"), 0o644)
+		os.WriteFile(filepath.Join(dst, "sub"), []byte("a file where a folder goes"), 0o644)
+		time.Sleep(20 * time.Millisecond) // past the file system clock's tick
+		return dst
+	}
+	dst := prepare()
+	_, err := Download(context.Background(), b, whole, dst, testOpts())
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("without --force: %v", err)
+	}
+	o := testOpts()
+	o.Force = true
+	dst = prepare()
+	if _, err := Download(context.Background(), b, whole, dst, o); err != nil {
+		t.Fatalf("with --force: %v", err)
+	}
+	for rel, want := range map[string]string{"a.txt": "a", "sub/c.txt": "c"} {
+		if got, err := os.ReadFile(filepath.Join(dst, rel)); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v", rel, got, err)
+		}
+	}
+
+	conflict := memblob.OpenBucket(nil)
+	put(t, conflict, "x", []byte("x"))
+	put(t, conflict, "x/y", []byte("y"))
+	dst = t.TempDir()
+	os.WriteFile(filepath.Join(dst, "unrelated"), nil, 0o644) // not a fresh folder
+	time.Sleep(20 * time.Millisecond)
+	o.Workers = 1
+	if _, err := Download(context.Background(), conflict, whole, dst, o); fault.ClassOf(err) != fault.Usage {
+		t.Errorf("a conflict within the bucket, with --force: %v", err)
+	}
+}
+
+// --checksum finds identical content up to date, and gives the file the
+// object's time, so a later run by size and time finds it up to date too.
+func TestDownloadChecksumFixesModTime(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "a.txt", []byte("same content"))
+	dst := t.TempDir()
+	if _, err := Download(context.Background(), b, whole, dst, testOpts()); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dst, "a.txt")
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	o := testOpts()
+	o.Checksum = true
+	if st, err := Download(context.Background(), b, whole, dst, o); err != nil || st.Skipped != 1 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	if fi, _ := os.Stat(p); fi.ModTime().Equal(old) {
+		t.Error("the file kept its wrong time")
+	}
+	if st, err := Download(context.Background(), b, whole, dst, testOpts()); err != nil || st.Skipped != 1 || st.Files != 0 {
+		t.Errorf("the next run by size and time: %+v, %v", st, err)
+	}
+}
+
+// A failed run removes the folders it created for files that never came.
+func TestDownloadFailedLeavesNoEmptyFolders(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	for i := range 8 {
+		name := "f.bin"
+		if i == 5 {
+			name = "corrupt.bin" // fails its check twice, after its folders were made
+		}
+		put(t, b, fmt.Sprintf("tree/d%02d/deeper/%s", i, name), randomBytes(1000, uint64(i)))
+	}
+	dst := t.TempDir()
+	os.Mkdir(filepath.Join(dst, "kept"), 0o755) // was there before: stays
+	o := testOpts()
+	o.Workers = 1
+	o.Provider = &wholeProvider{}
+	st, err := Download(context.Background(), b, whole, dst, o)
+	if fault.ClassOf(err) != fault.Integrity {
+		t.Fatalf("err = %v", err)
+	}
+	if st.Files == 0 {
+		t.Error("nothing downloaded before the failure: the test shows nothing")
+	}
+	err = filepath.WalkDir(dst, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() && p != dst && filepath.Base(p) != "kept" {
+			if entries, _ := os.ReadDir(p); len(entries) == 0 {
+				t.Errorf("empty folder left: %s", p)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "kept")); err != nil {
+		t.Errorf("a folder from before the run was removed: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ type Options struct {
 	PartSize    int64         // size of each ranged read of a large object; 0 means 16 MiB
 	LargeObject int64         // objects at least this big are read as parallel ranges; 0 means 64 MiB
 	Checksum    bool          // re-runs compare hashes, not size and modification time
+	Force       bool          // replace what stood at the target before: a folder where a file goes, a file where a folder goes
 	Retries     int           // retries of each request after the first try; 0 means 5, negative none
 	BackoffBase time.Duration // first retry delay; 0 means 200 ms (doubles, with jitter)
 	BackoffMax  time.Duration // longest retry delay; 0 means 5 s

@@ -27,6 +27,7 @@ type ProgressOptions struct {
 type Progress struct {
 	o     ProgressOptions
 	Live  atomic.Int64 // bytes moved so far, unfinished files included
+	skip  atomic.Int64 // bytes of the files found up to date
 	total atomic.Int64 // files planned, -1 until known
 	bytes atomic.Int64 // bytes planned, -1 unless known
 	start time.Time
@@ -62,6 +63,9 @@ func (p *Progress) Planned(files, bytes int64) {
 	p.bytes.Store(bytes)
 }
 
+// Skip records the bytes of a file found up to date: done, not moved.
+func (p *Progress) Skip(bytes int64) { p.skip.Add(bytes) }
+
 // Stop ends the reporting, drawing the bar a last time.
 func (p *Progress) Stop() {
 	close(p.done)
@@ -86,6 +90,11 @@ func (p *Progress) loop() {
 		case <-p.done:
 			return
 		case <-logTick.C:
+			if p.o.Terminal != nil {
+				// The log shares the terminal: the bar's line is cleared
+				// first, and redrawn below the log line at the next tick.
+				fmt.Fprint(p.o.Terminal, "\r\x1b[K")
+			}
 			p.log()
 		case <-barTick:
 			fmt.Fprintf(p.o.Terminal, "\r%s\x1b[K", p.line())
@@ -120,7 +129,7 @@ func (p *Progress) log() {
 // eta estimates the time left from the share of bytes done when the total
 // is known, else from the share of files done.
 func (p *Progress) eta() (time.Duration, bool) {
-	total, done := p.bytes.Load(), p.Live.Load()
+	total, done := p.bytes.Load(), p.Live.Load()+p.skip.Load()
 	if total < 0 {
 		total, done = p.total.Load(), p.o.Files.Load()+p.o.Skipped.Load()
 	}
@@ -133,10 +142,16 @@ func (p *Progress) eta() (time.Duration, bool) {
 func (p *Progress) line() string {
 	s := fmt.Sprintf("%d files, %d up to date, %s, %s/s", p.o.Files.Load(), p.o.Skipped.Load(), HumanBytes(float64(p.Live.Load())), HumanBytes(p.rate()))
 	if total := p.total.Load(); total > 0 {
+		// The bar follows the bytes when they are known (one large file
+		// fills it as it arrives), else the files.
 		done := p.o.Files.Load() + p.o.Skipped.Load()
-		s = fmt.Sprintf("[%s] %d/%d files · %s", bar(done, total, 24), done, total, s)
+		filled, of := done, total
+		if b := p.bytes.Load(); b > 0 {
+			filled, of = min(p.Live.Load()+p.skip.Load(), b), b
+		}
+		s = fmt.Sprintf("[%s] %d/%d files · %s", bar(filled, of, 24), done, total, s)
 	} else if total := p.bytes.Load(); total > 0 {
-		s = fmt.Sprintf("[%s] %s", bar(min(p.Live.Load(), total), total, 24), s)
+		s = fmt.Sprintf("[%s] %s", bar(min(p.Live.Load()+p.skip.Load(), total), total, 24), s)
 	} else if p.o.Listed != nil {
 		s += fmt.Sprintf(" · %d listed so far", p.o.Listed.Load())
 	}

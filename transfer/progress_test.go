@@ -91,3 +91,29 @@ func TestProgress(t *testing.T) {
 		t.Errorf("final bar: %q", out)
 	}
 }
+
+// With files and bytes planned (a download), one large file fills the bar
+// as its bytes arrive, and files found up to date count as done bytes.
+func TestProgressBarFollowsBytes(t *testing.T) {
+	var files, skipped atomic.Int64
+	rl := &recordLog{}
+	p := NewProgress(ProgressOptions{Log: slog.New(rl), Every: time.Hour, Files: &files, Skipped: &skipped})
+	defer p.Stop()
+	p.start = time.Now().Add(-10 * time.Second)
+	p.Planned(1, 100<<20)
+	p.Live.Store(50 << 20)
+	if line := p.line(); !strings.Contains(line, "[############............] 0/1 files") || !strings.Contains(line, "ETA 10s") {
+		t.Errorf("one large file half done: %q", line)
+	}
+	p.log()
+	if r := rl.recs[0]; r["eta"] != "10s" || r["totalBytes"] != "104857600" {
+		t.Errorf("log: %v", r)
+	}
+	// Half the bytes were found up to date: 75% done.
+	p.Planned(2, 200<<20)
+	p.Skip(100 << 20)
+	skipped.Store(1)
+	if line := p.line(); !strings.Contains(line, "[##################......] 1/2 files") {
+		t.Errorf("with a file up to date: %q", line)
+	}
+}

@@ -227,6 +227,11 @@ type outcome struct {
 	Result          *handlers.Result `json:"result,omitempty"`
 }
 
+// maxWorkers bounds --workers: each worker holds a connection, a buffer
+// and a goroutine; far beyond what a store or a disk serves in parallel,
+// more only costs memory.
+const maxWorkers = 1024
+
 // job runs (or checks) one connection.
 func (a *app) job(ctx context.Context, action string, jf jobFlags) error {
 	out := outcome{Command: action, Connection: jf.connection, Version: versionString(), StartedAt: a.started}
@@ -274,6 +279,9 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	h, _ := a.reg.For(conn.Kind)
 	if h == nil {
 		return nil, fault.New(fault.Usage, "%s has no built-in handler; built-in kinds are %s", conn, kindNames(a.reg.Kinds()))
+	}
+	if jf.workers < 0 || jf.workers > maxWorkers {
+		return nil, fault.New(fault.Usage, "--workers %d: give a number from 1 to %d (0 or none: the handler's default)", jf.workers, maxWorkers)
 	}
 	mappings, err := handlers.ParseMappings(conn, "--paths", jf.paths)
 	if err != nil {

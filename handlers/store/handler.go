@@ -80,6 +80,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		Workers:  workers(req),
 		PartSize: h.partMiB << 20,
 		Checksum: h.checksum,
+		Force:    req.Force,
 		Retries:  h.retries,
 		Provider: s.Provider,
 		Classify: Classify,
@@ -97,10 +98,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	}
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &handlers.Result{
+	res := &handlers.Result{
 		Summary: fmt.Sprintf("%s: downloaded %d files (%d bytes) from %s to %s in %.1fs, %d already up to date",
 			req.Conn, st.Files, st.Bytes, s.URL, req.Path, st.Duration.Seconds(), st.Skipped),
 		Path:    req.Path,
@@ -108,7 +106,14 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		Bytes:   st.Bytes,
 		Skipped: st.Skipped,
 		Details: map[string]any{"url": s.URL, "objects": st.Objects, "retries": st.Retries, "dirs": st.Dirs, "transferSeconds": st.Duration.Seconds()},
-	}, nil
+	}
+	if err != nil {
+		// What was done before the failure, for --result.
+		res.Summary = fmt.Sprintf("%s: failed after downloading %d files (%d bytes) from %s to %s, %d already up to date",
+			req.Conn, st.Files, st.Bytes, s.URL, req.Path, st.Skipped)
+		return res, err
+	}
+	return res, nil
 }
 
 func workers(req *handlers.Request) int {
