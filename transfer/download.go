@@ -431,7 +431,15 @@ func (d *downloader) clearWay(o object) (bool, error) {
 			return false, nil // nothing further in the way
 		}
 		wantDir := i < len(parts)-1 || o.marker
-		if st.IsDir() == wantDir {
+		isDir := st.IsDir()
+		if st.Mode()&fs.ModeSymlink != 0 {
+			// A link to a folder serves as the folder (the download writes
+			// through it); it is never what is in the way.
+			if t, err := os.Stat(p); err == nil && t.IsDir() {
+				isDir = true
+			}
+		}
+		if isDir == wantDir {
 			continue
 		}
 		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || !time.Unix(sys.Ctim.Sec, sys.Ctim.Nsec).Before(d.start) {

@@ -520,6 +520,29 @@ func TestDownloadForce(t *testing.T) {
 		}
 	}
 
+	// A link to a folder on the way is the folder: with --force, an object
+	// that meets a stale folder below it removes that folder, not the link.
+	dst = t.TempDir()
+	elsewhere := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(elsewhere, "a.txt", "old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nested := memblob.OpenBucket(nil)
+	put(t, nested, "linked/a.txt", []byte("a"))
+	if err := os.Symlink(elsewhere, filepath.Join(dst, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, err := Download(context.Background(), nested, whole, dst, o); err != nil {
+		t.Fatalf("through a linked folder, with --force: %v", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, "linked")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link to a folder was replaced: %v, %v", fi, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(elsewhere, "a.txt")); string(got) != "a" {
+		t.Errorf("a.txt through the link: %q", got)
+	}
+
 	conflict := memblob.OpenBucket(nil)
 	put(t, conflict, "x", []byte("x"))
 	put(t, conflict, "x/y", []byte("y"))
