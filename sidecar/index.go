@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unsafe"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"golang.org/x/sys/unix"
 
 	"github.com/initializer/initializer/fsutil"
@@ -286,7 +287,9 @@ func (ix *index) load(path, id string) (bool, error) {
 // excluder decides which names the scan skips: .git folders, the engine's
 // temporary files, and the user's globs. A glob without a slash matches a
 // name at any depth; one with a slash (or a leading one) matches the path
-// from the root; a trailing slash restricts a glob to folders.
+// from the root; a trailing slash restricts a glob to folders. "**" matches zero or more whole path
+// segments, as in .gitignore: "**/x" is x at any depth, "a/**/b" is b
+// anywhere below a (a/b too), "a/**" everything below a.
 type excluder struct {
 	names, paths       []string // globs for any entry
 	dirNames, dirPaths []string // globs for folders only
@@ -294,16 +297,25 @@ type excluder struct {
 
 func newExcluder(globs []string) (*excluder, error) {
 	x := &excluder{dirNames: []string{".git"}, names: []string{fsutil.TempPrefix + "*"}}
-	for _, g := range globs {
-		g = strings.TrimPrefix(g, "./")
+	for _, orig := range globs {
+		g := strings.TrimPrefix(orig, "./")
 		dirOnly := strings.HasSuffix(g, "/")
 		anchored := strings.HasPrefix(g, "/")
 		g = strings.Trim(g, "/")
+		// A glob that starts with "**/" and has no other slash is a name
+		// at any depth: matched against the name alone, which is cheaper.
+		rest := g
+		for strings.HasPrefix(rest, "**/") {
+			rest = rest[len("**/"):]
+		}
+		if rest != g && !strings.Contains(rest, "/") {
+			g, anchored = rest, false
+		}
 		if g == "" {
 			continue
 		}
-		if _, err := path.Match(g, ""); err != nil {
-			return nil, fmt.Errorf("--exclude %q: %w", g, err)
+		if !doublestar.ValidatePattern(g) {
+			return nil, fmt.Errorf("--exclude %q is not a valid glob (an unclosed [ or {, or a trailing \\?); globs are made of *, **, ?, [abc], [!abc], {a,b} and \\ to escape", orig)
 		}
 		isPath := anchored || strings.Contains(g, "/")
 		switch {
@@ -320,17 +332,25 @@ func newExcluder(globs []string) (*excluder, error) {
 	return x, nil
 }
 
+// matchAny reports whether s matches one of the globs, which are valid.
+// It allocates nothing (unless a glob has {a,b} alternatives).
 func matchAny(globs []string, s string) bool {
 	for _, g := range globs {
-		if ok, _ := path.Match(g, s); ok {
+		if doublestar.MatchUnvalidated(g, s) {
 			return true
 		}
 	}
 	return false
 }
 
+// view is rel as a string, without a copy: the matchers do not keep it.
+func view(rel []byte) string { return unsafe.String(unsafe.SliceData(rel), len(rel)) }
+
 func (x *excluder) file(name string, rel []byte) bool {
-	return matchAny(x.names, name) || (len(x.paths) > 0 && matchAny(x.paths, string(rel)))
+	if matchAny(x.names, name) {
+		return true
+	}
+	return len(x.paths) > 0 && matchAny(x.paths, view(rel))
 }
 
 func (x *excluder) dir(name string, rel []byte) bool {
@@ -340,6 +360,6 @@ func (x *excluder) dir(name string, rel []byte) bool {
 	if len(x.paths)+len(x.dirPaths) == 0 {
 		return false
 	}
-	r := string(rel)
+	r := view(rel)
 	return matchAny(x.dirPaths, r) || matchAny(x.paths, r)
 }

@@ -2,9 +2,11 @@ package sidecar
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +184,74 @@ func TestScanLinksLeadingOut(t *testing.T) {
 	sort.Strings(res.linksOut)
 	if want := []string{"run/leak.txt", "run/up.txt"}; !slices.Equal(res.linksOut, want) {
 		t.Errorf("links leading out %v, want %v", res.linksOut, want)
+	}
+}
+
+// "**" is zero or more whole path segments, as in .gitignore, with the
+// rules of the other globs: no slash left is a name at any depth, a
+// leading slash anchors, a trailing slash is for folders only.
+func TestExcluderDoubleStar(t *testing.T) {
+	x, err := newExcluder([]string{"**/*.tmp", "**/ckpt/", "logs/**/debug.log", "/cache/**", "**/a/b.bin", "/**/top.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		rel       string
+		dir, want bool
+	}{
+		{"x.tmp", false, true},
+		{"d/e/x.tmp", false, true},
+		{"x.tmpl", false, false},
+		{"ckpt", true, true},
+		{"run/1/ckpt", true, true},
+		{"run/1/ckpt", false, false}, // a file named ckpt: the glob is for folders
+		{"logs/debug.log", false, true},
+		{"logs/a/b/debug.log", false, true},
+		{"other/logs/debug.log", false, false},
+		{"logs/debug.log.1", false, false},
+		{"cache", true, true},
+		{"cache/x/y", false, true},
+		{"sub/cache/y", false, false},
+		{"a/b.bin", false, true},
+		{"z/y/a/b.bin", false, true},
+		{"z/a/c.bin", false, false},
+		{"top.txt", false, true},
+		{"deep/top.txt", false, true},
+	} {
+		name := path.Base(c.rel)
+		got := x.file(name, []byte(c.rel))
+		if c.dir {
+			got = x.dir(name, []byte(c.rel))
+		}
+		if got != c.want {
+			t.Errorf("%s (dir %v): excluded %v, want %v", c.rel, c.dir, got, c.want)
+		}
+	}
+	for _, bad := range []string{"[bad", "a/{b", `x\`} {
+		if _, err := newExcluder([]string{bad}); err == nil || !strings.Contains(err.Error(), "--exclude") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// A scan excludes what "**" globs name, and costs no allocation per file
+// when nothing matches.
+func TestScanDoubleStar(t *testing.T) {
+	root := t.TempDir()
+	for _, rel := range []string{"a.txt", "x.tmp", "d/e/y.tmp", "run/ckpt/w.bin", "run/ckpt.txt", "logs/debug.log", "logs/r/debug.log", "logs/r/info.log"} {
+		write(t, root, rel, rel)
+	}
+	x, err := newExcluder([]string{"**/*.tmp", "**/ckpt/", "logs/**/debug.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := newIndex(root, x)
+	res := scanOK(t, ix)
+	if want := []string{"a.txt", "logs/r/info.log", "run/ckpt.txt"}; !slices.Equal(res.dirty, want) {
+		t.Fatalf("dirty %v, want %v", res.dirty, want)
+	}
+	rel := []byte("logs/some/deeper/path/to/model-checkpoint.bin")
+	if n := testing.AllocsPerRun(100, func() { x.file("model-checkpoint.bin", rel); x.dir("path", rel) }); n != 0 {
+		t.Errorf("%v allocations per file matched", n)
 	}
 }

@@ -79,7 +79,7 @@ not uploaded), unless --strict.`,
 	f.DurationVar(&sf.interval, "interval", 10*time.Second, "time between two upload cycles")
 	f.DurationVar(&sf.grace, "grace", 25*time.Second, "budget of the final flush once the job ended; keep it below the pod's terminationGracePeriodSeconds")
 	f.DurationVar(&sf.checkInterval, "check-interval", 2*time.Second, "how often --until-file and --watch-container are checked")
-	f.StringArrayVar(&sf.excludes, "exclude", nil, "glob of names (any depth) or paths (with a /) not to upload; a trailing / matches folders only; repeatable (.git/ and temporary files are always excluded)")
+	f.StringArrayVar(&sf.excludes, "exclude", nil, "glob of names (any depth) or paths (with a /) not to upload; ** is any number of folders (**/*.tmp, logs/**/debug.log); a trailing / matches folders only; repeatable (.git/ and temporary files are always excluded)")
 	f.BoolVar(&sf.delete, "delete", false, "delete the objects of files deleted under --path")
 	f.StringVar(&sf.state, "state", "", "file keeping what was uploaded, so a restart uploads nothing again (default next to --path, else in $TMPDIR; 'none' to keep it in memory)")
 	f.StringVar(&sf.untilFile, "until-file", "", "end (final flush, exit) once this file exists")
