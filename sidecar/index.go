@@ -285,14 +285,16 @@ func (ix *index) load(path, id string) (bool, error) {
 }
 
 // excluder decides which names the scan skips: .git folders, the engine's
-// temporary files, and the user's globs. A glob without a slash matches a
-// name at any depth; one with a slash (or a leading one) matches the path
-// from the root; a trailing slash restricts a glob to folders. "**" matches zero or more whole path
-// segments, as in .gitignore: "**/x" is x at any depth, "a/**/b" is b
-// anywhere below a (a/b too), "a/**" everything below a.
+// temporary files, the state file when it lies below the root, and the
+// user's globs. A glob without a slash matches a name at any depth; one
+// with a slash (or a leading one) matches the path from the root; a
+// trailing slash restricts a glob to folders. "**" matches zero or more
+// whole path segments, as in .gitignore: "**/x" is x at any depth,
+// "a/**/b" is b anywhere below a (a/b too), "a/**" everything below a.
 type excluder struct {
 	names, paths       []string // globs for any entry
 	dirNames, dirPaths []string // globs for folders only
+	exact              string   // a file excluded by its path from the root ("" for none)
 }
 
 func newExcluder(globs []string) (*excluder, error) {
@@ -348,6 +350,9 @@ func view(rel []byte) string { return unsafe.String(unsafe.SliceData(rel), len(r
 
 func (x *excluder) file(name string, rel []byte) bool {
 	if matchAny(x.names, name) {
+		return true
+	}
+	if x.exact != "" && string(rel) == x.exact { // no allocation
 		return true
 	}
 	return len(x.paths) > 0 && matchAny(x.paths, view(rel))

@@ -24,6 +24,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/transfer"
 )
 
@@ -191,6 +192,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	s := &sidecar{cfg: cfg, ix: newIndex(cfg.Root, excl), id: stateID(cfg.StoreURL, cfg.Prefix, cfg.Root),
 		errs: map[string]error{}, dels: map[string]error{}, log: cfg.Log}
+	// A state file below the folder is not uploaded: each upload would
+	// change it, and it would never be in the store as it is. Its
+	// temporary files (fsutil.TempPrefix) are excluded like any other.
+	if rel := below(cfg.Root, cfg.StatePath); rel != "" {
+		excl.exact = rel
+		s.log.Info("the state file is inside --path: it is not uploaded", "state", cfg.StatePath, "path", cfg.Root, "file", rel)
+	}
 	s.restore(ctx)
 
 	// The end: the first of SIGTERM (ctx), the until file, the pod.
@@ -253,6 +261,28 @@ loop:
 	s.finish()
 	s.rep.Duration = time.Since(start)
 	return s.rep, nil
+}
+
+// below returns the slash-separated path of file below the folder root,
+// through symbolic links, or "" when it is not below it.
+func below(root, file string) string {
+	if root == "" || file == "" {
+		return ""
+	}
+	r, errR := filepath.Abs(root)
+	f, errF := filepath.Abs(file)
+	if errR != nil || errF != nil {
+		return ""
+	}
+	r, f = fsutil.Resolve(r), fsutil.Resolve(f)
+	if r == f || !fsutil.Within(r, f) {
+		return ""
+	}
+	rel, err := filepath.Rel(r, f)
+	if err != nil {
+		return ""
+	}
+	return filepath.ToSlash(rel)
 }
 
 // watchEnd polls the until file and the pod until one says the job ended.

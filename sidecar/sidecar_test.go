@@ -163,3 +163,47 @@ func TestPendingDeletionOfARecreatedFile(t *testing.T) {
 		t.Errorf("object %v, pending %v, deleted %d", has(t, b, "run/a", "new"), s.dels, s.rep.Deleted)
 	}
 }
+
+// A --state file inside the folder is not uploaded: the final flush ends
+// at once instead of chasing the state file, which each upload rewrites,
+// for the whole grace, and reports nothing missing.
+func TestRunStateFileInsideFolder(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := filepath.Join(t.TempDir(), "out")
+	write(t, root, "a", "1")
+	write(t, root, "sub/b", "2")
+	cfg := testConfig(b, root)
+	cfg.StatePath = filepath.Join(root, "sub", "sidecar.state")
+	cfg.Grace = 3 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Report)
+	go func() {
+		rep, err := Run(ctx, cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	eventually(t, "the files uploaded", func() bool { return has(t, b, "run/a", "1") && has(t, b, "run/sub/b", "2") })
+	write(t, root, "c", "3")
+	cancel()
+	rep := <-done
+	if !rep.FlushComplete || len(rep.NotUploaded) != 0 || rep.FlushSeconds > 1.5 {
+		t.Errorf("flush complete %v in %.1f s, not uploaded %+v", rep.FlushComplete, rep.FlushSeconds, rep.NotUploaded)
+	}
+	if !has(t, b, "run/c", "3") {
+		t.Error("c not uploaded")
+	}
+	if ok, _ := b.Exists(context.Background(), "run/sub/sidecar.state"); ok {
+		t.Error("the state file was uploaded")
+	}
+	if _, err := os.Stat(cfg.StatePath); err != nil {
+		t.Errorf("the state file was not written: %v", err)
+	}
+	if got := below(root, filepath.Join(root, "sub", "..", "x.state")); got != "x.state" {
+		t.Errorf("below: %q", got)
+	}
+	if got := below(root, filepath.Join(filepath.Dir(root), "out.state")); got != "" {
+		t.Errorf("below, outside: %q", got)
+	}
+}

@@ -1,0 +1,66 @@
+package integration
+
+// End-to-end tests of `initializer sidecar`: --exclude with "**", a state
+// file inside --path, mount stores (names the storage library escapes, a
+// killed upload, --grace during a long copy), and $POLYAXON_RUN_INSTANCE.
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// --exclude "**" globs leave out what they name at any depth, against MinIO.
+func TestSidecarExcludeDoubleStar(t *testing.T) {
+	tg := scS3(t, "")
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "outputs")
+	for _, name := range []string{"keep.txt", "x.tmp", "a/b/y.tmp", "run/ckpt/w.bin", "run/ckpt.txt", "logs/debug.log", "logs/r/s/debug.log", "logs/r/info.log"} {
+		writeFile(t, dir, name, name)
+	}
+	until := filepath.Join(t.TempDir(), "done")
+	writeFile(t, filepath.Dir(until), "done", "")
+	p := startSidecar(t, cat, append(tg.env, "POLYAXON_RUN_INSTANCE=acme.vision.runs.r1"), "--connection", "data", "--path", dir,
+		"--exclude", "**/*.tmp", "--exclude", "**/ckpt/", "--exclude", "logs/**/debug.log", "--until-file", until, "--check-interval", "100ms")
+	code, res := p.wait(t)
+	if code != 0 || len(notUploaded(t, res)) != 0 {
+		t.Fatalf("exit %d, %v\n%s", code, scDetails(t, res), p.stderr.String())
+	}
+	if got, want := tg.list(t, ""), []string{"r1/keep.txt", "r1/logs/r/info.log", "r1/run/ckpt.txt"}; !slices.Equal(got, want) {
+		t.Errorf("in the bucket %v, want %v", got, want)
+	}
+	r := cli(t, tg.env, "sidecar", "--catalog", cat, "--connection", "data", "--path", dir, "--prefix", "r1", "--exclude", "logs/**/[debug.log")
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, `--exclude "logs/**/[debug.log" is not a valid glob`) {
+		t.Errorf("stderr: %s", r.Stderr)
+	}
+}
+
+// A --state file inside --path is not uploaded, and the final flush ends
+// at once instead of chasing it (each upload rewrote it) for the whole
+// --grace and then naming it not uploaded.
+func TestSidecarStateInsidePath(t *testing.T) {
+	tg := scS3(t, "")
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "outputs")
+	writeFile(t, dir, "a.txt", "a")
+	p := startSidecar(t, cat, append(tg.env, "POLYAXON_RUN_INSTANCE=acme.vision.runs.r2"), "--connection", "data", "--path", dir,
+		"--state", filepath.Join(dir, "meta", "sidecar.state"), "--interval", "300ms", "--grace", "8s")
+	waitFor(t, time.Minute, "a.txt in the bucket", func() bool { _, ok := tg.get(t, "r2/a.txt"); return ok })
+	writeFile(t, dir, "b.txt", "b")
+	start := time.Now()
+	code, res := p.term(t)
+	took := time.Since(start)
+	d := scDetails(t, res)
+	if code != 0 || d["flushComplete"] != true || len(notUploaded(t, res)) != 0 || took > 4*time.Second {
+		t.Fatalf("exit %d after %v, %v\n%s", code, took, d, p.stderr.String())
+	}
+	if got, want := tg.list(t, ""), []string{"r2/a.txt", "r2/b.txt"}; !slices.Equal(got, want) {
+		t.Errorf("in the bucket %v, want %v", got, want)
+	}
+	if !strings.Contains(p.stderr.String(), "the state file is inside --path: it is not uploaded") {
+		t.Errorf("not logged:\n%s", p.stderr.String())
+	}
+}
