@@ -681,3 +681,34 @@ func TestDownloadS3OverTLS(t *testing.T) {
 	dst, _ = download(entry, append(env, "SSL_CERT_FILE="+system), 0)
 	intact(dst)
 }
+
+// TestDownloadForceKeepsMountedVolumes: with --force, a folder where the
+// bucket puts a file is removed, but not when it is a mount point (a
+// volume mounted under --path): the volume keeps its files, exit 2.
+func TestDownloadForceKeepsMountedVolumes(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is needed for this test: %v", err)
+	}
+	st := minioStore(t, "")
+	bucket := st.newBucket(t)
+	st.put(t, bucket, "p/models", strings.NewReader("weights"), 7)
+	entry, env := st.connection(t, bucket, "p", false)
+	dst, vol := t.TempDir(), t.TempDir()
+	writeFile(t, vol, "weights.pt", "the volume's data")
+	os.Mkdir(filepath.Join(dst, "models"), 0o755)
+	wrapper := "unshare -m sh -c " + shellQuote(fmt.Sprintf("mount --bind %q %q && exec {}", vol, filepath.Join(dst, "models")))
+	r := cliCmd(t, env, wrapper, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", dst, "--force")
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "mount point") {
+		t.Errorf("the refusal does not name the mount point:\n%s", r.Stderr)
+	}
+	if got, err := os.ReadFile(filepath.Join(vol, "weights.pt")); err != nil || string(got) != "the volume's data" {
+		t.Errorf("the mounted volume lost its data: %q, %v", got, err)
+	}
+	// Not mounted, the same folder is removed with --force.
+	r = cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", dst, "--force")
+	r.expectCode(t, 0)
+	if got, _ := os.ReadFile(filepath.Join(dst, "models")); string(got) != "weights" {
+		t.Errorf("models: %q", got)
+	}
+}

@@ -72,6 +72,7 @@ type downloader struct {
 	prog    *Progress
 
 	free     uint64 // free bytes at the start
+	block    int64  // the file system's block: a file takes whole blocks
 	fresh    bool   // root was empty at the start: no file can be up to date
 	reserved atomic.Int64
 
@@ -125,17 +126,9 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 		return Stats{}, err
 	}
 	if sp, err := fsutil.FreeSpace(root); err == nil {
-		d.free = sp.Free
+		d.free, d.block = sp.Free, int64(sp.Block)
 	}
 	d.fresh = emptyDir(root)
-	if opts.Force && !d.fresh {
-		// What --force may replace is what is older than this run, by the
-		// file system's own clock (which lags the process's by up to a
-		// tick): a file made now tells its time.
-		if t, err := fsutil.Now(root); err == nil {
-			d.start = t
-		}
-	}
 	if opts.freeBytes > 0 {
 		d.free = opts.freeBytes
 	}
@@ -344,13 +337,13 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 // fetch brings one object to its local path, unless it is already there.
 func (d *downloader) fetch(ctx context.Context, o object) error {
 	if o.marker {
-		return d.makeDir(o)
+		return d.makeDir(ctx, o)
 	}
 	if d.opts.beforeObject != nil {
 		d.opts.beforeObject(o.key)
 	}
 	if !d.fresh {
-		same, old, err := d.upToDate(o)
+		same, old, err := d.upToDate(ctx, o)
 		if err != nil {
 			return err
 		}
@@ -381,11 +374,11 @@ func (d *downloader) fetch(ctx context.Context, o object) error {
 	return err
 }
 
-func (d *downloader) makeDir(o object) error {
+func (d *downloader) makeDir(ctx context.Context, o object) error {
 	top := fsutil.FirstMissing(o.path)
 	err := os.MkdirAll(o.path, 0o755)
 	if err != nil {
-		if cleared, cerr := d.clearWay(o); cerr != nil {
+		if cleared, cerr := d.clearWay(ctx, o, err); cerr != nil {
 			return cerr
 		} else if cleared {
 			top = fsutil.FirstMissing(o.path)
@@ -410,12 +403,19 @@ func (d *downloader) madeDir(top string) {
 	d.mu.Unlock()
 }
 
-// clearWay, with --force, removes what stood before this run where o goes:
-// a folder where its file goes, or a file (or link) where one of the
-// folders of its path goes. What this run wrote is never removed: such a
-// conflict is the bucket's (keys "a" and "a/b"), and stays an error.
-func (d *downloader) clearWay(o object) (bool, error) {
-	if !d.opts.Force {
+// clearWay, with --force, removes what stands where o goes and is not the
+// bucket's: a folder (or a link to one) where o's file goes, or a file (or
+// a link) where a folder of o's path goes. cause is the error that met it
+// (nil: a folder found where the file goes); only a name conflict counts.
+// The bucket is asked first: when it has keys below that folder, or an
+// object where that file stands, the conflict is its own ("a" and "a/b")
+// and stays an error, whatever this run already wrote. Nothing that holds
+// a mount point is removed.
+func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool, error) {
+	if !d.opts.Force || o.real != "" {
+		return false, nil
+	}
+	if cause != nil && !errors.Is(cause, syscall.ENOTDIR) && !errors.Is(cause, syscall.EEXIST) && !errors.Is(cause, syscall.EISDIR) {
 		return false, nil
 	}
 	rel, err := filepath.Rel(d.root, o.path)
@@ -431,26 +431,37 @@ func (d *downloader) clearWay(o object) (bool, error) {
 			return false, nil // nothing further in the way
 		}
 		wantDir := i < len(parts)-1 || o.marker
-		isDir := st.IsDir()
-		if st.Mode()&fs.ModeSymlink != 0 {
-			// A link to a folder serves as the folder (the download writes
-			// through it); it is never what is in the way.
-			if t, err := os.Stat(p); err == nil && t.IsDir() {
-				isDir = true
-			}
-		}
+		isDir := isDirOrLink(p, st)
 		if isDir == wantDir {
 			continue
 		}
-		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || !time.Unix(sys.Ctim.Sec, sys.Ctim.Nsec).Before(d.start) {
-			return false, nil // written (or changed) by this run
+		// The key p stands for: o's key without the names below p.
+		key := strings.TrimSuffix(o.key, "/")
+		if rest := parts[i+1:]; len(rest) > 0 {
+			suffix := "/" + strings.Join(rest, "/")
+			if !strings.HasSuffix(key, suffix) {
+				return false, nil // above the selection: not the bucket's to say
+			}
+			key = strings.TrimSuffix(key, suffix)
 		}
-		if err := os.RemoveAll(p); err != nil {
-			return false, d.localFault(err)
+		theirs, err := d.bucketHas(ctx, key, isDir)
+		if err != nil || theirs {
+			return false, err
 		}
 		what := "file"
-		if st.IsDir() {
+		if isDir {
 			what = "folder"
+		}
+		if st.IsDir() {
+			if err := d.noMountIn(p); err != nil {
+				return false, err
+			}
+			err = os.RemoveAll(p)
+		} else {
+			err = os.Remove(p) // a file, or a link (never what it points to)
+		}
+		if err != nil {
+			return false, d.localFault(err)
 		}
 		d.opts.Log.Warn("--force: removed a "+what+" that stood where the bucket puts a "+map[bool]string{true: "folder", false: "file"}[wantDir], "path", p)
 		return true, nil
@@ -458,10 +469,76 @@ func (d *downloader) clearWay(o object) (bool, error) {
 	return false, nil
 }
 
+// isDirOrLink reports a folder, or a link to one (which serves as the
+// folder: the download writes through it).
+func isDirOrLink(p string, st fs.FileInfo) bool {
+	if st.Mode()&fs.ModeSymlink != 0 {
+		t, err := os.Stat(p)
+		return err == nil && t.IsDir()
+	}
+	return st.IsDir()
+}
+
+// bucketHas reports whether the bucket itself has key as a folder (keys
+// below it) when dir, or as an object otherwise.
+func (d *downloader) bucketHas(ctx context.Context, key string, dir bool) (bool, error) {
+	var has bool
+	err := d.retry.do(ctx, "LIST "+key+"/", func() error {
+		if !dir {
+			ok, err := d.b.Exists(ctx, key)
+			has = ok
+			return err
+		}
+		page, _, err := d.b.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: key + "/"})
+		has = len(page) > 0
+		return err
+	})
+	if err != nil {
+		return false, d.remoteFault(err, "checking %q before --force replaces what is in its way", key)
+	}
+	return has, nil
+}
+
+// noMountIn refuses to remove a folder that is, or holds, a mount point
+// (bind mounts included): removing it would empty another volume.
+func (d *downloader) noMountIn(dir string) error {
+	root, err := mountOf(d.root)
+	if err != nil {
+		return d.localFault(err)
+	}
+	return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.IsDir() {
+			return err
+		}
+		m, err := mountOf(p)
+		if err != nil {
+			return d.localFault(err)
+		}
+		if m != root {
+			return fault.New(fault.Usage, "%s: --force will not remove %s: %s is a mount point (another volume); unmount it, or choose another --path", d.opts.Conn, dir, p)
+		}
+		return nil
+	})
+}
+
+// mountOf identifies the mount p is on: its mount ID where the kernel
+// gives one (bind mounts of one file system share a device), else its
+// device.
+func mountOf(p string) (uint64, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, &fs.PathError{Op: "statx", Path: p, Err: err}
+	}
+	if stx.Mask&unix.STATX_MNT_ID != 0 {
+		return stx.Mnt_id, nil
+	}
+	return uint64(stx.Dev_major)<<32 | uint64(stx.Dev_minor), nil
+}
+
 // upToDate compares the local file with the object: size and modification
 // time (to the second), or the hash with --checksum.
 // It also returns the size of the regular file it would replace.
-func (d *downloader) upToDate(o object) (same bool, old int64, err error) {
+func (d *downloader) upToDate(ctx context.Context, o object) (same bool, old int64, err error) {
 	st, err := os.Lstat(o.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
@@ -469,8 +546,8 @@ func (d *downloader) upToDate(o object) (same bool, old int64, err error) {
 		}
 		return false, 0, d.localFault(err)
 	}
-	if st.IsDir() {
-		if cleared, err := d.clearWay(o); err != nil || cleared {
+	if isDirOrLink(o.path, st) {
+		if cleared, err := d.clearWay(ctx, o, nil); err != nil || cleared {
 			return false, 0, err
 		}
 		force := "; or pass --force to replace a folder that was there before"
@@ -508,7 +585,9 @@ func (d *downloader) upToDate(o object) (same bool, old int64, err error) {
 		// download would have given it (a later run by size and time
 		// then finds it up to date too).
 		if err := os.Chtimes(o.path, o.modTime, o.modTime); err != nil {
-			return false, 0, d.localFault(err)
+			// A read-only or shared volume: the content is verified, the
+			// time only helps later runs.
+			d.opts.Log.Warn("--checksum: the file matches, but its modification time cannot be set", "path", o.path, "error", err.Error())
 		}
 	}
 	return true, st.Size(), nil
@@ -534,10 +613,18 @@ func (d *downloader) reserve(o object) error {
 	if d.free == 0 {
 		return nil
 	}
-	if total := d.reserved.Add(o.size); total > 0 && uint64(total) > d.free {
+	if total := d.reserved.Add(d.blocks(o.size)); total > 0 && uint64(total) > d.free {
 		return fault.New(fault.LocalDisk, "%s: not enough space at %s: the download needs more than %d bytes, %d were free; give the volume more room or download fewer paths", d.opts.Conn, d.root, total, d.free)
 	}
 	return nil
+}
+
+// blocks is the space a file of size bytes takes: whole blocks.
+func (d *downloader) blocks(size int64) int64 {
+	if d.block <= 1 || size <= 0 {
+		return size
+	}
+	return (size + d.block - 1) / d.block * d.block
 }
 
 // head reads the attributes of key, with retries.
@@ -588,7 +675,7 @@ func (d *downloader) download(ctx context.Context, o object) error {
 // downloadWhole streams a small object into a temporary file while hashing it.
 func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 	var modTime time.Time
-	f, err := d.create(o)
+	f, err := d.create(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -696,7 +783,7 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 	if d.opts.Provider != nil {
 		pin = d.opts.Provider.PinVersion(attrs)
 	}
-	f, err := d.create(o)
+	f, err := d.create(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -775,10 +862,10 @@ func startWriteback(f *os.File, off, n int64) {
 }
 
 // create opens a temporary file in o's folder.
-func (d *downloader) create(o object) (*os.File, error) {
+func (d *downloader) create(ctx context.Context, o object) (*os.File, error) {
 	f, top, err := fsutil.CreateTempTracked(o.path, 0o644)
 	if err != nil {
-		if cleared, cerr := d.clearWay(o); cerr != nil {
+		if cleared, cerr := d.clearWay(ctx, o, err); cerr != nil {
 			return nil, cerr
 		} else if cleared {
 			f, top, err = fsutil.CreateTempTracked(o.path, 0o644)
@@ -800,7 +887,7 @@ func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
 		return d.conflictOrLocal(o, err)
 	}
 	if o.old > 0 {
-		d.reserved.Add(-o.old) // the file it replaced freed its blocks
+		d.reserved.Add(-d.blocks(o.old)) // the file it replaced freed its blocks
 	}
 	d.files.Add(1)
 	d.bytes.Add(o.size)

@@ -276,6 +276,26 @@ func TestDownloadChecksFreeSpace(t *testing.T) {
 	}
 }
 
+// Small files take whole blocks: 10 files of 10 bytes need 10 blocks,
+// not 100 bytes, and are refused before the disk fills.
+func TestDownloadFreeSpaceCountsBlocks(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	for i := range 10 {
+		put(t, b, fmt.Sprintf("f%d", i), []byte("ten bytes!"))
+	}
+	dst := t.TempDir()
+	sp, err := fsutil.FreeSpace(dst)
+	if err != nil || sp.Block < 512 {
+		t.Fatalf("no block size: %+v, %v", sp, err)
+	}
+	o := testOpts()
+	o.freeBytes = 5 * sp.Block
+	_, err = Download(context.Background(), b, whole, dst, o)
+	if fault.ClassOf(err) != fault.LocalDisk || !strings.Contains(err.Error(), "not enough space") {
+		t.Errorf("err = %v", err)
+	}
+}
+
 func TestRetrier(t *testing.T) {
 	var retries atomic.Int64
 	o := testOpts()
@@ -476,7 +496,7 @@ func TestDownloadFreeSpaceCountsReplacedFiles(t *testing.T) {
 	}
 	o := testOpts()
 	o.Workers = 1
-	o.freeBytes = 4000 // one file at a time fits, not the 30,000 bytes
+	o.freeBytes = 6000 // one file (one 4 KiB block) at a time fits, not the 30,000 bytes
 	st, err := Download(context.Background(), b, whole, dst, o)
 	if err != nil || st.Files != 10 {
 		t.Fatalf("%+v, %v", st, err)
@@ -500,7 +520,6 @@ func TestDownloadForce(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(dst, "a.txt", "inner", "k"), []byte("old"), 0o644)
 		os.WriteFile(filepath.Join(dst, "sub"), []byte("a file where a folder goes"), 0o644)
-		time.Sleep(20 * time.Millisecond) // past the file system clock's tick
 		return dst
 	}
 	dst := prepare()
@@ -532,7 +551,6 @@ func TestDownloadForce(t *testing.T) {
 	if err := os.Symlink(elsewhere, filepath.Join(dst, "linked")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
 	if _, err := Download(context.Background(), nested, whole, dst, o); err != nil {
 		t.Fatalf("through a linked folder, with --force: %v", err)
 	}
@@ -548,10 +566,73 @@ func TestDownloadForce(t *testing.T) {
 	put(t, conflict, "x/y", []byte("y"))
 	dst = t.TempDir()
 	os.WriteFile(filepath.Join(dst, "unrelated"), nil, 0o644) // not a fresh folder
-	time.Sleep(20 * time.Millisecond)
 	o.Workers = 1
 	if _, err := Download(context.Background(), conflict, whole, dst, o); fault.ClassOf(err) != fault.Usage {
 		t.Errorf("a conflict within the bucket, with --force: %v", err)
+	}
+
+	// A folder an earlier run filled, where the bucket now also has an
+	// object: the bucket's own conflict, refused with --force, and
+	// nothing of the earlier download is removed, whatever the order.
+	grown := memblob.OpenBucket(nil)
+	put(t, grown, "a/b/c/file", []byte("data"))
+	dst = t.TempDir()
+	if _, err := Download(context.Background(), grown, whole, dst, testOpts()); err != nil {
+		t.Fatal(err)
+	}
+	put(t, grown, "a/b", []byte("now a file too"))
+	for _, workers := range []int{1, 32} {
+		o.Workers = workers
+		if _, err := Download(context.Background(), grown, whole, dst, o); fault.ClassOf(err) != fault.Usage {
+			t.Errorf("workers %d: a key that is a file and a folder, with --force: %v", workers, err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dst, "a/b/c/file")); err != nil || string(got) != "data" {
+			t.Fatalf("workers %d: --force removed an earlier download: %q, %v", workers, got, err)
+		}
+	}
+
+	// Only a name conflict clears the way: a write refused for another
+	// reason (a read-only volume behind a linked folder) removes nothing.
+	dst = t.TempDir()
+	target := t.TempDir()
+	if err := os.Symlink(target, filepath.Join(dst, "data")); err != nil {
+		t.Fatal(err)
+	}
+	d := &downloader{b: grown, root: dst, opts: o}
+	d.retry = &retrier{opts: &d.opts, retries: &d.retries}
+	cleared, err := d.clearWay(context.Background(), object{key: "data/x.bin", path: filepath.Join(dst, "data", "x.bin")},
+		&fs.PathError{Op: "open", Path: filepath.Join(dst, "data"), Err: syscall.EROFS})
+	if cleared || err != nil {
+		t.Errorf("cleared %v, %v for a read-only folder", cleared, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, "data")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link was removed: %v, %v", fi, err)
+	}
+}
+
+// A link to a folder where the bucket puts a file is a folder in the way:
+// refused without --force, and with it the link goes, not what it points to.
+func TestDownloadLinkedFolderInTheWay(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "models", []byte("weights"))
+	dst, elsewhere := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(elsewhere, "keep"), []byte("k"), 0o644)
+	if err := os.Symlink(elsewhere, filepath.Join(dst, "models")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Download(context.Background(), b, whole, dst, testOpts()); fault.ClassOf(err) != fault.Usage {
+		t.Fatalf("without --force: %v", err)
+	}
+	o := testOpts()
+	o.Force = true
+	if _, err := Download(context.Background(), b, whole, dst, o); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "models")); string(got) != "weights" {
+		t.Errorf("models: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "keep")); err != nil {
+		t.Errorf("what the link pointed to was removed: %v", err)
 	}
 }
 

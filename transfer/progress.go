@@ -136,7 +136,10 @@ func (p *Progress) eta() (time.Duration, bool) {
 	if total < 0 || done == 0 || total <= done {
 		return 0, false
 	}
-	return (time.Since(p.start) * time.Duration(total-done) / time.Duration(done)).Round(time.Second), true
+	// In floating point: elapsed nanoseconds times bytes left overflow
+	// int64 past a gigabyte or two.
+	left := float64(time.Since(p.start)) * float64(total-done) / float64(done)
+	return time.Duration(left).Round(time.Second), true
 }
 
 func (p *Progress) line() string {

@@ -122,6 +122,9 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 			}
 		}
 		c.kind, c.auth = azureConnString, "the connection string from "+c.connString.Source()
+		if c.accountNote != "" {
+			c.accountNote = "the bucket URL names account " + loc.Account + " and AZURE_ACCOUNT_NAME is " + c.account + ": the connection string (from " + c.connString.Source() + ") says where requests go"
+		}
 		return c, nil
 	}
 	if c.service == "" {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -574,6 +575,40 @@ func TestAzureConfig(t *testing.T) {
 				t.Errorf("client: %v", err)
 			}
 		})
+	}
+}
+
+// The warning about the URL's account says what is used: the account of
+// AZURE_ACCOUNT_NAME, or the connection string's endpoint. A client ID
+// from a mounted file reaches the identity credential.
+func TestAzureAccountNoteAndClientID(t *testing.T) {
+	const bucket = "wasbs://c@acc.blob.core.windows.net/p"
+	loc, err := parseLocation(connections.WASB, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := readAzureConfig(testKeys(t, connections.WASB, bucket, nil, map[string]string{
+		"AZURE_ACCOUNT_NAME": "other", "AZURE_CONNECTION_STRING": "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=1&sig=abc"}), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.accountNote, "connection string") || strings.Contains(c.accountNote, "https://other") {
+		t.Errorf("note %q", c.accountNote)
+	}
+	c, err = readAzureConfig(testKeys(t, connections.WASB, bucket,
+		map[string]string{"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "mounted-client"}, map[string]string{"AZURE_FEDERATED_TOKEN_FILE": "/var/run/token"}), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.kind != azureDefault || c.client != "mounted-client" || c.tokenFile != "/var/run/token" || !strings.Contains(c.auth, "mounted-client") {
+		t.Errorf("%+v", c)
+	}
+	cred, err := c.defaultCredential(newTransport(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cred.(*azidentity.ChainedTokenCredential); !ok {
+		t.Errorf("credential %T, want a chain starting with the client's identities", cred)
 	}
 }
 
