@@ -117,3 +117,18 @@ func TestProgressBarFollowsBytes(t *testing.T) {
 		t.Errorf("with a file up to date: %q", line)
 	}
 }
+
+// The ETA of a large download does not overflow: 3 GB planned, 420 MB
+// done in 5 s leaves about 31 s.
+func TestProgressETALargeDownload(t *testing.T) {
+	var files, skipped atomic.Int64
+	p := NewProgress(ProgressOptions{Log: slog.New(&recordLog{}), Every: time.Hour, Files: &files, Skipped: &skipped})
+	defer p.Stop()
+	p.start = time.Now().Add(-5 * time.Second)
+	p.Planned(1, 3_000_000_000)
+	p.Live.Store(420_000_000)
+	eta, ok := p.eta()
+	if !ok || eta < 29*time.Second || eta > 32*time.Second {
+		t.Errorf("ETA %v, %v; want about 31s", eta, ok)
+	}
+}
