@@ -5,6 +5,8 @@ package integration
 // killed upload, --grace during a long copy), and $POLYAXON_RUN_INSTANCE.
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,5 +64,36 @@ func TestSidecarStateInsidePath(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "the state file is inside --path: it is not uploaded") {
 		t.Errorf("not logged:\n%s", p.stderr.String())
+	}
+}
+
+// A malformed $POLYAXON_RUN_INSTANCE is named as such, quoted, with the
+// form expected; one with space around it gives the uuid without it.
+func TestSidecarRunInstance(t *testing.T) {
+	mount := t.TempDir()
+	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "a.txt", "a")
+	until := filepath.Join(t.TempDir(), "done")
+	writeFile(t, filepath.Dir(until), "done", "")
+	for _, bad := range []string{"acme.proj.jobs.abc", "acme.proj.runs.", "abc", "acme.proj.runs.a/b"} {
+		r := cli(t, []string{"POLYAXON_RUN_INSTANCE=" + bad}, "sidecar", "--catalog", cat, "--path", dir, "--until-file", until)
+		r.expectCode(t, 2)
+		if want := fmt.Sprintf("$POLYAXON_RUN_INSTANCE is set but malformed: %q; the expected form is owner.project.runs.<uuid>", bad); !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stderr, "give --prefix") {
+			t.Errorf("%q: stderr lacks %q:\n%s", bad, want, r.Stderr)
+		}
+		r = cli(t, []string{"POLYAXON_RUN_INSTANCE=" + bad}, "sidecar", "--catalog", cat, "--prefix", "p", "--until-file", until)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, "set but malformed") || !strings.Contains(r.Stderr, "give --path") {
+			t.Errorf("%q without --path: %s", bad, r.Stderr)
+		}
+	}
+	r := cli(t, []string{"POLYAXON_RUN_INSTANCE=a.b.runs.abc "}, "sidecar", "--catalog", cat, "--path", dir, "--until-file", until, "--check-interval", "50ms")
+	r.expectCode(t, 0)
+	if _, err := os.Stat(filepath.Join(mount, "abc", "a.txt")); err != nil {
+		t.Errorf("not uploaded under abc/: %v", err)
+	}
+	if d := r.Result["result"].(map[string]any)["details"].(map[string]any); d["prefix"] != "abc" {
+		t.Errorf("prefix %q", d["prefix"])
 	}
 }

@@ -14,13 +14,22 @@ import (
 	"github.com/initializer/initializer/fsutil"
 )
 
-// RunUUID is the last part of owner.project.runs.uuid.
-func RunUUID(instance string) string {
-	parts := strings.Split(instance, ".")
-	if len(parts) != 4 || parts[2] != "runs" || parts[3] == "" {
-		return ""
+// RunUUID returns the run's uuid, the last part of instance
+// ($POLYAXON_RUN_INSTANCE, owner.project.runs.uuid), with the space around
+// it trimmed. An empty instance gives "" and no error; one that is not of
+// that form, or whose uuid could not be one folder name, gives an error
+// that quotes it.
+func RunUUID(instance string) (string, error) {
+	v := strings.TrimSpace(instance)
+	if v == "" {
+		return "", nil
 	}
-	return parts[3]
+	parts := strings.Split(v, ".")
+	if len(parts) != 4 || parts[0] == "" || parts[1] == "" || parts[2] != "runs" || parts[3] == "" ||
+		strings.ContainsAny(parts[3], "/\\ \t\r\n\x00") {
+		return "", fmt.Errorf("$POLYAXON_RUN_INSTANCE is set but malformed: %q; the expected form is owner.project.runs.<uuid> (e.g. acme.vision.runs.0c0ffee)", instance)
+	}
+	return parts[3], nil
 }
 
 // OpenMount opens a host_path/volume_claim mount as a bucket that writes no

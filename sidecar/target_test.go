@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,14 +13,28 @@ import (
 
 func TestRunUUID(t *testing.T) {
 	for in, want := range map[string]string{
-		"acme.vision.runs.0c0ffee": "0c0ffee",
-		"acme.vision.runs.":        "",
-		"acme.vision.jobs.0c0ffee": "",
-		"0c0ffee":                  "",
-		"":                         "",
+		"acme.vision.runs.0c0ffee":       "0c0ffee",
+		" acme.vision.runs.0c0ffee \n":   "0c0ffee",
+		"acme.vision.runs.abc ":          "abc",
+		"":                               "",
+		"  ":                             "",
+		"acme.vision.runs.":              "malformed",
+		"acme.vision.jobs.0c0ffee":       "malformed",
+		"0c0ffee":                        "malformed",
+		"acme.vision.runs.a b":           "malformed",
+		"acme.vision.runs.a/b":           "malformed",
+		".vision.runs.0c0ffee":           "malformed",
+		"acme.vision.runs.0c0ffee.extra": "malformed",
 	} {
-		if got := RunUUID(in); got != want {
-			t.Errorf("RunUUID(%q) = %q, want %q", in, got, want)
+		got, err := RunUUID(in)
+		if want == "malformed" {
+			if err == nil || got != "" || !strings.Contains(err.Error(), fmt.Sprintf("set but malformed: %q", in)) || !strings.Contains(err.Error(), "owner.project.runs.<uuid>") {
+				t.Errorf("RunUUID(%q) = %q, %v; want an error quoting it", in, got, err)
+			}
+			continue
+		}
+		if got != want || err != nil {
+			t.Errorf("RunUUID(%q) = %q, %v, want %q", in, got, err, want)
 		}
 	}
 }

@@ -152,8 +152,13 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 	if !conn.Kind.IsArtifactStore() {
 		return nil, fault.New(fault.Usage, "%s cannot receive uploads: the sidecar needs an s3, gcs, wasb, host_path or volume_claim connection", conn)
 	}
-	run := sidecar.RunUUID(env("POLYAXON_RUN_INSTANCE"))
+	// The run's uuid gives the defaults of --prefix and --path; a
+	// malformed $POLYAXON_RUN_INSTANCE matters only when one is needed.
+	run, runErr := sidecar.RunUUID(env("POLYAXON_RUN_INSTANCE"))
 	if !cmd.Flags().Changed("prefix") {
+		if runErr != nil {
+			return nil, fault.New(fault.Usage, "%v: fix it, or give --prefix (--prefix= for the store's root)", runErr)
+		}
 		if run == "" {
 			return nil, fault.New(fault.Usage, "--prefix is required when $POLYAXON_RUN_INSTANCE (owner.project.runs.uuid) is not set; give --prefix= to upload to the store's root")
 		}
@@ -164,6 +169,9 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		return nil, fault.New(fault.Usage, "--prefix %q: %w", sf.prefix, err)
 	}
 	if sf.path == "" {
+		if runErr != nil {
+			return nil, fault.New(fault.Usage, "%v: fix it, or give --path, the folder to upload", runErr)
+		}
 		if run == "" {
 			return nil, fault.New(fault.Usage, "--path is required: the folder to upload")
 		}
