@@ -466,7 +466,10 @@ func (u *uploader) sendHashed(ctx context.Context, r *FileResult, f *os.File, si
 	if r.prefixOK {
 		limit = size
 	}
-	n, err := copyPooled(io.MultiWriter(h, c), io.NewSectionReader(f, 0, limit), nil, true)
+	n, err := copyPooled(io.MultiWriter(h, c), fsutil.ContextReader(ctx, io.NewSectionReader(f, 0, limit)), nil, true)
+	if cerr := ctx.Err(); cerr != nil {
+		return snapshot{}, false, u.remoteFault(r, cerr) // stopped, not a read error
+	}
 	if err != nil {
 		return snapshot{}, false, u.localFault(r.Rel, err)
 	}
@@ -571,7 +574,15 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 		if h != nil {
 			dst = io.MultiWriter(w, h)
 		}
-		n, err := copyPooled(dst, io.NewSectionReader(f, 0, size), &u.prog.Live, true)
+		// The context is checked between buffers: a writer that looks
+		// at it only when closed (fileblob's) would otherwise copy the
+		// whole file past the end of the grace budget.
+		n, err := copyPooled(dst, fsutil.ContextReader(ctx, io.NewSectionReader(f, 0, size)), &u.prog.Live, true)
+		if cerr := ctx.Err(); cerr != nil {
+			cancel() // abort the upload: nothing is committed
+			closeWriter(w)
+			return cerr
+		}
 		if err == nil && n != size {
 			changed = true // shrank while read
 			err = errShrank
