@@ -97,3 +97,40 @@ func TestSidecarRunInstance(t *testing.T) {
 		t.Errorf("prefix %q", d["prefix"])
 	}
 }
+
+// On a mount store, a file whose name the storage library escapes (a
+// newline, text that reads as an escape) gets its modification time too.
+func TestSidecarMountEscapedNamesMtime(t *testing.T) {
+	mount := t.TempDir()
+	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
+	dir := filepath.Join(t.TempDir(), "out")
+	mtime := time.Date(2024, 2, 3, 4, 5, 6, 789, time.UTC)
+	stored := map[string]string{ // file → where the store keeps it
+		"plain.txt":          "r7/plain.txt",
+		"x\ny.txt":           "r7/x__0xa__y.txt",
+		"d\x01/__0x41__.txt": "r7/d__0x1__/__0x5f___0x41__.txt",
+	}
+	for name := range stored {
+		p := writeFile(t, dir, name, name)
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := filepath.Join(t.TempDir(), "done")
+	writeFile(t, filepath.Dir(until), "done", "")
+	r := cli(t, []string{"POLYAXON_RUN_INSTANCE=o.p.runs.r7"}, "sidecar", "--catalog", cat, "--path", dir, "--until-file", until, "--check-interval", "50ms")
+	r.expectCode(t, 0)
+	for name, rel := range stored {
+		st, err := os.Stat(filepath.Join(mount, rel))
+		if err != nil {
+			t.Errorf("%q: %v", name, err)
+			continue
+		}
+		if !st.ModTime().Equal(mtime) {
+			t.Errorf("%q stored as %s with mtime %v, want %v", name, rel, st.ModTime(), mtime)
+		}
+	}
+	if strings.Contains(r.Stderr, "level=WARN") {
+		t.Errorf("warnings:\n%s", r.Stderr)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -110,6 +111,7 @@ type sidecar struct {
 	changed     int              // files the last cycle found new or changed
 	stateWarned bool             // a failure to save the state was logged
 	linksOut    map[string]bool  // links leading out of the root, reported once
+	afterWarned atomic.Bool      // a failure of AfterUpload was logged as a warning
 }
 
 // reportLinksOut warns, once each, of the links to files outside the root,
@@ -125,6 +127,18 @@ func (s *sidecar) reportLinksOut(rels []string) {
 		s.linksOut[rel] = true
 		s.log.Warn("not uploaded: a symbolic link to a file outside --path", "file", rel, "path", s.cfg.Root)
 	}
+}
+
+// afterUploadFailed logs that what follows an upload (on a mount, setting
+// the file's modification time) failed: the first time as a warning, then
+// at debug level, so a file system that refuses it for every file does not
+// flood the log.
+func (s *sidecar) afterUploadFailed(key string, err error) {
+	if s.afterWarned.CompareAndSwap(false, true) {
+		s.log.Warn("the upload succeeded, but not what follows it (on a mount, setting the file's modification time); further failures are logged at debug level", "key", key, "error", err.Error())
+		return
+	}
+	s.log.Debug("after upload", "key", key, "error", err.Error())
 }
 
 // classify is the store's classification of err.
@@ -480,7 +494,7 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 			s.cfg.Metrics.uploaded(r.State.Size)
 			if s.cfg.AfterUpload != nil {
 				if err := s.cfg.AfterUpload(r.Key, r.State); err != nil {
-					s.log.Debug("after upload", "key", r.Key, "error", err.Error())
+					s.afterUploadFailed(r.Key, err)
 				}
 			}
 		} else if r.Err != nil {

@@ -217,16 +217,18 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		defer b.Close()
 		cfg.Bucket, cfg.StoreURL, cfg.Prefix = b, url, prefix
 		mount := conn.Mount().MountPath
+		// The file fileblob wrote, whose name it escaped where the key
+		// has characters or sequences it escapes.
 		cfg.AfterUpload = func(key string, st transfer.FileState) error {
 			t := time.Unix(0, st.ModTime)
-			return os.Chtimes(filepath.Join(mount, filepath.FromSlash(key)), t, t)
+			return os.Chtimes(sidecar.MountFile(mount, key), t, t)
 		}
 		cfg.AfterCycle = func() error { return fsutil.Syncfs(mount) }
 		// A folder of the store emptied by deletions goes too, so that a
 		// file of that name can take its place.
 		top := filepath.Join(mount, filepath.FromSlash(prefix))
 		cfg.AfterDelete = func(key string) error {
-			for d := filepath.Dir(filepath.Join(mount, filepath.FromSlash(key))); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
+			for d := filepath.Dir(sidecar.MountFile(mount, key)); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
 				if err := os.Remove(d); err != nil {
 					if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 						return nil
