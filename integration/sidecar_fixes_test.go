@@ -6,6 +6,7 @@ package integration
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -132,5 +133,74 @@ func TestSidecarMountEscapedNamesMtime(t *testing.T) {
 	}
 	if strings.Contains(r.Stderr, "level=WARN") {
 		t.Errorf("warnings:\n%s", r.Stderr)
+	}
+}
+
+// An upload to a mount store killed (SIGKILL) in the middle leaves no
+// temporary file among the run's files, where a download would take it
+// for one; the next start removes what it left, and what an older version
+// left beside the files.
+func TestSidecarMountKilledUpload(t *testing.T) {
+	mount := t.TempDir()
+	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
+	dir := filepath.Join(t.TempDir(), "out")
+	big := writeFile(t, dir, "big.bin", "")
+	if err := os.Truncate(big, 3<<30); err != nil { // sparse: long to copy, nothing to read
+		t.Fatal(err)
+	}
+	env := []string{"POLYAXON_RUN_INSTANCE=o.p.runs.r9"}
+	p := startSidecar(t, cat, env, "--path", dir, "--state", "none")
+	var temp string
+	waitFor(t, time.Minute, "the upload's temporary file", func() bool {
+		filepath.WalkDir(mount, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "big.bin.") && strings.HasSuffix(d.Name(), ".tmp") {
+				temp = path
+			}
+			return nil
+		})
+		return temp != ""
+	})
+	p.cmd.Process.Kill()
+	<-p.done
+	var visible []string
+	filepath.WalkDir(filepath.Join(mount, "r9"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			visible = append(visible, path)
+		}
+		return nil
+	})
+	if len(visible) > 0 {
+		t.Fatalf("a killed upload left among the run's files: %v", visible)
+	}
+
+	// The next start: the leftover, once untouched for an hour (as if
+	// the kill was two hours ago), is gone, and so is what an older
+	// version left beside the files.
+	old := time.Now().Add(-2 * time.Hour)
+	if filepath.Base(filepath.Dir(temp)) == ".initializer-tmp-sidecar" {
+		aged := filepath.Join(filepath.Dir(temp), fmt.Sprintf("big.bin.%x.tmp", old.UnixNano()))
+		if err := os.Rename(temp, aged); err != nil {
+			t.Fatal(err)
+		}
+		temp = aged
+	}
+	os.Chtimes(temp, old, old)
+	legacy := writeFile(t, mount, fmt.Sprintf("r9/sub/m.bin.%x.tmp", old.UnixNano()), "partial")
+	os.Chtimes(legacy, old, old)
+	os.Truncate(big, 1<<20)
+	until := filepath.Join(t.TempDir(), "done")
+	writeFile(t, filepath.Dir(until), "done", "")
+	r := cli(t, env, "sidecar", "--catalog", cat, "--path", dir, "--state", "none", "--until-file", until, "--check-interval", "50ms")
+	r.expectCode(t, 0)
+	for _, p := range []string{temp, legacy} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is left: %v", p, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(mount, "r9/big.bin")); err != nil || st.Size() != 1<<20 {
+		t.Errorf("big.bin: %v", err)
+	}
+	if !strings.Contains(r.Stderr, "removed the temporary file of an upload that was killed") {
+		t.Errorf("not logged:\n%s", r.Stderr)
 	}
 }

@@ -2,10 +2,18 @@ package sidecar
 
 import (
 	"context"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+
+	"github.com/initializer/initializer/connections"
 )
 
 // MountFile names the very file fileblob writes, for keys it escapes too.
@@ -34,5 +42,123 @@ func TestMountFileIsFileblobs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { fileblobEscape("run/some/deeper/path/to/the/model-checkpoint.bin") }); n > 1 {
 		t.Errorf("%v allocations for a key with nothing to escape", n) // the runes
+	}
+}
+
+// Through OpenMount's bucket, an upload is written in the hidden folder
+// at the mount's root, then renamed into place.
+func TestOpenMountTempsInHiddenFolder(t *testing.T) {
+	t.Setenv("TMPDIR", os.TempDir())
+	dir, local := t.TempDir(), t.TempDir()
+	cat, err := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenMount(cat.Connections[0], "run", local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Bucket.Close()
+	var temp string
+	opts := &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
+		var f *os.File
+		if as(&f) {
+			temp = f.Name()
+		}
+		return nil
+	}}
+	if err := m.Bucket.WriteAll(context.Background(), "run/a/model.bin", []byte("m"), opts); err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(temp) != filepath.Join(dir, mountTempDir) || !isFileblobTemp(filepath.Base(temp), time.Now()) {
+		t.Errorf("written through %s", temp)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "run/a/model.bin")); err != nil || string(got) != "m" {
+		t.Errorf("%q %v", got, err)
+	}
+	if left, _ := os.ReadDir(m.TempDir); len(left) != 0 {
+		t.Errorf("left in the temporary folder: %v", left)
+	}
+}
+
+func TestIsFileblobTemp(t *testing.T) {
+	now := time.Now()
+	stamp := strconv.FormatInt(now.Add(-time.Minute).UnixNano(), 16)
+	for name, want := range map[string]bool{
+		"model.bin." + stamp + ".tmp":              true,
+		"." + stamp + ".tmp":                       false, // no target name
+		"model.bin." + stamp:                       false,
+		"model." + stamp[1:] + ".tmp":              false, // 15 digits
+		"model." + strings.ToUpper(stamp) + ".tmp": false,
+		"model.xyz" + stamp[3:] + ".tmp":           false,
+		"model." + strconv.FormatInt(now.Add(time.Hour).UnixNano(), 16) + ".tmp": false, // made after its last change
+		"notes.tmp": false,
+	} {
+		if got := isFileblobTemp(name, now); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+}
+
+// The temporary files of killed uploads are removed at the start: in the
+// shared folder once untouched for an hour (other runs' uploads write
+// there), below the run's folder once untouched since the start, unless a
+// file of the job's has that name; nothing else.
+func TestRemoveStaleTemps(t *testing.T) {
+	mount, local := t.TempDir(), t.TempDir()
+	tmp := filepath.Join(mount, mountTempDir)
+	top := filepath.Join(mount, "run")
+	start := time.Now()
+	old, recent := start.Add(-2*time.Hour), start.Add(-time.Minute)
+	name := func(base string, made time.Time) string {
+		return base + "." + strconv.FormatInt(made.UnixNano(), 16) + ".tmp"
+	}
+	plant := func(p string, mtime time.Time) string {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, mtime, mtime)
+		return p
+	}
+	gone := []string{
+		plant(filepath.Join(tmp, name("a.bin", old)), old),
+		plant(filepath.Join(top, "d", name("model.bin", recent)), recent),
+		plant(filepath.Join(top, name("x__0xa__y", old)), old),
+	}
+	kept := []string{
+		plant(filepath.Join(tmp, name("b.bin", recent)), recent),                   // another run's, maybe still written
+		plant(filepath.Join(top, name("live.bin", start)), start.Add(time.Second)), // written since the start
+		plant(filepath.Join(top, "notes.tmp"), old),
+		plant(filepath.Join(top, name("made-later", start)), recent),  // its name's time is after its last change
+		plant(filepath.Join(mount, "other", name("c.bin", old)), old), // another run's folder
+		plant(filepath.Join(top, name("job.out", old)), old),          // a file of the job's
+	}
+	plant(filepath.Join(local, name("job.out", old)), old)
+	removeStaleTemps(mount, tmp, top, local, start, slog.New(slog.DiscardHandler))
+	for _, p := range gone {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is left: %v", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	// Uploading to the whole store (--prefix=), only what is untouched
+	// for an hour goes, and the shared folder is left to its own rule.
+	recentOther := plant(filepath.Join(mount, "other", name("e.bin", recent)), recent)
+	removeStaleTemps(mount, tmp, mount, local, start, slog.New(slog.DiscardHandler))
+	if _, err := os.Stat(kept[0]); err != nil {
+		t.Errorf("the shared folder was walked as the run's: %v", err)
+	}
+	if _, err := os.Stat(recentOther); err != nil {
+		t.Errorf("%s was removed: %v", recentOther, err)
+	}
+	if _, err := os.Stat(kept[4]); !os.IsNotExist(err) {
+		t.Errorf("%s is left: %v", kept[4], err)
 	}
 }

@@ -2,9 +2,11 @@ package sidecar
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
@@ -32,24 +34,63 @@ func RunUUID(instance string) (string, error) {
 	return parts[3], nil
 }
 
-// OpenMount opens a host_path/volume_claim mount as a bucket that writes no
-// attribute files and keeps its temporary files beside their targets (the
-// mount is usually another file system than $TMPDIR).
-func OpenMount(conn *connections.Connection) (*blob.Bucket, string, error) {
+// Mount is a host_path/volume_claim store opened for uploads.
+type Mount struct {
+	Bucket *blob.Bucket
+	Path   string // the mounted folder (schema.mountPath)
+	// TempDir is where uploads are written before they are renamed into
+	// place (see mountTempDir); "" when they are written beside their
+	// files.
+	TempDir string
+}
+
+// OpenMount opens a host_path/volume_claim mount for uploads below prefix
+// of the files of the folder localRoot, as a bucket that writes no
+// attribute files. It refuses a target and a folder that overlap.
+//
+// fileblob writes each upload to a temporary file, then renames it into
+// place. Those files go to a hidden folder at the mount's root (on the
+// same file system, out of every run's folder), so that an upload killed
+// (SIGKILL) leaves nothing beside the files; fileblob takes that folder
+// from os.TempDir, so OpenMount points $TMPDIR at it, for the whole
+// process. When that folder cannot be used, they are written beside their
+// files. Either way, the temporary files that killed uploads left are
+// removed (see removeStaleTemps).
+func OpenMount(conn *connections.Connection, prefix, localRoot string, log *slog.Logger) (*Mount, error) {
 	m := conn.Mount()
 	st, err := os.Stat(m.MountPath)
 	if err != nil || !st.IsDir() {
-		return nil, "", fault.New(fault.NotFound, "%s: schema.mountPath %s is not a mounted folder: %v; mount the volume in the sidecar container", conn, m.MountPath, err)
+		return nil, fault.New(fault.NotFound, "%s: schema.mountPath %s is not a mounted folder: %v; mount the volume in the sidecar container", conn, m.MountPath, err)
 	}
 	if m.ReadOnly {
-		return nil, "", fault.New(fault.Usage, "%s is read-only (schema.readOnly): the sidecar cannot upload to it", conn)
+		return nil, fault.New(fault.Usage, "%s is read-only (schema.readOnly): the sidecar cannot upload to it", conn)
 	}
-	b, err := fileblob.OpenBucket(m.MountPath, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+	top := filepath.Join(m.MountPath, filepath.FromSlash(prefix))
+	rd, rt := fsutil.Resolve(localRoot), fsutil.Resolve(top) // through symbolic links
+	if fsutil.Within(rd, rt) || fsutil.Within(rt, rd) {
+		return nil, fault.New(fault.Usage, "%s: the upload target %s and --path %s overlap: the sidecar would upload its own uploads; pick another --prefix or --path", conn, top, localRoot)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	tmp, err := mountTemps(m.MountPath, top)
 	if err != nil {
-		return nil, "", fault.Wrap(fault.LocalDisk, fmt.Errorf("%s: %w", conn, err))
+		log.Info("the uploads' temporary files are written beside their files: a killed upload can leave one there until the next start", "error", err.Error())
+	} else if err := os.Setenv("TMPDIR", tmp); err != nil {
+		return nil, fault.Wrap(fault.Internal, fmt.Errorf("setting $TMPDIR for the uploads' temporary files: %w", err))
 	}
-	return b, m.MountPath, nil
+	b, err := fileblob.OpenBucket(m.MountPath, &fileblob.Options{NoTempDir: tmp == "", Metadata: fileblob.MetadataDontWrite})
+	if err != nil {
+		return nil, fault.Wrap(fault.LocalDisk, fmt.Errorf("%s: %w", conn, err))
+	}
+	removeStaleTemps(m.MountPath, tmp, top, localRoot, start, log)
+	return &Mount{Bucket: b, Path: m.MountPath, TempDir: tmp}, nil
 }
+
+// startTempDir is the process's temporary folder as it started, before
+// OpenMount pointed $TMPDIR at a mount.
+var startTempDir = os.TempDir()
 
 // StatePath picks where the uploaded set is kept: --state, else beside the
 // folder (outside it), else in $TMPDIR when the parent is not writable.
@@ -68,7 +109,7 @@ func StatePath(flag, dir, storeURL, prefix string) string {
 		os.Remove(f.Name())
 		return filepath.Join(parent, name)
 	}
-	return filepath.Join(os.TempDir(), "initializer-sidecar-"+shortID(dir+"\x00"+storeURL+"\x00"+prefix)+".state")
+	return filepath.Join(startTempDir, "initializer-sidecar-"+shortID(dir+"\x00"+storeURL+"\x00"+prefix)+".state")
 }
 
 func shortID(s string) string {

@@ -60,7 +60,9 @@ func TestStatePath(t *testing.T) {
 }
 
 func TestOpenMount(t *testing.T) {
+	t.Setenv("TMPDIR", os.TempDir()) // OpenMount sets it
 	dir := t.TempDir()
+	local := t.TempDir()
 	for _, tt := range []struct {
 		doc   string
 		class fault.Class
@@ -73,15 +75,19 @@ func TestOpenMount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, url, err := OpenMount(cat.Connections[0])
+		m, err := OpenMount(cat.Connections[0], "run", local, nil)
 		if fault.ClassOf(err) != tt.class {
 			t.Errorf("%s: %v", tt.doc, err)
 		}
 		if err == nil {
-			if url != dir {
-				t.Errorf("url %q", url)
+			if m.Path != dir || m.TempDir != filepath.Join(dir, mountTempDir) || os.Getenv("TMPDIR") != m.TempDir {
+				t.Errorf("%+v, $TMPDIR %s", m, os.Getenv("TMPDIR"))
 			}
-			b.Close()
+			m.Bucket.Close()
 		}
+	}
+	cat, _ := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
+	if _, err := OpenMount(cat.Connections[0], "run", filepath.Join(dir, "run", "sub"), nil); fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("overlap: %v", err)
 	}
 }

@@ -210,13 +210,13 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 	if conn.Kind.IsMount() {
-		b, url, err := sidecar.OpenMount(conn)
+		m, err := sidecar.OpenMount(conn, prefix, dir, log)
 		if err != nil {
 			return nil, err
 		}
-		defer b.Close()
-		cfg.Bucket, cfg.StoreURL, cfg.Prefix = b, url, prefix
-		mount := conn.Mount().MountPath
+		defer m.Bucket.Close()
+		cfg.Bucket, cfg.StoreURL, cfg.Prefix = m.Bucket, m.Path, prefix
+		mount := m.Path
 		// The file fileblob wrote, whose name it escaped where the key
 		// has characters or sequences it escapes.
 		cfg.AfterUpload = func(key string, st transfer.FileState) error {
@@ -259,13 +259,6 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		defer func() { cancel(); <-checked; s.Close() }()
 		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, store.JoinKey(s.Prefix, prefix)
 		cfg.Transfer.Provider, cfg.Transfer.Classify, cfg.Transfer.Brief = s.Provider, store.Classify, store.Brief
-	}
-	if conn.Kind.IsMount() {
-		target := filepath.Join(cfg.StoreURL, filepath.FromSlash(cfg.Prefix))
-		rd, rt := fsutil.Resolve(dir), fsutil.Resolve(target) // through symbolic links
-		if fsutil.Within(rd, rt) || fsutil.Within(rt, rd) {
-			return nil, fault.New(fault.Usage, "%s: the upload target %s and --path %s overlap: the sidecar would upload its own uploads; pick another --prefix or --path", conn, target, dir)
-		}
 	}
 	cfg.StatePath = sidecar.StatePath(sf.state, dir, cfg.StoreURL, cfg.Prefix)
 
