@@ -111,6 +111,7 @@ type sidecar struct {
 	changed     int              // files the last cycle found new or changed
 	stateWarned bool             // a failure to save the state was logged
 	linksOut    map[string]bool  // links leading out of the root, reported once
+	lastDown    error            // the latest upload the store did not answer
 	afterWarned atomic.Bool      // a failure of AfterUpload was logged as a warning
 }
 
@@ -147,6 +148,25 @@ func (s *sidecar) classify(err error) fault.Class {
 		return s.cfg.Transfer.Classify(err)
 	}
 	return transfer.ClassifyCode(err)
+}
+
+// recordFailure keeps why rel's latest upload failed. An upload stopped at
+// the end keeps the cause of the failures before it; one stopped before a
+// try of its own failed (the SDK's own retries were still waiting) gets
+// the store's latest failure, which says why.
+func (s *sidecar) recordFailure(rel string, err error) {
+	prev := s.errs[rel]
+	switch {
+	case fault.ClassOf(err) != fault.Interrupted:
+		s.errs[rel] = err
+		if fault.ClassOf(err) == fault.Transient {
+			s.lastDown = err
+		}
+	case prev == nil && s.lastDown != nil:
+		s.errs[rel] = fmt.Errorf("%w; the store's latest failure, for another file: %v", err, s.lastDown)
+	case prev == nil:
+		s.errs[rel] = err
+	}
 }
 
 // permanentDels counts the pending deletions that trying again cannot mend
@@ -513,9 +533,7 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 			if permanentClass(fault.ClassOf(r.Err)) {
 				s.permanent++
 			}
-			if prev := s.errs[r.Rel]; prev == nil || fault.ClassOf(r.Err) != fault.Interrupted {
-				s.errs[r.Rel] = r.Err // an upload stopped at the end keeps the cause of the failures before
-			}
+			s.recordFailure(r.Rel, r.Err)
 			if failed <= 5 {
 				s.log.Warn("not uploaded", "file", r.Rel, "error", r.Err.Error())
 			}

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -205,5 +206,29 @@ func TestRunStateFileInsideFolder(t *testing.T) {
 	}
 	if got := below(root, filepath.Join(filepath.Dir(root), "out.state")); got != "" {
 		t.Errorf("below, outside: %q", got)
+	}
+}
+
+// An upload stopped at the end keeps the cause of its earlier failures;
+// one stopped before any try of its own failed gets the store's latest
+// failure, so the report says why (connection refused), not only that
+// the grace ran out.
+func TestRecordFailureKeepsACause(t *testing.T) {
+	s := &sidecar{errs: map[string]error{}}
+	stopped := fault.Wrap(fault.Interrupted, errors.New("upload stopped: context canceled"))
+	down := fault.New(fault.Transient, "upload of a: the store did not answer: connection refused")
+	s.recordFailure("a", down)
+	s.recordFailure("a", stopped)
+	if s.errs["a"] != down {
+		t.Errorf("a: %v", s.errs["a"])
+	}
+	s.recordFailure("late", stopped)
+	if e := s.errs["late"]; !strings.Contains(e.Error(), "connection refused") || fault.ClassOf(e) != fault.Interrupted {
+		t.Errorf("late: %v (%v)", e, fault.ClassOf(e))
+	}
+	fresh := &sidecar{errs: map[string]error{}}
+	fresh.recordFailure("x", stopped)
+	if fresh.errs["x"] != stopped {
+		t.Errorf("x: %v", fresh.errs["x"])
 	}
 }
