@@ -911,7 +911,11 @@ func (d *downloader) conflictOrLocal(o object, err error) error {
 		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is longer than the file system allows (255 bytes); rename it in the bucket, or take it with --files src:shorter-name", d.opts.Conn, o.name(), o.path)
 	}
 	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) {
-		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is both a file and a folder (the bucket has both \"a\" and \"a/…\" keys, or the local folder holds a file or folder of that name); remove one of them", d.opts.Conn, o.name(), o.path)
+		force := "; or pass --force to replace what was there before"
+		if d.opts.Force {
+			force = ""
+		}
+		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is both a file and a folder (the bucket has both \"a\" and \"a/…\" keys, or the local folder holds a file or folder of that name); remove one of them%s", d.opts.Conn, o.name(), o.path, force)
 	}
 	return d.localFault(err)
 }
