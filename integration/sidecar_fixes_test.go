@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -173,9 +174,23 @@ func TestSidecarMountKilledUpload(t *testing.T) {
 		t.Fatalf("a killed upload left among the run's files: %v", visible)
 	}
 
+	// A download of the store (a later job's host_path init container)
+	// leaves the hidden folder and its partial file out.
+	dl := t.TempDir()
+	dlCat := catalog(t, fmt.Sprintf("connections:\n- name: outputs\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
+	r := cli(t, nil, "--catalog", dlCat, "--connection", "outputs", "--path", dl)
+	r.expectCode(t, 0)
+	filepath.WalkDir(dl, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && (!d.IsDir() || strings.HasPrefix(d.Name(), ".initializer-tmp-")) {
+			t.Errorf("the download copied %s", path)
+		}
+		return nil
+	})
+
 	// The next start: the leftover, once untouched for an hour (as if
-	// the kill was two hours ago), is gone, and so is what an older
-	// version left beside the files.
+	// the kill was two hours ago), is gone. A file named like a
+	// temporary file among the run's files is left alone: it may be the
+	// job's own output.
 	old := time.Now().Add(-2 * time.Hour)
 	if filepath.Base(filepath.Dir(temp)) == ".initializer-tmp-sidecar" {
 		aged := filepath.Join(filepath.Dir(temp), fmt.Sprintf("big.bin.%x.tmp", old.UnixNano()))
@@ -183,24 +198,52 @@ func TestSidecarMountKilledUpload(t *testing.T) {
 			t.Fatal(err)
 		}
 		temp = aged
+	} else {
+		t.Fatalf("the upload's temporary file %s is not in the hidden folder", temp)
 	}
 	os.Chtimes(temp, old, old)
-	legacy := writeFile(t, mount, fmt.Sprintf("r9/sub/m.bin.%x.tmp", old.UnixNano()), "partial")
-	os.Chtimes(legacy, old, old)
+	lookalike := writeFile(t, mount, fmt.Sprintf("r9/sub/m.bin.%x.tmp", old.UnixNano()), "the job's output")
+	os.Chtimes(lookalike, old, old)
 	os.Truncate(big, 1<<20)
 	until := filepath.Join(t.TempDir(), "done")
 	writeFile(t, filepath.Dir(until), "done", "")
-	r := cli(t, env, "sidecar", "--catalog", cat, "--path", dir, "--state", "none", "--until-file", until, "--check-interval", "50ms")
+	r = cli(t, env, "sidecar", "--catalog", cat, "--path", dir, "--state", "none", "--until-file", until, "--check-interval", "50ms")
 	r.expectCode(t, 0)
-	for _, p := range []string{temp, legacy} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("%s is left: %v", p, err)
-		}
+	if _, err := os.Stat(temp); !os.IsNotExist(err) {
+		t.Errorf("%s is left: %v", temp, err)
+	}
+	if _, err := os.Stat(lookalike); err != nil {
+		t.Errorf("a file of the store named like a temporary file was removed: %v", err)
 	}
 	if st, err := os.Stat(filepath.Join(mount, "r9/big.bin")); err != nil || st.Size() != 1<<20 {
 		t.Errorf("big.bin: %v", err)
 	}
 	if !strings.Contains(r.Stderr, "removed the temporary file of an upload that was killed") {
 		t.Errorf("not logged:\n%s", r.Stderr)
+	}
+}
+
+// TestSidecarMountWithAMountBelow: a host_path store with another volume
+// mounted below the run's folder (a rename into it would cross file
+// systems): uploads go there, written beside their files.
+func TestSidecarMountWithAMountBelow(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is needed for this test: %v", err)
+	}
+	mount, vol := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(mount, "sub"), 0o755)
+	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "sub/x.txt", "into the other volume")
+	writeFile(t, dir, "y.txt", "into the store")
+	until := writeFile(t, t.TempDir(), "done", "")
+	wrapper := "unshare -m sh -c " + shellQuote(fmt.Sprintf("mount --bind %q %q && exec {}", vol, filepath.Join(mount, "sub")))
+	r := cliCmd(t, nil, wrapper, "sidecar", "--catalog", cat, "--path", dir, "--prefix=", "--state", "none", "--until-file", until, "--grace", "20s", "--strict")
+	r.expectCode(t, 0)
+	if got, _ := os.ReadFile(filepath.Join(vol, "x.txt")); string(got) != "into the other volume" {
+		t.Errorf("sub/x.txt in the mounted volume: %q\n%s", got, r.Stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(mount, "y.txt")); string(got) != "into the store" {
+		t.Errorf("y.txt: %q", got)
 	}
 }

@@ -316,8 +316,13 @@ func newExcluder(globs []string) (*excluder, error) {
 		if g == "" {
 			continue
 		}
+		if base, ok := strings.CutSuffix(g, "/**"); ok && base != "" && base != "**" {
+			// As in .gitignore, "a/**" is what is inside a, not a itself
+			// (the matcher's "**" may match nothing).
+			g = base + "/**/*"
+		}
 		if !doublestar.ValidatePattern(g) {
-			return nil, fmt.Errorf("--exclude %q is not a valid glob (an unclosed [ or {, or a trailing \\?); globs are made of *, **, ?, [abc], [!abc], {a,b} and \\ to escape", orig)
+			return nil, fmt.Errorf("--exclude %q is not a valid glob (unbalanced [ ] or { }, or a trailing \\); globs are made of *, **, ?, [abc], [!abc], {a,b} and \\ to escape", orig)
 		}
 		isPath := anchored || strings.Contains(g, "/")
 		switch {

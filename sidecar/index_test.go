@@ -191,7 +191,7 @@ func TestScanLinksLeadingOut(t *testing.T) {
 // rules of the other globs: no slash left is a name at any depth, a
 // leading slash anchors, a trailing slash is for folders only.
 func TestExcluderDoubleStar(t *testing.T) {
-	x, err := newExcluder([]string{"**/*.tmp", "**/ckpt/", "logs/**/debug.log", "/cache/**", "**/a/b.bin", "/**/top.txt"})
+	x, err := newExcluder([]string{"**/*.tmp", "**/ckpt/", "logs/**/debug.log", "/cache/**", "**/a/b.bin", "/**/top.txt", "ck2/**/", "d/logs/**"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,8 +209,15 @@ func TestExcluderDoubleStar(t *testing.T) {
 		{"logs/a/b/debug.log", false, true},
 		{"other/logs/debug.log", false, false},
 		{"logs/debug.log.1", false, false},
-		{"cache", true, true},
+		// As in .gitignore, "a/**" is what is inside a, not a itself.
+		{"cache", true, false},
+		{"cache/x", true, true},
 		{"cache/x/y", false, true},
+		{"ck2/a.bin", false, false},
+		{"ck2/sub", true, true},
+		{"ck2", true, false},
+		{"d/logs", false, false},
+		{"d/logs/x", false, true},
 		{"sub/cache/y", false, false},
 		{"a/b.bin", false, true},
 		{"z/y/a/b.bin", false, true},
@@ -227,7 +234,7 @@ func TestExcluderDoubleStar(t *testing.T) {
 			t.Errorf("%s (dir %v): excluded %v, want %v", c.rel, c.dir, got, c.want)
 		}
 	}
-	for _, bad := range []string{"[bad", "a/{b", `x\`} {
+	for _, bad := range []string{"[bad", "a/{b", `x\`, "run}.txt"} {
 		if _, err := newExcluder([]string{bad}); err == nil || !strings.Contains(err.Error(), "--exclude") {
 			t.Errorf("%q: %v", bad, err)
 		}

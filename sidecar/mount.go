@@ -93,18 +93,15 @@ func escapeLike(r []rune, i int) bool {
 // folder, instead of beside the files, where it would be taken for one.
 const mountTempDir = fsutil.TempPrefix + "sidecar"
 
-// Temporary files of killed uploads are removed once untouched for so
-// long: in the shared folder, where other sidecars' uploads write theirs
-// (an upload writes to its file all the time); beside the files, below
-// the run's own prefix, where only an earlier start of this run wrote.
-const (
-	staleShared = time.Hour
-	staleOwn    = 2 * time.Second
-)
+// Temporary files of killed uploads are removed from the shared folder
+// once untouched for so long: other sidecars' uploads write theirs there
+// too (an upload writes to its file all the time).
+const staleShared = time.Hour
 
 // mountTemps makes the folder for the uploads' temporary files in mount
 // and checks that this process can write there and rename from there to
-// top, the folder the uploads go to (same file system).
+// top, the folder the uploads go to: same file system, and no other mount
+// below top (a rename into it would cross file systems).
 func mountTemps(mount, top string) (string, error) {
 	dir := filepath.Join(mount, mountTempDir)
 	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -145,69 +142,84 @@ func mountTemps(mount, top string) (string, error) {
 	if a.Dev != b.Dev {
 		return "", fmt.Errorf("%s and %s are on different file systems", dir, near)
 	}
+	if m, err := mountBelow(fsutil.Resolve(top)); err != nil {
+		return "", err
+	} else if m != "" {
+		return "", fmt.Errorf("%s is another file system mounted below %s", m, top)
+	}
 	return dir, nil
 }
 
-// removeStaleTemps removes the temporary files that uploads killed before
-// they ended left in the mount store: in tmp, the shared folder (none when
-// ""), those untouched for staleShared; beside the files below top, the
-// run's own folder in the store, those untouched since start (less
-// staleOwn; staleShared when top is the whole store, where other runs
-// upload too) that are no file of the folder localRoot uploaded under that
-// name. Only fileblob's exact naming is taken (see isFileblobTemp).
-func removeStaleTemps(mount, tmp, top, localRoot string, start time.Time, log *slog.Logger) {
+// mountBelow returns a mount point strictly below dir, "" when there is
+// none (read from /proc/self/mountinfo).
+func mountBelow(dir string) (string, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		// Field 5 is the mount point, with space, tab, newline and
+		// backslash written as octal escapes.
+		if mp := unescapeMountinfo(fields[4]); strings.HasPrefix(mp, prefix) {
+			return mp, nil
+		}
+	}
+	return "", nil
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// removeStaleTemps removes, from tmp, the shared folder of the uploads'
+// temporary files, those that uploads killed before they ended left there
+// and that are untouched for staleShared. Only this folder is looked at:
+// below it, every name is this tool's; elsewhere in the store, a file
+// named like a temporary file may be anyone's data.
+func removeStaleTemps(tmp string, start time.Time, log *slog.Logger) {
+	if tmp == "" {
+		return
+	}
 	removed := 0
-	remove := func(p string) {
+	entries, _ := os.ReadDir(tmp)
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !isFileblobTemp(e.Name(), info.ModTime()) || start.Sub(info.ModTime()) <= staleShared {
+			continue
+		}
+		p := filepath.Join(tmp, e.Name())
 		if err := os.Remove(p); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				log.Warn("cannot remove the temporary file of an upload that was killed", "file", p, "error", err.Error())
 			}
-			return
+			continue
 		}
 		if removed++; removed <= 10 {
 			log.Info("removed the temporary file of an upload that was killed", "file", p)
 		}
 	}
-	if tmp != "" {
-		entries, _ := os.ReadDir(tmp)
-		for _, e := range entries {
-			if !e.Type().IsRegular() {
-				continue
-			}
-			if info, err := e.Info(); err == nil && isFileblobTemp(e.Name(), info.ModTime()) && start.Sub(info.ModTime()) > staleShared {
-				remove(filepath.Join(tmp, e.Name()))
-			}
-		}
-	}
-	stale := staleOwn
-	if filepath.Clean(top) == filepath.Clean(mount) {
-		stale = staleShared
-	}
-	hidden := filepath.Join(mount, mountTempDir)
-	filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil:
-			return nil // a folder that cannot be read, or no folder yet
-		case d.IsDir():
-			if p == hidden { // --prefix= : the shared folder is below top
-				return filepath.SkipDir
-			}
-			return nil
-		case !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".tmp"):
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil || !isFileblobTemp(d.Name(), info.ModTime()) || start.Sub(info.ModTime()) < stale {
-			return nil
-		}
-		if rel, err := filepath.Rel(top, p); err != nil {
-			return nil
-		} else if _, err := os.Lstat(filepath.Join(localRoot, rel)); err == nil {
-			return nil // a file of the job's, uploaded under that name
-		}
-		remove(p)
-		return nil
-	})
 	if removed > 10 {
 		log.Info("removed more temporary files of uploads that were killed", "count", removed-10)
 	}

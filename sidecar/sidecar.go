@@ -685,6 +685,9 @@ func (s *sidecar) finish() {
 			}
 		}
 		c := fault.ClassOf(err)
+		if c == fault.Interrupted {
+			err = fmt.Errorf("stopped when the grace period (--grace) ran out: %w", err)
+		}
 		if c == fault.Interrupted || c == fault.Internal {
 			c = fault.Transient
 		}

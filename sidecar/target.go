@@ -54,8 +54,8 @@ type Mount struct {
 // (SIGKILL) leaves nothing beside the files; fileblob takes that folder
 // from os.TempDir, so OpenMount points $TMPDIR at it, for the whole
 // process. When that folder cannot be used, they are written beside their
-// files. Either way, the temporary files that killed uploads left are
-// removed (see removeStaleTemps).
+// files (and a killed upload can leave one there). The temporary files
+// that killed uploads left in that folder are removed (removeStaleTemps).
 func OpenMount(conn *connections.Connection, prefix, localRoot string, log *slog.Logger) (*Mount, error) {
 	m := conn.Mount()
 	st, err := os.Stat(m.MountPath)
@@ -84,7 +84,7 @@ func OpenMount(conn *connections.Connection, prefix, localRoot string, log *slog
 	if err != nil {
 		return nil, fault.Wrap(fault.LocalDisk, fmt.Errorf("%s: %w", conn, err))
 	}
-	removeStaleTemps(m.MountPath, tmp, top, localRoot, start, log)
+	removeStaleTemps(tmp, start, log)
 	return &Mount{Bucket: b, Path: m.MountPath, TempDir: tmp}, nil
 }
 

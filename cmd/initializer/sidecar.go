@@ -227,17 +227,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		// A folder of the store emptied by deletions goes too, so that a
 		// file of that name can take its place.
 		top := filepath.Join(mount, filepath.FromSlash(prefix))
-		cfg.AfterDelete = func(key string) error {
-			for d := filepath.Dir(sidecar.MountFile(mount, key)); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
-				if err := os.Remove(d); err != nil {
-					if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
-						return nil
-					}
-					return err
-				}
-			}
-			return nil
-		}
+		cfg.AfterDelete = func(key string) error { return removeEmptied(top, sidecar.MountFile(mount, key)) }
 		// Local file-system errors: a file where a folder is needed or the
 		// reverse cannot be fixed by trying again.
 		cfg.Transfer.Classify = mountClass
@@ -319,10 +309,30 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 	return nil
 }
 
+// removeEmptied removes the folders of a deleted file, below top, that
+// the deletion left empty, deepest first. It stops at the first folder
+// that holds anything, and at a link: a link to a folder in the store
+// stays, with what it points to.
+func removeEmptied(top, file string) error {
+	for d := filepath.Dir(file); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
+		if st, err := os.Lstat(d); err != nil || !st.IsDir() {
+			return nil
+		}
+		if err := os.Remove(d); err != nil {
+			if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // mountClass classifies the errors of uploads to a mounted folder.
 func mountClass(err error) fault.Class {
 	switch {
-	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY):
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY),
+		errors.Is(err, syscall.EXDEV): // a volume mounted below the store's folder after the start
 		return fault.Usage
 	}
 	if c := fault.ClassOf(fault.FromSystem(err)); c != fault.Internal {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,6 +224,14 @@ func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) err
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return c.walkErr(p, err)
+		}
+		if p != src && strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
+			// This tool's own temporary files (an upload or a copy killed
+			// midway, the sidecar's folder of them): never data.
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		to := target(src, dst, p)
 		info, err := d.Info()
