@@ -38,3 +38,18 @@ func Syncfs(path string) error {
 	}
 	return nil
 }
+
+// MountID identifies the mount p is on (p itself when it is a mount
+// point): its mount ID where the kernel gives one (bind mounts of one file
+// system share a device, and a rename between them fails all the same),
+// else its device.
+func MountID(p string) (uint64, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, &os.PathError{Op: "statx", Path: p, Err: err}
+	}
+	if stx.Mask&unix.STATX_MNT_ID != 0 {
+		return stx.Mnt_id, nil
+	}
+	return uint64(stx.Dev_major)<<32 | uint64(stx.Dev_minor), nil
+}

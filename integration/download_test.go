@@ -705,6 +705,20 @@ func TestDownloadForceKeepsMountedVolumes(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(vol, "weights.pt")); err != nil || string(got) != "the volume's data" {
 		t.Errorf("the mounted volume lost its data: %q, %v", got, err)
 	}
+	// A file mounted where the bucket puts a folder (a ConfigMap's subPath):
+	// refused the same way.
+	st.put(t, bucket, "p2/cfg/x", strings.NewReader("x"), 1)
+	entry2, env2 := st.connection(t, bucket, "p2", false)
+	dst2 := t.TempDir()
+	cfg := writeFile(t, t.TempDir(), "cfg", "mounted file")
+	writeFile(t, dst2, "cfg", "")
+	wrapper2 := "unshare -m sh -c " + shellQuote(fmt.Sprintf("mount --bind %q %q && exec {}", cfg, filepath.Join(dst2, "cfg")))
+	r = cliCmd(t, env2, wrapper2, "--catalog", storeCatalog(t, entry2), "--connection", "data", "--path", dst2, "--force")
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "mount point") {
+		t.Errorf("the refusal does not name the mount point:\n%s", r.Stderr)
+	}
+
 	// Not mounted, the same folder is removed with --force.
 	r = cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", dst, "--force")
 	r.expectCode(t, 0)

@@ -247,3 +247,27 @@ func TestSidecarMountWithAMountBelow(t *testing.T) {
 		t.Errorf("y.txt: %q", got)
 	}
 }
+
+// TestSidecarMountWithABindMountAtThePrefix: the run's folder of a host_path
+// store is itself a bind mount of the same file system (a rename into it
+// fails all the same): uploads are written beside their files, and land.
+func TestSidecarMountWithABindMountAtThePrefix(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is needed for this test: %v", err)
+	}
+	mount, vol := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(mount, "r1"), 0o755)
+	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "a.txt", "a")
+	writeFile(t, dir, "sub/b.txt", "b")
+	until := writeFile(t, t.TempDir(), "done", "")
+	wrapper := "unshare -m sh -c " + shellQuote(fmt.Sprintf("mount --bind %q %q && exec {}", vol, filepath.Join(mount, "r1")))
+	r := cliCmd(t, nil, wrapper, "sidecar", "--catalog", cat, "--path", dir, "--prefix", "r1", "--state", "none", "--until-file", until, "--grace", "20s", "--strict")
+	r.expectCode(t, 0)
+	for rel, want := range map[string]string{"a.txt": "a", "sub/b.txt": "b"} {
+		if got, _ := os.ReadFile(filepath.Join(vol, rel)); string(got) != want {
+			t.Errorf("%s in the bind-mounted folder: %q\n%s", rel, got, r.Stderr)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/initializer/initializer/fsutil"
@@ -132,15 +131,18 @@ func mountTemps(mount, top string) (string, error) {
 		}
 		near = parent
 	}
-	var a, b syscall.Stat_t
-	if err := syscall.Stat(dir, &a); err != nil {
+	// Renames work within one mount only: a bind mount of the same file
+	// system at or above top counts as another.
+	a, err := fsutil.MountID(dir)
+	if err != nil {
 		return "", err
 	}
-	if err := syscall.Stat(near, &b); err != nil {
+	b, err := fsutil.MountID(fsutil.Resolve(near))
+	if err != nil {
 		return "", err
 	}
-	if a.Dev != b.Dev {
-		return "", fmt.Errorf("%s and %s are on different file systems", dir, near)
+	if a != b {
+		return "", fmt.Errorf("%s and %s are on different mounts", dir, near)
 	}
 	if m, err := mountBelow(fsutil.Resolve(top)); err != nil {
 		return "", err

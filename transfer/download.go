@@ -80,8 +80,9 @@ type downloader struct {
 	planned                                       atomic.Int64 // bytes of the objects planned
 	start                                         time.Time    // when the download started: what --force may replace is older
 
-	mu   sync.Mutex
-	made []string // folders created for files and markers, the outermost of each MkdirAll: removed if empty when the download fails
+	clearing sync.Mutex // --force clears the way for one object at a time
+	mu       sync.Mutex
+	made     []string // folders created for files and markers, the outermost of each MkdirAll: removed if empty when the download fails
 	// escapedNames maps the local paths of objects whose store key is not
 	// their listed name (RealKeys) to that key: two such objects, one
 	// written by another tool, one by gocloud, can claim the same name.
@@ -409,8 +410,12 @@ func (d *downloader) madeDir(top string) {
 // (nil: a folder found where the file goes); only a name conflict counts.
 // The bucket is asked first: when it has keys below that folder, or an
 // object where that file stands, the conflict is its own ("a" and "a/b")
-// and stays an error, whatever this run already wrote. Nothing that holds
-// a mount point is removed.
+// and stays an error, whatever this run already wrote; so does one whose
+// name the storage library escapes (the bucket could not be asked
+// reliably). Nothing below a link, nothing that is or holds a mount point,
+// is removed. Workers clear one at a time; it reports true when the way
+// is clear now (another worker may have cleared it), so that the caller
+// tries once more.
 func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool, error) {
 	if !d.opts.Force || o.real != "" {
 		return false, nil
@@ -422,17 +427,24 @@ func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool,
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return false, nil
 	}
+	d.clearing.Lock()
+	defer d.clearing.Unlock()
 	parts := strings.Split(rel, string(filepath.Separator))
 	p := d.root
 	for i, part := range parts {
 		p = filepath.Join(p, part)
 		st, err := os.Lstat(p)
 		if err != nil {
-			return false, nil // nothing further in the way
+			// Nothing further in the way: cleared, by another worker
+			// perhaps; or a name that cannot be looked at.
+			return errors.Is(err, fs.ErrNotExist), nil
 		}
 		wantDir := i < len(parts)-1 || o.marker
 		isDir := isDirOrLink(p, st)
 		if isDir == wantDir {
+			if st.Mode()&fs.ModeSymlink != 0 {
+				return false, nil // below a link: not --path's to clear
+			}
 			continue
 		}
 		// The key p stands for: o's key without the names below p.
@@ -444,8 +456,14 @@ func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool,
 			}
 			key = strings.TrimSuffix(key, suffix)
 		}
+		if rk, ok := d.opts.Provider.(RealKeys); ok && rk.RealPrefix(key+"/") != key+"/" {
+			return false, nil // a name the storage library escapes
+		}
 		theirs, err := d.bucketHas(ctx, key, isDir)
 		if err != nil || theirs {
+			return false, err
+		}
+		if err := d.noMountIn(p, st.IsDir()); err != nil {
 			return false, err
 		}
 		what := "file"
@@ -453,20 +471,17 @@ func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool,
 			what = "folder"
 		}
 		if st.IsDir() {
-			if err := d.noMountIn(p); err != nil {
-				return false, err
-			}
 			err = os.RemoveAll(p)
 		} else {
 			err = os.Remove(p) // a file, or a link (never what it points to)
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, d.localFault(err)
 		}
 		d.opts.Log.Warn("--force: removed a "+what+" that stood where the bucket puts a "+map[bool]string{true: "folder", false: "file"}[wantDir], "path", p)
 		return true, nil
 	}
-	return false, nil
+	return true, nil // nothing in the way (any more)
 }
 
 // isDirOrLink reports a folder, or a link to one (which serves as the
@@ -499,40 +514,33 @@ func (d *downloader) bucketHas(ctx context.Context, key string, dir bool) (bool,
 	return has, nil
 }
 
-// noMountIn refuses to remove a folder that is, or holds, a mount point
-// (bind mounts included): removing it would empty another volume.
-func (d *downloader) noMountIn(dir string) error {
-	root, err := mountOf(d.root)
+// noMountIn refuses to remove p when it is, or (a folder) holds, a mount
+// point, bind mounts included: removing it would empty another volume, or
+// fail on a file mounted there.
+func (d *downloader) noMountIn(p string, dir bool) error {
+	root, err := fsutil.MountID(d.root)
 	if err != nil {
 		return d.localFault(err)
 	}
-	return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || !e.IsDir() {
-			return err
-		}
-		m, err := mountOf(p)
+	check := func(q string) error {
+		m, err := fsutil.MountID(q)
 		if err != nil {
 			return d.localFault(err)
 		}
 		if m != root {
-			return fault.New(fault.Usage, "%s: --force will not remove %s: %s is a mount point (another volume); unmount it, or choose another --path", d.opts.Conn, dir, p)
+			return fault.New(fault.Usage, "%s: --force will not remove %s: %s is a mount point (another volume); unmount it, or choose another --path", d.opts.Conn, p, q)
 		}
 		return nil
+	}
+	if !dir {
+		return check(p)
+	}
+	return filepath.WalkDir(p, func(q string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return check(q)
 	})
-}
-
-// mountOf identifies the mount p is on: its mount ID where the kernel
-// gives one (bind mounts of one file system share a device), else its
-// device.
-func mountOf(p string) (uint64, error) {
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
-		return 0, &fs.PathError{Op: "statx", Path: p, Err: err}
-	}
-	if stx.Mask&unix.STATX_MNT_ID != 0 {
-		return stx.Mnt_id, nil
-	}
-	return uint64(stx.Dev_major)<<32 | uint64(stx.Dev_minor), nil
 }
 
 // upToDate compares the local file with the object: size and modification
@@ -911,7 +919,7 @@ func (d *downloader) conflictOrLocal(o object, err error) error {
 		return fault.New(fault.Usage, "%s: object %q cannot be written to %s: a name on its path is longer than the file system allows (255 bytes); rename it in the bucket, or take it with --files src:shorter-name", d.opts.Conn, o.name(), o.path)
 	}
 	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) {
-		force := "; or pass --force to replace what was there before"
+		force := "; or, if that file or folder was there before the download, pass --force to replace it"
 		if d.opts.Force {
 			force = ""
 		}

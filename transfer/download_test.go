@@ -539,8 +539,9 @@ func TestDownloadForce(t *testing.T) {
 		}
 	}
 
-	// A link to a folder on the way is the folder: with --force, an object
-	// that meets a stale folder below it removes that folder, not the link.
+	// A link to a folder on the way is the folder, but what lies beyond it
+	// is not --path's: --force removes nothing there (the error stays),
+	// and the link stays.
 	dst = t.TempDir()
 	elsewhere := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(elsewhere, "a.txt", "old"), 0o755); err != nil {
@@ -551,14 +552,27 @@ func TestDownloadForce(t *testing.T) {
 	if err := os.Symlink(elsewhere, filepath.Join(dst, "linked")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Download(context.Background(), nested, whole, dst, o); err != nil {
-		t.Fatalf("through a linked folder, with --force: %v", err)
+	if _, err := Download(context.Background(), nested, whole, dst, o); fault.ClassOf(err) != fault.Usage {
+		t.Errorf("through a linked folder, with --force: %v", err)
 	}
 	if fi, err := os.Lstat(filepath.Join(dst, "linked")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		t.Errorf("the link to a folder was replaced: %v, %v", fi, err)
 	}
-	if got, _ := os.ReadFile(filepath.Join(elsewhere, "a.txt")); string(got) != "a" {
-		t.Errorf("a.txt through the link: %q", got)
+	if _, err := os.Stat(filepath.Join(elsewhere, "a.txt", "old")); err != nil {
+		t.Errorf("--force removed a folder beyond a link: %v", err)
+	}
+
+	// Many workers meeting one stale file where the bucket now has a
+	// folder: one clears it, all download.
+	many := memblob.OpenBucket(nil)
+	for i := range 64 {
+		put(t, many, fmt.Sprintf("a/f%02d", i), []byte("x"))
+	}
+	dst = t.TempDir()
+	os.WriteFile(filepath.Join(dst, "a"), []byte("an old file"), 0o644)
+	o.Workers = 32
+	if st, err := Download(context.Background(), many, whole, dst, o); err != nil || st.Files != 64 {
+		t.Errorf("64 files below a stale file, 32 workers, --force: %+v, %v", st, err)
 	}
 
 	conflict := memblob.OpenBucket(nil)
@@ -698,5 +712,34 @@ func TestDownloadFailedLeavesNoEmptyFolders(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dst, "kept")); err != nil {
 		t.Errorf("a folder from before the run was removed: %v", err)
+	}
+}
+
+// escapingProvider is a store whose storage library escapes "%" in keys
+// (as gocloud does on Azure): its real keys differ from the blob API's.
+type escapingProvider struct{ wholeProvider }
+
+func (*escapingProvider) RealKey(lo *blob.ListObject) (string, bool) { return lo.Key, false }
+func (*escapingProvider) RealPrefix(prefix string) string {
+	return strings.ReplaceAll(prefix, "%", "__0x25__")
+}
+func (*escapingProvider) OpenReal(ctx context.Context, b *blob.Bucket, key, real string) (ObjectReader, error) {
+	return b.NewReader(ctx, key, nil)
+}
+
+// With --force, a conflict on a name the storage library escapes is not
+// cleared: the bucket cannot be asked reliably whether it is its own.
+func TestDownloadForceEscapedNames(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "a%/b", []byte("b"))
+	dst := t.TempDir()
+	os.WriteFile(filepath.Join(dst, "a%"), []byte("maybe this run's"), 0o644)
+	o := testOpts()
+	o.Force, o.Provider = true, &escapingProvider{}
+	if _, err := Download(context.Background(), b, whole, dst, o); fault.ClassOf(err) != fault.Usage {
+		t.Errorf("err = %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "a%")); string(got) != "maybe this run's" {
+		t.Errorf("a%%: %q", got)
 	}
 }

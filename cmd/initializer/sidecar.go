@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -314,10 +315,20 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 // that holds anything, and at a link: a link to a folder in the store
 // stays, with what it points to.
 func removeEmptied(top, file string) error {
-	for d := filepath.Dir(file); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
-		if st, err := os.Lstat(d); err != nil || !st.IsDir() {
+	// Nothing is removed through a link: each folder from top down must
+	// be a folder of its own.
+	rel, err := filepath.Rel(top, filepath.Dir(file))
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return nil
+	}
+	p := top
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		if st, err := os.Lstat(p); err != nil || !st.IsDir() {
 			return nil
 		}
+	}
+	for d := filepath.Dir(file); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
 		if err := os.Remove(d); err != nil {
 			if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 				return nil

@@ -55,3 +55,19 @@ func TestRemoveEmptied(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A deletion below a link to a folder in the store (a file uploaded
+// through it) removes nothing in the link's target.
+func TestRemoveEmptiedStopsAtLinksOnThePath(t *testing.T) {
+	top, ext := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(ext, "sub2"), 0o755)
+	if err := os.Symlink(ext, filepath.Join(top, "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeEmptied(top, filepath.Join(top, "lnk", "sub2", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(ext, "sub2")); err != nil {
+		t.Errorf("a folder in the link's target was removed: %v", err)
+	}
+}

@@ -228,6 +228,7 @@ func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) err
 		if p != src && strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
 			// This tool's own temporary files (an upload or a copy killed
 			// midway, the sidecar's folder of them): never data.
+			c.opts.Log.Info("not copied: this tool's temporary files (.initializer-tmp-*)", "path", p)
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
