@@ -69,6 +69,10 @@ type Config struct {
 	// AfterDelete, when set, is called after an object was deleted (a mount
 	// removes the folders it leaves empty).
 	AfterDelete func(key string) error
+	// BeforeDelete, when set, may refuse the deletion of an object (a
+	// mount store: a file reached through a link); the object is kept,
+	// and the refusal warned about once.
+	BeforeDelete func(key string) error
 }
 
 // Failure names a file that is not in the store.
@@ -585,6 +589,13 @@ func (s *sidecar) deletePending(ctx context.Context) bool {
 			// The file is back (re-created while its deletion waited).
 			delete(s.dels, k)
 			continue
+		}
+		if s.cfg.BeforeDelete != nil {
+			if err := s.cfg.BeforeDelete(k); err != nil {
+				s.log.Warn("not deleted: the object is kept", "key", k, "reason", err.Error())
+				delete(s.dels, k)
+				continue
+			}
 		}
 		err := s.cfg.Bucket.Delete(ctx, k)
 		if err != nil && gcerrors.Code(err) != gcerrors.NotFound {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +231,35 @@ func TestRecordFailureKeepsACause(t *testing.T) {
 	fresh.recordFailure("x", stopped)
 	if fresh.errs["x"] != stopped {
 		t.Errorf("x: %v", fresh.errs["x"])
+	}
+}
+
+// A deletion that BeforeDelete refuses keeps the object, and is not
+// tried again.
+func TestRunBeforeDeleteRefuses(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := filepath.Join(t.TempDir(), "out")
+	write(t, root, "kept", "1")
+	until := filepath.Join(t.TempDir(), "until")
+	cfg := testConfig(b, root)
+	cfg.UntilFile, cfg.Delete = until, true
+	var asked atomic.Int32
+	cfg.BeforeDelete = func(key string) error { asked.Add(1); return errors.New("reached through a link") }
+	done := make(chan Report)
+	go func() {
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	eventually(t, "kept uploaded", func() bool { return has(t, b, "run/kept", "1") })
+	os.Remove(filepath.Join(root, "kept"))
+	eventually(t, "the deletion asked", func() bool { return asked.Load() > 0 })
+	time.Sleep(200 * time.Millisecond) // a few more cycles
+	write(t, filepath.Dir(until), "until", "")
+	rep := <-done
+	if !has(t, b, "run/kept", "1") || rep.Deleted != 0 || asked.Load() != 1 {
+		t.Errorf("object kept %v, deleted %d, asked %d times", has(t, b, "run/kept", "1"), rep.Deleted, asked.Load())
 	}
 }

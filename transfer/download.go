@@ -467,7 +467,10 @@ func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool,
 			return false, err
 		}
 		what := "file"
-		if isDir {
+		switch {
+		case st.Mode()&fs.ModeSymlink != 0:
+			what = "link"
+		case isDir:
 			what = "folder"
 		}
 		if st.IsDir() {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -229,6 +231,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		// file of that name can take its place.
 		top := filepath.Join(mount, filepath.FromSlash(prefix))
 		cfg.AfterDelete = func(key string) error { return removeEmptied(top, sidecar.MountFile(mount, key)) }
+		cfg.BeforeDelete = func(key string) error { return noLinkOnPath(top, sidecar.MountFile(mount, key)) }
 		// Local file-system errors: a file where a folder is needed or the
 		// reverse cannot be fixed by trying again.
 		cfg.Transfer.Classify = mountClass
@@ -310,23 +313,38 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 	return nil
 }
 
-// removeEmptied removes the folders of a deleted file, below top, that
-// the deletion left empty, deepest first. It stops at the first folder
-// that holds anything, and at a link: a link to a folder in the store
-// stays, with what it points to.
-func removeEmptied(top, file string) error {
-	// Nothing is removed through a link: each folder from top down must
-	// be a folder of its own.
+// noLinkOnPath refuses a file of the store reached through a link (or
+// anything but a folder) on its way from top: deleting it, or the folders
+// around it, would act on what the link points to, outside the store.
+func noLinkOnPath(top, file string) error {
 	rel, err := filepath.Rel(top, filepath.Dir(file))
-	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("%s is not below %s", file, top)
+	}
+	if rel == "." {
 		return nil
 	}
 	p := top
 	for _, part := range strings.Split(rel, string(filepath.Separator)) {
 		p = filepath.Join(p, part)
-		if st, err := os.Lstat(p); err != nil || !st.IsDir() {
-			return nil
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing there: nothing to act on through it
 		}
+		if err != nil || !st.IsDir() {
+			return fmt.Errorf("%s is reached through %s, which is not a folder of the store (a link?)", file, p)
+		}
+	}
+	return nil
+}
+
+// removeEmptied removes the folders of a deleted file, below top, that
+// the deletion left empty, deepest first. It stops at the first folder
+// that holds anything, and at a link: a link to a folder in the store
+// stays, with what it points to.
+func removeEmptied(top, file string) error {
+	if noLinkOnPath(top, file) != nil {
+		return nil
 	}
 	for d := filepath.Dir(file); d != top && fsutil.Within(top, d); d = filepath.Dir(d) {
 		if err := os.Remove(d); err != nil {

@@ -71,3 +71,21 @@ func TestRemoveEmptiedStopsAtLinksOnThePath(t *testing.T) {
 		t.Errorf("a folder in the link's target was removed: %v", err)
 	}
 }
+
+// A file of the store reached through a link to a folder is not deleted
+// (it lies outside the store); one in the store's own folders is.
+func TestNoLinkOnPath(t *testing.T) {
+	top, ext := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(top, "own", "deep"), 0o755)
+	if err := os.Symlink(ext, filepath.Join(top, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := noLinkOnPath(top, filepath.Join(top, "d", "x.txt")); err == nil {
+		t.Error("a file through a link may be deleted")
+	}
+	for _, ok := range []string{"x.txt", "own/deep/y.txt", "gone/z.txt"} {
+		if err := noLinkOnPath(top, filepath.Join(top, ok)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}
