@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -165,8 +166,8 @@ func RemoveTemps(root string) (int, error) {
 	removed := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				return nil // nothing there (or a file where a folder is): no temporary file either
 			}
 			return err
 		}
@@ -187,7 +188,7 @@ func RemoveTemps(root string) (int, error) {
 func RemoveTempsIn(dir string) (int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return 0, nil
 		}
 		return 0, err

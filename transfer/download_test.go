@@ -743,3 +743,24 @@ func TestDownloadForceEscapedNames(t *testing.T) {
 		t.Errorf("a%%: %q", got)
 	}
 }
+
+// A file where a renamed selection's destination folder goes: a clear
+// conflict (exit 2) without --force, cleared with it.
+func TestDownloadFileAboveARenamedSelection(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "ds/train/a", []byte("a"))
+	sel := []Selection{{Key: "ds/train", Dst: "out/train", Dir: true}}
+	dst := t.TempDir()
+	os.WriteFile(filepath.Join(dst, "out"), []byte("an old file"), 0o644)
+	if _, err := Download(context.Background(), b, sel, dst, testOpts()); fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("without --force: %v (%v)", err, fault.ClassOf(err))
+	}
+	o := testOpts()
+	o.Force = true
+	if _, err := Download(context.Background(), b, sel, dst, o); err != nil {
+		t.Fatalf("with --force: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "out/train/a")); string(got) != "a" {
+		t.Errorf("out/train/a: %q", got)
+	}
+}
