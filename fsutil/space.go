@@ -2,6 +2,8 @@ package fsutil
 
 import (
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,4 +54,39 @@ func MountID(p string) (uint64, error) {
 		return stx.Mnt_id, nil
 	}
 	return uint64(stx.Dev_major)<<32 | uint64(stx.Dev_minor), nil
+}
+
+// MountPoints lists the mount points of this process's mount namespace:
+// field 5 of /proc/self/mountinfo, its octal escapes (\040 for a space)
+// undone.
+func MountPoints() ([]string, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			points = append(points, unescapeMountinfo(f[4]))
+		}
+	}
+	return points, nil
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

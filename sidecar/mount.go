@@ -14,78 +14,6 @@ import (
 	"github.com/initializer/initializer/fsutil"
 )
 
-// MountFile returns the path of the file that a fileblob bucket rooted at
-// mount (OpenMount's) writes for key. fileblob escapes keys as gocloud's
-// internal/escape.HexEscape does with its rule: a control character, the
-// slash of "../", the second slash of "//", a trailing slash, and the start
-// of any text that reads as an escape ("__0x41__") become "__0x<hex>__".
-// The common key, with nothing to escape, costs one pass and no string but
-// the joined path.
-func MountFile(mount, key string) string {
-	return filepath.Join(mount, filepath.FromSlash(fileblobEscape(key)))
-}
-
-// fileblobEscape is fileblob's escapeKey on a system whose separator is
-// "/". As HexEscape, it returns key itself when nothing is to be escaped
-// (an invalid UTF-8 key included), and otherwise rebuilds it from its
-// runes (invalid bytes become U+FFFD, as there).
-func fileblobEscape(key string) string {
-	r := []rune(key)
-	first := -1
-	for i := range r {
-		if fileblobRule(r, i) || escapeLike(r, i) {
-			first = i
-			break
-		}
-	}
-	if first < 0 {
-		return key
-	}
-	var b strings.Builder
-	b.WriteString(string(r[:first]))
-	for i := first; i < len(r); i++ {
-		if fileblobRule(r, i) || escapeLike(r, i) {
-			fmt.Fprintf(&b, "__%#x__", r[i])
-		} else {
-			b.WriteRune(r[i])
-		}
-	}
-	return b.String()
-}
-
-// fileblobRule is fileblob's shouldEscape on Linux.
-func fileblobRule(r []rune, i int) bool {
-	c := r[i]
-	switch {
-	case c < 32:
-		return true
-	case i > 1 && c == '/' && r[i-1] == '.' && r[i-2] == '.': // the slash of "../"
-		return true
-	case i > 0 && c == '/' && r[i-1] == '/': // the second slash of "//"
-		return true
-	case c == '/' && i == len(r)-1: // a trailing slash
-		return true
-	}
-	return false
-}
-
-// escapeLike reports whether r[i:] starts with "__0x<hex>__", as gocloud's
-// HexUnescape would read it (HexEscape escapes its first rune).
-func escapeLike(r []rune, i int) bool {
-	if len(r)-i < 4 || r[i] != '_' || r[i+1] != '_' || r[i+2] != '0' || r[i+3] != 'x' {
-		return false
-	}
-	j := i + 4
-	for j < len(r) && r[j] != '_' {
-		j++
-	}
-	if j+1 >= len(r) || r[j+1] != '_' {
-		return false
-	}
-	_, err := strconv.ParseInt(string(r[i+4:j]), 16, 32)
-	return err == nil
-}
-
 // mountTempDir is the hidden folder, at the root of a mount store, where
 // the sidecars write their uploads before renaming them into place: a
 // killed upload leaves its temporary file there, out of every run's
@@ -121,15 +49,8 @@ func mountTemps(mount, top string) (string, error) {
 	os.Remove(f.Name())
 	// The deepest folder of top that exists holds what will be created.
 	near := top
-	for {
-		if _, err := os.Stat(near); err == nil {
-			break
-		}
-		parent := filepath.Dir(near)
-		if parent == near {
-			break
-		}
-		near = parent
+	if missing := fsutil.FirstMissing(top); missing != "" {
+		near = filepath.Dir(missing)
 	}
 	// Renames work within one mount only: a bind mount of the same file
 	// system at or above top counts as another.
@@ -153,43 +74,19 @@ func mountTemps(mount, top string) (string, error) {
 }
 
 // mountBelow returns a mount point strictly below dir, "" when there is
-// none (read from /proc/self/mountinfo).
+// none.
 func mountBelow(dir string) (string, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	points, err := fsutil.MountPoints()
 	if err != nil {
 		return "", err
 	}
 	prefix := strings.TrimSuffix(dir, "/") + "/"
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 5 {
-			continue
-		}
-		// Field 5 is the mount point, with space, tab, newline and
-		// backslash written as octal escapes.
-		if mp := unescapeMountinfo(fields[4]); strings.HasPrefix(mp, prefix) {
+	for _, mp := range points {
+		if strings.HasPrefix(mp, prefix) {
 			return mp, nil
 		}
 	}
 	return "", nil
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // removeStaleTemps removes, from tmp, the shared folder of the uploads'

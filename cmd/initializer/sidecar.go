@@ -224,14 +224,14 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		// has characters or sequences it escapes.
 		cfg.AfterUpload = func(key string, st transfer.FileState) error {
 			t := time.Unix(0, st.ModTime)
-			return os.Chtimes(sidecar.MountFile(mount, key), t, t)
+			return os.Chtimes(store.FileblobPath(mount, key), t, t)
 		}
 		cfg.AfterCycle = func() error { return fsutil.Syncfs(mount) }
 		// A folder of the store emptied by deletions goes too, so that a
 		// file of that name can take its place.
 		top := filepath.Join(mount, filepath.FromSlash(prefix))
-		cfg.AfterDelete = func(key string) error { return removeEmptied(top, sidecar.MountFile(mount, key)) }
-		cfg.BeforeDelete = func(key string) error { return noLinkOnPath(top, sidecar.MountFile(mount, key)) }
+		cfg.AfterDelete = func(key string) error { return removeEmptied(top, store.FileblobPath(mount, key)) }
+		cfg.BeforeDelete = func(key string) error { return noLinkOnPath(top, store.FileblobPath(mount, key)) }
 		// Local file-system errors: a file where a folder is needed or the
 		// reverse cannot be fixed by trying again.
 		cfg.Transfer.Classify = mountClass

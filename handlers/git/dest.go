@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -264,36 +264,11 @@ func isMountPoint(path string) bool {
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	points, err := fsutil.MountPoints()
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		// Field 5 is the mount point, with spaces and the like octal-escaped.
-		if f := strings.Fields(line); len(f) > 4 && unescapeMount(f[4]) == abs {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return slices.Contains(points, abs)
 }
 
 // walkTree calls f for every entry under root, .git folders excluded.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -75,6 +76,22 @@ func escapeLike(r []rune, i int) bool {
 	}
 	_, err := strconv.ParseInt(string(r[i+4:j]), 16, 32)
 	return err == nil
+}
+
+// FileblobPath returns the path of the file that a fileblob bucket rooted
+// at dir (a host_path or volume_claim store) writes for key: fileblob
+// escapes keys with gocloud's HexEscape and its own rule.
+func FileblobPath(dir, key string) string {
+	return filepath.Join(dir, filepath.FromSlash(gocloudEscape(key, fileblobRule)))
+}
+
+// fileblobRule is fileblob's shouldEscape on Linux: a control character,
+// the slash of "../", the second slash of "//", a trailing slash.
+func fileblobRule(_ string, r []rune, i int) bool {
+	c := r[i]
+	return c < 32 || dotDotSlash(r, i) ||
+		(i > 0 && c == '/' && r[i-1] == '/') ||
+		(c == '/' && i == len(r)-1)
 }
 
 // dotDotSlash is the rule of every driver: the slash of "../".
