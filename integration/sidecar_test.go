@@ -795,20 +795,23 @@ func TestSidecarLogThatNeverStops(t *testing.T) {
 }
 
 // TestSidecarWatchContainer serves real Pod JSON over TLS (the main
-// container running, then terminated): the sidecar ends by itself with a
-// final flush, authenticating with the service account token.
+// container running, failed under restartPolicy OnFailure, running again,
+// then completed): the sidecar keeps going through the restart and ends by
+// itself with a final flush once the container completes, authenticating
+// with the service account token.
 func TestSidecarWatchContainer(t *testing.T) {
 	tg := scAzure(t)
 	cat := storeCatalog(t, tg.entry)
 	dir := filepath.Join(t.TempDir(), "out")
 	writeFile(t, dir, "first.txt", "1")
 
-	var terminated atomic.Bool
+	var state atomic.Value
+	state.Store(`{"running":{"startedAt":"2026-01-01T00:00:00Z"}}`)
 	var requests atomic.Int32
 	var badAuth atomic.Int32
 	pod := func(state string) string {
 		return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"job-abc","namespace":"ml"},
- "spec":{"containers":[{"name":"main","image":"python:3.12"}],
+ "spec":{"restartPolicy":"OnFailure","containers":[{"name":"main","image":"python:3.12"}],
          "initContainers":[{"name":"sidecar","image":"initializer","restartPolicy":"Always"}]},
  "status":{"phase":"Running","containerStatuses":[{"name":"main","ready":false,"restartCount":0,"image":"python:3.12","imageID":"","state":` + state + `}]}}`
 	}
@@ -824,11 +827,7 @@ func TestSidecarWatchContainer(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if terminated.Load() {
-			io.WriteString(w, pod(`{"terminated":{"exitCode":0,"reason":"Completed","startedAt":"2026-01-01T00:00:00Z","finishedAt":"2026-01-01T00:01:00Z"}}`))
-		} else {
-			io.WriteString(w, pod(`{"running":{"startedAt":"2026-01-01T00:00:00Z"}}`))
-		}
+		io.WriteString(w, pod(state.Load().(string)))
 	}))
 	defer api.Close()
 	sa := t.TempDir()
@@ -856,8 +855,22 @@ func TestSidecarWatchContainer(t *testing.T) {
 		t.Errorf("/healthz: %s", h)
 	}
 
+	// A failure the kubelet restarts the container after is not the end.
+	state.Store(`{"terminated":{"exitCode":1,"reason":"Error","startedAt":"2026-01-01T00:00:00Z","finishedAt":"2026-01-01T00:01:00Z"}}`)
+	seen := requests.Load()
+	waitFor(t, time.Minute, "pod reads", func() bool { return requests.Load() >= seen+5 || !p.running() })
+	if !p.running() {
+		t.Fatalf("the sidecar ended when the container failed under restartPolicy OnFailure:\n%s", p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "will be restarted (restartPolicy OnFailure, exit code 1): still watching") {
+		t.Errorf("the restart is not logged:\n%s", p.stderr.String())
+	}
+	state.Store(`{"running":{"startedAt":"2026-01-01T00:01:10Z"}}`)
+	writeFile(t, dir, "retry.txt", "written by the second attempt")
+	waitFor(t, time.Minute, "retry.txt uploaded", func() bool { _, ok := tg.get(t, "run/retry.txt"); return ok })
+
 	writeFile(t, dir, "last.txt", "written as the container ends")
-	terminated.Store(true)
+	state.Store(`{"terminated":{"exitCode":0,"reason":"Completed","startedAt":"2026-01-01T00:01:10Z","finishedAt":"2026-01-01T00:02:00Z"}}`)
 	code, res := p.wait(t)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, p.stderr.String())

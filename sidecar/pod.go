@@ -33,8 +33,9 @@ type PodWatcher struct {
 	Pod       string
 	Container string // the main container's name
 
-	client *http.Client
-	warned bool
+	client     *http.Client
+	warned     bool
+	restarting string // the exit last reported as one the kubelet restarts
 }
 
 // PodWatcherConfig is what the command line gives; empty fields take the
@@ -115,8 +116,12 @@ func NewPodWatcher(c PodWatcherConfig) (*PodWatcher, error) {
 }
 
 // Ended reads the pod and reports whether the main container has ended: it
-// is terminated, or the pod's phase is Succeeded or Failed. It reports the
-// reason in words.
+// is terminated and the kubelet will not start it again (its restart
+// policy), or the pod's phase is Succeeded or Failed. It reports the reason
+// in words. A container that exited and will be restarted (restartPolicy
+// OnFailure after a failure, Always) has not ended: the sidecar keeps
+// uploading what the next attempt writes; the reason then says so, once per
+// exit.
 func (w *PodWatcher) Ended(ctx context.Context) (bool, string, error) {
 	pod, err := w.get(ctx)
 	if err != nil {
@@ -132,15 +137,77 @@ func (w *PodWatcher) Ended(ctx context.Context) (bool, string, error) {
 			continue
 		}
 		known = true
-		if t := cs.State.Terminated; t != nil {
-			return true, fmt.Sprintf("container %s terminated (exit code %d, %s)", w.Container, t.ExitCode, t.Reason), nil
+		t := cs.State.Terminated
+		if t == nil {
+			continue
 		}
+		exited := fmt.Sprintf("container %s terminated (exit code %d, %s)", w.Container, t.ExitCode, t.Reason)
+		if policy, again := restarts(pod, w.Container, t.ExitCode); again {
+			// Say it once per exit: the kubelet soon shows it waiting or
+			// running again.
+			if at := t.FinishedAt.String() + "/" + fmt.Sprint(cs.RestartCount); at != w.restarting {
+				w.restarting = at
+				return false, exited + " and will be restarted (" + policy + "): still watching", nil
+			}
+			return false, "", nil
+		}
+		return true, exited, nil
 	}
 	if !known && !w.warned && inSpec(pod, w.Container) == "" {
 		w.warned = true
 		return false, "", fmt.Errorf("pod %s/%s has no container %q (it has %s); check --watch-container", w.Namespace, w.Pod, w.Container, inSpecNames(pod))
 	}
 	return false, "", nil
+}
+
+// restarts reports whether the kubelet starts the named container again
+// after it exited with code, and the policy that says so, as the kubelet
+// decides it: a native sidecar (an init container with restartPolicy
+// Always) always restarts; a container's own restart rules (matched in
+// order) and restart policy come before the pod's; an init container that
+// succeeded is done. A policy the pod does not state (the API server
+// always sets one) counts as Never, so that the end is not missed.
+func restarts(pod *corev1.Pod, name string, code int32) (string, bool) {
+	var c *corev1.Container
+	init := false
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			c = &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if c == nil && pod.Spec.InitContainers[i].Name == name {
+			c, init = &pod.Spec.InitContainers[i], true
+		}
+	}
+	policy := string(pod.Spec.RestartPolicy)
+	if c != nil {
+		if init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			return "a sidecar container, restartPolicy Always", true
+		}
+		for _, r := range c.RestartPolicyRules {
+			if r.ExitCodes == nil || r.Action != corev1.ContainerRestartRuleActionRestart {
+				continue
+			}
+			in := false
+			for _, v := range r.ExitCodes.Values {
+				in = in || v == code
+			}
+			if in == (r.ExitCodes.Operator == corev1.ContainerRestartRuleOnExitCodesOpIn) {
+				return fmt.Sprintf("its restart rule for exit codes %s %v", r.ExitCodes.Operator, r.ExitCodes.Values), true
+			}
+		}
+		if c.RestartPolicy != nil && !init {
+			policy = string(*c.RestartPolicy)
+		}
+	}
+	switch {
+	case policy == string(corev1.RestartPolicyAlways) && !init:
+		return "restartPolicy Always", true
+	case policy == string(corev1.RestartPolicyAlways) || policy == string(corev1.RestartPolicyOnFailure):
+		return "restartPolicy " + policy + ", exit code " + fmt.Sprint(code), code != 0
+	}
+	return "", false
 }
 
 func inSpec(pod *corev1.Pod, name string) string {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -95,6 +96,100 @@ func TestPodWatcher(t *testing.T) {
 	body.Store([]byte(`{"kind":"Status"}`))
 	if _, _, err := w.Ended(ctx); err == nil {
 		t.Error("a Status was taken for a Pod")
+	}
+}
+
+// TestPodWatcherRestarts: a container the kubelet starts again has not
+// ended (restartPolicy OnFailure after a failure, Always, a restart rule, a
+// native sidecar); one it does not start again has, and a restart is said
+// once per exit.
+func TestPodWatcherRestarts(t *testing.T) {
+	var body atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body.Load().([]byte)) }))
+	defer srv.Close()
+	none := func(string) (string, bool) { return "", false }
+	always := corev1.ContainerRestartPolicyAlways
+	never := corev1.ContainerRestartPolicyNever
+	onFailure := corev1.ContainerRestartPolicyOnFailure
+	rule := func(op corev1.ContainerRestartRuleOnExitCodesOperator, codes ...int32) []corev1.ContainerRestartRule {
+		return []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestart,
+			ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: op, Values: codes}}}
+	}
+	for _, c := range []struct {
+		name     string
+		policy   corev1.RestartPolicy
+		main     corev1.Container
+		init     bool // main is an init container
+		code     int32
+		ended    bool
+		restarts string // in the reason when it has not ended
+	}{
+		{"Never, failed", corev1.RestartPolicyNever, corev1.Container{}, false, 1, true, ""},
+		{"Never, succeeded", corev1.RestartPolicyNever, corev1.Container{}, false, 0, true, ""},
+		{"OnFailure, succeeded", corev1.RestartPolicyOnFailure, corev1.Container{}, false, 0, true, ""},
+		{"OnFailure, failed", corev1.RestartPolicyOnFailure, corev1.Container{}, false, 137, false, "restartPolicy OnFailure, exit code 137"},
+		{"Always, succeeded", corev1.RestartPolicyAlways, corev1.Container{}, false, 0, false, "restartPolicy Always"},
+		{"no policy stated", "", corev1.Container{}, false, 1, true, ""},
+		{"container's Never over the pod's OnFailure", corev1.RestartPolicyOnFailure, corev1.Container{RestartPolicy: &never}, false, 1, true, ""},
+		{"container's OnFailure over the pod's Never", corev1.RestartPolicyNever, corev1.Container{RestartPolicy: &onFailure}, false, 2, false, "restartPolicy OnFailure"},
+		{"rule In, matching", corev1.RestartPolicyNever, corev1.Container{RestartPolicy: &never, RestartPolicyRules: rule(corev1.ContainerRestartRuleOnExitCodesOpIn, 42)}, false, 42, false, "restart rule"},
+		{"rule In, not matching", corev1.RestartPolicyNever, corev1.Container{RestartPolicy: &never, RestartPolicyRules: rule(corev1.ContainerRestartRuleOnExitCodesOpIn, 42)}, false, 1, true, ""},
+		{"rule NotIn, matching", corev1.RestartPolicyNever, corev1.Container{RestartPolicy: &never, RestartPolicyRules: rule(corev1.ContainerRestartRuleOnExitCodesOpNotIn, 0)}, false, 1, false, "restart rule"},
+		{"init container, pod Always, succeeded", corev1.RestartPolicyAlways, corev1.Container{}, true, 0, true, ""},
+		{"init container, pod Always, failed", corev1.RestartPolicyAlways, corev1.Container{}, true, 1, false, "restartPolicy Always, exit code 1"},
+		{"init container, pod Never, failed", corev1.RestartPolicyNever, corev1.Container{}, true, 1, true, ""},
+		{"native sidecar", corev1.RestartPolicyNever, corev1.Container{RestartPolicy: &always}, true, 0, false, "sidecar"},
+	} {
+		c.main.Name = "main"
+		pod := corev1.Pod{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+			ObjectMeta: metav1.ObjectMeta{Name: "job-1", Namespace: "ns"},
+			Spec:       corev1.PodSpec{RestartPolicy: c.policy},
+			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+		}
+		st := corev1.ContainerStatus{Name: "main", RestartCount: 2,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: c.code, Reason: "Error",
+				FinishedAt: metav1.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}}
+		if c.init {
+			pod.Spec.InitContainers = []corev1.Container{c.main}
+			pod.Status.InitContainerStatuses = []corev1.ContainerStatus{st}
+		} else {
+			pod.Spec.Containers = []corev1.Container{c.main}
+			pod.Status.ContainerStatuses = []corev1.ContainerStatus{st}
+		}
+		b, _ := json.Marshal(pod)
+		body.Store(b)
+		w, err := NewPodWatcher(PodWatcherConfig{APIURL: srv.URL, Namespace: "ns", Pod: "job-1", Container: "main", Getenv: none})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended, why, err := w.Ended(context.Background())
+		if err != nil || ended != c.ended {
+			t.Errorf("%s: ended %v (%q), %v", c.name, ended, why, err)
+			continue
+		}
+		if ended {
+			continue
+		}
+		if !strings.Contains(why, "will be restarted") || !strings.Contains(why, c.restarts) {
+			t.Errorf("%s: reason %q", c.name, why)
+		}
+		// The same exit is not reported again; the next one is.
+		if ended, why, err := w.Ended(context.Background()); ended || why != "" || err != nil {
+			t.Errorf("%s, again: %v %q %v", c.name, ended, why, err)
+		}
+		st.RestartCount++
+		pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses = nil, nil
+		if c.init {
+			pod.Status.InitContainerStatuses = []corev1.ContainerStatus{st}
+		} else {
+			pod.Status.ContainerStatuses = []corev1.ContainerStatus{st}
+		}
+		b, _ = json.Marshal(pod)
+		body.Store(b)
+		if ended, why, err := w.Ended(context.Background()); ended || why == "" || err != nil {
+			t.Errorf("%s, next exit: %v %q %v", c.name, ended, why, err)
+		}
 	}
 }
 

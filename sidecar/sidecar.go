@@ -352,6 +352,9 @@ func (s *sidecar) watchEnd(ctx context.Context, end func(string)) {
 				return
 			default:
 				failures = 0
+				if why != "" {
+					s.log.Info(why)
+				}
 			}
 		}
 		select {
