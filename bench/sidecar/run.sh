@@ -90,7 +90,7 @@ if [[ ${MINIO_TMPFS:-0} == 1 ]]; then
 	mount -t tmpfs -o size=12g tmpfs "$MINIO_DATA"
 fi
 mkdir -p "$MINIO_DATA" "$M/minio-home"
-HOME=$M/minio-home MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off MINIO_UPDATE=off \
+HOME=$M/minio-home MINIO_API_DELETE_CLEANUP_INTERVAL=24h MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off MINIO_UPDATE=off \
 	"$BIN/minio" server "$MINIO_DATA" --address "127.0.0.1:$PORT" --certs-dir "$M/minio-home/certs" --quiet >"$WORK/minio.log" 2>&1 &
 MINIO_PID=$!
 for _ in $(seq 300); do curl -sf "$S3_ENDPOINT/minio/health/ready" && break; sleep 0.1; done
@@ -145,6 +145,16 @@ run_tool() {
 	cat "$tf"
 }
 
+# quiesce: empties MinIO's trash (it moves deleted objects there and, left
+# to itself, removes them every few minutes in the background, in the middle
+# of whichever run is going on then; its interval is set to a day below)
+# and writes back what is dirty, so that no run shares the disk with the
+# clean-up of the run before it.
+quiesce() {
+	find "$MINIO_DATA/.minio.sys/tmp/.trash" -mindepth 1 -delete 2>/dev/null || true
+	sync
+}
+
 declare -A WALL USER SYS RSS
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -156,6 +166,7 @@ for wl in $WORKLOADS; do
 	# One untimed upload first, so no tool pays for the fresh file system.
 	run_tool s5cmd "$wl" "warmup-$wl" >/dev/null
 	"$UTIL" rm bench "warmup-$wl/"
+	quiesce
 	read -r -a tools <<<"$TOOLS_RUN"
 	nt=${#tools[@]}
 	for rep in $(seq "$REPS"); do
@@ -168,6 +179,7 @@ for wl in $WORKLOADS; do
 			got=$("$UTIL" count bench "$prefix/")
 			[[ $got == "$want" ]] || { echo "$tool $wl: the bucket holds '$got', want '$want'" >&2; exit 1; }
 			"$UTIL" rm bench "$prefix/"
+			quiesce
 			printf '%-8s %-12s rep %d: %6.2f s wall, %6.2f s user, %5.2f s sys, %6d KiB max RSS; MinIO %5.2f s CPU\n' "$wl" "$tool" "$rep" "$wall" "$user" "$sys" "$rss" "$scpu"
 			WALL[$wl.$tool]+="$wall "
 			USER[$wl.$tool]+="$user "
