@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,6 +45,10 @@ type Config struct {
 	Bucket   *blob.Bucket
 	Prefix   string // key prefix without a trailing slash; "" is the bucket's root
 	StoreURL string // the store's location, for logs and the state's identity
+	// StoreID is what else tells this store from others with the same
+	// URL (the connection, the endpoint): part of the state's identity, so
+	// that a state file saved for one store is not taken for another's.
+	StoreID string
 	Root     string // the folder whose files are uploaded
 
 	Interval      time.Duration // between the starts of two cycles; 0 means 10 s
@@ -96,6 +101,7 @@ type Report struct {
 	FlushSeconds  float64       `json:"flushSeconds"`
 	NotUploaded   []Failure     `json:"notUploaded"`
 	Restored      string        `json:"restored,omitempty"` // how the uploaded set was known at start
+	Skipped       int64         `json:"skipped"`            // files found in the store at start, not uploaded again
 	FirstClass    fault.Class   `json:"-"`                  // the class of the first not-uploaded file's error
 	Duration      time.Duration `json:"-"`
 }
@@ -108,7 +114,9 @@ type sidecar struct {
 	dels  map[string]error // keys whose deletion is pending → why it failed (nil: not tried yet)
 	rep   Report
 	log   *slog.Logger
-	saved bool // the state was saved at least once
+	saved     bool      // the state was saved at least once
+	savedAt   time.Time // when the state was last saved
+	firstScan bool      // the first cycle's scan is done
 
 	unreadable  map[string]error // folders the last scan could not read
 	permanent   int              // failures of the last cycle that trying again cannot mend
@@ -228,7 +236,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, fault.Wrap(fault.Usage, err)
 	}
-	s := &sidecar{cfg: cfg, ix: newIndex(cfg.Root, excl), id: stateID(cfg.StoreURL, cfg.Prefix, cfg.Root),
+	if err := foreignState(cfg.StatePath); err != nil {
+		return Report{}, err
+	}
+	s := &sidecar{cfg: cfg, ix: newIndex(cfg.Root, excl), id: stateID(cfg.StoreURL+"\x00"+cfg.StoreID, cfg.Prefix, cfg.Root),
 		errs: map[string]error{}, dels: map[string]error{}, log: cfg.Log}
 	// A state file below the folder is not uploaded: each upload would
 	// change it, and it would never be in the store as it is. Its
@@ -243,8 +254,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var once sync.Once
 	ended := make(chan struct{})
 	reason := ""
+	var endAt time.Time
 	end := func(why string) {
-		once.Do(func() { reason = why; close(ended) })
+		once.Do(func() {
+			reason, endAt = why, time.Now()
+			s.log.Info("the job has ended", "reason", why)
+			close(ended)
+		})
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
@@ -292,10 +308,11 @@ loop:
 	}
 	cfg.Metrics.end()
 	s.rep.EndReason = reason
-	s.log.Info("the job has ended: final flush", "reason", reason, "grace", cfg.Grace.String())
-	flushStart := time.Now()
+	// The grace counts from the end, through the cycle that was running
+	// then: so does the flush's time.
+	s.log.Info("final flush", "reason", reason, "grace", cfg.Grace.String(), "since the end", time.Since(endAt).Round(time.Millisecond).String())
 	s.rep.FlushComplete = s.flush(work)
-	s.rep.FlushSeconds = time.Since(flushStart).Seconds()
+	s.rep.FlushSeconds = time.Since(endAt).Seconds()
 	s.finish()
 	s.rep.Duration = time.Since(start)
 	return s.rep, nil
@@ -449,6 +466,12 @@ func (s *sidecar) cycle(ctx context.Context) int {
 	}
 	s.rep.Watched = res.files
 	s.unreadable = res.unreadable
+	if !s.firstScan {
+		s.firstScan = true
+		if s.rep.Restored != "" {
+			s.rep.Skipped = int64(res.files - len(res.dirty))
+		}
+	}
 	s.reportLinksOut(res.linksOut)
 	wrote := false
 	s.forget(res.gone)
@@ -547,6 +570,12 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 		default:
 			delete(s.errs, r.Rel)
 			s.ix.uploaded(r.Rel, r.State)
+			// A long batch saves what it has done now and then: a sidecar
+			// killed midway (OOM, SIGKILL after the grace) does not upload
+			// it again after its restart.
+			if time.Since(s.savedAt) >= saveEvery {
+				s.save()
+			}
 			if r.Partial {
 				partial++ // still growing: pending, so that a final flush waits for its end
 				s.log.Info("file still growing: uploaded as far as it was when read; the rest goes up next cycle", "file", r.Rel, "bytes", r.State.Size)
@@ -624,6 +653,7 @@ func (s *sidecar) save() {
 	if s.cfg.StatePath == "" || (!s.ix.changed && s.saved) {
 		return
 	}
+	s.savedAt = time.Now()
 	if err := s.ix.save(s.cfg.StatePath, s.id); err != nil {
 		if !s.stateWarned {
 			s.log.Warn("cannot save the state; after a restart, files will be compared with the store", "state", s.cfg.StatePath, "error", err.Error())
@@ -673,6 +703,39 @@ func (s *sidecar) flush(ctx context.Context) bool {
 // everything, before the scan that must find nothing changed to end it.
 const settle = 100 * time.Millisecond
 
+// saveEvery is how often a long batch of uploads saves the state.
+const saveEvery = 10 * time.Second
+
+// foreignState refuses a --state path that holds something else than a
+// state file (a file of the job's, given by mistake): it would be written
+// over. An empty file, or none, is fine.
+func foreignState(path string) error {
+	if path == "" {
+		return nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil // none yet; an unreadable one is warned about when loaded
+	}
+	if st.IsDir() {
+		return fault.New(fault.Usage, "--state %s is a folder: give the path of a file (it need not exist)", path)
+	}
+	if st.Size() == 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	head := make([]byte, len(stateHeader)+1)
+	n, _ := io.ReadFull(f, head)
+	if string(head[:n]) != stateHeader+"\n" {
+		return fault.New(fault.Usage, "--state %s is not a sidecar state file: it is left as it is; give another path, or remove that file", path)
+	}
+	return nil
+}
+
 // finish lists what is not in the store, and saves the state. A last scan
 // first finds the files written since the last cycle, which the flush may
 // not have had the time to scan.
@@ -684,7 +747,9 @@ func (s *sidecar) finish() {
 	}
 	var rels []string
 	for rel, e := range s.ix.files {
-		if e.dirty() {
+		// The files of a folder that cannot be read are not seen: the
+		// folder is named below, not each file the state file knew there.
+		if e.dirty() && !underAny(rel, s.unreadable) {
 			rels = append(rels, rel)
 		}
 	}

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -261,5 +262,133 @@ func TestRunBeforeDeleteRefuses(t *testing.T) {
 	rep := <-done
 	if !has(t, b, "run/kept", "1") || rep.Deleted != 0 || asked.Load() != 1 {
 		t.Errorf("object kept %v, deleted %d, asked %d times", has(t, b, "run/kept", "1"), rep.Deleted, asked.Load())
+	}
+}
+
+// A state file is tied to its store: the same URL on another connection
+// (another endpoint) uploads everything, not nothing.
+func TestRunStateOfAnotherStore(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "a", "1")
+	state := filepath.Join(t.TempDir(), "state")
+	run := func(b *blob.Bucket, id string) Report {
+		cfg := testConfig(b, root)
+		cfg.StatePath, cfg.StoreID = state, id
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		rep, err := Run(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	first := memblob.OpenBucket(nil)
+	if rep := run(first, "onprem\x00http://a:9000"); rep.Files != 1 {
+		t.Fatalf("first: %+v", rep)
+	}
+	if rep := run(first, "onprem\x00http://a:9000"); rep.Files != 0 || rep.Restored != "state file" || rep.Skipped != 1 {
+		t.Errorf("restart on the same store: %+v", rep)
+	}
+	second := memblob.OpenBucket(nil)
+	if rep := run(second, "backup\x00http://b:9000"); rep.Files != 1 || !has(t, second, "run/a", "1") {
+		t.Errorf("another store with the same URL: %+v", rep)
+	}
+}
+
+// A --state path holding something else is refused and left as it is; an
+// empty file is taken.
+func TestRunForeignStateFile(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "a", "1")
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "metrics.csv")
+	os.WriteFile(csv, []byte("metric,1\n"), 0o644)
+	cfg := testConfig(memblob.OpenBucket(nil), root)
+	cfg.StatePath = csv
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, cfg)
+	if err == nil || fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "not a sidecar state file") {
+		t.Errorf("a foreign --state file: %v", err)
+	}
+	if b, _ := os.ReadFile(csv); string(b) != "metric,1\n" {
+		t.Errorf("the file given as --state was changed: %q", b)
+	}
+	cfg.StatePath = dir
+	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "is a folder") {
+		t.Errorf("a folder as --state: %v", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o644)
+	cfg.StatePath = empty
+	if rep, err := Run(ctx, cfg); err != nil || rep.Files != 1 {
+		t.Fatalf("an empty --state file: %v %+v", err, rep)
+	}
+	if b, _ := os.ReadFile(empty); !strings.HasPrefix(string(b), stateHeader+"\n") {
+		t.Errorf("the empty state file was not written: %q", b)
+	}
+}
+
+// A long batch saves the state as it goes: after a kill midway, what was
+// uploaded is known.
+func TestRunSavesStateDuringBatch(t *testing.T) {
+	root := t.TempDir()
+	for i := range 20 {
+		write(t, root, fmt.Sprintf("f%02d", i), "x")
+	}
+	b := memblob.OpenBucket(nil)
+	cfg := testConfig(b, root)
+	cfg.StatePath = filepath.Join(t.TempDir(), "state")
+	cfg.Transfer.Workers = 1
+	var seen atomic.Int32
+	saved := make(chan string, 1)
+	cfg.AfterUpload = func(key string, _ transfer.FileState) error {
+		if seen.Add(1) == 10 {
+			// Halfway: what the state file holds now is what a kill now
+			// would leave.
+			b, _ := os.ReadFile(cfg.StatePath)
+			saved <- string(b)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	st := <-saved
+	if n := strings.Count(st, "\n") - 2; n < 1 {
+		t.Errorf("halfway through the batch the state file holds %d files:\n%s", n, st)
+	}
+}
+
+// After a restart, the files of a folder that cannot be read any more are
+// not reported one by one as not uploaded: the folder is.
+func TestRunUnreadableFolderAfterRestart(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "locked/l", "1")
+	write(t, root, "a", "2")
+	b := memblob.OpenBucket(nil)
+	cfg := testConfig(b, root)
+	cfg.StatePath = filepath.Join(t.TempDir(), "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if rep, err := Run(ctx, cfg); err != nil || rep.Files != 2 {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	locked := filepath.Join(root, "locked")
+	openDir = func(name string) (*os.File, error) {
+		if name == locked {
+			return nil, &os.PathError{Op: "open", Path: name, Err: os.ErrPermission}
+		}
+		return os.Open(name)
+	}
+	defer func() { openDir = os.Open }()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.NotUploaded) != 1 || rep.NotUploaded[0].Path != "locked/" || rep.FirstClass != fault.Auth {
+		t.Errorf("not uploaded: %+v (first class %v)", rep.NotUploaded, rep.FirstClass)
 	}
 }

@@ -218,7 +218,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			return nil, err
 		}
 		defer m.Bucket.Close()
-		cfg.Bucket, cfg.StoreURL, cfg.Prefix = m.Bucket, m.Path, prefix
+		cfg.Bucket, cfg.StoreURL, cfg.StoreID, cfg.Prefix = m.Bucket, m.Path, conn.Name, prefix
 		mount := m.Path
 		// The file fileblob wrote, whose name it escaped where the key
 		// has characters or sequences it escapes.
@@ -252,6 +252,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		}()
 		defer func() { cancel(); <-checked; s.Close() }()
 		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, store.JoinKey(s.Prefix, prefix)
+		cfg.StoreID = conn.Name + "\x00" + s.Endpoint()
 		cfg.Transfer.Provider, cfg.Transfer.Classify, cfg.Transfer.Brief = s.Provider, store.Classify, store.Brief
 	}
 	cfg.StatePath = sidecar.StatePath(sf.state, dir, cfg.StoreURL, cfg.Prefix)
@@ -277,6 +278,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		Path:    dir,
 		Files:   rep.Files,
 		Bytes:   rep.Bytes,
+		Skipped: rep.Skipped,
 		Details: map[string]any{
 			"store": cfg.StoreURL, "prefix": cfg.Prefix, "state": cfg.StatePath,
 			"endReason": rep.EndReason, "cycles": rep.Cycles, "deleted": rep.Deleted, "watched": rep.Watched,

@@ -258,6 +258,10 @@ func (e *checkError) Error() string { return e.msg }
 func (e *checkError) Unwrap() error { return e.err }
 
 // Close closes the bucket and the clients behind it.
+// Endpoint is where requests go ("" for the provider's default), as shown
+// in messages: with no credentials.
+func (s *Store) Endpoint() string { return s.endpoint }
+
 func (s *Store) Close() error {
 	var errs []error
 	if s.Bucket != nil {
