@@ -49,7 +49,7 @@ type Config struct {
 	// URL (the connection, the endpoint): part of the state's identity, so
 	// that a state file saved for one store is not taken for another's.
 	StoreID string
-	Root     string // the folder whose files are uploaded
+	Root    string // the folder whose files are uploaded
 
 	Interval      time.Duration // between the starts of two cycles; 0 means 10 s
 	Grace         time.Duration // budget of the final flush after the end; 0 means 25 s
@@ -107,13 +107,13 @@ type Report struct {
 }
 
 type sidecar struct {
-	cfg   Config
-	ix    *index
-	id    string
-	errs  map[string]error // rel → why its latest upload failed
-	dels  map[string]error // keys whose deletion is pending → why it failed (nil: not tried yet)
-	rep   Report
-	log   *slog.Logger
+	cfg       Config
+	ix        *index
+	id        string
+	errs      map[string]error // rel → why its latest upload failed
+	dels      map[string]error // keys whose deletion is pending → why it failed (nil: not tried yet)
+	rep       Report
+	log       *slog.Logger
 	saved     bool      // the state was saved at least once
 	savedAt   time.Time // when the state was last saved
 	firstScan bool      // the first cycle's scan is done
