@@ -27,6 +27,9 @@ type Request struct {
 	Paths   []Mapping // --paths: sub-paths to take, empty for everything
 	Workers int       // parallel file copies
 	Force   bool      // replace what stands in the way at Path
+	// Checksum: on re-runs, a file is up to date when its content is the
+	// same (object stores: by hash), not when its size and time are.
+	Checksum bool
 	Log     *slog.Logger
 	// Terminal, when set, is where a live progress bar is drawn (stderr,
 	// when it is a terminal).

@@ -74,6 +74,7 @@ type jobFlags struct {
 	paths      []string
 	workers    int
 	force      bool
+	checksum   bool
 }
 
 // app holds what every command shares.
@@ -164,6 +165,7 @@ func (a *app) addJobFlags(cmd *cobra.Command, jf *jobFlags) {
 	f.StringSliceVar(&jf.paths, "paths", nil, "sub-paths to take, each src or src:dst (relative; repeat or separate with commas)")
 	f.IntVar(&jf.workers, "workers", 0, "files transferred in parallel (0: the handler's default, 8 for mounts, 32 for object stores)")
 	f.BoolVar(&jf.force, "force", false, "replace what stands in the way at --path")
+	f.BoolVar(&jf.checksum, "checksum", false, "on re-runs, compare contents (object stores: hashes) instead of size and modification time")
 }
 
 func (a *app) setup() error {
@@ -292,7 +294,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	}
 	req := &handlers.Request{
 		Conn: conn, Keys: conn.Keys(), Path: jf.path, Paths: mappings,
-		Workers: jf.workers, Force: jf.force,
+		Workers: jf.workers, Force: jf.force, Checksum: jf.checksum,
 		Log: a.log.With("connection", conn.Name, "kind", string(conn.Kind)),
 	}
 	if f, ok := a.stderr.(*os.File); ok && isTerminal(f) {

@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ type Options struct {
 	// ProgressEvery is how often a progress line is logged; 0 means 5 s.
 	ProgressEvery time.Duration
 	Terminal      io.Writer // when set, a live progress bar is drawn there
+	// Checksum: a file already there is up to date when its content is
+	// the same, whatever its time.
+	Checksum bool
 
 	beforeFile func(src string) // test hook, called as each file copy starts
 }
@@ -38,7 +42,7 @@ type Options struct {
 type Stats struct {
 	Files   int64    // files written
 	Bytes   int64    // bytes written
-	Skipped int64    // files already identical (size and mtime)
+	Skipped int64    // files already identical (size and mtime, or content with Checksum)
 	Links   int64    // symbolic links recreated
 	Dirs    int64    // folders created
 	Ignored []string // entries not copied (links leaving the root, special files)
@@ -289,10 +293,62 @@ func (c *copier) applyDirModes() error {
 }
 
 // upToDate reports whether dst is a regular file with src's size and
-// modification time (to the second, as rsync compares).
+// modification time. Copies keep times to the nanosecond, so the times
+// must be equal; to the second only where dst's file system keeps whole
+// seconds (its time has no fraction).
 func upToDate(src fs.FileInfo, dst string) bool {
 	st, err := os.Lstat(dst)
-	return err == nil && st.Mode().IsRegular() && st.Size() == src.Size() && st.ModTime().Unix() == src.ModTime().Unix()
+	if err != nil || !st.Mode().IsRegular() || st.Size() != src.Size() {
+		return false
+	}
+	a, b := src.ModTime(), st.ModTime()
+	return a.Equal(b) || b.Nanosecond() == 0 && a.Unix() == b.Unix()
+}
+
+// sameContent reports whether the files src and dst (of src's size) hold
+// the same bytes, for --checksum; dst then gets src's time (best-effort),
+// so that a later run without --checksum finds it up to date too.
+func (c *copier) sameContent(ctx context.Context, src fs.FileInfo, srcPath, dst string) (bool, error) {
+	st, err := os.Lstat(dst)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != src.Size() {
+		return false, nil
+	}
+	a, err := os.Open(srcPath)
+	if err != nil {
+		return false, c.walkErr(srcPath, err)
+	}
+	defer a.Close()
+	b, err := os.Open(dst)
+	if err != nil {
+		return false, nil // replaced below, as any file that differs
+	}
+	defer b.Close()
+	bufA, bufB := make([]byte, 256<<10), make([]byte, 256<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		n, errA := io.ReadFull(a, bufA)
+		m, errB := io.ReadFull(b, bufB)
+		if n != m || !bytes.Equal(bufA[:n], bufB[:m]) {
+			return false, nil
+		}
+		if errA != nil || errB != nil {
+			if (errA == io.EOF || errA == io.ErrUnexpectedEOF) && errA == errB {
+				break
+			}
+			if errA != nil && errA != io.EOF && errA != io.ErrUnexpectedEOF {
+				return false, c.walkErr(srcPath, errA)
+			}
+			return false, nil
+		}
+	}
+	if !st.ModTime().Equal(src.ModTime()) {
+		if err := os.Chtimes(dst, src.ModTime(), src.ModTime()); err != nil {
+			c.opts.Log.Warn("same content, but its time cannot be set", "path", dst, "error", err.Error())
+		}
+	}
+	return true, nil
 }
 
 func (c *copier) copyFile(ctx context.Context, j job) error {
@@ -303,7 +359,14 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 		if st.IsDir() {
 			return fault.New(fault.Usage, "%s: %s is a folder, but the source %s is a file; remove it", c.opts.Conn, j.dst, j.src)
 		}
-		if upToDate(j.info, j.dst) {
+		same := upToDate(j.info, j.dst)
+		if c.opts.Checksum {
+			var err error
+			if same, err = c.sameContent(ctx, j.info, j.src, j.dst); err != nil {
+				return err
+			}
+		}
+		if same {
 			if st.Mode().Perm() != j.info.Mode().Perm() {
 				if err := os.Chmod(j.dst, j.info.Mode().Perm()); err != nil {
 					return fault.FromSystem(err)

@@ -206,3 +206,50 @@ func TestCopyProgressLines(t *testing.T) {
 		t.Error("no progress line logged")
 	}
 }
+
+// A re-run finds a file changed within the same second (copies keep
+// nanoseconds), and --checksum compares contents: a change that keeps the
+// size and the time is copied, the same content with another time is not
+// (it gets the source's time).
+func TestCopyRerunChanges(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	f := filepath.Join(src, "f")
+	at := func(ns int) time.Time { return time.Date(2025, 1, 1, 0, 0, 0, ns, time.UTC) }
+	put := func(content string, mt time.Time) {
+		os.WriteFile(f, []byte(content), 0o644)
+		os.Chtimes(f, mt, mt)
+	}
+	run := func(opts Options) Stats {
+		t.Helper()
+		st, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	got := func() string { b, _ := os.ReadFile(filepath.Join(dst, "f")); return string(b) }
+
+	put("aaaa", at(100_000_000))
+	run(Options{})
+	put("bbbb", at(900_000_000)) // same size, same second
+	if st := run(Options{}); st.Files != 1 || got() != "bbbb" {
+		t.Errorf("a change within the same second: %+v, %q", st, got())
+	}
+	put("cccc", at(900_000_000)) // same size, same time
+	if st := run(Options{}); st.Skipped != 1 || got() != "bbbb" {
+		t.Errorf("without --checksum, same size and time is up to date: %+v, %q", st, got())
+	}
+	if st := run(Options{Checksum: true}); st.Files != 1 || got() != "cccc" {
+		t.Errorf("--checksum, other content: %+v, %q", st, got())
+	}
+	os.Chtimes(f, at(5), at(5)) // same content, another time
+	if st := run(Options{Checksum: true}); st.Files != 0 || st.Skipped != 1 {
+		t.Errorf("--checksum, same content: %+v", st)
+	}
+	if fi, _ := os.Stat(filepath.Join(dst, "f")); !fi.ModTime().Equal(at(5)) {
+		t.Errorf("the copy keeps its time %v", fi.ModTime())
+	}
+	if st := run(Options{}); st.Skipped != 1 {
+		t.Errorf("after --checksum set the time, a plain re-run copies again: %+v", st)
+	}
+}

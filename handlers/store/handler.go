@@ -26,7 +26,6 @@ var Kinds = []connections.Kind{connections.S3, connections.GCS, connections.WASB
 type Handler struct {
 	files    []string
 	dirs     []string
-	checksum bool
 	retries  int
 	partMiB  int64
 }
@@ -38,7 +37,6 @@ func New() *Handler { return &Handler{} }
 func (h *Handler) Flags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&h.files, "files", nil, "object-store: files to take, each src or src:dst relative to the bucket prefix")
 	fs.StringSliceVar(&h.dirs, "dirs", nil, "object-store: folders (key prefixes) to take, each src or src:dst relative to the bucket prefix")
-	fs.BoolVar(&h.checksum, "checksum", false, "object-store: on re-runs, compare hashes instead of size and modification time")
 	fs.IntVar(&h.retries, "retries", 5, "object-store: retries of each request before giving up (exit 5)")
 	fs.Int64Var(&h.partMiB, "part-size", 16, "object-store: size in MiB of the parallel ranged reads of large objects")
 }
@@ -79,7 +77,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	opts := transfer.Options{
 		Workers:  workers(req),
 		PartSize: h.partMiB << 20,
-		Checksum: h.checksum,
+		Checksum: req.Checksum,
 		Force:    req.Force,
 		Retries:  h.retries,
 		Provider: s.Provider,
