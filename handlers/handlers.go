@@ -30,7 +30,7 @@ type Request struct {
 	// Checksum: on re-runs, a file is up to date when its content is the
 	// same (object stores: by hash), not when its size and time are.
 	Checksum bool
-	Log     *slog.Logger
+	Log      *slog.Logger
 	// Terminal, when set, is where a live progress bar is drawn (stderr,
 	// when it is a terminal).
 	Terminal io.Writer

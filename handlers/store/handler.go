@@ -24,10 +24,10 @@ var Kinds = []connections.Kind{connections.S3, connections.GCS, connections.WASB
 
 // Handler downloads from s3, gcs and wasb connections into --path.
 type Handler struct {
-	files    []string
-	dirs     []string
-	retries  int
-	partMiB  int64
+	files   []string
+	dirs    []string
+	retries int
+	partMiB int64
 }
 
 // New returns the object-store handler.
