@@ -154,7 +154,7 @@ func TestSidecarMountKilledUpload(t *testing.T) {
 	var temp string
 	waitFor(t, time.Minute, "the upload's temporary file", func() bool {
 		filepath.WalkDir(mount, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "big.bin.") && strings.HasSuffix(d.Name(), ".tmp") {
+			if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".tmp") && filepath.Base(filepath.Dir(path)) == ".initializer-tmp-sidecar" {
 				temp = path
 			}
 			return nil

@@ -909,8 +909,11 @@ func TestSidecarMountStore(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
 	p1 := writeFile(t, dir, "keep/a.txt", "a")
 	writeFile(t, dir, "gone.txt", "deleted later")
+	long := "keep/" + strings.Repeat("n", 251) + ".txt" // a name of 255 bytes
+	p2 := writeFile(t, dir, long, "a long name")
 	mtime := time.Date(2024, 2, 3, 4, 5, 6, 0, time.UTC)
 	os.Chtimes(p1, mtime, mtime)
+	os.Chtimes(p2, mtime, mtime)
 	p := startSidecar(t, cat, []string{"POLYAXON_RUN_INSTANCE=o.p.runs.r42", "POLYAXON_ARTIFACTS_STORE_NAME=store"},
 		"--path", dir, "--interval", "300ms", "--delete")
 	waitFor(t, time.Minute, "gone.txt uploaded", func() bool { _, err := os.Stat(filepath.Join(mount, "r42/gone.txt")); return err == nil })
@@ -948,12 +951,15 @@ func TestSidecarMountStore(t *testing.T) {
 			t.Errorf("%s is still in the mount: %v", gone, err)
 		}
 	}
-	st, err := os.Stat(filepath.Join(mount, "r42/keep/a.txt"))
-	if err != nil || !st.ModTime().Equal(mtime) {
-		t.Errorf("keep/a.txt in the mount: %v, mtime %v", err, st.ModTime())
+	for _, rel := range []string{"keep/a.txt", long} {
+		if st, err := os.Stat(filepath.Join(mount, "r42", rel)); err != nil {
+			t.Errorf("%.30s… is not in the mount: %v", rel, err)
+		} else if !st.ModTime().Equal(mtime) {
+			t.Errorf("%.30s… in the mount has mtime %v", rel, st.ModTime())
+		}
 	}
 	filepath.Walk(mount, func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() && p != filepath.Join(mount, "r42/keep/a.txt") {
+		if err == nil && !info.IsDir() && p != filepath.Join(mount, "r42/keep/a.txt") && p != filepath.Join(mount, "r42", long) {
 			t.Errorf("unexpected file in the mount: %s", p)
 		}
 		return nil

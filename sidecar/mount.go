@@ -1,8 +1,11 @@
 package sidecar
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -11,7 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"gocloud.dev/blob"
+
 	"github.com/initializer/initializer/fsutil"
+	"github.com/initializer/initializer/handlers/store"
 )
 
 // mountTempDir is the hidden folder, at the root of a mount store, where
@@ -142,4 +148,92 @@ func isFileblobTemp(name string, mtime time.Time) bool {
 	}
 	ns, err := strconv.ParseInt(digits, 16, 64)
 	return err == nil && ns > 0 && !time.Unix(0, ns).After(mtime.Add(time.Second))
+}
+
+// MountUploader writes the uploads of a mount store itself (it is a
+// transfer.Provider, transfer.StreamUploader and transfer.BytesUploader):
+// fileblob's writer names its temporary file after the target plus 21
+// bytes, so a file whose name has more than 234 of the 255 bytes a name
+// may have could not be uploaded. Its temporary files have short names of
+// fileblob's pattern (which removeStaleTemps knows), in the mount's shared
+// folder of them, or beside the target when there is none (hidden there as
+// this tool's: host_path downloads and the sidecar's scans skip them). The
+// target is the file fileblob would read for the key (escaped names
+// included), so that fileblob's listing and deletions see the same store.
+type MountUploader struct {
+	bucket *blob.Bucket
+	dir    string // the mount
+	tmp    string // the shared folder of temporary files; "" for beside the targets
+}
+
+// PinVersion, CRC32C and BeforeWrite: a mount has no versions or CRC32C,
+// and no options to add.
+func (MountUploader) PinVersion(*blob.Attributes) func(func(any) bool) error { return nil }
+func (MountUploader) CRC32C(func(any) bool) (uint32, bool)                 { return 0, false }
+func (MountUploader) BeforeWrite() func(func(any) bool) error               { return nil }
+
+// UploadBytes writes data to key.
+func (m MountUploader) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
+	return m.UploadStream(ctx, b, key, bytes.NewReader(data), opts, 0, 1)
+}
+
+// UploadStream writes what r yields to key: to a temporary file, then
+// renamed into place; on failure or when ctx ends (checked between
+// buffers), nothing is left. It declines another bucket and keys fileblob
+// would refuse (".attrs" at the end: its attribute files).
+func (m MountUploader) UploadStream(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions, _ int64, _ int) (bool, error) {
+	if b != m.bucket || strings.HasSuffix(key, ".attrs") || opts.IfNotExist || opts.BeforeWrite != nil {
+		return false, nil
+	}
+	target := store.FileblobPath(m.dir, key)
+	if !fsutil.Within(m.dir, target) || target == m.dir {
+		return false, nil // fileblob refuses it, with its own error
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o777); err != nil {
+		return true, err
+	}
+	dir := m.tmp
+	if dir == "" {
+		dir = filepath.Dir(target)
+	}
+	f, err := createUploadTemp(dir)
+	if err != nil {
+		return true, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	buf := make([]byte, 256<<10)
+	if _, err := io.CopyBuffer(f, fsutil.ContextReader(ctx, r), buf); err != nil {
+		return true, err
+	}
+	if err := f.Close(); err != nil {
+		return true, err
+	}
+	if err := ctx.Err(); err != nil {
+		return true, err
+	}
+	if err := os.Rename(f.Name(), target); err != nil {
+		return true, err
+	}
+	committed = true
+	return true, nil
+}
+
+// createUploadTemp creates a temporary file in dir named like fileblob's
+// (prefix, a dot, the time in 16 hexadecimal digits, ".tmp"), readable as
+// fileblob makes its files (0666 less the umask).
+func createUploadTemp(dir string) (*os.File, error) {
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, fmt.Sprintf("%sup.%016x.tmp", fsutil.TempPrefix, time.Now().UnixNano()))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) && try < 10000 {
+			continue
+		}
+		return f, err
+	}
 }

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/handlers/store"
 )
 
 // Through OpenMount's bucket, an upload is written in the hidden folder
@@ -111,3 +113,83 @@ func TestRemoveStaleTemps(t *testing.T) {
 		}
 	}
 }
+
+// Through MountUploader, names up to the 255 bytes a name may have go up
+// (fileblob's temporary name would add 21 bytes), small and streamed
+// files alike, to the file fileblob reads for the key (escaped names
+// too), and nothing is left in the temporary folder.
+func TestMountUploaderLongNames(t *testing.T) {
+	t.Setenv("TMPDIR", os.TempDir())
+	dir, local := t.TempDir(), t.TempDir()
+	cat, err := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenMount(cat.Connections[0], "run", local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Bucket.Close()
+	long := strings.Repeat("n", 250)
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB: hashed, then streamed
+	write(t, local, long, "small")
+	write(t, local, "d/"+long+".bin", big)
+	write(t, local, "tab\there", "escaped")
+	cfg := testConfig(m.Bucket, local)
+	cfg.Transfer.Provider, cfg.Transfer.NoVerify = m.Uploader, true
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil || rep.Files != 3 || len(rep.NotUploaded) != 0 {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	for rel, want := range map[string]string{long: "small", "d/" + long + ".bin": big, "tab\there": "escaped"} {
+		// Read as a file: fileblob's reader opens "<name>.attrs" first,
+		// which fails for such names.
+		if got, err := os.ReadFile(store.FileblobPath(dir, "run/"+rel)); err != nil || string(got) != want {
+			t.Errorf("%.20s…: %d bytes, %v", rel, len(got), err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run", "tab__0x9__here")); err != nil {
+		t.Errorf("not where fileblob reads it: %v", err)
+	}
+	if left, _ := os.ReadDir(m.TempDir); len(left) != 0 {
+		t.Errorf("left in the temporary folder: %v", left)
+	}
+}
+
+// An upload whose context ends midway leaves nothing, neither at its
+// target nor in the temporary folder.
+func TestMountUploaderCancelled(t *testing.T) {
+	t.Setenv("TMPDIR", os.TempDir())
+	dir, local := t.TempDir(), t.TempDir()
+	cat, _ := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
+	m, err := OpenMount(cat.Connections[0], "run", local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Bucket.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := io.MultiReader(strings.NewReader(strings.Repeat("x", 1<<20)), readerFunc(func([]byte) (int, error) {
+		cancel()
+		return 0, ctx.Err()
+	}))
+	used, err := m.Uploader.UploadStream(ctx, m.Bucket, "run/f", r, &blob.WriterOptions{}, 0, 1)
+	if !used || err == nil {
+		t.Fatalf("%v %v", used, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run", "f")); err == nil {
+		t.Error("a cancelled upload reached its target")
+	}
+	if left, _ := os.ReadDir(m.TempDir); len(left) != 0 {
+		t.Errorf("left in the temporary folder: %v", left)
+	}
+	// Another bucket is not its own.
+	if used, _ := m.Uploader.UploadStream(context.Background(), nil, "run/g", strings.NewReader("g"), &blob.WriterOptions{}, 0, 1); used {
+		t.Error("an upload to another bucket was taken")
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

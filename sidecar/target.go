@@ -42,6 +42,8 @@ type Mount struct {
 	// place (see mountTempDir); "" when they are written beside their
 	// files.
 	TempDir string
+	// Uploader writes the uploads (the transfer's Provider).
+	Uploader MountUploader
 }
 
 // OpenMount opens a host_path/volume_claim mount for uploads below prefix
@@ -85,7 +87,7 @@ func OpenMount(conn *connections.Connection, prefix, localRoot string, log *slog
 		return nil, fault.Wrap(fault.LocalDisk, fmt.Errorf("%s: %w", conn, err))
 	}
 	removeStaleTemps(tmp, start, log)
-	return &Mount{Bucket: b, Path: m.MountPath, TempDir: tmp}, nil
+	return &Mount{Bucket: b, Path: m.MountPath, TempDir: tmp, Uploader: MountUploader{bucket: b, dir: m.MountPath, tmp: tmp}}, nil
 }
 
 // startTempDir is the process's temporary folder as it started, before

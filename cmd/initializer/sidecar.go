@@ -235,6 +235,10 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		// Local file-system errors: a file where a folder is needed or the
 		// reverse cannot be fixed by trying again.
 		cfg.Transfer.Classify = mountClass
+		// The uploader writes each file itself and sees every byte
+		// written: reading fileblob's attributes back would add nothing
+		// but a failure for names over 249 bytes (it opens "<name>.attrs").
+		cfg.Transfer.Provider, cfg.Transfer.NoVerify = m.Uploader, true
 	} else {
 		s, err := store.Open(ctx, conn, conn.Keys(), store.Options{Workers: sf.workers, Log: log})
 		if err != nil {
@@ -363,7 +367,8 @@ func removeEmptied(top, file string) error {
 func mountClass(err error) fault.Class {
 	switch {
 	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY),
-		errors.Is(err, syscall.EXDEV): // a volume mounted below the store's folder after the start
+		errors.Is(err, syscall.EXDEV), // a volume mounted below the store's folder after the start
+		errors.Is(err, syscall.ENAMETOOLONG):
 		return fault.Usage
 	}
 	if c := fault.ClassOf(fault.FromSystem(err)); c != fault.Internal {
