@@ -169,8 +169,8 @@ type MountUploader struct {
 // PinVersion, CRC32C and BeforeWrite: a mount has no versions or CRC32C,
 // and no options to add.
 func (MountUploader) PinVersion(*blob.Attributes) func(func(any) bool) error { return nil }
-func (MountUploader) CRC32C(func(any) bool) (uint32, bool)                 { return 0, false }
-func (MountUploader) BeforeWrite() func(func(any) bool) error               { return nil }
+func (MountUploader) CRC32C(func(any) bool) (uint32, bool)                   { return 0, false }
+func (MountUploader) BeforeWrite() func(func(any) bool) error                { return nil }
 
 // UploadBytes writes data to key.
 func (m MountUploader) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
