@@ -62,6 +62,8 @@ type scanResult struct {
 	// are not uploaded: the job's code must not be able to make the
 	// sidecar upload what only the sidecar can read (its credentials).
 	linksOut []string
+	// dangling are the symbolic links that lead to nothing: not uploaded.
+	dangling []string
 }
 
 // scan walks the root and updates the index. A file that vanishes during
@@ -150,6 +152,9 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 			// links to folders are not followed (no loops, nothing twice),
 			// links leading out of the root are left out and reported.
 			if err := unix.Fstatat(fd, name, &st, 0); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+				if errors.Is(err, unix.ENOENT) && !ix.excl.file(name, ix.buf) {
+					res.dangling = append(res.dangling, string(ix.buf))
+				}
 				continue
 			}
 			if ix.excl.file(name, ix.buf) {

@@ -171,6 +171,7 @@ func TestScanLinksLeadingOut(t *testing.T) {
 		"run/up.txt":     "../../" + filepath.Base(secretDir) + "/AWS_SECRET_ACCESS_KEY",
 		"run/latest.pt":  filepath.Join(root, "run/model.pt"),
 		"run/latest2.pt": "model.pt",
+		"run/dangling":   "nothing-there",
 	} {
 		if err := os.Symlink(target, filepath.Join(root, filepath.FromSlash(name))); err != nil {
 			t.Fatal(err)
@@ -184,6 +185,9 @@ func TestScanLinksLeadingOut(t *testing.T) {
 	sort.Strings(res.linksOut)
 	if want := []string{"run/leak.txt", "run/up.txt"}; !slices.Equal(res.linksOut, want) {
 		t.Errorf("links leading out %v, want %v", res.linksOut, want)
+	}
+	if want := []string{"run/dangling"}; !slices.Equal(res.dangling, want) {
+		t.Errorf("links to nothing %v, want %v", res.dangling, want)
 	}
 }
 

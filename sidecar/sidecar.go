@@ -127,9 +127,9 @@ type sidecar struct {
 	afterWarned atomic.Bool      // a failure of AfterUpload was logged as a warning
 }
 
-// reportLinksOut warns, once each, of the links to files outside the root,
-// which are not uploaded.
-func (s *sidecar) reportLinksOut(rels []string) {
+// reportLinksOut warns, once each, of links that are not uploaded (to
+// files outside the root, to nothing), saying why.
+func (s *sidecar) reportLinksOut(rels []string, why string) {
 	for _, rel := range rels {
 		if s.linksOut[rel] {
 			continue
@@ -138,7 +138,7 @@ func (s *sidecar) reportLinksOut(rels []string) {
 			s.linksOut = map[string]bool{}
 		}
 		s.linksOut[rel] = true
-		s.log.Warn("not uploaded: a symbolic link to a file outside --path", "file", rel, "path", s.cfg.Root)
+		s.log.Warn(why, "file", rel, "path", s.cfg.Root)
 	}
 }
 
@@ -472,7 +472,8 @@ func (s *sidecar) cycle(ctx context.Context) int {
 			s.rep.Skipped = int64(res.files - len(res.dirty))
 		}
 	}
-	s.reportLinksOut(res.linksOut)
+	s.reportLinksOut(res.linksOut, "not uploaded: a symbolic link to a file outside --path")
+	s.reportLinksOut(res.dangling, "not uploaded: a symbolic link to nothing")
 	wrote := false
 	s.forget(res.gone)
 	for _, rel := range res.dirty {
