@@ -88,6 +88,9 @@ type exhaustedError struct {
 }
 
 func (e *exhaustedError) Error() string {
+	if e.attempts == 1 {
+		return fmt.Sprintf("%s: failed (no retries): %v", e.what, e.err)
+	}
 	return fmt.Sprintf("%s: gave up after %d attempts: %v", e.what, e.attempts, e.err)
 }
 func (e *exhaustedError) Unwrap() error { return e.err }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"gocloud.dev/blob"
@@ -24,10 +25,11 @@ var Kinds = []connections.Kind{connections.S3, connections.GCS, connections.WASB
 
 // Handler downloads from s3, gcs and wasb connections into --path.
 type Handler struct {
-	files   []string
-	dirs    []string
-	retries int
-	partMiB int64
+	files       []string
+	dirs        []string
+	retries     int
+	partMiB     int64
+	readTimeout time.Duration
 }
 
 // New returns the object-store handler.
@@ -39,6 +41,7 @@ func (h *Handler) Flags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&h.dirs, "dirs", nil, "object-store: folders (key prefixes) to take, each src or src:dst relative to the bucket prefix")
 	fs.IntVar(&h.retries, "retries", 5, "object-store: retries of each request before giving up (exit 5)")
 	fs.Int64Var(&h.partMiB, "part-size", 16, "object-store: size in MiB of the parallel ranged reads of large objects")
+	fs.DurationVar(&h.readTimeout, "read-timeout", time.Minute, "object-store: a download that receives nothing for this long is cut and retried")
 }
 
 // Check proves the credentials and that the bucket and prefix are listable.
@@ -69,22 +72,31 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if req.Path == "" {
 		return nil, fault.New(fault.Usage, "%s: --path is required: the folder to download into", req.Conn)
 	}
+	switch {
+	case h.retries < 0:
+		return nil, fault.New(fault.Usage, "--retries %d: give 0 (no retries) or more", h.retries)
+	case h.partMiB < 1 || h.partMiB > 5<<10:
+		return nil, fault.New(fault.Usage, "--part-size %d: give a size in MiB from 1 to 5120", h.partMiB)
+	case h.readTimeout < time.Second:
+		return nil, fault.New(fault.Usage, "--read-timeout %s: give 1s or more", h.readTimeout)
+	}
 	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	opts := transfer.Options{
-		Workers:  workers(req),
-		PartSize: h.partMiB << 20,
-		Checksum: req.Checksum,
-		Force:    req.Force,
-		Retries:  h.retries,
-		Provider: s.Provider,
-		Classify: Classify,
-		Brief:    Brief,
-		Log:      req.Log,
-		Conn:     req.Conn.String(),
+		Workers:     workers(req),
+		PartSize:    h.partMiB << 20,
+		Checksum:    req.Checksum,
+		Force:       req.Force,
+		Retries:     h.retries,
+		ReadTimeout: h.readTimeout,
+		Provider:    s.Provider,
+		Classify:    Classify,
+		Brief:       Brief,
+		Log:         req.Log,
+		Conn:        req.Conn.String(),
 	}
 	if h.retries == 0 {
 		opts.Retries = -1
