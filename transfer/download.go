@@ -71,10 +71,17 @@ type downloader struct {
 	streams chan struct{} // bounds open streams across files and parts
 	prog    *Progress
 
-	free     uint64 // free bytes at the start
-	block    int64  // the file system's block: a file takes whole blocks
-	fresh    bool   // root was empty at the start: no file can be up to date
-	reserved atomic.Int64
+	free  uint64 // free bytes at the start
+	block int64  // the file system's block: a file takes whole blocks
+	fresh bool   // root was empty at the start: no file can be up to date
+	// The space planned: reserved is what the files written and being
+	// written take; credit is what the replacements being written give back
+	// once in place (the blocks of the copies they replace). spaceChanged
+	// is closed (and replaced) whenever either goes down.
+	spaceMu      sync.Mutex
+	reserved     int64
+	credit       int64
+	spaceChanged chan struct{}
 
 	files, bytes, skipped, dirs, objects, retries atomic.Int64
 	planned                                       atomic.Int64 // bytes of the objects planned
@@ -95,7 +102,7 @@ type downloader struct {
 // still empty: a failed run leaves no empty --path behind.
 func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string, opts Options) (Stats, error) {
 	created := fsutil.FirstMissing(root)
-	d := &downloader{b: b, root: root, start: time.Now()}
+	d := &downloader{b: b, root: root, start: time.Now(), spaceChanged: make(chan struct{})}
 	st, err := d.run(ctx, sels, opts)
 	if err != nil {
 		// Folders this run made for files that never came: nothing
@@ -336,7 +343,7 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 }
 
 // fetch brings one object to its local path, unless it is already there.
-func (d *downloader) fetch(ctx context.Context, o object) error {
+func (d *downloader) fetch(ctx context.Context, o object) (err error) {
 	if o.marker {
 		return d.makeDir(ctx, o)
 	}
@@ -355,10 +362,16 @@ func (d *downloader) fetch(ctx context.Context, o object) error {
 		}
 		o.old = old
 	}
-	if err := d.reserve(o); err != nil {
+	held, err := d.reserve(ctx, o)
+	if err != nil {
 		return err
 	}
-	err := d.download(ctx, o)
+	defer func() {
+		if err != nil {
+			d.release(held, o.old) // nothing was written: the space is free again
+		}
+	}()
+	err = d.download(ctx, o)
 	var me *mismatchError
 	if errors.As(err, &me) {
 		// Once more, from fresh attributes: the object may have been replaced
@@ -618,16 +631,56 @@ func emptyDir(dir string) bool {
 	return len(names) == 0 && err == io.EOF
 }
 
-// reserve counts o's bytes against the free space measured at the start,
-// so a download that cannot fit stops before the disk is full.
-func (d *downloader) reserve(o object) error {
+// reserve counts o's blocks against the free space measured at the start,
+// so a download that cannot fit stops before the disk is full, and returns
+// what it counted. When o does not fit but replacements being written will
+// give back the space of the copies they replace, it waits for them: a
+// refreshed dataset fits where its old copy fits, whatever the workers.
+func (d *downloader) reserve(ctx context.Context, o object) (int64, error) {
 	if d.free == 0 {
-		return nil
+		return 0, nil
 	}
-	if total := d.reserved.Add(d.blocks(o.size)); total > 0 && uint64(total) > d.free {
-		return fault.New(fault.LocalDisk, "%s: not enough space at %s: the download needs more than %d bytes, %d were free; give the volume more room or download fewer paths", d.opts.Conn, d.root, total, d.free)
+	need := d.blocks(o.size)
+	for {
+		d.spaceMu.Lock()
+		if total := d.reserved + need; total <= 0 || uint64(total) <= d.free {
+			d.reserved = total
+			d.credit += d.blocks(o.old)
+			d.spaceMu.Unlock()
+			return need, nil
+		}
+		if d.credit == 0 {
+			total := d.reserved + need
+			d.spaceMu.Unlock()
+			return 0, fault.New(fault.LocalDisk, "%s: not enough space at %s: the download needs more than %d bytes, %d were free; give the volume more room or download fewer paths", d.opts.Conn, d.root, total, d.free)
+		}
+		changed := d.spaceChanged
+		d.spaceMu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
-	return nil
+}
+
+// release gives back held blocks reserved for a download that wrote
+// nothing, and the credit of the copy of old bytes it would have replaced.
+func (d *downloader) release(held, old int64) {
+	if d.free == 0 {
+		return
+	}
+	d.spaceMu.Lock()
+	d.reserved -= held
+	d.credit -= d.blocks(old)
+	d.spaceSignal()
+	d.spaceMu.Unlock()
+}
+
+// spaceSignal wakes the downloads waiting for space; spaceMu is held.
+func (d *downloader) spaceSignal() {
+	close(d.spaceChanged)
+	d.spaceChanged = make(chan struct{})
 }
 
 // blocks is the space a file of size bytes takes: whole blocks.
@@ -905,8 +958,13 @@ func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
 	if err := fsutil.Publish(f, o.path, fsutil.FileMeta{Mode: 0o644, ModTime: modTime, Created: 0o644}); err != nil {
 		return d.conflictOrLocal(o, err)
 	}
-	if o.old > 0 {
-		d.reserved.Add(-d.blocks(o.old)) // the file it replaced freed its blocks
+	if o.old > 0 && d.free > 0 {
+		// The file it replaced freed its blocks.
+		d.spaceMu.Lock()
+		d.reserved -= d.blocks(o.old)
+		d.credit -= d.blocks(o.old)
+		d.spaceSignal()
+		d.spaceMu.Unlock()
 	}
 	d.files.Add(1)
 	d.bytes.Add(o.size)

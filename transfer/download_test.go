@@ -481,28 +481,43 @@ func TestRemoteFaultBrief(t *testing.T) {
 }
 
 // A re-run that replaces files counts the space each replaced file frees:
-// it fits where the whole download would not, file by file.
+// it fits where the whole download would not, file by file, whatever the
+// workers (those that do not fit wait for the replacements in flight).
+// What does not fit even so still fails.
 func TestDownloadFreeSpaceCountsReplacedFiles(t *testing.T) {
-	b := memblob.OpenBucket(nil)
-	for i := range 10 {
-		put(t, b, fmt.Sprintf("f%d", i), randomBytes(3000, uint64(i)))
-	}
-	dst := t.TempDir()
-	if _, err := Download(context.Background(), b, whole, dst, testOpts()); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		put(t, b, fmt.Sprintf("f%d", i), randomBytes(2990, uint64(100+i))) // new content (a size the re-run sees as changed)
-	}
-	o := testOpts()
-	o.Workers = 1
-	o.freeBytes = 6000 // one file (one 4 KiB block) at a time fits, not the 30,000 bytes
-	st, err := Download(context.Background(), b, whole, dst, o)
-	if err != nil || st.Files != 10 {
-		t.Fatalf("%+v, %v", st, err)
-	}
-	if got, _ := os.ReadFile(filepath.Join(dst, "f9")); !bytes.Equal(got, randomBytes(2990, 109)) {
-		t.Error("f9 not replaced")
+	for _, workers := range []int{1, 8} {
+		b := memblob.OpenBucket(nil)
+		for i := range 10 {
+			put(t, b, fmt.Sprintf("f%d", i), randomBytes(3000, uint64(i)))
+		}
+		dst := t.TempDir()
+		if _, err := Download(context.Background(), b, whole, dst, testOpts()); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			put(t, b, fmt.Sprintf("f%d", i), randomBytes(2990, uint64(100+workers+i))) // new content (a size the re-run sees as changed)
+		}
+		o := testOpts()
+		o.Workers = workers
+		o.freeBytes = 6000 // one file (one 4 KiB block) at a time fits, not the 30,000 bytes
+		st, err := Download(context.Background(), b, whole, dst, o)
+		if err != nil || st.Files != 10 {
+			t.Fatalf("%d workers: %+v, %v", workers, st, err)
+		}
+		for i := range 10 {
+			if got, _ := os.ReadFile(filepath.Join(dst, fmt.Sprintf("f%d", i))); !bytes.Equal(got, randomBytes(2990, uint64(100+workers+i))) {
+				t.Errorf("%d workers: f%d not replaced", workers, i)
+			}
+		}
+		// Two new files beside the replacements: they never fit.
+		put(t, b, "new1", randomBytes(3000, 1))
+		put(t, b, "new2", randomBytes(3000, 2))
+		for i := range 10 {
+			put(t, b, fmt.Sprintf("f%d", i), randomBytes(2980, uint64(200+i)))
+		}
+		if _, err := Download(context.Background(), b, whole, dst, o); fault.ClassOf(err) != fault.LocalDisk {
+			t.Errorf("%d workers, more than fits: %v", workers, err)
+		}
 	}
 }
 
