@@ -2,6 +2,7 @@ package connections
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -46,15 +47,37 @@ type mount struct {
 	dir    string
 	items  []string
 	secret bool
+	name   string // the secret's or configMap's name, for messages
 }
 
 func (k *Keys) mounts() []mount {
 	var out []mount
 	if r := k.conn.Secret; r != nil && r.MountPath != "" {
-		out = append(out, mount{dir: r.MountPath, items: r.Items, secret: true})
+		out = append(out, mount{dir: r.MountPath, items: r.Items, secret: true, name: r.Name})
 	}
 	if r := k.conn.ConfigMap; r != nil && r.MountPath != "" {
-		out = append(out, mount{dir: r.MountPath, items: r.Items})
+		out = append(out, mount{dir: r.MountPath, items: r.Items, name: r.Name})
+	}
+	return out
+}
+
+// Missing describes the secret and configMap mounts of the connection
+// that are not folders in this container (the volume is not mounted, or
+// the mountPath is wrong): their keys can only come from the environment.
+func (k *Keys) Missing() []string {
+	var out []string
+	for _, m := range k.mounts() {
+		if st, err := os.Stat(m.dir); err == nil && st.IsDir() {
+			continue
+		}
+		what := "configMap"
+		if m.secret {
+			what = "secret"
+		}
+		if m.name != "" {
+			what += " " + m.name
+		}
+		out = append(out, fmt.Sprintf("%s: mountPath %s does not exist in this container", what, m.dir))
 	}
 	return out
 }

@@ -236,3 +236,28 @@ func TestWorkersOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// A secret mount that is not there is warned about, and named in the
+// error when the credentials are then refused or missing.
+func TestMissingSecretMount(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "not-mounted")
+	for _, c := range []struct {
+		entry string
+		code  int
+	}{
+		{`{name: data, kind: gcs, schema: {bucket: "gs://b/p"}, secret: {name: gcs-key, mountPath: ` + missing + `}}`, 2},
+		{`{name: data, kind: wasb, schema: {bucket: "az://c/p"}, secret: {name: az-key, mountPath: ` + missing + `}}`, 2},
+	} {
+		cat := catalog(t, "connections:\n- "+c.entry+"\n")
+		r := cli(t, []string{"GOOGLE_APPLICATION_CREDENTIALS=", "HOME=" + t.TempDir()}, "check", "--catalog", cat, "--connection", "data")
+		r.expectCode(t, c.code)
+		for _, want := range []string{"mountPath " + missing + " does not exist in this container", "level=WARN"} {
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("%s: stderr lacks %q:\n%s", c.entry, want, r.Stderr)
+			}
+		}
+		if !strings.Contains(r.Result["error"].(string), "(note: secret "+strings.Split(strings.Split(c.entry, "name: ")[2], ",")[0]) {
+			t.Errorf("%s: the error does not name the mount: %v", c.entry, r.Result["error"])
+		}
+	}
+}

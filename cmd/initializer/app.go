@@ -301,10 +301,22 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		req.Terminal = f
 	}
 	req.Log.Info("starting", "command", action, "path", jf.path)
-	if action == "check" {
-		return h.Check(ctx, req)
+	missing := req.Keys.Missing()
+	for _, m := range missing {
+		req.Log.Warn(m+": its keys are looked up in the environment only; mount it there (volumeMounts) or fix the catalog's mountPath", "connection", conn.Name)
 	}
-	return h.Run(ctx, req)
+	var res *handlers.Result
+	if action == "check" {
+		res, err = h.Check(ctx, req)
+	} else {
+		res, err = h.Run(ctx, req)
+	}
+	// Credentials refused or missing while a mount of them is not there:
+	// the mount is the likelier cause.
+	if c := fault.ClassOf(err); len(missing) > 0 && (c == fault.Auth || c == fault.Usage) {
+		err = fault.Wrap(c, fmt.Errorf("%w (note: %s; mount it there or fix the catalog's mountPath)", err, strings.Join(missing, "; ")))
+	}
+	return res, err
 }
 
 // report writes --result and the termination log.
