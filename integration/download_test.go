@@ -408,6 +408,28 @@ func TestDownloadSelectionErrors(t *testing.T) {
 				if !strings.Contains(r.Stderr, args[len(args)-2]) || !strings.Contains(r.Stderr, "data") {
 					t.Errorf("%v: the error names neither the flag nor the connection:\n%s", args, r.Stderr)
 				}
+				// check says what the run would.
+				r = cli(t, env, append([]string{"check", "--catalog", cat, "--connection", "data"}, args...)...)
+				r.expectCode(t, 4)
+				if !strings.Contains(r.Stderr, args[len(args)-2]) {
+					t.Errorf("check %v: the error does not name the flag:\n%s", args, r.Stderr)
+				}
+			}
+			for _, c := range []struct {
+				args []string
+				code int
+			}{
+				{[]string{"--files", "model.txt", "--dirs", "sub", "--paths", "sub/a.txt:b.txt"}, 0},
+				{[]string{"--files", "../x"}, 2},
+				{[]string{"--paths", "model.txt:"}, 2},
+			} {
+				r := cli(t, env, append([]string{"check", "--catalog", cat, "--connection", "data"}, c.args...)...)
+				r.expectCode(t, c.code)
+			}
+			r0 := cli(t, env, "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--paths", "model.txt:")
+			r0.expectCode(t, 2)
+			if !strings.Contains(r0.Stderr, "the destination is empty") {
+				t.Errorf("--paths model.txt: with an empty destination:\n%s", r0.Stderr)
 			}
 
 			// Two selections to one place: refused before anything is written.

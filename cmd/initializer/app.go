@@ -289,7 +289,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	if err != nil {
 		return nil, err
 	}
-	if len(mappings) > 0 && jf.path == "" {
+	if len(mappings) > 0 && jf.path == "" && action != "check" {
 		return nil, fault.New(fault.Usage, "--paths needs --path, the folder to copy them into")
 	}
 	req := &handlers.Request{

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/initializer/initializer/connections"
@@ -34,6 +35,22 @@ func (Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Resu
 	st, err := checkMount(req.Conn, m)
 	if err != nil {
 		return nil, err
+	}
+	// What a run would refuse of --paths: a path that is not there, or
+	// that leads out of the mount.
+	if real, err := filepath.EvalSymlinks(m.MountPath); err == nil {
+		for _, mp := range req.Paths {
+			src := filepath.Join(real, filepath.FromSlash(mp.Src))
+			resolved, err := filepath.EvalSymlinks(src)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return nil, fault.New(fault.NotFound, "%s: --paths %q: %s does not exist in the mount", req.Conn, mp.Src, src)
+			case err != nil:
+				return nil, fault.FromSystem(fmt.Errorf("%s: %w", req.Conn, err))
+			case !fsutil.Within(real, resolved):
+				return nil, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", req.Conn, mp.Src, resolved)
+			}
+		}
 	}
 	access := "readable, writable"
 	if m.ReadOnly {

@@ -87,3 +87,26 @@ func TestCheck(t *testing.T) {
 }
 
 func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+// check refuses what a run would refuse of --paths: a path not in the
+// mount (exit 4), one leading out of it through a link (exit 2).
+func TestCheckPaths(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "train"), 0o755)
+	os.Symlink(t.TempDir(), filepath.Join(dir, "out"))
+	c := conn(t, "host_path", dir, true)
+	for _, tt := range []struct {
+		path  string
+		class fault.Class
+	}{
+		{"train", fault.OK},
+		{"nope", fault.NotFound},
+		{"out", fault.Usage},
+	} {
+		req := &handlers.Request{Conn: c, Log: slog.New(slog.DiscardHandler), Paths: []handlers.Mapping{{Src: tt.path, Dst: tt.path}}}
+		_, err := Handler{}.Check(context.Background(), req)
+		if fault.ClassOf(err) != tt.class && !(tt.class == fault.OK && err == nil) {
+			t.Errorf("--paths %s: %v", tt.path, err)
+		}
+	}
+}

@@ -55,6 +55,9 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	if err != nil {
 		return nil, err
 	}
+	if err := h.checkSelections(ctx, s, req); err != nil {
+		return nil, err
+	}
 	summary := fmt.Sprintf("%s: %s is reachable and listable with the given credentials", req.Conn, s.URL)
 	if empty {
 		summary += ", but holds no object: a download would write nothing; check schema.bucket"
@@ -165,6 +168,9 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		}
 		if attrs != nil {
 			m.Dst = m.FileDst()
+			if m.Dst == "" {
+				return "", nil, fault.New(fault.Usage, "%s: --paths %q names an object, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, m.Src+":")
+			}
 		}
 		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs, Flag: fmt.Sprintf("--paths %q", m.Src)})
 	}
@@ -192,6 +198,49 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		}
 	}
 	return req.Path, []transfer.Selection{{Key: s.Prefix, Dir: true}}, nil
+}
+
+// checkSelections checks, for check, what a run would refuse of --files,
+// --dirs and --paths: their syntax and destinations (exit 2), and that each
+// matches an object (exit 4).
+func (h *Handler) checkSelections(ctx context.Context, s *Store, req *handlers.Request) error {
+	if len(h.files) == 0 && len(h.dirs) == 0 && len(req.Paths) == 0 {
+		return nil
+	}
+	if req.Path == "" {
+		req.Path = "." // destinations are checked relative to it; nothing is written
+	}
+	opts := transfer.Options{Classify: Classify, Brief: Brief, Log: req.Log, Conn: req.Conn.String()}
+	_, sels, err := h.selections(ctx, s, req, opts)
+	if err != nil {
+		return err
+	}
+	for _, sel := range sels {
+		if sel.Attrs != nil || sel.Dir && sel.Key == "" {
+			continue // an object; the whole bucket (probed already)
+		}
+		found := false
+		if !sel.Dir {
+			attrs, err := s.object(ctx, sel.Key, opts)
+			if err != nil {
+				return err
+			}
+			found = attrs != nil
+		} else {
+			err := transfer.Retry(ctx, opts, "LIST "+sel.Key+"/", func() error {
+				page, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: strings.TrimSuffix(sel.Key, "/") + "/"})
+				found = len(page) > 0
+				return err
+			})
+			if err != nil {
+				return s.explain(err, "listing")
+			}
+		}
+		if !found {
+			return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket", req.Conn, sel.Flag, sel.Key)
+		}
+	}
+	return nil
 }
 
 // object returns the attributes of the object key names, or nil when it
