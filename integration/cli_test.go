@@ -261,3 +261,22 @@ func TestMissingSecretMount(t *testing.T) {
 		}
 	}
 }
+
+// A flag refused before the command runs is in the termination log too;
+// a --result that is a folder is a usage error, not an internal one.
+func TestFlagErrorsReported(t *testing.T) {
+	tl := writeFile(t, t.TempDir(), "termination-log", "")
+	r := cli(t, []string{"INITIALIZER_TERMINATION_LOG=" + tl}, "--connection", "x", "--workers", "abc")
+	r.expectCode(t, 2)
+	if b, _ := os.ReadFile(tl); !strings.HasPrefix(string(b), "failed (exit 2)") || !strings.Contains(string(b), "--workers") {
+		t.Errorf("termination log = %q", b)
+	}
+	dir := t.TempDir()
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %s, mountPath: %s}}\n", dir, dir))
+	cmd := exec.Command(binary, "--catalog", cat, "--connection", "data", "--result", t.TempDir())
+	cmd.Env = baseEnv(nil)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--result") {
+		t.Errorf("--result on a folder: %v\n%s", err, out)
+	}
+}

@@ -89,7 +89,8 @@ type app struct {
 }
 
 func run(args []string) int {
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, started: time.Now(), reg: builtins()}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, started: time.Now(), reg: builtins(),
+		log: slog.New(slog.DiscardHandler)} // until the flags set it up
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	root := a.rootCommand()
@@ -100,8 +101,11 @@ func run(args []string) int {
 	}
 	var ce *commandError
 	if !errors.As(err, &ce) {
-		// A flag or argument cobra refused.
-		fmt.Fprintf(a.stderr, "error: %s\nRun 'initializer --help' for usage.\n", secret.Scrub(err.Error()))
+		// A flag or argument cobra refused: said on stderr, and in the
+		// termination log (and --result, when it was read), as any failure.
+		msg := secret.Scrub(err.Error())
+		fmt.Fprintf(a.stderr, "error: %s\nRun 'initializer --help' for usage.\n", msg)
+		_ = a.report(outcome{Status: "failed", ExitCode: int(fault.Usage), Error: msg, Version: versionString(), StartedAt: a.started})
 		return int(fault.Usage)
 	}
 	return int(fault.ClassOf(ce.err))
@@ -237,6 +241,11 @@ const maxWorkers = 1024
 // job runs (or checks) one connection.
 func (a *app) job(ctx context.Context, action string, jf jobFlags) error {
 	out := outcome{Command: action, Connection: jf.connection, Version: versionString(), StartedAt: a.started}
+	if st, err := os.Stat(a.g.result); err == nil && st.IsDir() {
+		r := a.g.result
+		a.g.result = "" // nothing to write it to
+		return a.finish(out, nil, fault.New(fault.Usage, "--result %s is a folder: give the path of a file", r))
+	}
 	res, err := a.runJob(ctx, action, jf, &out)
 	return a.finish(out, res, err)
 }

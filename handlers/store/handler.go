@@ -107,7 +107,9 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	opts.Terminal = req.Terminal
 	root, sels, err := h.selections(ctx, s, req, opts)
 	if err != nil {
-		return nil, err
+		// Nothing was downloaded: the result says so, with zero counts.
+		return &handlers.Result{Summary: fmt.Sprintf("%s: nothing downloaded from %s", req.Conn, s.URL), Path: req.Path,
+			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0}}, err
 	}
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
