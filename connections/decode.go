@@ -230,7 +230,8 @@ func describe(v any) string {
 	case json.Number:
 		return "the number " + x.String()
 	case bool:
-		return fmt.Sprintf("%v", x)
+		// YAML reads y, yes, on, true (and their opposites) as booleans.
+		return fmt.Sprintf("%v (in YAML, y, yes, on and the like are booleans: quote a name such as \"y\")", x)
 	case []any:
 		return "a list"
 	case map[string]any:
