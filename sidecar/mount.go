@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob"
@@ -174,14 +174,30 @@ func (MountUploader) BeforeWrite() func(func(any) bool) error                { r
 
 // UploadBytes writes data to key.
 func (m MountUploader) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
-	return m.UploadStream(ctx, b, key, bytes.NewReader(data), opts, 0, 1)
+	return m.upload(ctx, b, key, opts, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
 }
+
+// copyBuffers are the buffers of UploadStream's copies.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // UploadStream writes what r yields to key: to a temporary file, then
 // renamed into place; on failure or when ctx ends (checked between
 // buffers), nothing is left. It declines another bucket and keys fileblob
 // would refuse (".attrs" at the end: its attribute files).
 func (m MountUploader) UploadStream(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions, _ int64, _ int) (bool, error) {
+	return m.upload(ctx, b, key, opts, func(f *os.File) error {
+		buf := copyBuffers.Get().(*[]byte)
+		defer copyBuffers.Put(buf)
+		_, err := io.CopyBuffer(f, fsutil.ContextReader(ctx, r), *buf)
+		return err
+	})
+}
+
+// upload writes key with write: to a temporary file, renamed into place.
+func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, opts *blob.WriterOptions, write func(*os.File) error) (bool, error) {
 	if b != m.bucket || strings.HasSuffix(key, ".attrs") || opts.IfNotExist || opts.BeforeWrite != nil {
 		return false, nil
 	}
@@ -207,8 +223,7 @@ func (m MountUploader) UploadStream(ctx context.Context, b *blob.Bucket, key str
 			os.Remove(f.Name())
 		}
 	}()
-	buf := make([]byte, 256<<10)
-	if _, err := io.CopyBuffer(f, fsutil.ContextReader(ctx, r), buf); err != nil {
+	if err := write(f); err != nil {
 		return true, err
 	}
 	if err := f.Close(); err != nil {
