@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -79,8 +80,8 @@ func (p *stallProxy) serve() {
 
 // TestDownloadStalledConnection: a download whose connection stops
 // sending, without closing, is cut after --read-timeout and retried, on
-// every store and for ranged reads; one that stalls every time ends with
-// exit 5, names the stall, and leaves nothing.
+// every store, for whole and ranged reads and for listings; one that
+// stalls every time ends with exit 5, names the stall, and leaves nothing.
 func TestDownloadStalledConnection(t *testing.T) {
 	env := testenv.Load(t)
 	real := map[string]string{"s3": env.S3().Endpoint, "gcs": env.GCS().Endpoint, "wasb": env.Azure().Endpoint}
@@ -107,7 +108,9 @@ func TestDownloadStalledConnection(t *testing.T) {
 			dst := t.TempDir()
 			r := cli(t, cenv, "--catalog", cat, "--connection", "data", "--path", dst, "--read-timeout", "1s")
 			r.expectCode(t, 0)
-			if !strings.Contains(r.Stderr, "stalled") {
+			// (The GCS and Azure clients retry such requests themselves,
+			// and GCS resumes a read where it stopped, without a word.)
+			if sk.kind == "s3" && !strings.Contains(r.Stderr, "stalled") {
 				t.Errorf("the stall is not named:\n%s", r.Stderr)
 			}
 			if fileSHA(t, filepath.Join(dst, "a.bin")) != sha(randomReader(size, 1)) {
@@ -117,8 +120,21 @@ func TestDownloadStalledConnection(t *testing.T) {
 				t.Error("big.bin differs")
 			}
 
-			// Stalling every time.
-			proxy = newStallProxy(t, u.Host, 1<<20, -1<<50)
+			// A listing that stalls (300 keys: more than the proxy passes).
+			for i := range 300 {
+				st.put(t, bucket, fmt.Sprintf("many/k%03d", i), strings.NewReader("k"), 1)
+			}
+			proxy = newStallProxy(t, u.Host, 20000, 1)
+			entry, cenv = sk.open(t, proxy.url()).connection(t, bucket, "many", false)
+			dst = t.TempDir()
+			r = cli(t, cenv, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", dst, "--read-timeout", "1s")
+			r.expectCode(t, 0)
+			if n := countFiles(dst); n != 300 || sk.kind == "s3" && !strings.Contains(r.Stderr, "stalled") {
+				t.Errorf("a stalled listing: %d files\n%s", n, r.Stderr)
+			}
+
+			// Stalling every time, before the answer's headers.
+			proxy = newStallProxy(t, u.Host, 0, -1<<50)
 			entry, cenv = sk.open(t, proxy.url()).connection(t, bucket, "ds", false)
 			cat = storeCatalog(t, entry)
 			dst = filepath.Join(t.TempDir(), "new")

@@ -760,18 +760,14 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 			}
 		}
 		first = false
-		rctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		r, err := d.open(rctx, o)
+		r, err := d.open(ctx, o)
 		if err != nil {
 			return err
 		}
 		defer r.Close()
 		modTime = r.ModTime()
 		h := newVerifier(o)
-		sw := watchStall(r, d.opts.ReadTimeout, cancel)
-		n, err := copyPooled(io.MultiWriter(f, h), sw, &d.prog.Live, false)
-		err = sw.Stop(err)
+		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.Live, false)
 		if errors.Is(err, ErrChecksumMismatch) || err != nil && d.opts.Classify(err) == fault.Integrity {
 			// The store's own check of what it sent failed (GCS: CRC32C).
 			return &mismatchError{err}
@@ -873,17 +869,13 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 		g.Go(func() error {
 			defer func() { <-d.streams }()
 			return d.retry.do(gctx, fmt.Sprintf("GET %s bytes %d-%d", o.key, off, off+n-1), func() error {
-				rctx, cancel := context.WithCancel(gctx)
-				defer cancel()
-				r, err := d.b.NewRangeReader(rctx, o.key, off, n, &blob.ReaderOptions{BeforeRead: pin})
+				r, err := d.b.NewRangeReader(gctx, o.key, off, n, &blob.ReaderOptions{BeforeRead: pin})
 				if err != nil {
 					return err
 				}
 				defer r.Close()
 				w := io.NewOffsetWriter(f, off)
-				sw := watchStall(r, d.opts.ReadTimeout, cancel)
-				got, err := copyPooled(w, sw, &d.prog.Live, false)
-				err = sw.Stop(err)
+				got, err := copyPooled(w, r, &d.prog.Live, false)
 				if err != nil {
 					return err
 				}

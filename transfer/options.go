@@ -35,9 +35,6 @@ type Options struct {
 	BackoffBase time.Duration // first retry delay; 0 means 200 ms (doubles, with jitter)
 	BackoffMax  time.Duration // longest retry delay; 0 means 5 s
 	PageSize    int           // listing page size; 0 means 1000
-	// ReadTimeout cuts a download that receives nothing for so long (the
-	// request is then retried); 0 means 1 minute.
-	ReadTimeout time.Duration
 
 	Provider Provider                // provider extras; may be nil
 	Classify func(error) fault.Class // the store's error classes; nil means gcerrors codes only
@@ -75,9 +72,7 @@ func (o *Options) defaults() {
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 5 * time.Second
 	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = time.Minute
-	}
+
 	if o.PageSize <= 0 {
 		o.PageSize = 1000
 	}

@@ -205,7 +205,7 @@ func registerSAS(token string) {
 
 // clientOptions are the Azure SDK options of every client: the pooled
 // transport and bounded retries (the transfer engine retries on top).
-func azureClientOptions(transport *http.Transport) azcore.ClientOptions {
+func azureClientOptions(transport http.RoundTripper) azcore.ClientOptions {
 	return azcore.ClientOptions{
 		Transport: &http.Client{Transport: transport},
 		Retry: policy.RetryOptions{
@@ -217,7 +217,7 @@ func azureClientOptions(transport *http.Transport) azcore.ClientOptions {
 }
 
 // containerClient builds the container client of c.
-func (c *azureConfig) containerClient(name string, transport *http.Transport) (*container.Client, error) {
+func (c *azureConfig) containerClient(name string, transport http.RoundTripper) (*container.Client, error) {
 	opts := &container.ClientOptions{ClientOptions: azureClientOptions(transport)}
 	containerURL := c.service + "/" + url.PathEscape(name)
 	switch c.kind {
@@ -251,7 +251,7 @@ func (c *azureConfig) containerClient(name string, transport *http.Transport) (*
 // client ID is given (it may come from a mounted file, which the default
 // credential does not read), by that client's workload identity and
 // managed identity.
-func (c *azureConfig) defaultCredential(transport *http.Transport) (azcore.TokenCredential, error) {
+func (c *azureConfig) defaultCredential(transport http.RoundTripper) (azcore.TokenCredential, error) {
 	co := azureClientOptions(transport)
 	def, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co, TenantID: c.tenant})
 	if err != nil || c.client == "" {
@@ -283,7 +283,7 @@ func openAzure(ctx context.Context, k *keyReader, loc location, opts Options) (*
 		opts.Log.Warn(c.accountNote)
 	}
 	transport := newTransport(opts.Workers)
-	client, err := c.containerClient(loc.Bucket, transport)
+	client, err := c.containerClient(loc.Bucket, idleWatch{transport, opts.readTimeout()})
 	if err != nil {
 		what := "AZURE_ACCOUNT_KEY"
 		switch c.kind {

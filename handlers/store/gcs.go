@@ -246,7 +246,7 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 		clientOpts = []option.ClientOption{
 			option.WithEndpoint(endpoint),
 			option.WithoutAuthentication(),
-			option.WithHTTPClient(&http.Client{Transport: storedReads{transport}}),
+			option.WithHTTPClient(&http.Client{Transport: idleWatch{storedReads{transport}, opts.readTimeout()}}),
 			// The JSON API for reads too: fake-gcs-server ignores the
 			// generation preconditions of XML reads, which pinning needs,
 			// and routes XML reads only for its -public-host.
@@ -257,7 +257,7 @@ func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*St
 		if err != nil {
 			return nil, err
 		}
-		hc := &http.Client{Transport: &oauth2.Transport{Source: creds.TokenSource, Base: storedReads{transport}}}
+		hc := &http.Client{Transport: &oauth2.Transport{Source: creds.TokenSource, Base: idleWatch{storedReads{transport}, opts.readTimeout()}}}
 		clientOpts = []option.ClientOption{option.WithHTTPClient(hc), option.WithTokenSource(creds.TokenSource)}
 	}
 	client, err := storage.NewClient(ctx, clientOpts...)

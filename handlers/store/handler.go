@@ -44,9 +44,25 @@ func (h *Handler) Flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&h.readTimeout, "read-timeout", time.Minute, "object-store: a download that receives nothing for this long is cut and retried")
 }
 
+// validate refuses flag values out of range.
+func (h *Handler) validate() error {
+	switch {
+	case h.retries < 0:
+		return fault.New(fault.Usage, "--retries %d: give 0 (no retries) or more", h.retries)
+	case h.partMiB < 1 || h.partMiB > 5<<10:
+		return fault.New(fault.Usage, "--part-size %d: give a size in MiB from 1 to 5120", h.partMiB)
+	case h.readTimeout < time.Second:
+		return fault.New(fault.Usage, "--read-timeout %s: give 1s or more", h.readTimeout)
+	}
+	return nil
+}
+
 // Check proves the credentials and that the bucket and prefix are listable.
 func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
-	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log})
+	if err := h.validate(); err != nil {
+		return nil, err
+	}
+	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log, ReadTimeout: h.readTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -75,31 +91,25 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if req.Path == "" {
 		return nil, fault.New(fault.Usage, "%s: --path is required: the folder to download into", req.Conn)
 	}
-	switch {
-	case h.retries < 0:
-		return nil, fault.New(fault.Usage, "--retries %d: give 0 (no retries) or more", h.retries)
-	case h.partMiB < 1 || h.partMiB > 5<<10:
-		return nil, fault.New(fault.Usage, "--part-size %d: give a size in MiB from 1 to 5120", h.partMiB)
-	case h.readTimeout < time.Second:
-		return nil, fault.New(fault.Usage, "--read-timeout %s: give 1s or more", h.readTimeout)
+	if err := h.validate(); err != nil {
+		return nil, err
 	}
-	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log})
+	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log, ReadTimeout: h.readTimeout})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	opts := transfer.Options{
-		Workers:     workers(req),
-		PartSize:    h.partMiB << 20,
-		Checksum:    req.Checksum,
-		Force:       req.Force,
-		Retries:     h.retries,
-		ReadTimeout: h.readTimeout,
-		Provider:    s.Provider,
-		Classify:    Classify,
-		Brief:       Brief,
-		Log:         req.Log,
-		Conn:        req.Conn.String(),
+		Workers:  workers(req),
+		PartSize: h.partMiB << 20,
+		Checksum: req.Checksum,
+		Force:    req.Force,
+		Retries:  h.retries,
+		Provider: s.Provider,
+		Classify: Classify,
+		Brief:    Brief,
+		Log:      req.Log,
+		Conn:     req.Conn.String(),
 	}
 	if h.retries == 0 {
 		opts.Retries = -1
@@ -239,7 +249,11 @@ func (h *Handler) checkSelections(ctx context.Context, s *Store, req *handlers.R
 			}
 		}
 		if !found {
-			return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket", req.Conn, sel.Flag, sel.Key)
+			what := "key or prefix"
+			if !sel.Dir {
+				what = "key"
+			}
+			return fault.New(fault.NotFound, "%s: %s: no object has the %s %q; check the name and schema.bucket", req.Conn, sel.Flag, what, sel.Key)
 		}
 	}
 	return nil

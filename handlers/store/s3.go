@@ -487,6 +487,7 @@ func openS3(ctx context.Context, k *keyReader, loc location, opts Options) (*Sto
 	if err != nil {
 		return nil, k.usage("loading the AWS configuration: %v", err)
 	}
+	cfg.HTTPClient = idleDoer{cfg.HTTPClient, opts.readTimeout()}
 	if cfg.Region == "" {
 		cfg.Region = bucketRegion(ctx, cfg, c, loc.Bucket)
 		opts.Log.Info("AWS_REGION is not set: using the bucket's region", "region", cfg.Region)

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"gocloud.dev/blob"
@@ -30,6 +31,16 @@ import (
 type Options struct {
 	Workers int          // parallel transfers planned: the HTTP connection pool is sized to it; 0 means 16
 	Log     *slog.Logger // may be nil
+	// ReadTimeout cuts a request that receives nothing for so long (it is
+	// then retried); 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
+}
+
+func (o Options) readTimeout() time.Duration {
+	if o.ReadTimeout <= 0 {
+		return DefaultReadTimeout
+	}
+	return o.ReadTimeout
 }
 
 // Store is an opened bucket.

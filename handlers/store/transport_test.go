@@ -3,8 +3,11 @@ package store
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +49,73 @@ func TestTransportWriteIdleTimeout(t *testing.T) {
 	}
 	for len(held) > 0 {
 		(<-held).Close()
+	}
+}
+
+// A request that receives nothing for the idle time is cut with a transient
+// error: a body that stops, an answer whose headers do not come to a GET.
+// A slow but moving body is not cut, nor the wait for the answer to a
+// request that sent a body (the store works on it).
+func TestIdleWatch(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/stalls":
+			w.Write([]byte("some bytes"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "/no-headers":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "/slow":
+			for range 8 {
+				w.Write([]byte("x"))
+				w.(http.Flusher).Flush()
+				time.Sleep(60 * time.Millisecond) // under the idle time each, over it in all
+			}
+		case "/put":
+			io.Copy(io.Discard, r.Body)
+			time.Sleep(400 * time.Millisecond)
+			w.Write([]byte("done"))
+		}
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: idleWatch{newTransport(1), 150 * time.Millisecond}}
+	get := func(path string) (string, error) {
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	for _, path := range []string{"/stalls", "/no-headers"} {
+		start := time.Now()
+		_, err := get(path)
+		if fault.ClassOf(err) != fault.Transient || !strings.Contains(err.Error(), "stalled") || Classify(err) != fault.Transient {
+			t.Errorf("%s: %v", path, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: cut after %v", path, d)
+		}
+	}
+	if b, err := get("/slow"); err != nil || b != "xxxxxxxx" {
+		t.Errorf("a slow body: %q, %v", b, err)
+	}
+	resp, err := client.Post(srv.URL+"/put", "text/plain", strings.NewReader("data"))
+	if err != nil {
+		t.Fatalf("an answer that takes its time after a body: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "done" {
+		t.Errorf("put: %q", b)
 	}
 }
