@@ -273,10 +273,19 @@ func TestFlagErrorsReported(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %s, mountPath: %s}}\n", dir, dir))
-	cmd := exec.Command(binary, "--catalog", cat, "--connection", "data", "--result", t.TempDir())
-	cmd.Env = baseEnv(nil)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--result") {
-		t.Errorf("--result on a folder: %v\n%s", err, out)
+	for _, args := range [][]string{
+		{"--catalog", cat, "--connection", "data"},
+		{"sidecar", "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--prefix", "p", "--until-file", "/"},
+	} {
+		os.WriteFile(tl, nil, 0o644)
+		cmd := exec.Command(binary, append(args, "--result", t.TempDir())...)
+		cmd.Env = baseEnv([]string{"INITIALIZER_TERMINATION_LOG=" + tl})
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--result") {
+			t.Errorf("%s --result on a folder: %v\n%s", args[0], err, out)
+		}
+		if b, _ := os.ReadFile(tl); !strings.Contains(string(b), "--result") {
+			t.Errorf("%s: termination log = %q", args[0], b)
+		}
 	}
 }

@@ -131,6 +131,11 @@ a mounted ConfigMap), else from $POLYAXON_CONNECTIONS_CATALOG (inline JSON), els
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if st, err := os.Stat(a.g.result); err == nil && st.IsDir() {
+				r := a.g.result
+				a.g.result = "" // nothing to write the outcome to
+				return fmt.Errorf("--result %s is a folder: give the path of a file", r)
+			}
 			return a.setup()
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -241,11 +246,6 @@ const maxWorkers = 1024
 // job runs (or checks) one connection.
 func (a *app) job(ctx context.Context, action string, jf jobFlags) error {
 	out := outcome{Command: action, Connection: jf.connection, Version: versionString(), StartedAt: a.started}
-	if st, err := os.Stat(a.g.result); err == nil && st.IsDir() {
-		r := a.g.result
-		a.g.result = "" // nothing to write it to
-		return a.finish(out, nil, fault.New(fault.Usage, "--result %s is a folder: give the path of a file", r))
-	}
 	res, err := a.runJob(ctx, action, jf, &out)
 	return a.finish(out, res, err)
 }
@@ -312,7 +312,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	req.Log.Info("starting", "command", action, "path", jf.path)
 	missing := req.Keys.Missing()
 	for _, m := range missing {
-		req.Log.Warn(m+": its keys are looked up in the environment only; mount it there (volumeMounts) or fix the catalog's mountPath", "connection", conn.Name)
+		req.Log.Warn(m + ": its keys are looked up in the environment only; mount it there (volumeMounts) or fix the catalog's mountPath")
 	}
 	var res *handlers.Result
 	if action == "check" {
@@ -329,12 +329,13 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 }
 
 // report writes --result and the termination log.
-func (a *app) report(out outcome) error {
+func (a *app) report(out outcome) (rerr error) {
 	if a.g.result != "" {
 		b, _ := json.MarshalIndent(out, "", "  ")
 		if _, err := fsutil.WriteFileAtomic(context.Background(), a.g.result, strings.NewReader(string(b)+"\n"), fsutil.FileMeta{Mode: 0o644}); err != nil {
 			a.log.Error("cannot write --result", "path", a.g.result, "error", err)
-			return fault.FromSystem(fmt.Errorf("cannot write --result %s: %w", a.g.result, err))
+			// The termination log is still written (below).
+			rerr = fault.FromSystem(fmt.Errorf("cannot write --result %s: %w", a.g.result, err))
 		}
 	}
 	if tl := terminationLog(); fileExists(tl) {
@@ -357,7 +358,7 @@ func (a *app) report(out outcome) error {
 			a.log.Debug("termination log not written", "path", tl, "error", err)
 		}
 	}
-	return nil
+	return rerr
 }
 
 func fileExists(p string) bool {

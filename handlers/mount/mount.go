@@ -50,7 +50,17 @@ func (Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Resu
 			case !fsutil.Within(real, resolved):
 				return nil, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", req.Conn, mp.Src, resolved)
 			}
+			if st, err := os.Stat(resolved); err == nil && !st.IsDir() && mp.FileDst() == "" {
+				return nil, fault.New(fault.Usage, "%s: --paths %q names a file, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, mp.Src+":")
+			}
 		}
+	}
+	names, dsts := make([]string, len(req.Paths)), make([]string, len(req.Paths))
+	for i, mp := range req.Paths {
+		names[i], dsts[i] = fmt.Sprintf("--paths %q", mp.Src+":"+mp.Dst), mp.Dst
+	}
+	if err := handlers.CheckTargets(req.Conn, names, dsts); err != nil {
+		return nil, err
 	}
 	access := "readable, writable"
 	if m.ReadOnly {
@@ -70,14 +80,7 @@ func (h Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Resu
 		return res, err
 	}
 	m := req.Conn.Mount()
-	mappings := req.Paths
-	names, dsts := make([]string, len(mappings)), make([]string, len(mappings))
-	for i, mp := range mappings {
-		names[i], dsts[i] = fmt.Sprintf("--paths %q", mp.Src+":"+mp.Dst), mp.Dst
-	}
-	if err := handlers.CheckTargets(req.Conn, names, dsts); err != nil {
-		return nil, err
-	}
+	mappings := req.Paths // checked by Check
 	if len(mappings) == 0 {
 		mappings = []handlers.Mapping{{}}
 	}

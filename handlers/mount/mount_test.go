@@ -93,20 +93,29 @@ func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true
 func TestCheckPaths(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "train"), 0o755)
+	os.WriteFile(filepath.Join(dir, "train", "a.txt"), []byte("a"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.txt"), []byte("b"), 0o644)
 	os.Symlink(t.TempDir(), filepath.Join(dir, "out"))
 	c := conn(t, "host_path", dir, true)
 	for _, tt := range []struct {
-		path  string
+		paths string
 		class fault.Class
 	}{
 		{"train", fault.OK},
 		{"nope", fault.NotFound},
 		{"out", fault.Usage},
+		{"b.txt:", fault.Usage},                      // a file with an empty destination
+		{"b.txt:x,train/a.txt:x", fault.Usage},       // two to one place
+		{"train:d,train/a.txt:d/a.txt", fault.Usage}, // one inside the other
 	} {
-		req := &handlers.Request{Conn: c, Log: slog.New(slog.DiscardHandler), Paths: []handlers.Mapping{{Src: tt.path, Dst: tt.path}}}
-		_, err := Handler{}.Check(context.Background(), req)
+		paths, err := handlers.ParseMappings(c, "--paths", strings.Split(tt.paths, ","))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := &handlers.Request{Conn: c, Log: slog.New(slog.DiscardHandler), Paths: paths}
+		_, err = Handler{}.Check(context.Background(), req)
 		if fault.ClassOf(err) != tt.class && !(tt.class == fault.OK && err == nil) {
-			t.Errorf("--paths %s: %v", tt.path, err)
+			t.Errorf("--paths %s: %v", tt.paths, err)
 		}
 	}
 }
