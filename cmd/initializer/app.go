@@ -310,10 +310,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		req.Terminal = f
 	}
 	req.Log.Info("starting", "command", action, "path", jf.path)
-	missing := req.Keys.Missing()
-	for _, m := range missing {
-		req.Log.Warn(m + ": its keys are looked up in the environment only; mount it there (volumeMounts) or fix the catalog's mountPath")
-	}
+	missing := warnMissingMounts(req.Log, req.Keys)
 	var res *handlers.Result
 	if action == "check" {
 		res, err = h.Check(ctx, req)
@@ -359,6 +356,16 @@ func (a *app) report(out outcome) (rerr error) {
 		}
 	}
 	return rerr
+}
+
+// warnMissingMounts warns of the connection's secret and configMap mounts
+// that are not there, and returns them.
+func warnMissingMounts(log *slog.Logger, keys *connections.Keys) []string {
+	missing := keys.Missing()
+	for _, m := range missing {
+		log.Warn(m + ": its keys are looked up in the environment only; mount it there (volumeMounts) or fix the catalog's mountPath")
+	}
+	return missing
 }
 
 func fileExists(p string) bool {

@@ -192,9 +192,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		return nil, fault.New(fault.Usage, "%s: --path %s is a file: give the folder whose files are uploaded", conn, dir)
 	}
 	log := a.log.With("connection", conn.Name, "kind", string(conn.Kind))
-	for _, m := range conn.Keys().Missing() {
-		log.Warn(m + ": its keys are looked up in the environment only; mount it there (volumeMounts) or fix the catalog's mountPath")
-	}
+	warnMissingMounts(log, conn.Keys())
 
 	cfg := sidecar.Config{
 		Root: dir, Interval: sf.interval, Grace: sf.grace, CheckInterval: sf.checkInterval,
