@@ -59,6 +59,7 @@ type object struct {
 	hasCRC  bool
 	marker  bool  // a zero-byte "folder" key
 	old     int64 // size of the local file it replaces, 0 when none
+	counted bool  // its space is counted against --path's free space
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -82,6 +83,8 @@ type downloader struct {
 	reserved     int64
 	credit       int64
 	spaceChanged chan struct{}
+	dev          uint64   // the device of --path's file system
+	dirDev       sync.Map // folder → whether it is on dev (through links already there)
 
 	files, bytes, skipped, dirs, objects, retries atomic.Int64
 	planned                                       atomic.Int64 // bytes of the objects planned
@@ -135,6 +138,9 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	}
 	if sp, err := fsutil.FreeSpace(root); err == nil {
 		d.free, d.block = sp.Free, int64(sp.Block)
+	}
+	if st, err := os.Stat(root); err == nil {
+		d.dev = st.Sys().(*syscall.Stat_t).Dev
 	}
 	d.fresh = emptyDir(root)
 	if opts.freeBytes > 0 {
@@ -362,13 +368,16 @@ func (d *downloader) fetch(ctx context.Context, o object) (err error) {
 		}
 		o.old = old
 	}
+	o.counted = d.free != 0 && d.onRootFS(o.path)
 	held, err := d.reserve(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			d.release(held, o.old) // nothing was written: the space is free again
+			if o.counted {
+				d.release(held, o.old) // nothing was written: the space is free again
+			}
 		}
 	}()
 	err = d.download(ctx, o)
@@ -637,7 +646,7 @@ func emptyDir(dir string) bool {
 // give back the space of the copies they replace, it waits for them: a
 // refreshed dataset fits where its old copy fits, whatever the workers.
 func (d *downloader) reserve(ctx context.Context, o object) (int64, error) {
-	if d.free == 0 {
+	if !o.counted {
 		return 0, nil
 	}
 	need := d.blocks(o.size)
@@ -664,12 +673,31 @@ func (d *downloader) reserve(ctx context.Context, o object) (int64, error) {
 	}
 }
 
+// onRootFS reports whether the file p goes to --path's own file system:
+// a link already in --path may lead to another volume, whose space the
+// free space measured at the start does not count.
+func (d *downloader) onRootFS(p string) bool {
+	dir := filepath.Dir(p)
+	if v, ok := d.dirDev.Load(dir); ok {
+		return v.(bool)
+	}
+	same := true
+	for q := dir; ; q = filepath.Dir(q) {
+		if st, err := os.Stat(q); err == nil {
+			same = st.Sys().(*syscall.Stat_t).Dev == d.dev
+			break
+		}
+		if q == filepath.Dir(q) {
+			break
+		}
+	}
+	d.dirDev.Store(dir, same)
+	return same
+}
+
 // release gives back held blocks reserved for a download that wrote
 // nothing, and the credit of the copy of old bytes it would have replaced.
 func (d *downloader) release(held, old int64) {
-	if d.free == 0 {
-		return
-	}
 	d.spaceMu.Lock()
 	d.reserved -= held
 	d.credit -= d.blocks(old)
@@ -950,7 +978,7 @@ func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
 	if err := fsutil.Publish(f, o.path, fsutil.FileMeta{Mode: 0o644, ModTime: modTime, Created: 0o644}); err != nil {
 		return d.conflictOrLocal(o, err)
 	}
-	if o.old > 0 && d.free > 0 {
+	if o.old > 0 && o.counted {
 		// The file it replaced freed its blocks.
 		d.spaceMu.Lock()
 		d.reserved -= d.blocks(o.old)

@@ -779,3 +779,41 @@ func TestDownloadFileAboveARenamedSelection(t *testing.T) {
 		t.Errorf("out/train/a: %q", got)
 	}
 }
+
+// A link in --path to a folder on another volume is written through, and
+// what goes there is not counted against --path's own free space.
+func TestDownloadFreeSpaceThroughALinkToAnotherVolume(t *testing.T) {
+	dst := t.TempDir()
+	var other string
+	for _, c := range []string{"/dev/shm", "/run"} {
+		var a, b syscall.Stat_t
+		if syscall.Stat(c, &a) == nil && syscall.Stat(dst, &b) == nil && a.Dev != b.Dev && syscall.Access(c, 2) == nil {
+			other = c
+			break
+		}
+	}
+	if other == "" {
+		t.Skip("no second file system to link to (/dev/shm, /run)")
+	}
+	far, err := os.MkdirTemp(other, "initializer-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(far)
+	if err := os.Symlink(far, filepath.Join(dst, "big")); err != nil {
+		t.Fatal(err)
+	}
+	b := memblob.OpenBucket(nil)
+	for i := range 10 {
+		put(t, b, fmt.Sprintf("big/f%d", i), randomBytes(3000, uint64(i)))
+	}
+	o := testOpts()
+	o.freeBytes = 6000 // --path's own volume: one file would fit, not ten
+	st, err := Download(context.Background(), b, whole, dst, o)
+	if err != nil || st.Files != 10 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	if n, _ := os.ReadDir(far); len(n) != 10 {
+		t.Errorf("%d files on the other volume", len(n))
+	}
+}
