@@ -57,9 +57,10 @@ type object struct {
 	md5     []byte
 	crc     uint32
 	hasCRC  bool
-	marker  bool  // a zero-byte "folder" key
-	old     int64 // size of the local file it replaces, 0 when none
-	counted bool  // its space is counted against --path's free space
+	marker  bool   // a zero-byte "folder" key
+	old     int64  // size of the local file it replaces, 0 when none
+	counted bool   // its space is counted against --path's free space
+	held    *int64 // the blocks reserved for it (see grow)
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -373,6 +374,7 @@ func (d *downloader) fetch(ctx context.Context, o object) (err error) {
 	if err != nil {
 		return err
 	}
+	o.held = &held
 	defer func() {
 		if err != nil {
 			if o.counted {
@@ -673,6 +675,28 @@ func (d *downloader) reserve(ctx context.Context, o object) (int64, error) {
 	}
 }
 
+// grow reserves more for o when the object turns out bigger than listed
+// (replaced since): what does not fit fails now, before it is written, and
+// without waiting (the replacements that could give space back may be
+// waiting too).
+func (d *downloader) grow(o object, size int64) error {
+	if !o.counted || o.held == nil {
+		return nil
+	}
+	extra := d.blocks(size) - *o.held
+	if extra <= 0 {
+		return nil
+	}
+	d.spaceMu.Lock()
+	defer d.spaceMu.Unlock()
+	if total := d.reserved + extra; total > 0 && uint64(total) > d.free {
+		return fault.New(fault.LocalDisk, "%s: not enough space at %s: object %q grew to %d bytes since it was listed, and the download now needs more than %d bytes, %d were free; give the volume more room or download fewer paths", d.opts.Conn, d.root, o.name(), size, total, d.free)
+	}
+	d.reserved += extra
+	*o.held += extra
+	return nil
+}
+
 // onRootFS reports whether the file p goes to --path's own file system:
 // a link already in --path may lead to another volume, whose space the
 // free space measured at the start does not count.
@@ -793,6 +817,9 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 			return err
 		}
 		defer r.Close()
+		if err := d.grow(o, r.Size()); err != nil {
+			return err
+		}
 		modTime = r.ModTime()
 		h := newVerifier(o)
 		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.Live, false)
@@ -871,6 +898,9 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 	}
 	// Verify against the version the ranges are pinned to.
 	d.setAttrs(&o, attrs)
+	if err := d.grow(o, o.size); err != nil {
+		return err
+	}
 	var pin func(func(any) bool) error
 	if d.opts.Provider != nil {
 		pin = d.opts.Provider.PinVersion(attrs)

@@ -817,3 +817,31 @@ func TestDownloadFreeSpaceThroughALinkToAnotherVolume(t *testing.T) {
 		t.Errorf("%d files on the other volume", len(n))
 	}
 }
+
+// An object replaced by a bigger one after it was listed is counted at its
+// new size: what no longer fits fails before it is written (exit 7), what
+// fits is downloaded.
+func TestDownloadFreeSpaceObjectGrew(t *testing.T) {
+	for _, c := range []struct {
+		size int
+		ok   bool
+	}{{5000, true}, {30000, false}} {
+		b := memblob.OpenBucket(nil)
+		put(t, b, "f", randomBytes(100, 1))
+		o := testOpts()
+		o.freeBytes = 12000 // three 4 KiB blocks
+		o.beforeObject = func(key string) { put(t, b, "f", randomBytes(c.size, 2)) }
+		dst := t.TempDir()
+		_, err := Download(context.Background(), b, whole, dst, o)
+		if c.ok {
+			if got, _ := os.ReadFile(filepath.Join(dst, "f")); err != nil || len(got) != c.size {
+				t.Errorf("grown to %d: %d bytes, %v", c.size, len(got), err)
+			}
+			continue
+		}
+		if fault.ClassOf(err) != fault.LocalDisk || !strings.Contains(err.Error(), "grew") {
+			t.Errorf("grown to %d: %v", c.size, err)
+		}
+		assertNoTemps(t, dst)
+	}
+}
