@@ -269,7 +269,10 @@ func (ix *index) load(path, id string) (bool, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	if !sc.Scan() || sc.Text() != stateHeader {
+	if !sc.Scan() {
+		return false, sc.Err() // empty: none yet
+	}
+	if sc.Text() != stateHeader {
 		return false, fmt.Errorf("%s is not a sidecar state file", path)
 	}
 	if !sc.Scan() || sc.Text() != id {

@@ -16,6 +16,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers/store"
 )
@@ -198,8 +199,13 @@ func (m MountUploader) UploadStream(ctx context.Context, b *blob.Bucket, key str
 
 // upload writes key with write: to a temporary file, renamed into place.
 func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, opts *blob.WriterOptions, write func(*os.File) error) (bool, error) {
-	if b != m.bucket || strings.HasSuffix(key, ".attrs") || opts.IfNotExist || opts.BeforeWrite != nil {
+	if b != m.bucket || opts.IfNotExist || opts.BeforeWrite != nil {
 		return false, nil
+	}
+	if strings.HasSuffix(key, ".attrs") {
+		// The storage library keeps its attribute files under such names:
+		// it would neither list nor delete the file.
+		return true, fault.New(fault.Usage, "%s: a name ending in .attrs cannot be stored in a host_path/volume_claim store (the storage library reserves it); rename the file or leave it out with --exclude '*.attrs'", key)
 	}
 	target := store.FileblobPath(m.dir, key)
 	if !fsutil.Within(m.dir, target) || target == m.dir {
@@ -213,6 +219,12 @@ func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, o
 		dir = filepath.Dir(target)
 	}
 	f, err := createUploadTemp(dir)
+	if errors.Is(err, fs.ErrNotExist) && dir == m.tmp {
+		// The shared folder was removed meanwhile: made again.
+		if err = os.Mkdir(dir, 0o777); err == nil || errors.Is(err, fs.ErrExist) {
+			f, err = createUploadTemp(dir)
+		}
+	}
 	if err != nil {
 		return true, err
 	}

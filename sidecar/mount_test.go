@@ -14,6 +14,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/handlers/store"
 )
 
@@ -183,6 +184,15 @@ func TestMountUploaderCancelled(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(m.TempDir); len(left) != 0 {
 		t.Errorf("left in the temporary folder: %v", left)
+	}
+	// A name the storage library reserves is a usage error; a shared
+	// temporary folder removed meanwhile is made again.
+	if used, err := m.Uploader.UploadStream(context.Background(), m.Bucket, "run/x.attrs", strings.NewReader("x"), &blob.WriterOptions{}, 0, 1); !used || fault.ClassOf(err) != fault.Usage {
+		t.Errorf(".attrs: %v %v", used, err)
+	}
+	os.RemoveAll(m.TempDir)
+	if used, err := m.Uploader.UploadStream(context.Background(), m.Bucket, "run/h", strings.NewReader("h"), &blob.WriterOptions{}, 0, 1); !used || err != nil {
+		t.Errorf("after the temporary folder was removed: %v %v", used, err)
 	}
 	// Another bucket is not its own.
 	if used, _ := m.Uploader.UploadStream(context.Background(), nil, "run/g", strings.NewReader("g"), &blob.WriterOptions{}, 0, 1); used {

@@ -239,6 +239,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := foreignState(cfg.StatePath); err != nil {
 		return Report{}, err
 	}
+	if cfg.StatePath != "" {
+		// Through a link: the file it leads to is kept up to date (a
+		// rename onto the link would replace the link).
+		if real, err := filepath.EvalSymlinks(cfg.StatePath); err == nil {
+			cfg.StatePath = real
+		}
+	}
 	s := &sidecar{cfg: cfg, ix: newIndex(cfg.Root, excl), id: stateID(cfg.StoreURL+"\x00"+cfg.StoreID, cfg.Prefix, cfg.Root),
 		errs: map[string]error{}, dels: map[string]error{}, log: cfg.Log}
 	// A state file below the folder is not uploaded: each upload would
@@ -720,6 +727,9 @@ func foreignState(path string) error {
 	}
 	if st.IsDir() {
 		return fault.New(fault.Usage, "--state %s is a folder: give the path of a file (it need not exist)", path)
+	}
+	if !st.Mode().IsRegular() {
+		return fault.New(fault.Usage, "--state %s is not a regular file (a device, a pipe…): give the path of a file (it need not exist), or --state none", path)
 	}
 	if st.Size() == 0 {
 		return nil

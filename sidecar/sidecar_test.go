@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,6 +319,14 @@ func TestRunForeignStateFile(t *testing.T) {
 	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "is a folder") {
 		t.Errorf("a folder as --state: %v", err)
 	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StatePath = fifo
+	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a pipe as --state: %v", err)
+	}
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o644)
 	cfg.StatePath = empty
@@ -326,6 +335,20 @@ func TestRunForeignStateFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(empty); !strings.HasPrefix(string(b), stateHeader+"\n") {
 		t.Errorf("the empty state file was not written: %q", b)
+	}
+	// Through a link, the file it leads to is kept up to date.
+	link := filepath.Join(dir, "link")
+	os.Symlink(empty, link)
+	write(t, root, "b", "2")
+	cfg.StatePath = link
+	if rep, err := Run(ctx, cfg); err != nil || rep.Files != 1 {
+		t.Fatalf("--state through a link: %v %+v", err, rep)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v", err)
+	}
+	if b, _ := os.ReadFile(empty); !strings.Contains(string(b), `"b"`) {
+		t.Errorf("the linked state file was not updated: %q", b)
 	}
 }
 

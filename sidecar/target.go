@@ -78,7 +78,7 @@ func OpenMount(conn *connections.Connection, prefix, localRoot string, log *slog
 	start := time.Now()
 	tmp, err := mountTemps(m.MountPath, top)
 	if err != nil {
-		log.Info("the uploads' temporary files are written beside their files: a killed upload can leave one there until the next start", "error", err.Error())
+		log.Info("the uploads' temporary files are written beside their files: a killed upload can leave one there (hidden as this tool's, and not removed)", "error", err.Error())
 	} else if err := os.Setenv("TMPDIR", tmp); err != nil {
 		return nil, fault.Wrap(fault.Internal, fmt.Errorf("setting $TMPDIR for the uploads' temporary files: %w", err))
 	}

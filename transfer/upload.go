@@ -98,11 +98,12 @@ type UploadOptions struct {
 	ChangeRetries int
 	// NoVerify skips reading the object's attributes after each upload.
 	NoVerify bool
-	// ListVerify verifies the uploads with one listing of ListPrefix once
-	// they are all done, instead of reading each object's attributes: one
-	// request per 1000 objects under the prefix rather than one per file.
-	// Every key must start with ListPrefix. OnFile then learns of each
-	// uploaded file after the listing.
+	// ListVerify verifies the uploads with listings of ListPrefix instead
+	// of reading each object's attributes: one request per 1000 objects
+	// under the prefix rather than one per file. Every key must start with
+	// ListPrefix. A listing runs every 10 s while the uploads go on (so that
+	// OnFile learns of uploaded files as a long batch goes), and one at the
+	// end for the rest.
 	ListVerify bool
 	ListPrefix string
 	// OnFile, when set, receives each file's outcome as soon as it is known,
@@ -110,6 +111,7 @@ type UploadOptions struct {
 	OnFile func(FileResult)
 
 	beforeSend func(rel string, attempt int) // test hook: called once the file is open, before it is read
+	afterList  func()                        // test hook: called as each verifying listing page arrives
 }
 
 // inlineMax is the largest file read into memory in one go and sent with
@@ -157,9 +159,13 @@ type uploader struct {
 	halt         error
 	authFailures atomic.Int64 // files refused for want of permission (see stopAll)
 
-	// pending holds, with ListVerify, the uploads waiting for the listing.
-	pendingMu sync.Mutex
-	pending   map[string]pendingUpload
+	// pending holds, with ListVerify, the uploads waiting for the listing;
+	// pendingSeq numbers them as they come, so that a listing page checks
+	// only those that were done before it was asked for (an older page may
+	// still show the object's previous version).
+	pendingMu  sync.Mutex
+	pending    map[string]pendingUpload
+	pendingSeq uint64
 
 	files, bytes, skipped, retries, changed, gone atomic.Int64
 	failedMu                                      sync.Mutex
@@ -189,6 +195,27 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 	u.prog = newProgress(&u.opts.Options, &u.files, &u.skipped, nil)
 	u.prog.Planned(int64(len(files)), -1)
 
+	// With ListVerify, uploads are verified every listEvery as they go.
+	stopVerify := make(chan struct{})
+	var vwg sync.WaitGroup
+	if opts.ListVerify {
+		vwg.Add(1)
+		go func() {
+			defer vwg.Done()
+			t := time.NewTicker(listEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopVerify:
+					return
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					u.verifyListing(ctx, false)
+				}
+			}
+		}()
+	}
 	jobs := make(chan UploadFile)
 	var wg sync.WaitGroup
 	for range min(opts.Workers, max(len(files), 1)) {
@@ -208,8 +235,10 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 	}
 	close(jobs)
 	wg.Wait()
+	close(stopVerify)
+	vwg.Wait()
 	if len(u.pending) > 0 {
-		u.verifyListing(ctx)
+		u.verifyListing(ctx, true)
 	}
 	u.prog.Stop()
 
@@ -396,7 +425,8 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 		}
 	case u.opts.ListVerify:
 		u.pendingMu.Lock()
-		u.pending[r.Key] = pendingUpload{r: *r, snap: snap}
+		u.pendingSeq++
+		u.pending[r.Key] = pendingUpload{r: *r, snap: snap, seq: u.pendingSeq}
 		u.pendingMu.Unlock()
 		return false, true, nil
 	default:
@@ -731,15 +761,28 @@ func noAttributes(any) bool { return false }
 type pendingUpload struct {
 	r    FileResult
 	snap snapshot
+	seq  uint64 // its place in the order uploads were done (pendingSeq)
 }
 
-// verifyListing lists ListPrefix once and checks every pending upload
-// against its entry: present, same size, same digest where the store
-// reports one.
-func (u *uploader) verifyListing(ctx context.Context) {
+// listEvery is how often a batch verified by listings lists its prefix
+// while its uploads go on.
+var listEvery = 10 * time.Second
+
+// verifyListing lists ListPrefix and checks each pending upload done
+// before the page that shows it was asked for, against its entry: present,
+// same size, same digest where the store reports one. The final listing
+// (after the uploads) reports those it does not find, and those it could
+// not check, as failed; one while the uploads go on leaves them pending.
+func (u *uploader) verifyListing(ctx context.Context, final bool) {
 	token := blob.FirstPageToken
 	var lerr error
-	for len(u.pending) > 0 {
+	for {
+		u.pendingMu.Lock()
+		left, seq := len(u.pending), u.pendingSeq
+		u.pendingMu.Unlock()
+		if left == 0 {
+			break
+		}
 		var page []*blob.ListObject
 		var next []byte
 		lerr = u.retry.do(ctx, "LIST "+u.opts.ListPrefix, func() (err error) {
@@ -749,12 +792,19 @@ func (u *uploader) verifyListing(ctx context.Context) {
 		if lerr != nil {
 			break
 		}
+		if u.opts.afterList != nil {
+			u.opts.afterList()
+		}
 		for _, lo := range page {
+			u.pendingMu.Lock()
 			p, ok := u.pending[lo.Key]
-			if !ok {
+			if ok && p.seq <= seq {
+				delete(u.pending, lo.Key)
+			}
+			u.pendingMu.Unlock()
+			if !ok || p.seq > seq {
 				continue
 			}
-			delete(u.pending, lo.Key)
 			if err := u.check(&p.r, p.snap, lo.Size, lo.MD5, lo.As); err != nil {
 				p.r.Err = err
 			} else {
@@ -767,6 +817,9 @@ func (u *uploader) verifyListing(ctx context.Context) {
 			break
 		}
 		token = next
+	}
+	if !final {
+		return
 	}
 	for _, p := range u.pending {
 		if lerr != nil {

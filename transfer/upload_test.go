@@ -311,6 +311,43 @@ func TestUploadListVerify(t *testing.T) {
 	}
 }
 
+// With ListVerify, a long batch is verified as it goes: OnFile learns of
+// uploaded files while others are still being uploaded, and a listing page
+// asked for before an upload was done does not judge it (an object
+// replaced in the batch is checked against its new version).
+func TestUploadListVerifyAsItGoes(t *testing.T) {
+	defer func(d time.Duration) { listEvery = d }(listEvery)
+	listEvery = 20 * time.Millisecond
+	files := map[string][]byte{}
+	for i := range 40 {
+		files[fmt.Sprintf("f%02d", i)] = randomBytes(100+i, uint64(i))
+	}
+	b := memblob.OpenBucket(nil)
+	// Older versions of every object: a stale page would fail them.
+	for k := range files {
+		b.WriteAll(context.Background(), "run/"+k, []byte("old version"), nil)
+	}
+	root, list := tree(t, files, "run/")
+	opts := uploadOpts()
+	opts.Workers = 1
+	opts.ListVerify, opts.ListPrefix = true, "run/"
+	var started, early atomic.Int64
+	opts.beforeSend = func(string, int) { started.Add(1); time.Sleep(5 * time.Millisecond) }
+	opts.afterList = func() { time.Sleep(30 * time.Millisecond) } // uploads finish meanwhile: the page is stale for them
+	opts.OnFile = func(r FileResult) {
+		if started.Load() < int64(len(files)) {
+			early.Add(1)
+		}
+	}
+	st, err := Upload(context.Background(), b, root, list, opts)
+	if err != nil || st.Files != int64(len(files)) || len(st.Failed) != 0 {
+		t.Fatalf("%v %+v %v", err, st, st.Failed)
+	}
+	if early.Load() == 0 {
+		t.Error("no file was verified before the batch ended")
+	}
+}
+
 // digestProvider answers every upload with the same MD5, as S3 answers a
 // PutObject with its ETag.
 type digestProvider struct{ sum []byte }
