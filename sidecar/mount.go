@@ -186,8 +186,9 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return
 
 // UploadStream writes what r yields to key: to a temporary file, then
 // renamed into place; on failure or when ctx ends (checked between
-// buffers), nothing is left. It declines another bucket and keys fileblob
-// would refuse (".attrs" at the end: its attribute files).
+// buffers), nothing is left. It declines another bucket, and refuses
+// (a usage error) keys that fileblob reserves (".attrs" at the end: its
+// attribute files).
 func (m MountUploader) UploadStream(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions, _ int64, _ int) (bool, error) {
 	return m.upload(ctx, b, key, opts, func(f *os.File) error {
 		buf := copyBuffers.Get().(*[]byte)
