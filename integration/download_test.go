@@ -177,6 +177,9 @@ func TestDownloadSingleObjectAndErrors(t *testing.T) {
 			parent := t.TempDir()
 			r = cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", filepath.Join(parent, "new", "deep"))
 			r.expectCode(t, 4)
+			if !strings.Contains(r.Stderr, fmt.Sprintf("%q does not exist", bucket+"-missing")) {
+				t.Errorf("a missing bucket is not named as such:\n%s", r.Stderr)
+			}
 			if entries, _ := os.ReadDir(parent); len(entries) != 0 {
 				t.Errorf("a failed download left folders behind: %v", entries)
 			}

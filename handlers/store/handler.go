@@ -136,6 +136,12 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		// What was done before the failure, for --result.
 		res.Summary = fmt.Sprintf("%s: failed after downloading %d files (%d bytes) from %s to %s, %d already up to date",
 			req.Conn, st.Files, st.Bytes, s.URL, req.Path, st.Skipped)
+		if fault.ClassOf(err) == fault.NotFound && st.Files == 0 {
+			// The bucket itself may be missing: the probe's error says so.
+			if _, perr := s.probe(ctx); fault.ClassOf(perr) == fault.NotFound {
+				err = perr
+			}
+		}
 		return res, err
 	}
 	return res, nil
