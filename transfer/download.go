@@ -140,8 +140,8 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	if sp, err := fsutil.FreeSpace(root); err == nil {
 		d.free, d.block = sp.Free, int64(sp.Block)
 	}
-	if st, err := os.Stat(root); err == nil {
-		d.dev = st.Sys().(*syscall.Stat_t).Dev
+	if dev, err := d.devOf(root); err == nil {
+		d.dev = dev
 	}
 	d.fresh = emptyDir(root)
 	if opts.freeBytes > 0 {
@@ -707,8 +707,8 @@ func (d *downloader) onRootFS(p string) bool {
 	}
 	same := true
 	for q := dir; ; q = filepath.Dir(q) {
-		if st, err := os.Stat(q); err == nil {
-			same = st.Sys().(*syscall.Stat_t).Dev == d.dev
+		if dev, err := d.devOf(q); err == nil {
+			same = dev == d.dev
 			break
 		}
 		if q == filepath.Dir(q) {
@@ -717,6 +717,18 @@ func (d *downloader) onRootFS(p string) bool {
 	}
 	d.dirDev.Store(dir, same)
 	return same
+}
+
+// devOf returns the device of the file system p is on, through links.
+func (d *downloader) devOf(p string) (uint64, error) {
+	if d.opts.devOf != nil {
+		return d.opts.devOf(p)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return st.Sys().(*syscall.Stat_t).Dev, nil
 }
 
 // release gives back held blocks reserved for a download that wrote

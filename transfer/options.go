@@ -44,8 +44,9 @@ type Options struct {
 	Terminal io.Writer               // when set, a live progress bar is drawn there
 	Conn     string                  // names the connection in errors
 
-	beforeObject func(key string) // test hook: called as each object's download starts
-	freeBytes    uint64           // test hook: free space to assume at the target
+	beforeObject func(key string)             // test hook: called as each object's download starts
+	freeBytes    uint64                       // test hook: free space to assume at the target
+	devOf        func(string) (uint64, error) // test hook: the device of a path (stat(2) follows links)
 }
 
 func (o *Options) defaults() {
