@@ -21,17 +21,7 @@ import (
 // Through OpenMount's bucket, an upload is written in the hidden folder
 // at the mount's root, then renamed into place.
 func TestOpenMountTempsInHiddenFolder(t *testing.T) {
-	t.Setenv("TMPDIR", os.TempDir())
-	dir, local := t.TempDir(), t.TempDir()
-	cat, err := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := OpenMount(cat.Connections[0], "run", local, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Bucket.Close()
+	m, dir, _ := openTestMount(t)
 	var temp string
 	opts := &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
 		var f *os.File
@@ -120,17 +110,7 @@ func TestRemoveStaleTemps(t *testing.T) {
 // files alike, to the file fileblob reads for the key (escaped names
 // too), and nothing is left in the temporary folder.
 func TestMountUploaderLongNames(t *testing.T) {
-	t.Setenv("TMPDIR", os.TempDir())
-	dir, local := t.TempDir(), t.TempDir()
-	cat, err := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := OpenMount(cat.Connections[0], "run", local, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Bucket.Close()
+	m, dir, local := openTestMount(t)
 	long := strings.Repeat("n", 250)
 	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB: hashed, then streamed
 	write(t, local, long, "small")
@@ -162,14 +142,7 @@ func TestMountUploaderLongNames(t *testing.T) {
 // An upload whose context ends midway leaves nothing, neither at its
 // target nor in the temporary folder.
 func TestMountUploaderCancelled(t *testing.T) {
-	t.Setenv("TMPDIR", os.TempDir())
-	dir, local := t.TempDir(), t.TempDir()
-	cat, _ := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
-	m, err := OpenMount(cat.Connections[0], "run", local, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Bucket.Close()
+	m, dir, _ := openTestMount(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := io.MultiReader(strings.NewReader(strings.Repeat("x", 1<<20)), readerFunc(func([]byte) (int, error) {
 		cancel()
@@ -203,3 +176,21 @@ func TestMountUploaderCancelled(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// openTestMount opens a host_path store in a temporary folder, for the
+// files of another; it returns the store, its folder and the files'.
+func openTestMount(t *testing.T) (*Mount, string, string) {
+	t.Helper()
+	t.Setenv("TMPDIR", os.TempDir()) // OpenMount sets it
+	dir, local := t.TempDir(), t.TempDir()
+	cat, err := connections.Parse([]byte(`{"name":"out","kind":"host_path","schema":{"hostPath":"/h","mountPath":"`+dir+`"}}`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenMount(cat.Connections[0], "run", local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Bucket.Close() })
+	return m, dir, local
+}

@@ -31,6 +31,20 @@ func testConfig(b *blob.Bucket, root string) Config {
 	}
 }
 
+// runAsync runs the sidecar in the background; its report comes on the
+// channel.
+func runAsync(t *testing.T, ctx context.Context, cfg Config) <-chan Report {
+	done := make(chan Report, 1)
+	go func() {
+		rep, err := Run(ctx, cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	return done
+}
+
 func has(t *testing.T, b *blob.Bucket, key, want string) bool {
 	t.Helper()
 	got, err := b.ReadAll(context.Background(), key)
@@ -59,14 +73,7 @@ func TestRunUntilFileWithDelete(t *testing.T) {
 	cfg := testConfig(b, root)
 	cfg.UntilFile, cfg.Delete, cfg.Metrics = until, true, NewMetrics()
 	cfg.StatePath = filepath.Join(t.TempDir(), "state")
-	done := make(chan Report)
-	go func() {
-		rep, err := Run(context.Background(), cfg)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- rep
-	}()
+	done := runAsync(t, context.Background(), cfg)
 	eventually(t, "gone uploaded", func() bool { return has(t, b, "run/gone", "2") })
 	os.Remove(filepath.Join(root, "gone"))
 	eventually(t, "gone deleted", func() bool { ok, _ := b.Exists(context.Background(), "run/gone"); return !ok })
@@ -180,14 +187,7 @@ func TestRunStateFileInsideFolder(t *testing.T) {
 	cfg.StatePath = filepath.Join(root, "sub", "sidecar.state")
 	cfg.Grace = 3 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan Report)
-	go func() {
-		rep, err := Run(ctx, cfg)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- rep
-	}()
+	done := runAsync(t, ctx, cfg)
 	eventually(t, "the files uploaded", func() bool { return has(t, b, "run/a", "1") && has(t, b, "run/sub/b", "2") })
 	write(t, root, "c", "3")
 	cancel()
@@ -247,14 +247,7 @@ func TestRunBeforeDeleteRefuses(t *testing.T) {
 	cfg.UntilFile, cfg.Delete = until, true
 	var asked atomic.Int32
 	cfg.BeforeDelete = func(key string) error { asked.Add(1); return errors.New("reached through a link") }
-	done := make(chan Report)
-	go func() {
-		rep, err := Run(context.Background(), cfg)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- rep
-	}()
+	done := runAsync(t, context.Background(), cfg)
 	eventually(t, "kept uploaded", func() bool { return has(t, b, "run/kept", "1") })
 	os.Remove(filepath.Join(root, "kept"))
 	eventually(t, "the deletion asked", func() bool { return asked.Load() > 0 })
