@@ -117,19 +117,12 @@ func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	var plan []resolved
 	var need int64
 	for _, m := range mappings {
-		src := filepath.Join(real, filepath.FromSlash(m.Src))
-		dst := filepath.Join(dstAbs, filepath.FromSlash(m.Dst))
-		resolvedSrc, err := filepath.EvalSymlinks(src)
+		src, isFile, err := resolveSrc(real, m, opts.Conn)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return Stats{}, fault.New(fault.NotFound, "%s: --paths %q: %s does not exist in the mount", opts.Conn, m.Src, src)
-			}
-			return Stats{}, fault.FromSystem(fmt.Errorf("%s: %w", opts.Conn, err))
+			return Stats{}, err
 		}
-		if !fsutil.Within(real, resolvedSrc) {
-			return Stats{}, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", opts.Conn, m.Src, resolvedSrc)
-		}
-		if st, err := os.Stat(resolvedSrc); err == nil && !st.IsDir() {
+		dst := filepath.Join(dstAbs, filepath.FromSlash(m.Dst))
+		if isFile {
 			dst = filepath.Join(dstAbs, filepath.FromSlash(m.FileDst())) // src:dir/ puts a file into dir
 		}
 		n, err := c.pendingBytes(ctx, src, dst)
@@ -185,6 +178,30 @@ func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		return st, err
 	}
 	return st, nil
+}
+
+// resolveSrc finds m's source below real, the mount's real path: its path
+// (not through links), and whether it is a file. It refuses a source that
+// is not there (exit 4), that leads out of the mount through a link, or a
+// file whose destination is empty (exit 2). conn names the connection.
+func resolveSrc(real string, m handlers.Mapping, conn string) (src string, isFile bool, err error) {
+	src = filepath.Join(real, filepath.FromSlash(m.Src))
+	resolved, err := filepath.EvalSymlinks(src)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", false, fault.New(fault.NotFound, "%s: --paths %q: %s does not exist in the mount", conn, m.Src, src)
+	case err != nil:
+		return "", false, fault.FromSystem(fmt.Errorf("%s: %w", conn, err))
+	case !fsutil.Within(real, resolved):
+		return "", false, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", conn, m.Src, resolved)
+	}
+	if st, err := os.Stat(resolved); err == nil && !st.IsDir() {
+		if m.FileDst() == "" {
+			return "", false, fault.New(fault.Usage, "%s: --paths %q names a file, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", conn, m.Src+":")
+		}
+		return src, true, nil
+	}
+	return src, false, nil
 }
 
 // pendingBytes sums the sizes of the regular files under src that differ at dst.

@@ -40,18 +40,8 @@ func (Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Resu
 	// that leads out of the mount.
 	if real, err := filepath.EvalSymlinks(m.MountPath); err == nil {
 		for _, mp := range req.Paths {
-			src := filepath.Join(real, filepath.FromSlash(mp.Src))
-			resolved, err := filepath.EvalSymlinks(src)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				return nil, fault.New(fault.NotFound, "%s: --paths %q: %s does not exist in the mount", req.Conn, mp.Src, src)
-			case err != nil:
-				return nil, fault.FromSystem(fmt.Errorf("%s: %w", req.Conn, err))
-			case !fsutil.Within(real, resolved):
-				return nil, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", req.Conn, mp.Src, resolved)
-			}
-			if st, err := os.Stat(resolved); err == nil && !st.IsDir() && mp.FileDst() == "" {
-				return nil, fault.New(fault.Usage, "%s: --paths %q names a file, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, mp.Src+":")
+			if _, _, err := resolveSrc(real, mp, req.Conn.String()); err != nil {
+				return nil, err
 			}
 		}
 	}
