@@ -223,23 +223,33 @@ func TestSidecarMountKilledUpload(t *testing.T) {
 	}
 }
 
+// sidecarWithBindMount runs the sidecar once (a final flush of dir, with
+// --strict) to a host_path store at mount, in a mount namespace where vol
+// is bind-mounted at mount/sub; it expects exit 0.
+func sidecarWithBindMount(t *testing.T, mount, sub, vol, dir string, prefix ...string) run {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is needed for this test: %v", err)
+	}
+	os.MkdirAll(filepath.Join(mount, sub), 0o755)
+	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
+	until := writeFile(t, t.TempDir(), "done", "")
+	wrapper := "unshare -m sh -c " + shellQuote(fmt.Sprintf("mount --bind %q %q && exec {}", vol, filepath.Join(mount, sub)))
+	args := append([]string{"sidecar", "--catalog", cat, "--path", dir}, prefix...)
+	r := cliCmd(t, nil, wrapper, append(args, "--state", "none", "--until-file", until, "--grace", "20s", "--strict")...)
+	r.expectCode(t, 0)
+	return r
+}
+
 // TestSidecarMountWithAMountBelow: a host_path store with another volume
 // mounted below the run's folder (a rename into it would cross file
 // systems): uploads go there, written beside their files.
 func TestSidecarMountWithAMountBelow(t *testing.T) {
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Fatalf("unshare (util-linux) is needed for this test: %v", err)
-	}
 	mount, vol := t.TempDir(), t.TempDir()
-	os.MkdirAll(filepath.Join(mount, "sub"), 0o755)
-	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
 	dir := filepath.Join(t.TempDir(), "out")
 	writeFile(t, dir, "sub/x.txt", "into the other volume")
 	writeFile(t, dir, "y.txt", "into the store")
-	until := writeFile(t, t.TempDir(), "done", "")
-	wrapper := "unshare -m sh -c " + shellQuote(fmt.Sprintf("mount --bind %q %q && exec {}", vol, filepath.Join(mount, "sub")))
-	r := cliCmd(t, nil, wrapper, "sidecar", "--catalog", cat, "--path", dir, "--prefix=", "--state", "none", "--until-file", until, "--grace", "20s", "--strict")
-	r.expectCode(t, 0)
+	r := sidecarWithBindMount(t, mount, "sub", vol, dir, "--prefix=")
 	if got, _ := os.ReadFile(filepath.Join(vol, "x.txt")); string(got) != "into the other volume" {
 		t.Errorf("sub/x.txt in the mounted volume: %q\n%s", got, r.Stderr)
 	}
@@ -252,19 +262,11 @@ func TestSidecarMountWithAMountBelow(t *testing.T) {
 // store is itself a bind mount of the same file system (a rename into it
 // fails all the same): uploads are written beside their files, and land.
 func TestSidecarMountWithABindMountAtThePrefix(t *testing.T) {
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Fatalf("unshare (util-linux) is needed for this test: %v", err)
-	}
 	mount, vol := t.TempDir(), t.TempDir()
-	os.MkdirAll(filepath.Join(mount, "r1"), 0o755)
-	cat := catalog(t, fmt.Sprintf("artifactsStore:\n  name: store\n  kind: host_path\n  schema: {hostPath: %s, mountPath: %s}\n", mount, mount))
 	dir := filepath.Join(t.TempDir(), "out")
 	writeFile(t, dir, "a.txt", "a")
 	writeFile(t, dir, "sub/b.txt", "b")
-	until := writeFile(t, t.TempDir(), "done", "")
-	wrapper := "unshare -m sh -c " + shellQuote(fmt.Sprintf("mount --bind %q %q && exec {}", vol, filepath.Join(mount, "r1")))
-	r := cliCmd(t, nil, wrapper, "sidecar", "--catalog", cat, "--path", dir, "--prefix", "r1", "--state", "none", "--until-file", until, "--grace", "20s", "--strict")
-	r.expectCode(t, 0)
+	r := sidecarWithBindMount(t, mount, "r1", vol, dir, "--prefix", "r1")
 	for rel, want := range map[string]string{"a.txt": "a", "sub/b.txt": "b"} {
 		if got, _ := os.ReadFile(filepath.Join(vol, rel)); string(got) != want {
 			t.Errorf("%s in the bind-mounted folder: %q\n%s", rel, got, r.Stderr)
