@@ -62,6 +62,15 @@ bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # bench_cpu_since PID TICKS: the CPU seconds PID has used since bench_cpu_ticks gave TICKS.
 bench_cpu_since() { awk -v a="$2" -v b="$(bench_cpu_ticks "$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}'; }
 
+# bench_disk_stats DEV: the write counters of block device DEV (/dev/loopN):
+# writes completed, sectors written, flushes completed.
+bench_disk_stats() { awk -v d="${1#/dev/}" '$3 == d {print $8, $10, $19}' /proc/diskstats; }
+
+# bench_disk_since DEV STATS: what DEV wrote since bench_disk_stats gave STATS.
+bench_disk_since() {
+	awk -v d="${1#/dev/}" -v s="$2" '$3 == d { split(s, a, " "); printf "%d writes, %.0f MiB, %d flushes", $8 - a[1], ($10 - a[2]) / 2048, $19 - a[3] }' /proc/diskstats
+}
+
 # bench_hold_memory: keeps the memory that runs free inside this machine for
 # the benchmark, and bench_release_memory (call it at exit) undoes it.
 # Virtual machines with virtio-balloon free page reporting hand memory back

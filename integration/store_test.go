@@ -802,18 +802,53 @@ func TestStoreBytesUploader(t *testing.T) {
 				sec["AWS_REQUEST_CHECKSUM_CALCULATION"] = checksums
 				conn, keys := bktConn(c.kind, c.url(name, checksums), bktSecret(t, sec), nil)
 				st := bktOpen(t, conn, keys)
-				key := fmt.Sprintf("%s/direct/%d", checksums, len(data))
-				wctx, digest := st.Provider.(transfer.UploadDigests).WatchUpload(ctx)
-				used, err := st.Provider.(transfer.BytesUploader).UploadBytes(wctx, st.Bucket, key, data, opts())
-				if !used || err != nil {
+				// One signed PUT of its own (PutWhole), keys that need
+				// escaping included.
+				for i, k := range []string{"plain", "nested/ünï cödé, with spaces.bin", "odd/a+b=c&d;e,f@g$h'i(j)!k*l~m[n]o^p`q{r}s|t.txt",
+					"percent/100%/%41%2F%zz", "query/?x=1#frag"} {
+					key := fmt.Sprintf("%s/direct/%d/%s", checksums, len(data), k)
+					wctx, digest := st.Provider.(transfer.UploadDigests).WatchUpload(ctx)
+					used, err := st.Provider.(wholePutter).PutWhole(wctx, st.Bucket, key, data, opts())
+					if !used || err != nil {
+						t.Fatalf("%q: PutWhole: used %v, %v", key, used, err)
+					}
+					if !bytes.Equal(digest(), sum[:]) {
+						t.Errorf("%q: the store reported MD5 %x, want %x", key, digest(), sum)
+					}
+					// The same through gocloud's writer, to compare.
+					sameAsWriter(t, st.Bucket, key, fmt.Sprintf("%s/writer/%d/%d", checksums, len(data), i), data, opts(), nil)
+				}
+				key := fmt.Sprintf("%s/bytes/%d", checksums, len(data))
+				if used, err := st.Provider.(transfer.BytesUploader).UploadBytes(ctx, st.Bucket, key, data, opts()); !used || err != nil {
 					t.Fatalf("%s: UploadBytes: used %v, %v", key, used, err)
 				}
-				if !bytes.Equal(digest(), sum[:]) {
-					t.Errorf("%s: the store reported MD5 %x, want %x", key, digest(), sum)
-				}
-				// The same through gocloud's writer, to compare.
-				sameAsWriter(t, st.Bucket, key, fmt.Sprintf("%s/writer/%d", checksums, len(data)), data, opts(), nil)
+				sameAsWriter(t, st.Bucket, key, fmt.Sprintf("%s/writer/%d/bytes", checksums, len(data)), data, opts(), nil)
 			}
+		}
+
+		// Wrong credentials are Auth (3), with no secret in the error; a
+		// server that is not there is a network error, which transfer
+		// retries; a bucket that does not exist is NotFound (4).
+		for _, wrong := range c.wrong(e) {
+			conn, keys := bktConn(c.kind, c.url(name, "bytes"), bktSecret(t, wrong), nil)
+			bad := bktOpen(t, conn, keys)
+			used, err := bad.Provider.(wholePutter).PutWhole(ctx, bad.Bucket, s.Prefix+"/refused", []byte("x"), &blob.WriterOptions{})
+			if !used || store.Classify(err) != fault.Auth {
+				t.Errorf("wrong credentials: used %v, class %v (%v), want Auth", used, store.Classify(err), err)
+			}
+			if err != nil && strings.Contains(err.Error(), wrong["AWS_SECRET_ACCESS_KEY"]) {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		}
+		conn, keys := bktConn(c.kind, c.url(name, "bytes"), bktSecret(t, c.closed(e, bktClosedPort(t))), nil)
+		gone := bktOpen(t, conn, keys)
+		if used, err := gone.Provider.(wholePutter).PutWhole(ctx, gone.Bucket, s.Prefix+"/refused", []byte("x"), &blob.WriterOptions{}); !used || store.Classify(err) != fault.Transient {
+			t.Errorf("closed port: used %v, class %v (%v), want Transient", used, store.Classify(err), err)
+		}
+		conn, keys = bktConn(c.kind, c.url(name+"-missing", "bytes"), bktSecret(t, c.secret(e)), nil)
+		missing := bktOpen(t, conn, keys)
+		if used, err := missing.Provider.(wholePutter).PutWhole(ctx, missing.Bucket, s.Prefix+"/refused", []byte("x"), &blob.WriterOptions{}); !used || store.Classify(err) != fault.NotFound {
+			t.Errorf("missing bucket: used %v, class %v (%v), want NotFound", used, store.Classify(err), err)
 		}
 
 		// Declined, with nothing sent: keys gocloud escapes, options
@@ -837,6 +872,11 @@ func TestStoreBytesUploader(t *testing.T) {
 			t.Error("a declined upload was sent")
 		}
 	})
+}
+
+// wholePutter is S3's one signed PUT of a small object.
+type wholePutter interface {
+	PutWhole(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error)
 }
 
 // testAzureBytesUploader: Azure's Put Blob path stores what gocloud's writer

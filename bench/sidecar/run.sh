@@ -126,10 +126,13 @@ run_tool() {
 	local tool=$1 wl=$2 prefix=$3 src=$M/$2
 	local tf=$WORK/time.txt
 	case $tool in
-	initializer)
+	initializer | initializer:*)
+		# initializer:--flag=value,--other=value runs a variant with extra flags.
+		local variant=()
+		[[ $tool == initializer:* ]] && IFS=, read -r -a variant <<<"${tool#initializer:}"
 		env ${SIDECAR_ENV:-} /usr/bin/time -f '%e %U %S %M' -o "$tf" "$INIT" sidecar --catalog "$WORK/catalog.yaml" -c bench \
 			--path "$src" --prefix "$prefix" --state none --until-file "$WORK/ended" --grace 60m \
-			--log-level warn ${SIDECAR_FLAGS:-} 2>"$WORK/tool.log"
+			--log-level warn ${SIDECAR_FLAGS:-} "${variant[@]}" 2>"$WORK/tool.log"
 		;;
 	s5cmd)
 		/usr/bin/time -f '%e %U %S %M' -o "$tf" "$BIN/s5cmd" --endpoint-url "$S3_ENDPOINT" \
@@ -172,15 +175,17 @@ for wl in $WORKLOADS; do
 	for rep in $(seq "$REPS"); do
 		for i in $(seq 0 $((nt - 1))); do
 			tool=${tools[$(((i + rep - 1) % nt))]}
-			prefix=$wl-$tool-$rep
+			prefix=$wl-$rep-$i
 			s0=$(bench_cpu_ticks "$MINIO_PID")
+			d0=$(bench_disk_stats "$LOOP")
 			read -r wall user sys rss < <(run_tool "$tool" "$wl" "$prefix")
 			scpu=$(bench_cpu_since "$MINIO_PID" "$s0")
+			disk=$(bench_disk_since "$LOOP" "$d0")
 			got=$("$UTIL" count bench "$prefix/")
 			[[ $got == "$want" ]] || { echo "$tool $wl: the bucket holds '$got', want '$want'" >&2; exit 1; }
 			"$UTIL" rm bench "$prefix/"
 			quiesce
-			printf '%-8s %-12s rep %d: %6.2f s wall, %6.2f s user, %5.2f s sys, %6d KiB max RSS; MinIO %5.2f s CPU\n' "$wl" "$tool" "$rep" "$wall" "$user" "$sys" "$rss" "$scpu"
+			printf '%-8s %-12s rep %d: %6.2f s wall, %6.2f s user, %5.2f s sys, %6d KiB max RSS; MinIO %5.2f s CPU; disk %s\n' "$wl" "$tool" "$rep" "$wall" "$user" "$sys" "$rss" "$scpu" "$disk"
 			WALL[$wl.$tool]+="$wall "
 			USER[$wl.$tool]+="$user "
 			SYS[$wl.$tool]+="$sys "

@@ -502,7 +502,7 @@ func openS3(ctx context.Context, k *keyReader, loc location, opts Options) (*Sto
 	}
 	s := &Store{
 		Bucket:   b,
-		Provider: s3Provider{bucket: b, name: loc.Bucket, get: &s3Getter{}},
+		Provider: s3Provider{bucket: b, name: loc.Bucket, signed: &s3Signed{}},
 		endpoint: c.endpoint,
 		auth:     c.describeAuth(),
 		hints: hints{
@@ -572,13 +572,13 @@ func (a *assumeRole) retrieve(ctx context.Context, d time.Duration) (aws.Credent
 
 // s3Provider pins S3 reads to an ETag, reports the MD5 of single-request
 // uploads, uploads large files in parts read straight from the file, and
-// reads small objects with one signed GET each.
+// reads and writes small objects with one signed request each.
 // Upload checksums need nothing here: the client is configured "when
 // required" for custom endpoints, and the bucket passes that to its uploads.
 type s3Provider struct {
 	bucket *blob.Bucket // the bucket it was opened with
 	name   string       // its name
-	get    *s3Getter    // reads whole objects (ReadWhole); nil: the blob reader does
+	signed *s3Signed    // reads whole objects (ReadWhole) and puts small ones (UploadBytes); nil: the SDK does
 }
 
 func (s3Provider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) error {

@@ -70,16 +70,18 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 }
 
 // UploadBytes sends a small file held in memory as one PutObject, from the
-// calling goroutine (transfer.BytesUploader). gocloud's writer would start
-// a goroutine of its own for it, whose stack grows anew through the SDK's
-// middleware on every request, and pass the bytes through a pipe into the
-// transfer manager. The store's answer carries the MD5 of what it stored,
-// which WatchUpload gives the caller as for any PutObject. It declines
-// what UploadFile declines.
+// calling goroutine (transfer.BytesUploader): one signed PUT (PutWhole)
+// where it can be sent as the SDK would send it, else through the SDK's
+// PutObject. gocloud's writer would start a goroutine of its own for it,
+// whose stack grows anew through the SDK's middleware on every request, and
+// pass the bytes through a pipe into the transfer manager. The store's
+// answer carries the MD5 of what it stored, which WatchUpload gives the
+// caller as for any PutObject. It declines what UploadFile declines.
 func (p s3Provider) UploadBytes(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) (bool, error) {
-	o := *opts
-	o.ContentMD5 = nil // the caller checks it against the store's answer
-	client := p.client(b, key, &o)
+	if used, err := p.PutWhole(ctx, b, key, data, opts); used {
+		return true, err
+	}
+	client := p.client(b, key, withoutMD5(opts))
 	if client == nil {
 		return false, nil
 	}
@@ -89,6 +91,14 @@ func (p s3Provider) UploadBytes(ctx context.Context, b *blob.Bucket, key string,
 		ChecksumAlgorithm: alg, ContentLength: aws.Int64(int64(len(data))), Body: bytes.NewReader(data),
 	})
 	return true, err
+}
+
+// withoutMD5 returns opts without its ContentMD5: the uploads of small files
+// check it against the store's answer instead of sending it.
+func withoutMD5(opts *blob.WriterOptions) *blob.WriterOptions {
+	o := *opts
+	o.ContentMD5 = nil
+	return &o
 }
 
 // client returns the S3 client to upload key to b with opts directly, or
