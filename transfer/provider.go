@@ -32,15 +32,18 @@ type Provider interface {
 	BeforeWrite() func(as func(any) bool) error
 }
 
-// UploadDigests is implemented by Providers whose store answers a
-// single-request upload with the MD5 it computed of what it received (S3's
-// ETag). An upload so answered is verified there and then, without reading
-// the object's attributes back or listing its prefix.
+// UploadDigests is implemented by Providers whose store answers an upload
+// with the MD5 it computed of what it received (S3's ETag of a single
+// request, GCS's object resource, Azure's answer to a Put Blob). An upload
+// so answered is verified there and then, without reading the object's
+// attributes back or listing its prefix.
 type UploadDigests interface {
 	// WatchUpload returns a context to upload with, and a function that,
 	// once the upload returned, gives the MD5 the store reported for it: nil
-	// when it reported none (a multipart upload, an encrypted object).
-	WatchUpload(ctx context.Context) (context.Context, func() []byte)
+	// when it reported none (a multipart upload, an encrypted object). opts
+	// are the options the upload is sent with: the provider may chain its
+	// own BeforeWrite to them, to read the writer's answer.
+	WatchUpload(ctx context.Context, opts *blob.WriterOptions) (context.Context, func() []byte)
 }
 
 // FileUploader is implemented by Providers that upload a large file in

@@ -385,7 +385,7 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 
 	digest := func() []byte { return nil }
 	if ud, ok := u.opts.Provider.(UploadDigests); ok {
-		ctx, digest = ud.WatchUpload(ctx)
+		ctx, digest = ud.WatchUpload(ctx, opts)
 	}
 	var snap snapshot
 	switch {

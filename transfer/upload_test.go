@@ -355,7 +355,7 @@ type digestProvider struct{ sum []byte }
 func (digestProvider) PinVersion(*blob.Attributes) func(func(any) bool) error { return nil }
 func (digestProvider) CRC32C(func(any) bool) (uint32, bool)                   { return 0, false }
 func (digestProvider) BeforeWrite() func(func(any) bool) error                { return nil }
-func (p digestProvider) WatchUpload(ctx context.Context) (context.Context, func() []byte) {
+func (p digestProvider) WatchUpload(ctx context.Context, _ *blob.WriterOptions) (context.Context, func() []byte) {
 	return ctx, func() []byte { return p.sum }
 }
 

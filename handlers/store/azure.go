@@ -388,12 +388,24 @@ func (p azureProvider) UploadBytes(ctx context.Context, b *blob.Bucket, key stri
 		s := md5.Sum(data)
 		sum = s[:]
 	}
-	_, err := cc.NewBlockBlobClient(gocloudEscape(key, azureRule)).Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
+	resp, err := cc.NewBlockBlobClient(gocloudEscape(key, azureRule)).Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
 		Metadata:                md,
 		HTTPHeaders:             &azblobblob.HTTPHeaders{BlobContentType: &contentType, BlobContentMD5: sum},
 		TransactionalValidation: azblobblob.TransferValidationTypeMD5(sum),
 	})
+	if d, ok := ctx.Value(putDigestKey{}).(*putDigest); ok && err == nil {
+		d.md5 = resp.ContentMD5
+	}
 	return true, err
+}
+
+// WatchUpload: Azure answers a Put Blob (UploadBytes) with the MD5 it
+// computed of what it stored (transfer.UploadDigests). A block upload's
+// answer holds the MD5 of its list of blocks, not of the blob: nothing is
+// reported for it.
+func (azureProvider) WatchUpload(ctx context.Context, _ *blob.WriterOptions) (context.Context, func() []byte) {
+	d := &putDigest{}
+	return context.WithValue(ctx, putDigestKey{}, d), func() []byte { return d.md5 }
 }
 
 // UploadStream sends what r yields (a file's first size bytes) with the

@@ -359,6 +359,36 @@ func (gcsProvider) CRC32C(as func(any) bool) (uint32, bool) {
 
 func (gcsProvider) BeforeWrite() func(as func(any) bool) error { return nil }
 
+// WatchUpload: GCS answers an upload with the object's resource, which
+// holds the MD5 it computed of what it stored (transfer.UploadDigests). The
+// writer keeps it (storage.Writer.Attrs); it is reached through the
+// upload's BeforeWrite, chained after the one opts had. Each attempt of an
+// upload makes a writer of its own: the last one is read.
+func (gcsProvider) WatchUpload(ctx context.Context, opts *blob.WriterOptions) (context.Context, func() []byte) {
+	var w *storage.Writer
+	prev := opts.BeforeWrite
+	opts.BeforeWrite = func(as func(any) bool) error {
+		if prev != nil {
+			if err := prev(as); err != nil {
+				return err
+			}
+		}
+		if !as(&w) {
+			w = nil
+		}
+		return nil
+	}
+	return ctx, func() []byte {
+		if w == nil {
+			return nil
+		}
+		if a := w.Attrs(); a != nil {
+			return a.MD5
+		}
+		return nil
+	}
+}
+
 // storedReads asks for gzip on the requests that read an object's content,
 // so that GCS sends a gzip-encoded object as stored, as S3 and Azure do
 // (its size, MD5 and CRC32C are those of the stored bytes), where it would

@@ -600,8 +600,8 @@ func (s3Provider) CRC32C(func(any) bool) (uint32, bool) { return 0, false }
 
 func (s3Provider) BeforeWrite() func(as func(any) bool) error { return nil }
 
-// putDigestKey marks the context of an upload whose PutObject answer is
-// kept in a *putDigest.
+// putDigestKey marks the context of an upload whose answer's MD5 is kept
+// in a *putDigest (S3's PutObject, Azure's Put Blob).
 type putDigestKey struct{}
 
 type putDigest struct{ md5 []byte }
@@ -609,7 +609,7 @@ type putDigest struct{ md5 []byte }
 // WatchUpload: a single PutObject answers with the object's ETag, which is
 // the MD5 of what S3 stored unless the object is encrypted with KMS or a
 // customer key (transfer.UploadDigests).
-func (s3Provider) WatchUpload(ctx context.Context) (context.Context, func() []byte) {
+func (s3Provider) WatchUpload(ctx context.Context, _ *blob.WriterOptions) (context.Context, func() []byte) {
 	d := &putDigest{}
 	return context.WithValue(ctx, putDigestKey{}, d), func() []byte { return d.md5 }
 }

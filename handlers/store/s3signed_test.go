@@ -190,7 +190,7 @@ func TestS3PutWhole(t *testing.T) {
 			o.HTTPClient = rc
 			o.RequestChecksumCalculation = checksums
 		})
-		wctx, digest := p.WatchUpload(ctx)
+		wctx, digest := p.WatchUpload(ctx, &blob.WriterOptions{})
 		if used, err := p.UploadBytes(wctx, b, "logs/ünï file+1.txt", data, opts()); !used || err != nil {
 			t.Fatalf("used %v, %v", used, err)
 		}
@@ -238,7 +238,7 @@ func TestS3PutWhole(t *testing.T) {
 		b, p := s3TestBucket(t, "my-bucket", func(o *s3.Options) {
 			o.HTTPClient = &recordingClient{answer: func(*http.Request) *http.Response { return answer(200, h, "") }}
 		})
-		wctx, digest := p.WatchUpload(ctx)
+		wctx, digest := p.WatchUpload(ctx, &blob.WriterOptions{})
 		if used, err := p.UploadBytes(wctx, b, "key", data, opts()); !used || err != nil || digest() != nil {
 			t.Errorf("%v: used %v, %v, digest %x", h, used, err, digest())
 		}
