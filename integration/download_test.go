@@ -616,6 +616,25 @@ func assertNoTemporaryFiles(t *testing.T, dir string) {
 	})
 }
 
+// tlsFront serves endpoint (a test server's) over TLS, as an ingress
+// would, until the test ends: it returns the front's URL and its
+// certificate, in PEM. The front keeps the Host the request was signed for.
+func tlsFront(t *testing.T, endpoint string) (string, string) {
+	t.Helper()
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewUnstartedServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host
+	}, ErrorLog: log.New(io.Discard, "", 0)})
+	front.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected in some tests
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	return front.URL, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}))
+}
+
 // TestDownloadS3OverTLS: MinIO behind a TLS front, as behind an ingress.
 // With AWS_CA_BUNDLE holding the front's certificate, small objects (one
 // signed GET each) and a large one (ranged reads) download intact; without
@@ -632,22 +651,10 @@ func TestDownloadS3OverTLS(t *testing.T) {
 	const bigSize = 65 << 20 // over the 64 MiB from which objects are read in ranges
 	plain.put(t, bucket, "tls/big.bin", randomReader(bigSize, 7), bigSize)
 
-	target, err := url.Parse(s.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The front keeps the Host the request was signed for.
-	front := httptest.NewUnstartedServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}})
-	front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes below are expected
-	front.StartTLS()
-	defer front.Close()
-	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}))
+	frontURL, caPEM := tlsFront(t, s.Endpoint)
 	connection := func(extra map[string]string) (string, []string) {
 		files := map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey,
-			"AWS_ENDPOINT_URL": front.URL, "AWS_REGION": s.Region}
+			"AWS_ENDPOINT_URL": frontURL, "AWS_REGION": s.Region}
 		maps.Copy(files, extra)
 		return fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/tls"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, secretDir(t, files)),
 			[]string{"AWS_EC2_METADATA_DISABLED=true"}

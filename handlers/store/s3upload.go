@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -159,11 +161,23 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 		off := int64(i) * partSize
 		n := min(partSize, size-off)
 		g.Go(func() error {
-			out, err := client.UploadPart(gctx, &s3.UploadPartInput{
+			in := &s3.UploadPartInput{
 				Bucket: aws.String(bucket), Key: aws.String(key), UploadId: id,
 				PartNumber: aws.Int32(int32(i + 1)), ContentLength: aws.Int64(n), ChecksumAlgorithm: alg,
 				Body: io.NewSectionReader(f, off, n),
-			})
+			}
+			if alg == types.ChecksumAlgorithmCrc32 {
+				// The part's CRC32 goes in a header, computed here: over
+				// TLS the SDK would send it as the trailer of an
+				// aws-chunked body in one chunk as long as the part, and
+				// MinIO refuses chunks over 16 MiB ("chunk too big").
+				c := crc32.NewIEEE()
+				if _, err := io.Copy(c, io.NewSectionReader(f, off, n)); err != nil {
+					return err
+				}
+				in.ChecksumCRC32 = aws.String(base64.StdEncoding.EncodeToString(c.Sum(nil)))
+			}
+			out, err := client.UploadPart(gctx, in)
 			if err != nil {
 				return err
 			}
