@@ -16,6 +16,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"cloud.google.com/go/storage"
+	"gocloud.dev/blob"
+	"google.golang.org/api/googleapi"
+
 	"github.com/initializer/initializer/connections"
 )
 
@@ -142,6 +146,38 @@ func TestContentRead(t *testing.T) {
 		u, _ := url.Parse(raw)
 		if got := contentRead(u); got != want {
 			t.Errorf("%s: %v", raw, got)
+		}
+	}
+}
+
+// TestGCSWatchUploadChunks: an upload whose caller chose no buffer size
+// goes as one request with no buffer (ChunkSize 0), not with gcsblob's
+// 16 MiB one; a chosen size is kept; a BeforeWrite already set still runs,
+// first.
+func TestGCSWatchUploadChunks(t *testing.T) {
+	for _, size := range []int{0, 8 << 20} {
+		var ran bool
+		opts := &blob.WriterOptions{BufferSize: size, BeforeWrite: func(func(any) bool) error { ran = true; return nil }}
+		_, digest := gcsProvider{}.WatchUpload(context.Background(), opts)
+		w := &storage.Writer{ChunkSize: googleapi.DefaultUploadChunkSize}
+		if size != 0 {
+			w.ChunkSize = size // as gcsblob sets it from BufferSize
+		}
+		err := opts.BeforeWrite(func(i any) bool {
+			if p, ok := i.(**storage.Writer); ok {
+				*p = w
+				return true
+			}
+			return false
+		})
+		if err != nil || !ran {
+			t.Fatalf("BeforeWrite: %v, the earlier one ran: %v", err, ran)
+		}
+		if want := size; w.ChunkSize != want {
+			t.Errorf("BufferSize %d: ChunkSize %d, want %d", size, w.ChunkSize, want)
+		}
+		if d := digest(); d != nil {
+			t.Errorf("a writer never closed gives digest %x", d)
 		}
 	}
 }
