@@ -150,9 +150,12 @@ type recordingClient struct {
 }
 
 func (c *recordingClient) Do(r *http.Request) (*http.Response, error) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, err
+	var body []byte
+	if r.Body != nil {
+		var err error
+		if body, err = io.ReadAll(r.Body); err != nil {
+			return nil, err
+		}
 	}
 	c.reqs = append(c.reqs, r)
 	c.bodies = append(c.bodies, body)
