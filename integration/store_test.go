@@ -593,6 +593,31 @@ func TestStoreUploadDigest(t *testing.T) {
 	})
 }
 
+// openData writes data to a file of its own and opens it for reading,
+// until the test ends.
+func openData(t *testing.T, data []byte) *os.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// holds fails the test unless key of b holds data.
+func holds(t *testing.T, b *blob.Bucket, key string, data []byte) {
+	t.Helper()
+	got, err := b.ReadAll(context.Background(), key)
+	if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("%s: read back %d bytes (%v), want %d identical", key, len(got), err, len(data))
+	}
+}
+
 // TestStoreFileUploader: S3 uploads a large file in parts read straight
 // from it, with the metadata and content type gocloud's writer would give
 // it, and leaves no parts behind when the upload fails; it declines keys
@@ -600,15 +625,7 @@ func TestStoreUploadDigest(t *testing.T) {
 func TestStoreFileUploader(t *testing.T) {
 	forS3Only(t, "files", "a file uploader", func(t *testing.T, e testenv.Env, c bktCase, s *store.Store, name string, fu transfer.FileUploader) {
 		data := randomBytes(t, 13<<20+12345)
-		path := filepath.Join(t.TempDir(), "model.bin")
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+		f := openData(t, data)
 		ctx := context.Background()
 		opts := &blob.WriterOptions{Metadata: map[string]string{transfer.MetaModTime: "2024-05-06T07:08:09.5Z"}}
 		var sent atomic.Int64 // the parts report from their goroutines
@@ -617,10 +634,7 @@ func TestStoreFileUploader(t *testing.T) {
 		if !used || err != nil || sent.Load() != int64(len(data)) {
 			t.Fatalf("UploadFile: used %v, %v, sent %d", used, err, sent.Load())
 		}
-		got, err := s.Bucket.ReadAll(ctx, key)
-		if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
-			t.Fatalf("read back %d bytes (%v), want %d identical", len(got), err, len(data))
-		}
+		holds(t, s.Bucket, key, data)
 		attrs, err := s.Bucket.Attributes(ctx, key)
 		if err != nil {
 			t.Fatal(err)
@@ -639,9 +653,7 @@ func TestStoreFileUploader(t *testing.T) {
 		if !used || err != nil {
 			t.Fatalf("UploadFile with part checksums: used %v, %v", used, err)
 		}
-		if got, err := s2.Bucket.ReadAll(ctx, "crc/model.bin"); err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
-			t.Fatalf("read back %d bytes (%v), want %d identical", len(got), err, len(data))
-		}
+		holds(t, s2.Bucket, "crc/model.bin", data)
 
 		// The same over TLS, in a part over 16 MiB: the SDK would send the
 		// part's checksum as the trailer of one aws-chunked chunk as long
@@ -651,22 +663,11 @@ func TestStoreFileUploader(t *testing.T) {
 		conn, keys = bktConn(c.kind, c.url(name, "crc-tls"), bktSecret(t, sec), nil)
 		s3t := bktOpen(t, conn, keys)
 		big := randomBytes(t, 20<<20+3)
-		bigPath := filepath.Join(t.TempDir(), "big.bin")
-		if err := os.WriteFile(bigPath, big, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		bf, err := os.Open(bigPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bf.Close()
-		used, err = s3t.Provider.(transfer.FileUploader).UploadFile(ctx, s3t.Bucket, "crc-tls/big.bin", bf, int64(len(big)), opts, 20<<20, 2, func(int64) {})
+		used, err = s3t.Provider.(transfer.FileUploader).UploadFile(ctx, s3t.Bucket, "crc-tls/big.bin", openData(t, big), int64(len(big)), opts, 20<<20, 2, func(int64) {})
 		if !used || err != nil {
 			t.Fatalf("UploadFile over TLS with part checksums: used %v, %v", used, err)
 		}
-		if got, err := s3t.Bucket.ReadAll(ctx, "crc-tls/big.bin"); err != nil || sha256.Sum256(got) != sha256.Sum256(big) {
-			t.Fatalf("read back %d bytes (%v), want %d identical", len(got), err, len(big))
-		}
+		holds(t, s3t.Bucket, "crc-tls/big.bin", big)
 
 		// Declined, with nothing sent: keys gocloud escapes, other buckets.
 		for _, k := range []string{s.Prefix + "/../x", s.Prefix + "/a\x01b", s.Prefix + "/__0x41__"} {

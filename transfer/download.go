@@ -376,10 +376,8 @@ func (d *downloader) fetch(ctx context.Context, o object) (err error) {
 	}
 	o.held = &held
 	defer func() {
-		if err != nil {
-			if o.counted {
-				d.release(held, o.old) // nothing was written: the space is free again
-			}
+		if err != nil && o.counted {
+			d.release(held, o.old) // nothing was written: the space is free again
 		}
 	}()
 	err = d.download(ctx, o)

@@ -26,6 +26,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyauth "github.com/aws/smithy-go/auth"
 	"github.com/aws/smithy-go/encoding/httpbinding"
@@ -50,7 +51,6 @@ type s3Signed struct {
 	ok   bool // the bucket's endpoint can be read this way
 
 	validate    bool         // ask for the object's checksum and check it, as the client would ("when supported")
-	checksum    bool         // send a CRC32 with uploads, as the client would ("when supported")
 	skew        atomic.Int64 // the store's clock minus this machine's, in ns, once a request was refused for it
 	hc          s3.HTTPClient
 	creds       aws.CredentialsProvider
@@ -186,13 +186,13 @@ func (p s3Provider) PutWhole(ctx context.Context, b *blob.Bucket, key string, da
 	if !ok || err != nil {
 		return ok, err
 	}
-	md, contentType, _ := putParams(client, opts, data[:min(len(data), 512)])
+	md, contentType, alg := putParams(client, opts, data[:min(len(data), 512)])
 	h := make(http.Header, len(md)+3)
 	h.Set("Content-Type", contentType)
 	for k, v := range md {
 		h.Set("X-Amz-Meta-"+k, v)
 	}
-	if g.checksum {
+	if alg == types.ChecksumAlgorithmCrc32 {
 		h.Set("X-Amz-Sdk-Checksum-Algorithm", "CRC32")
 		h.Set("X-Amz-Checksum-Crc32", base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(data))))
 	}
@@ -315,7 +315,6 @@ func (g *s3Signed) init(ctx context.Context, client *s3.Client, bucket string) {
 	}
 	g.hc, g.creds, g.base, g.signingName, g.region = o.HTTPClient, o.Credentials, ep.URI, name, region
 	g.validate = o.ResponseChecksumValidation == aws.ResponseChecksumValidationWhenSupported
-	g.checksum = o.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired
 	// S3 signs the path as sent, not escaped a second time.
 	g.signer = v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true })
 	g.ok = true

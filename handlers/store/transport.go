@@ -15,8 +15,8 @@ import (
 
 // Timeouts of every store client: connecting, the TLS handshake, the wait
 // for response headers, and each write to a connection (an upload to a
-// peer that stopped reading). Reads of objects are bounded by the
-// downloads' own watch (transfer.Options.ReadTimeout).
+// peer that stopped reading). What a request receives is bounded by
+// idleWatch (Options.ReadTimeout).
 const (
 	dialTimeout           = 30 * time.Second
 	tlsHandshakeTimeout   = 10 * time.Second
