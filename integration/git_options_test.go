@@ -84,6 +84,38 @@ func TestGitTargetFolder(t *testing.T) {
 				t.Errorf("stderr:\n%s", r.Stderr)
 			}
 
+			// An empty folder (a WORKDIR, an mkdir -p) takes the clone and
+			// keeps its mode; one holding only lost+found keeps that too.
+			empty := filepath.Join(t.TempDir(), "empty")
+			os.Mkdir(empty, 0o755)
+			os.Chmod(empty, 0o775|os.ModeSetgid)
+			r = clone(t, nil, cat, empty, eng)
+			details(t, r)
+			if c, _ := headOf(t, empty); c != f.c4 {
+				t.Errorf("clone into an empty folder: HEAD %s, want %s\n%s", c, f.c4, r.Stderr)
+			}
+			if st, err := os.Stat(empty); err != nil || st.Mode()&(os.ModePerm|os.ModeSetgid) != 0o775|os.ModeSetgid {
+				t.Errorf("the empty folder's mode was not kept: %v %v", st.Mode(), err)
+			}
+			lf := filepath.Join(t.TempDir(), "lf")
+			os.MkdirAll(filepath.Join(lf, "lost+found"), 0o700)
+			r = clone(t, nil, cat, lf, eng)
+			details(t, r)
+			if c, _ := headOf(t, lf); c != f.c4 {
+				t.Errorf("clone into a folder with lost+found: HEAD %s, want %s\n%s", c, f.c4, r.Stderr)
+			}
+			if st, err := os.Stat(filepath.Join(lf, "lost+found")); err != nil || !st.IsDir() {
+				t.Errorf("lost+found is gone: %v", err)
+			}
+			for _, d := range []string{empty, lf} {
+				entries, _ := os.ReadDir(filepath.Dir(d))
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), ".initializer-tmp") {
+						t.Errorf("staging folder left next to %s: %s", d, e.Name())
+					}
+				}
+			}
+
 			// --path is a mount point (a volume), which cannot be renamed
 			// over: the clone is staged inside it.
 			src := t.TempDir()

@@ -13,6 +13,7 @@ import (
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // dest is the --path a run clones into, and where the clone is staged.
@@ -185,19 +186,9 @@ func (d *dest) publish() error {
 				return fail(err)
 			}
 		}
-		entries, err := os.ReadDir(d.staging)
-		if err != nil {
+		if err := d.moveUp(); err != nil {
 			return fail(err)
 		}
-		for _, e := range entries {
-			if err := os.Rename(filepath.Join(d.staging, e.Name()), filepath.Join(d.path, e.Name())); err != nil {
-				return fail(err)
-			}
-		}
-		if err := os.Remove(d.staging); err != nil {
-			return fail(err)
-		}
-		d.staging = ""
 		return nil
 	}
 	if d.replace {
@@ -215,12 +206,71 @@ func (d *dest) publish() error {
 		os.RemoveAll(old)
 		return nil
 	}
-	// Renaming onto an empty folder replaces it; onto nothing creates it.
+	// Renaming onto nothing creates the folder. An empty folder is replaced
+	// by the clone with rename(2), which os.Rename refuses, and the clone
+	// takes its mode and owner; one that holds only lost+found or a killed
+	// run's leftovers gets the clone's entries moved in.
+	if st, err := os.Stat(d.path); err == nil && st.IsDir() {
+		keepMode(d.staging, st)
+		err := unix.Rename(d.staging, d.path)
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			err = d.moveUp()
+		}
+		if err != nil {
+			return fail(err)
+		}
+		d.staging = ""
+		return nil
+	}
 	if err := os.Rename(d.staging, d.path); err != nil {
 		return fail(err)
 	}
 	d.staging = ""
 	return nil
+}
+
+// moveUp moves the staged entries into the target folder and removes the
+// staging folder. .git goes last: a run cut off half-way leaves a folder
+// that is not taken for a clone, which the next run refuses, rather than
+// an incomplete checkout it would update in place.
+func (d *dest) moveUp() error {
+	entries, err := os.ReadDir(d.staging)
+	if err != nil {
+		return err
+	}
+	slices.SortStableFunc(entries, func(a, b fs.DirEntry) int {
+		return cmpBool(a.Name() == ".git", b.Name() == ".git")
+	})
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(d.staging, e.Name()), filepath.Join(d.path, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(d.staging); err != nil {
+		return err
+	}
+	d.staging = ""
+	return nil
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// keepMode gives the staging folder the mode and owner of the empty folder
+// it replaces (the owner only where this process may set it).
+func keepMode(staging string, st fs.FileInfo) {
+	os.Chmod(staging, st.Mode().Perm()|st.Mode()&(fs.ModeSetgid|fs.ModeSticky))
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		os.Lchown(staging, int(s.Uid), int(s.Gid))
+	}
 }
 
 // clearDir removes everything in dir but keep.
