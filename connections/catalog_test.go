@@ -34,7 +34,7 @@ func TestParseUpstreamAgentConfig(t *testing.T) {
 			t.Errorf("connection %d = %s/%s/%s, want %+v", i, c.Name, c.Kind, c.Role, w)
 		}
 	}
-	if b := cat.Connections[0].Bucket(); b == nil || b.Bucket != "wasbs://[email protected]/" {
+	if b := cat.Connections[0].Bucket(); b == nil || b.Bucket != "wasbs://container@account.blob.core.windows.net/" {
 		t.Errorf("bucket schema = %+v", b)
 	}
 	if g := cat.Connections[1].Git(); g == nil || g.URL != "https://gitlab.com/org/test" {
@@ -175,7 +175,12 @@ func TestValidationErrors(t *testing.T) {
 		{`[{"kind":"s3","schema":{"bucket":"s3://b"}}]`, `[0]: field name: is required`},
 		{`[{"name":"a"}]`, `field kind: is required`},
 		{`[{"name":"a","kind":"s3"}]`, `field schema: is required for kind s3`},
-		{`[{"name":"a","kind":"s3","schema":{"bucket":"gs://b"}}]`, `scheme "gs" is not valid for kind s3`},
+		{`[{"name":"a","kind":"s3","schema":{"bucket":"gs://b"}}]`, `scheme gs:// is not valid for kind s3`},
+		{`[{"name":"a","kind":"gcs","schema":{"bucket":"gs://my bucket/x"}}]`, `field schema.bucket: bucket name: "my bucket" may not contain ' '`},
+		{`[{"name":"a","kind":"wasb","schema":{"bucket":"wasbs://@acct.blob.core.windows.net/x"}}]`, `wasbs url must be of the form <container>@<account>.blob.core.windows.net`},
+		{`[{"name":"a","kind":"wasb","schema":{"bucket":"wasbs://data/pre"}}]`, `wasbs url must be of the form`},
+		{`[{"name":"a","kind":"wasb","schema":{"bucket":"https://acct.blob.core.windows.net"}}]`, `expected https://<account>.blob.core.windows.net/<container>/<path>`},
+		{`[{"name":"a","kind":"wasb","schema":{"bucket":"https://acct.blob.core.windows.net/c?sv=1&sig"}}]`, `can only be a SAS token (sv=…&sig=…) (got "https://acct.blob.core.windows.net/c?[redacted]")`},
 		{`[{"name":"a","kind":"gcs","schema":{"bucket":"bucket-only"}}]`, `expected a URL like gs://bucket/prefix`},
 		{`[{"name":"a","kind":"s3","schema":{"bucket":"s3://b","kind":"gcs"}}]`, `field schema.kind: is "gcs"`},
 		{`[{"name":"a","kind":"registry","schema":{"url":3}}]`, `field schema.url: expected a string, got the number 3`},

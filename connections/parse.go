@@ -2,7 +2,6 @@ package connections
 
 import (
 	"fmt"
-	"strings"
 )
 
 var connectionFields = []string{"name", "kind", "description", "schema", "secret", "configMap", "env", "annotations", "tags", "isAlias"}
@@ -151,6 +150,9 @@ func defaultSchema(o *object, kind Kind) any {
 	return nil
 }
 
+// BucketExample is an example bucket URL for a bucket kind.
+func BucketExample(kind Kind) string { return bucketExample[kind] }
+
 var bucketExample = map[Kind]string{
 	S3:   "s3://bucket/prefix",
 	GCS:  "gs://bucket/prefix",
@@ -163,25 +165,12 @@ var bucketSchemes = map[Kind][]string{
 	WASB: {"wasb", "wasbs", "https", "az", "abfs", "abfss"},
 }
 
-// checkBucketURL checks the scheme of a bucket URL for its kind.
+// checkBucketURL checks a bucket URL as the store handlers will read it.
 func checkBucketURL(o *object, kind Kind, bucket string) {
 	if bucket == "" {
 		return
 	}
-	scheme, rest, ok := strings.Cut(bucket, "://")
-	if !ok || rest == "" || strings.HasPrefix(rest, "/") {
-		if strings.ContainsAny(bucket, "@?") {
-			// It may hold credentials or a SAS token: not echoed.
-			o.fail("bucket", "expected a URL like %s", bucketExample[kind])
-		} else {
-			o.fail("bucket", "expected a URL like %s, got %q", bucketExample[kind], bucket)
-		}
-		return
+	if _, problem := parseLocation(kind, bucket); problem != "" {
+		o.fail("bucket", "%s (got %q)", problem, shownURL(bucket))
 	}
-	for _, s := range bucketSchemes[kind] {
-		if strings.EqualFold(s, scheme) {
-			return
-		}
-	}
-	o.fail("bucket", "scheme %q is not valid for kind %s; use %s:// (e.g. %s)", scheme, kind, strings.Join(bucketSchemes[kind], "://, "), bucketExample[kind])
 }

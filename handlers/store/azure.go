@@ -24,6 +24,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
 
+	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/secret"
 )
 
@@ -69,7 +70,7 @@ type azureConfig struct {
 // readAzureConfig reads a wasb connection's keys, adlfs's order: a
 // connection string, an account key, a SAS token, a service principal,
 // else the default Azure credential chain.
-func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
+func readAzureConfig(k *keyReader, loc connections.Location) (*azureConfig, error) {
 	c := &azureConfig{}
 	var err error
 	var ok bool
@@ -94,9 +95,9 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 			return nil, k.usage("AZURE_BLOB_ENDPOINT (from %s) must be the blob service URL, like https://account.blob.core.windows.net or http://127.0.0.1:10000/devstoreaccount1", k.source(keyAzureEndpoint...))
 		}
 		c.service = strings.TrimRight(u.Scheme+"://"+u.Host+u.Path, "/")
-		if c.account == "" && isLocal(u.Host) {
+		if c.account == "" && connections.IsLocalHost(u.Host) {
 			c.account = strings.Trim(u.Path, "/")
-		} else if m := wasbHost.FindStringSubmatch(strings.ToLower(u.Hostname())); c.account == "" && m != nil {
+		} else if m := connections.AzureHost.FindStringSubmatch(strings.ToLower(u.Hostname())); c.account == "" && m != nil {
 			c.account = m[1]
 		}
 	case loc.Service != "" && c.accountNote != "":
@@ -128,7 +129,7 @@ func readAzureConfig(k *keyReader, loc location) (*azureConfig, error) {
 		return c, nil
 	}
 	if c.service == "" {
-		return nil, k.usage("no storage account: the bucket URL names none (%s), so give AZURE_ACCOUNT_NAME, AZURE_CONNECTION_STRING or AZURE_BLOB_ENDPOINT, or use wasbs://container@account.blob.core.windows.net/path", loc.display())
+		return nil, k.usage("no storage account: the bucket URL names none (%s), so give AZURE_ACCOUNT_NAME, AZURE_CONNECTION_STRING or AZURE_BLOB_ENDPOINT, or use wasbs://container@account.blob.core.windows.net/path", loc.Display())
 	}
 	if c.accountKey, ok, err = k.value(keyAzureAccountKey...); err != nil {
 		return nil, err
@@ -274,7 +275,7 @@ func (c *azureConfig) defaultCredential(transport http.RoundTripper) (azcore.Tok
 	return azidentity.NewChainedTokenCredential(append(chain, mi, def), nil)
 }
 
-func openAzure(ctx context.Context, k *keyReader, loc location, opts Options) (*Store, error) {
+func openAzure(ctx context.Context, k *keyReader, loc connections.Location, opts Options) (*Store, error) {
 	c, err := readAzureConfig(k, loc)
 	if err != nil {
 		return nil, err

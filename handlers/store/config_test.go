@@ -559,7 +559,7 @@ func TestAzureConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := testKeys(t, connections.WASB, tt.bucket, tt.files, tt.env)
-			loc, err := parseLocation(connections.WASB, tt.bucket)
+			loc, err := connections.ParseLocation(connections.WASB, tt.bucket)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -583,7 +583,7 @@ func TestAzureConfig(t *testing.T) {
 // from a mounted file reaches the identity credential.
 func TestAzureAccountNoteAndClientID(t *testing.T) {
 	const bucket = "wasbs://c@acc.blob.core.windows.net/p"
-	loc, err := parseLocation(connections.WASB, bucket)
+	loc, err := connections.ParseLocation(connections.WASB, bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +623,7 @@ func TestAzureConfigErrors(t *testing.T) {
 		"endpoint with another scheme": {"az://c", map[string]string{"AZURE_BLOB_ENDPOINT": "ftp://x", "AZURE_ACCOUNT_NAME": "a"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			loc, err := parseLocation(connections.WASB, tt.bucket)
+			loc, err := connections.ParseLocation(connections.WASB, tt.bucket)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,6 +17,7 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
+	"github.com/initializer/initializer/connections"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
 	"golang.org/x/oauth2"
@@ -233,7 +234,7 @@ func emulatorEndpoint(host string) string {
 	return scheme + "://" + strings.TrimRight(host, "/") + "/storage/v1/"
 }
 
-func openGCS(ctx context.Context, k *keyReader, loc location, opts Options) (*Store, error) {
+func openGCS(ctx context.Context, k *keyReader, loc connections.Location, opts Options) (*Store, error) {
 	c, err := readGCSConfig(k)
 	if err != nil {
 		return nil, err

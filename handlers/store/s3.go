@@ -34,6 +34,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
+	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/secret"
 )
 
@@ -478,7 +479,7 @@ func (c *s3Config) s3Options(o *s3.Options) {
 	})
 }
 
-func openS3(ctx context.Context, k *keyReader, loc location, opts Options) (*Store, error) {
+func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Options) (*Store, error) {
 	c, err := readS3Config(k)
 	if err != nil {
 		return nil, err

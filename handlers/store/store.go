@@ -99,9 +99,9 @@ func Open(ctx context.Context, conn *connections.Connection, keys *connections.K
 	}
 	bs := conn.Bucket()
 	if bs == nil || bs.Bucket == "" {
-		return nil, fault.New(fault.Usage, "%s: schema.bucket is required (e.g. %s)", conn, example[conn.Kind])
+		return nil, fault.New(fault.Usage, "%s: schema.bucket is required (e.g. %s)", conn, connections.BucketExample(conn.Kind))
 	}
-	loc, err := parseLocation(conn.Kind, bs.Bucket)
+	loc, err := connections.ParseLocation(conn.Kind, bs.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", conn, err)
 	}
@@ -120,7 +120,7 @@ func Open(ctx context.Context, conn *connections.Connection, keys *connections.K
 	if err != nil {
 		return nil, err
 	}
-	s.conn, s.Prefix, s.URL, s.name = conn, loc.Prefix, loc.display(), loc.Bucket
+	s.conn, s.Prefix, s.URL, s.name = conn, loc.Prefix, loc.Display(), loc.Bucket
 	args := []any{"url", s.URL, "auth", s.auth, "workers", opts.Workers}
 	if s.endpoint != "" {
 		args = append(args, "endpoint", s.endpoint)

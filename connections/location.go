@@ -1,18 +1,18 @@
-package store
+package connections
 
 import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
-	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/secret"
 )
 
-// location is a parsed bucket URL.
-type location struct {
+// Location is a parsed bucket URL.
+type Location struct {
 	Scheme string // as written, lower-cased: s3, gs, gcs, wasb, wasbs, https, az, abfs, abfss
 	Bucket string // S3/GCS bucket, Azure container
 	Prefix string // key prefix: no leading or trailing slash, "" for the whole bucket
@@ -24,8 +24,8 @@ type location struct {
 	SAS     url.Values // a SAS token given as the https URL's query, nil when none
 }
 
-// display is the credential-free form of the location for logs and results.
-func (l location) display() string {
+// Display is the credential-free form of the Location for logs and results.
+func (l Location) Display() string {
 	var s string
 	switch l.Scheme {
 	case "wasb", "wasbs":
@@ -47,30 +47,40 @@ func (l location) display() string {
 	return s
 }
 
-// wasbHost matches upstream's <container>@<account>.blob.core.windows.net,
+// AzureHost matches upstream's <container>@<account>.blob.core.windows.net,
 // widened to the other Azure clouds (blob.core.chinacloudapi.cn, …) and to
 // the Data Lake endpoint (dfs.core.windows.net), which serves the same data.
-var wasbHost = regexp.MustCompile(`^([a-z0-9][a-z0-9-]*)\.(blob|dfs)\.(core\.[a-z0-9.-]+)$`)
+var AzureHost = regexp.MustCompile(`^([a-z0-9][a-z0-9-]*)\.(blob|dfs)\.(core\.[a-z0-9.-]+)$`)
 
-// parseLocation parses the bucket URL of a connection as upstream does
+// ParseLocation parses the bucket URL of a connection as upstream does
 // (S3Path, GcsPath, WasbPath): the bucket is the URL's host (for wasb, the
 // container before the @), the prefix the path without surrounding slashes.
 // Paths are taken literally: no percent-decoding, no query, except for the
 // https form, whose query may carry a SAS token.
-func parseLocation(kind connections.Kind, raw string) (location, error) {
-	bad := func(format string, args ...any) (location, error) {
-		return location{}, fault.New(fault.Usage, "schema.bucket %q: %s", shownURL(raw), fmt.Sprintf(format, args...))
+func ParseLocation(kind Kind, raw string) (Location, error) {
+	loc, problem := parseLocation(kind, raw)
+	if problem != "" {
+		return Location{}, fault.New(fault.Usage, "schema.bucket %q: %s", shownURL(raw), problem)
+	}
+	return loc, nil
+}
+
+// parseLocation is ParseLocation with what is wrong as text ("" when
+// nothing is), for the catalog's validation to report with the others.
+func parseLocation(kind Kind, raw string) (Location, string) {
+	bad := func(format string, args ...any) (Location, string) {
+		return Location{}, fmt.Sprintf(format, args...)
 	}
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
 	if !ok || rest == "" {
-		return bad("expected a URL like %s", example[kind])
+		return bad("expected a URL like %s", bucketExample[kind])
 	}
 	scheme = strings.ToLower(scheme)
-	if !schemeOK(kind, scheme) {
-		return bad("scheme %s:// is not valid for kind %s (e.g. %s)", scheme, kind, example[kind])
+	if !slices.Contains(bucketSchemes[kind], scheme) {
+		return bad("scheme %s:// is not valid for kind %s (e.g. %s)", scheme, kind, bucketExample[kind])
 	}
 	netloc, path, _ := strings.Cut(rest, "/")
-	loc := location{Scheme: scheme}
+	loc := Location{Scheme: scheme}
 	if scheme == "https" {
 		var query string
 		path, query, _ = strings.Cut(path, "?")
@@ -95,7 +105,7 @@ func parseLocation(kind connections.Kind, raw string) (location, error) {
 		loc.Bucket, loc.Prefix = netloc, path
 	case "wasb", "wasbs":
 		container, host, ok := strings.Cut(netloc, "@")
-		m := wasbHost.FindStringSubmatch(strings.ToLower(host))
+		m := AzureHost.FindStringSubmatch(strings.ToLower(host))
 		if !ok || container == "" || m == nil {
 			return bad("wasbs url must be of the form <container>@<account>.blob.core.windows.net")
 		}
@@ -104,7 +114,7 @@ func parseLocation(kind connections.Kind, raw string) (location, error) {
 	case "abfs", "abfss", "az":
 		container, host, hasAt := strings.Cut(netloc, "@")
 		if hasAt {
-			m := wasbHost.FindStringSubmatch(strings.ToLower(host))
+			m := AzureHost.FindStringSubmatch(strings.ToLower(host))
 			if m == nil {
 				return bad("expected <container>@<account>.dfs.core.windows.net")
 			}
@@ -118,24 +128,24 @@ func parseLocation(kind connections.Kind, raw string) (location, error) {
 		// https://127.0.0.1:10000/<account>/<container>/<path>.
 		loc.Host = strings.ToLower(netloc)
 		loc.Service = "https://" + loc.Host
-		if m := wasbHost.FindStringSubmatch(loc.Host); m != nil {
+		if m := AzureHost.FindStringSubmatch(loc.Host); m != nil {
 			loc.Account = m[1]
-		} else if isLocal(loc.Host) {
+		} else if IsLocalHost(loc.Host) {
 			loc.Account, path, _ = strings.Cut(path, "/")
 			loc.Service += "/" + loc.Account
 		}
 		container, p, _ := strings.Cut(path, "/")
-		if netloc == "" || container == "" || (isLocal(loc.Host) && loc.Account == "") {
+		if netloc == "" || container == "" || (IsLocalHost(loc.Host) && loc.Account == "") {
 			return bad("expected https://<account>.blob.core.windows.net/<container>/<path>")
 		}
 		loc.Bucket, loc.Prefix = container, strings.Trim(p, "/")
 	}
-	if kind == connections.WASB {
+	if kind == WASB {
 		if err := checkName(loc.Bucket); err != nil {
 			return bad("container name: %v", err)
 		}
 	}
-	return loc, nil
+	return loc, ""
 }
 
 // shownURL is a bucket URL as errors may quote it: without a query (an
@@ -161,9 +171,9 @@ func shownURL(raw string) string {
 	return scheme + "://" + netloc
 }
 
-// isLocal reports a loopback host (with or without a port), where Azure
+// IsLocalHost reports a loopback host (with or without a port), where Azure
 // emulators serve accounts path-style.
-func isLocal(host string) bool {
+func IsLocalHost(host string) bool {
 	h := host
 	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
 		h = h[:i]
@@ -174,27 +184,6 @@ func isLocal(host string) bool {
 
 // blobHost returns the blob service host of a wasbHost match.
 func blobHost(m []string) string { return m[1] + ".blob." + m[3] }
-
-var example = map[connections.Kind]string{
-	connections.S3:   "s3://bucket/prefix",
-	connections.GCS:  "gs://bucket/prefix",
-	connections.WASB: "wasbs://container@account.blob.core.windows.net/prefix",
-}
-
-func schemeOK(kind connections.Kind, scheme string) bool {
-	switch kind {
-	case connections.S3:
-		return scheme == "s3"
-	case connections.GCS:
-		return scheme == "gs" || scheme == "gcs"
-	case connections.WASB:
-		switch scheme {
-		case "wasb", "wasbs", "https", "az", "abfs", "abfss":
-			return true
-		}
-	}
-	return false
-}
 
 // checkName refuses what no store accepts as a bucket or container name and
 // would only make a confusing request: nothing, spaces, URL syntax.

@@ -1,0 +1,127 @@
+package connections
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/initializer/initializer/fault"
+)
+
+func TestParseLocation(t *testing.T) {
+	tests := []struct {
+		kind    Kind
+		raw     string
+		want    Location
+		display string
+	}{
+		{S3, "s3://b", Location{Scheme: "s3", Bucket: "b"}, "s3://b"},
+		{S3, "s3://b/", Location{Scheme: "s3", Bucket: "b"}, "s3://b"},
+		{S3, "s3://b/deep/prefix/", Location{Scheme: "s3", Bucket: "b", Prefix: "deep/prefix"}, "s3://b/deep/prefix"},
+		{S3, "S3://b//p//", Location{Scheme: "s3", Bucket: "b", Prefix: "p"}, "s3://b/p"},
+		{S3, "s3://b/with space/ü%20x", Location{Scheme: "s3", Bucket: "b", Prefix: "with space/ü%20x"}, "s3://b/with space/ü%20x"},
+		{GCS, "gs://b/p", Location{Scheme: "gs", Bucket: "b", Prefix: "p"}, "gs://b/p"},
+		{GCS, "gcs://b/p/q/", Location{Scheme: "gcs", Bucket: "b", Prefix: "p/q"}, "gcs://b/p/q"},
+		{GCS, "gs://b", Location{Scheme: "gs", Bucket: "b"}, "gs://b"},
+		{WASB, "wasbs://container@account.blob.core.windows.net/p",
+			Location{Scheme: "wasbs", Bucket: "container", Prefix: "p", Account: "account", Host: "account.blob.core.windows.net", Service: "https://account.blob.core.windows.net"},
+			"wasbs://container@account.blob.core.windows.net/p"},
+		{WASB, "wasb://c@acc.blob.core.windows.net/",
+			Location{Scheme: "wasb", Bucket: "c", Account: "acc", Host: "acc.blob.core.windows.net", Service: "https://acc.blob.core.windows.net"},
+			"wasb://c@acc.blob.core.windows.net"},
+		{WASB, "wasbs://c@acc.blob.core.chinacloudapi.cn/a/b",
+			Location{Scheme: "wasbs", Bucket: "c", Prefix: "a/b", Account: "acc", Host: "acc.blob.core.chinacloudapi.cn", Service: "https://acc.blob.core.chinacloudapi.cn"},
+			"wasbs://c@acc.blob.core.chinacloudapi.cn/a/b"},
+		{WASB, "https://account.blob.core.windows.net/container/p",
+			Location{Scheme: "https", Bucket: "container", Prefix: "p", Account: "account", Host: "account.blob.core.windows.net", Service: "https://account.blob.core.windows.net"},
+			"https://account.blob.core.windows.net/container/p"},
+		{WASB, "https://account.blob.core.windows.net/container",
+			Location{Scheme: "https", Bucket: "container", Account: "account", Host: "account.blob.core.windows.net", Service: "https://account.blob.core.windows.net"},
+			"https://account.blob.core.windows.net/container"},
+		{WASB, "https://127.0.0.1:10000/devstoreaccount1/container/p/",
+			Location{Scheme: "https", Bucket: "container", Prefix: "p", Account: "devstoreaccount1", Host: "127.0.0.1:10000", Service: "https://127.0.0.1:10000/devstoreaccount1"},
+			"https://127.0.0.1:10000/devstoreaccount1/container/p"},
+		{WASB, "az://container/p", Location{Scheme: "az", Bucket: "container", Prefix: "p"}, "az://container/p"},
+		{WASB, "abfs://container/p/q", Location{Scheme: "abfs", Bucket: "container", Prefix: "p/q"}, "abfs://container/p/q"},
+		{WASB, "abfss://container@acc.dfs.core.windows.net/p",
+			Location{Scheme: "abfss", Bucket: "container", Prefix: "p", Account: "acc", Host: "acc.dfs.core.windows.net", Service: "https://acc.blob.core.windows.net"},
+			"abfss://container@acc.dfs.core.windows.net/p"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			got, err := ParseLocation(tt.kind, tt.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Scheme != tt.want.Scheme || got.Bucket != tt.want.Bucket || got.Prefix != tt.want.Prefix ||
+				got.Account != tt.want.Account || got.Host != tt.want.Host || got.Service != tt.want.Service || got.SAS != nil {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+			if d := got.Display(); d != tt.display {
+				t.Errorf("display = %q, want %q", d, tt.display)
+			}
+		})
+	}
+}
+
+func TestParseLocationSAS(t *testing.T) {
+	loc, err := ParseLocation(WASB, "https://acc.blob.core.windows.net/c/p?sv=2022-11-02&sp=rl&sig=c2VjcmV0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc.Bucket != "c" || loc.Prefix != "p" || loc.SAS.Get("sig") != "c2VjcmV0" {
+		t.Fatalf("got %+v", loc)
+	}
+	if d := loc.Display(); d != "https://acc.blob.core.windows.net/c/p" {
+		t.Errorf("display %q shows the SAS token", d)
+	}
+}
+
+func TestParseLocationErrors(t *testing.T) {
+	tests := []struct {
+		kind Kind
+		raw  string
+	}{
+		{S3, "b/p"},
+		{S3, "s3://"},
+		{S3, "s3:///p"},
+		{S3, "gs://b"},
+		{S3, "s3://my bucket/p"},
+		{S3, "s3://user:pass@b/p"},
+		{GCS, "s3://b"},
+		{WASB, "wasbs://container/p"},
+		{WASB, "wasbs://container@example.com/p"},
+		{WASB, "wasbs://@acc.blob.core.windows.net/p"},
+		{WASB, "https://acc.blob.core.windows.net/"},
+		{WASB, "https://acc.blob.core.windows.net/c?x=1"},
+		{WASB, "https://127.0.0.1:10000/devstoreaccount1"},
+		{WASB, "s3://b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			_, err := ParseLocation(tt.kind, tt.raw)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if c := fault.ClassOf(err); c != fault.Usage {
+				t.Errorf("class %v, want usage: %v", c, err)
+			}
+		})
+	}
+}
+
+// Errors about a bucket URL quote it without its credentials or SAS token.
+func TestParseLocationErrorsHideSecrets(t *testing.T) {
+	for kind, raw := range map[Kind]string{
+		S3:   "s3://AKIAEXAMPLE:SuperSecretValue123@data/prefix",
+		GCS:  "gs://user:SuperSecretValue123@b",
+		WASB: "https://acc.blob.core.windows.net/c/p?sv=1&sig=SuperSecretValue123%zz",
+	} {
+		_, err := ParseLocation(kind, raw)
+		if err == nil {
+			t.Fatalf("%s: no error", raw)
+		}
+		if strings.Contains(err.Error(), "SuperSecretValue123") {
+			t.Errorf("the error quotes the secret: %v", err)
+		}
+	}
+}
