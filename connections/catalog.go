@@ -152,11 +152,25 @@ func parseDocuments(source string, docs []document) (*Catalog, error) {
 var topLevelFields = []string{"artifactsStore", "connections", "notificationConnections"}
 
 func parseDocument(errs *[]FieldError, d document) []*Connection {
-	v, err := decode(d.data)
+	vs, err := decode(d.data)
 	if err != nil {
 		*errs = append(*errs, FieldError{Origin: d.name, Message: "not valid YAML or JSON: " + err.Error()})
 		return nil
 	}
+	var out []*Connection
+	for i, v := range vs {
+		name := d.name
+		if len(vs) > 1 {
+			name = fmt.Sprintf("%s (document %d)", d.name, i+1)
+		}
+		out = append(out, parseValue(errs, name, v)...)
+	}
+	return out
+}
+
+// parseValue reads the connections of one decoded document.
+func parseValue(errs *[]FieldError, origin string, v any) []*Connection {
+	d := document{name: origin}
 	var out []*Connection
 	add := func(role, at string, v any) {
 		if c := parseConnection(errs, d.name+" "+at, v); c != nil {
@@ -217,22 +231,71 @@ func isCatalogObject(m map[string]any) bool {
 	return !hasName && !hasKind
 }
 
-// decode turns YAML or JSON into generic values, keeping numbers exact.
-func decode(data []byte) (any, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, nil
+// decode turns YAML or JSON into generic values, keeping numbers exact: one
+// value for each YAML document (a file may hold several, separated by
+// "---"). A key given twice in a mapping is an error, not the last one's win.
+func decode(data []byte) ([]any, error) {
+	var out []any
+	docs := splitDocuments(data)
+	n := 0
+	for _, doc := range docs {
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		n++
+		j, err := yaml.YAMLToJSONStrict(doc)
+		if err == nil && afterJSON(doc) {
+			err = errors.New("more follows the first JSON value; give one value (a list of connections, or an object)")
+		}
+		if err != nil {
+			if n > 1 {
+				return nil, fmt.Errorf("document %d: %w", n, err)
+			}
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(j))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
-	j, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(j))
-	dec.UseNumber()
+	return out, nil
+}
+
+// afterJSON reports a document that is a JSON value followed by more than a
+// comment, such as two objects one after the other: YAML reads the first
+// and drops the rest.
+func afterJSON(doc []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(doc))
 	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
+	if dec.Decode(&v) != nil {
+		return false
 	}
-	return v, nil
+	rest := bytes.TrimSpace(doc[dec.InputOffset():])
+	return len(rest) > 0 && rest[0] != '#'
+}
+
+// splitDocuments splits a YAML stream at its document markers: a line that
+// is "---" or starts with "--- " begins a document, a line "..." ends one.
+func splitDocuments(data []byte) [][]byte {
+	var docs [][]byte
+	var cur []byte
+	for line := range bytes.Lines(data) {
+		t := bytes.TrimRight(line, " \t\r\n")
+		switch {
+		case bytes.Equal(t, []byte("---")) || bytes.HasPrefix(line, []byte("--- ")) || bytes.HasPrefix(line, []byte("---\t")):
+			docs = append(docs, cur)
+			cur = append([]byte(nil), line[3:]...)
+		case bytes.Equal(t, []byte("...")):
+			docs = append(docs, cur)
+			cur = nil
+		default:
+			cur = append(cur, line...)
+		}
+	}
+	return append(docs, cur)
 }
 
 // Names returns the connection names, sorted.

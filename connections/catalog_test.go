@@ -170,6 +170,31 @@ func TestValidationReportsEveryMistake(t *testing.T) {
 	}
 }
 
+// TestParseDocuments reads every document of a YAML stream, as kubectl
+// would: none is dropped.
+func TestParseDocuments(t *testing.T) {
+	for _, doc := range []string{
+		"- {name: a, kind: slack}\n---\n- {name: b, kind: slack}\n",
+		"---\n# the first\nname: a\nkind: slack\n--- # the second\nname: b\nkind: slack\n...\n",
+		"--- {name: a, kind: slack}\n--- {name: b, kind: slack}\n---\n",
+		"connections:\n  - name: a\n    kind: slack\n---\n\n---\nconnections: [{name: b, kind: slack}]\n",
+	} {
+		cat, err := Parse([]byte(doc), "doc")
+		if err != nil {
+			t.Errorf("Parse(%q): %v", doc, err)
+			continue
+		}
+		if got := strings.Join(cat.Names(), ","); got != "a,b" {
+			t.Errorf("Parse(%q) has %s, want a,b", doc, got)
+		}
+	}
+	// A line that only starts with dashes is content, not a marker.
+	cat, err := Parse([]byte("name: a\nkind: slack\ndescription: |\n  ---not a marker\n"), "doc")
+	if err != nil || cat.Connections[0].Description != "---not a marker\n" {
+		t.Errorf("block scalar with dashes: %v %+v", err, cat)
+	}
+}
+
 func TestValidationErrors(t *testing.T) {
 	for _, tt := range []struct{ doc, want string }{
 		{`[{"kind":"s3","schema":{"bucket":"s3://b"}}]`, `[0]: field name: is required`},
@@ -197,6 +222,11 @@ func TestValidationErrors(t *testing.T) {
 		{`{"connections":{"name":"a"}}`, `field connections: expected a list of connections`},
 		{`"just a string"`, `expected a connection, a list of connections`},
 		{"a: [b", `not valid YAML or JSON`},
+		{"- {name: a, kind: gcs, schema: {bucket: 'gs://a', bucket: 'gs://b'}}", `key "bucket" already set`},
+		{`[{"name":"a","kind":"gcs","schema":{"bucket":"gs://a","bucket":"gs://b"}}]`, `key "bucket" already set`},
+		{`{"name":"a","kind":"slack"} {"name":"b","kind":"slack"}`, `more follows the first JSON value`},
+		{"- {name: a, kind: slack}\n---\n- {name: b, kind: slack, bad: 1}\n", `(doc (document 2) [0]): field bad: unknown field`},
+		{"- {name: a, kind: slack}\n---\n- {name: b, kind: [\n", `not valid YAML or JSON: document 2:`},
 	} {
 		_, err := Parse([]byte(tt.doc), "doc")
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
