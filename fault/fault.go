@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"syscall"
 )
 
@@ -100,4 +101,17 @@ func FromSystem(err error) error {
 		return err
 	}
 	return &Error{Class: classOfSystem(err), Err: err}
+}
+
+// IsNetwork reports an error of the network (net.Error: a dial, a read or
+// a write on a connection, a timeout). A bare syscall.Errno has net.Error's
+// methods too, but it is not taken for one: an ENOSPC from writing a local
+// file is not a network failure to retry.
+func IsNetwork(err error) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) {
+		return false
+	}
+	_, errno := ne.(syscall.Errno)
+	return !errno
 }

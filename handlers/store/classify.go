@@ -244,13 +244,12 @@ func classifyNetwork(err error) (fault.Class, bool) {
 		}
 		return fault.Transient, true
 	}
-	var ne net.Error
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ETIMEDOUT),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.DeadlineExceeded):
 		return fault.Transient, true
-	case errors.As(err, &ne):
+	case fault.IsNetwork(err):
 		return fault.Transient, true
 	}
 	msg := err.Error()
