@@ -404,12 +404,20 @@ func TestDownloadSelectionErrors(t *testing.T) {
 			entry, env := st.connection(t, bucket, "ds", false)
 			cat := storeCatalog(t, entry)
 
-			for _, args := range [][]string{{"--dirs", "nosuch"}, {"--paths", "nosuch"}, {"--dirs", "sub", "--files", "nosuch.txt"}} {
+			for i := range 40 {
+				st.put(t, bucket, fmt.Sprintf("ds/many/%02d", i), strings.NewReader("m"), 1)
+			}
+			for _, args := range [][]string{{"--dirs", "nosuch"}, {"--paths", "nosuch"}, {"--dirs", "sub", "--files", "nosuch.txt"},
+				{"--dirs", "many,sub,nosuch"}, {"--files", "model.txt", "--dirs", "many", "--paths", "nosuch"}} {
 				dst := t.TempDir()
 				r := cli(t, env, append([]string{"--catalog", cat, "--connection", "data", "--path", dst}, args...)...)
 				r.expectCode(t, 4)
 				if !strings.Contains(r.Stderr, args[len(args)-2]) || !strings.Contains(r.Stderr, "data") {
 					t.Errorf("%v: the error names neither the flag nor the connection:\n%s", args, r.Stderr)
+				}
+				// Every selection is found before anything is written.
+				if n := countFiles(dst); n != 0 {
+					t.Errorf("%v: %d files written by a run that failed on a selection", args, n)
 				}
 				// check says what the run would.
 				r = cli(t, env, append([]string{"check", "--catalog", cat, "--connection", "data"}, args...)...)

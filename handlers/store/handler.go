@@ -116,6 +116,9 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	}
 	opts.Terminal = req.Terminal
 	root, sels, err := h.selections(ctx, s, req, opts)
+	if err == nil && len(sels) > 1 {
+		err = s.present(ctx, req.Conn, sels, opts)
+	}
 	if err != nil {
 		// Nothing was downloaded: the result says so, with zero counts.
 		return &handlers.Result{Summary: fmt.Sprintf("%s: nothing downloaded from %s", req.Conn, s.URL), Path: req.Path,
@@ -233,7 +236,16 @@ func (h *Handler) checkSelections(ctx context.Context, s *Store, req *handlers.R
 	if err != nil {
 		return err
 	}
-	for _, sel := range sels {
+	return s.present(ctx, req.Conn, sels, opts)
+}
+
+// present checks that each selection matches an object (exit 4, naming
+// its flag), and fills in the attributes of those that name one object.
+// A run with several selections checks them all before it writes
+// anything: one that matches nothing fails the run with nothing written.
+func (s *Store) present(ctx context.Context, conn *connections.Connection, sels []transfer.Selection, opts transfer.Options) error {
+	for i := range sels {
+		sel := &sels[i]
 		if sel.Attrs != nil || sel.Dir && sel.Key == "" {
 			continue // an object; the whole bucket (probed already)
 		}
@@ -243,7 +255,7 @@ func (h *Handler) checkSelections(ctx context.Context, s *Store, req *handlers.R
 			if err != nil {
 				return err
 			}
-			found = attrs != nil
+			found, sel.Attrs = attrs != nil, attrs
 		} else {
 			err := transfer.Retry(ctx, opts, "LIST "+sel.Key+"/", func() error {
 				page, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: strings.TrimSuffix(sel.Key, "/") + "/"})
@@ -259,7 +271,7 @@ func (h *Handler) checkSelections(ctx context.Context, s *Store, req *handlers.R
 			if !sel.Dir {
 				what = "key"
 			}
-			return fault.New(fault.NotFound, "%s: %s: no object has the %s %q; check the name and schema.bucket", req.Conn, sel.Flag, what, sel.Key)
+			return fault.New(fault.NotFound, "%s: %s: no object has the %s %q; check the name and schema.bucket", conn, sel.Flag, what, sel.Key)
 		}
 	}
 	return nil
