@@ -470,6 +470,27 @@ func TestDownloadSelectionErrors(t *testing.T) {
 				if st, err := os.Stat(filepath.Join(dst, "m2")); err != nil || !st.IsDir() {
 					t.Errorf("--dirs of a folder marker: %v", err)
 				}
+				// A local file where the marker puts its folder: refused,
+				// then removed with --force (on Azure too, whose library
+				// escapes a marker's trailing slash).
+				st.put(t, bucket, "ds/mk/sub/", strings.NewReader(""), 0)
+				dst3 := t.TempDir()
+				os.WriteFile(filepath.Join(dst3, "mk"), []byte("local"), 0o644)
+				for _, force := range []bool{false, true} {
+					args := []string{"--catalog", cat, "--connection", "data", "--path", dst3, "--dirs", "markeronly:m3,mk"}
+					if force {
+						args = append(args, "--force")
+					}
+					r := cli(t, env, args...)
+					if !force {
+						r.expectCode(t, 2)
+						continue
+					}
+					r.expectCode(t, 0)
+					if st, err := os.Stat(filepath.Join(dst3, "mk", "sub")); err != nil || !st.IsDir() {
+						t.Errorf("--force over a file where a marker puts a folder: %v\n%s", err, r.Stderr)
+					}
+				}
 			}
 
 			empty, env2 := st.connection(t, bucket, "nothing/here", false)

@@ -439,8 +439,19 @@ func (d *downloader) madeDir(top string) {
 // is clear now (another worker may have cleared it), so that the caller
 // tries once more.
 func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool, error) {
-	if !d.opts.Force || o.real != "" {
+	if !d.opts.Force {
 		return false, nil
+	}
+	okey := o.key
+	if o.real != "" {
+		// A name the storage library escapes is not cleared, except a
+		// folder marker whose only escape is its trailing slash (gocloud's
+		// Azure driver escapes that one): its real key serves.
+		rk, _ := d.opts.Provider.(RealKeys)
+		if !o.marker || rk == nil || rk.RealPrefix(o.real) != o.real {
+			return false, nil
+		}
+		okey = o.real
 	}
 	if cause != nil && !errors.Is(cause, syscall.ENOTDIR) && !errors.Is(cause, syscall.EEXIST) && !errors.Is(cause, syscall.EISDIR) {
 		return false, nil
@@ -470,7 +481,7 @@ func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool,
 			continue
 		}
 		// The key p stands for: o's key without the names below p.
-		key := strings.TrimSuffix(o.key, "/")
+		key := strings.TrimSuffix(okey, "/")
 		if rest := parts[i+1:]; len(rest) > 0 {
 			suffix := "/" + strings.Join(rest, "/")
 			if !strings.HasSuffix(key, suffix) {
