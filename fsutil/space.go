@@ -1,7 +1,9 @@
 package fsutil
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -54,6 +56,34 @@ func MountID(p string) (uint64, error) {
 		return stx.Mnt_id, nil
 	}
 	return uint64(stx.Dev_major)<<32 | uint64(stx.Dev_minor), nil
+}
+
+// MountPointError is returned by NoMountIn for the mount point it met.
+type MountPointError struct{ Path string }
+
+func (e *MountPointError) Error() string { return e.Path + " is a mount point (another volume)" }
+
+// NoMountIn returns a *MountPointError when p is, or (a folder) holds, the
+// mount point of another file system than root's: what may not be removed
+// to clear the way for a copy into root.
+func NoMountIn(root, p string) error {
+	rootID, err := MountID(root)
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(p, func(q string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		m, err := MountID(q)
+		if err != nil {
+			return err
+		}
+		if m != rootID {
+			return &MountPointError{Path: q}
+		}
+		return nil
+	})
 }
 
 // MountPoints lists the mount points of this process's mount namespace:

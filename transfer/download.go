@@ -496,7 +496,7 @@ func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool,
 		if err != nil || theirs {
 			return false, err
 		}
-		if err := d.noMountIn(p, st.IsDir()); err != nil {
+		if err := d.noMountIn(p); err != nil {
 			return false, err
 		}
 		what := "file"
@@ -553,30 +553,16 @@ func (d *downloader) bucketHas(ctx context.Context, key string, dir bool) (bool,
 // noMountIn refuses to remove p when it is, or (a folder) holds, a mount
 // point, bind mounts included: removing it would empty another volume, or
 // fail on a file mounted there.
-func (d *downloader) noMountIn(p string, dir bool) error {
-	root, err := fsutil.MountID(d.root)
+func (d *downloader) noMountIn(p string) error {
+	err := fsutil.NoMountIn(d.root, p)
+	var mp *fsutil.MountPointError
+	if errors.As(err, &mp) {
+		return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", d.opts.Conn, p, err)
+	}
 	if err != nil {
 		return d.localFault(err)
 	}
-	check := func(q string) error {
-		m, err := fsutil.MountID(q)
-		if err != nil {
-			return d.localFault(err)
-		}
-		if m != root {
-			return fault.New(fault.Usage, "%s: --force will not remove %s: %s is a mount point (another volume); unmount it, or choose another --path", d.opts.Conn, p, q)
-		}
-		return nil
-	}
-	if !dir {
-		return check(p)
-	}
-	return filepath.WalkDir(p, func(q string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return check(q)
-	})
+	return nil
 }
 
 // upToDate compares the local file with the object: size and modification

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -34,6 +35,10 @@ type Options struct {
 	// Checksum: a file already there is up to date when its content is
 	// the same, whatever its time.
 	Checksum bool
+	// Force removes what stands in the way: a file (or link) where the
+	// source has a folder, a folder where it has a file or a link, a file
+	// at --path itself; never what is or holds a mount point.
+	Force bool
 
 	beforeFile func(src string) // test hook, called as each file copy starts
 }
@@ -54,6 +59,7 @@ const maxIgnored = 100
 type copier struct {
 	opts     Options
 	srcRoot  string // real path of the source root, symlinks resolved
+	dstRoot  string // absolute --path
 	files    atomic.Int64
 	skipped  atomic.Int64
 	links    atomic.Int64
@@ -102,9 +108,9 @@ func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	if fsutil.Within(real, dstAbs) || fsutil.Within(dstAbs, real) {
 		return Stats{}, fault.New(fault.Usage, "%s: --path %s and the mount %s overlap; copy into a folder outside the mount", opts.Conn, dstRoot, srcRoot)
 	}
-	c := &copier{opts: opts, srcRoot: real}
-	if err := os.MkdirAll(dstAbs, 0o755); err != nil {
-		return Stats{}, fault.FromSystem(fmt.Errorf("%s: cannot create --path %s: %w", opts.Conn, dstRoot, err))
+	c := &copier{opts: opts, srcRoot: real, dstRoot: dstAbs}
+	if err := c.makeRoot(dstRoot); err != nil {
+		return Stats{}, err
 	}
 	if n, err := fsutil.RemoveTemps(dstAbs); err != nil {
 		return Stats{}, fault.FromSystem(err)
@@ -279,12 +285,80 @@ func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) err
 	})
 }
 
+// makeRoot creates --path. A file there is replaced with --force; a file
+// on its path is refused.
+func (c *copier) makeRoot(shown string) error {
+	err := os.MkdirAll(c.dstRoot, 0o755)
+	if err != nil && (errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST)) {
+		st, lerr := os.Lstat(c.dstRoot)
+		if lerr != nil || st.IsDir() || !c.opts.Force {
+			return fault.New(fault.Usage, "%s: --path %s is a file, or a name on its path is: give a folder, remove the file, or pass --force to replace a file at --path", c.opts.Conn, shown)
+		}
+		if err := c.clear(c.dstRoot, filepath.Dir(c.dstRoot), st, "folder"); err != nil {
+			return err
+		}
+		err = os.Mkdir(c.dstRoot, 0o755)
+	}
+	if err != nil {
+		return fault.FromSystem(fmt.Errorf("%s: cannot create --path %s: %w", c.opts.Conn, shown, err))
+	}
+	return nil
+}
+
+// clear removes p, which stands where the source puts a want ("folder",
+// "file" or "link"), for --force: a file or a link (never what it points
+// to), or a folder with all it holds, unless it is or holds a mount point.
+// root is where the copy writes (for the mount check).
+func (c *copier) clear(p, root string, st fs.FileInfo, want string) error {
+	err := fsutil.NoMountIn(root, p)
+	var mp *fsutil.MountPointError
+	if errors.As(err, &mp) {
+		return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", c.opts.Conn, p, err)
+	}
+	if err != nil {
+		return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
+	}
+	what := "file"
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		what = "link"
+	case st.IsDir():
+		what = "folder"
+	}
+	if st.IsDir() {
+		err = os.RemoveAll(p)
+	} else {
+		err = os.Remove(p)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fault.FromSystem(fmt.Errorf("%s: --force: %w", c.opts.Conn, err))
+	}
+	c.opts.Log.Warn("--force: removed a "+what+" that stood where the mount has a "+want, "path", p)
+	return nil
+}
+
+// inTheWay refuses p, which stands where the source src puts a want
+// ("folder", "file" or "link"), or clears it with --force.
+func (c *copier) inTheWay(p string, st fs.FileInfo, src, want string) error {
+	if !c.opts.Force {
+		if want == "folder" {
+			return fault.New(fault.Usage, "%s: %s exists and is not a folder, but the source has a folder there; remove it, or pass --force", c.opts.Conn, p)
+		}
+		return fault.New(fault.Usage, "%s: %s is a folder, but the source %s is a %s; remove it, or pass --force", c.opts.Conn, p, src, want)
+	}
+	return c.clear(p, c.dstRoot, st, want)
+}
+
 func (c *copier) makeDir(dst string, perm fs.FileMode) error {
 	st, err := os.Lstat(dst)
+	if err == nil && !st.IsDir() {
+		if err := c.inTheWay(dst, st, "", "folder"); err != nil {
+			return err
+		}
+		err = fs.ErrNotExist
+	}
 	switch {
-	case err == nil && st.IsDir():
 	case err == nil:
-		return fault.New(fault.Usage, "%s: %s exists and is not a folder, but the source has a folder there; remove it", c.opts.Conn, dst)
 	default:
 		// Owner-writable while the copy fills it; the source's mode is set at the end.
 		if err := os.MkdirAll(dst, perm|0o700); err != nil {
@@ -372,10 +446,11 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 	if c.opts.beforeFile != nil {
 		c.opts.beforeFile(j.src)
 	}
-	if st, err := os.Lstat(j.dst); err == nil {
-		if st.IsDir() {
-			return fault.New(fault.Usage, "%s: %s is a folder, but the source %s is a file; remove it", c.opts.Conn, j.dst, j.src)
+	if st, err := os.Lstat(j.dst); err == nil && st.IsDir() {
+		if err := c.inTheWay(j.dst, st, j.src, "file"); err != nil {
+			return err
 		}
+	} else if err == nil {
 		same := upToDate(j.info, j.dst)
 		if c.opts.Checksum {
 			var err error
@@ -436,7 +511,9 @@ func (c *copier) copyLink(src, dst string) error {
 		return nil
 	}
 	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
-		return fault.New(fault.Usage, "%s: %s is a folder, but the source %s is a link; remove it", c.opts.Conn, dst, src)
+		if err := c.inTheWay(dst, st, src, "link"); err != nil {
+			return err
+		}
 	}
 	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf("%slink-%d", fsutil.TempPrefix, time.Now().UnixNano()))
 	if err := os.Symlink(rel, tmp); err != nil {

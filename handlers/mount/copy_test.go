@@ -144,13 +144,48 @@ func TestCopyRefusesOverlap(t *testing.T) {
 	}
 }
 
+// TestCopyConflicts: what stands in the way is refused (exit 2), and
+// removed with --force: a folder where a file or a link goes, a file where
+// a folder goes, a file at --path itself.
 func TestCopyConflicts(t *testing.T) {
 	src, _ := sourceTree(t)
 	dst := t.TempDir()
-	os.MkdirAll(filepath.Join(dst, "a.txt"), 0o755) // a folder where a file goes
-	_, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{})
-	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "is a folder") {
-		t.Errorf("conflict: %v", err)
+	write(t, dst, "a.txt/old", "a folder where a file goes", 0o644)
+	write(t, dst, "link-in/old", "a folder where a link goes", 0o644)
+	write(t, dst, "deep", "a file where a folder goes", 0o644)
+	for _, force := range []bool{false, true} {
+		_, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{Force: force})
+		if !force {
+			if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "--force") {
+				t.Errorf("conflict: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("--force: %v", err)
+		}
+	}
+	if read(t, filepath.Join(dst, "a.txt")) != "alpha" || read(t, filepath.Join(dst, "deep/er/x.csv")) != "1,2,3" {
+		t.Error("--force did not replace what stood in the way")
+	}
+	if l, err := os.Readlink(filepath.Join(dst, "link-in")); err != nil || l != "a.txt" {
+		t.Errorf("link-in: %q %v", l, err)
+	}
+
+	// A file at --path itself, and a file on its path.
+	file := filepath.Join(t.TempDir(), "code")
+	write(t, filepath.Dir(file), "code", "x", 0o644)
+	for _, p := range []string{file, filepath.Join(file, "below")} {
+		_, err := CopyMappings(context.Background(), src, p, []handlers.Mapping{{Src: "a.txt", Dst: "a.txt"}}, Options{})
+		if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "is a file") {
+			t.Errorf("--path %s: %v", p, err)
+		}
+	}
+	if _, err := CopyMappings(context.Background(), src, file, []handlers.Mapping{{Src: "a.txt", Dst: "a.txt"}}, Options{Force: true}); err != nil {
+		t.Fatalf("--force over a file at --path: %v", err)
+	}
+	if read(t, filepath.Join(file, "a.txt")) != "alpha" {
+		t.Error("--force over a file at --path: not copied")
 	}
 }
 

@@ -74,7 +74,7 @@ func (h Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Resu
 	if len(mappings) == 0 {
 		mappings = []handlers.Mapping{{}}
 	}
-	stats, err := CopyMappings(ctx, m.MountPath, req.Path, mappings, Options{Workers: req.Workers, Log: req.Log, Conn: req.Conn.String(), Terminal: req.Terminal, Checksum: req.Checksum})
+	stats, err := CopyMappings(ctx, m.MountPath, req.Path, mappings, Options{Workers: req.Workers, Log: req.Log, Conn: req.Conn.String(), Terminal: req.Terminal, Checksum: req.Checksum, Force: req.Force})
 	if err != nil {
 		return nil, err
 	}
