@@ -121,6 +121,18 @@ type Flagger interface {
 	Flags(fs *pflag.FlagSet)
 }
 
+// FlagUser is implemented by handlers that use only some of the flags every
+// run and check takes (CommonFlags): a run refuses one given that its
+// handler does not use, rather than ignore it. A handler without it uses
+// them all.
+type FlagUser interface {
+	UsesFlags() []string
+}
+
+// CommonFlags are the flags every run and check takes, which not every
+// handler uses (FlagUser).
+var CommonFlags = []string{"paths", "workers", "checksum", "force"}
+
 // Registry maps kinds to their built-in handlers, and holds the fallback
 // handler for kinds without one.
 type Registry struct {
@@ -165,6 +177,17 @@ func (r *Registry) Handlers() []Handler {
 	}
 	if r.fallback != nil && !seen[r.fallback] {
 		out = append(out, r.fallback)
+	}
+	return out
+}
+
+// KindsOf lists the kinds h is the built-in handler of, sorted.
+func (r *Registry) KindsOf(h Handler) []connections.Kind {
+	var out []connections.Kind
+	for _, k := range r.Kinds() {
+		if r.byKind[k] == h {
+			out = append(out, k)
+		}
 	}
 	return out
 }

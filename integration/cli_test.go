@@ -289,3 +289,46 @@ func TestFlagErrorsReported(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsOfOtherKindsRefused: a flag the connection's handler would
+// ignore is refused (exit 2), before anything is done: another kind's own
+// flag, or a common one the handler does not use.
+func TestFlagsOfOtherKindsRefused(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	writeFile(t, src, "a.txt", "a")
+	cat := catalog(t, fmt.Sprintf(`connections:
+- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}
+- {name: repo, kind: git, schema: {url: "http://127.0.0.1:1/r.git"}}
+- {name: docker, kind: registry, schema: {url: "127.0.0.1:1"}}
+- {name: bucket, kind: s3, schema: {bucket: "s3://b/p"}}
+`, src))
+	for _, c := range []struct {
+		conn string
+		args []string
+		want string
+	}{
+		{"data", []string{"--files", "a.txt"}, "--files is a flag of gcs, s3, wasb connections, not of host_path ones"},
+		{"data", []string{"--dirs", "x"}, "--dirs is a flag of gcs, s3, wasb connections"},
+		{"data", []string{"--revision", "main"}, "--revision is a flag of git connections"},
+		{"repo", []string{"--paths", "README"}, "--paths does not apply to git connections"},
+		{"repo", []string{"--checksum"}, "--checksum does not apply to git connections"},
+		{"repo", []string{"--workers", "4"}, "--workers does not apply to git connections"},
+		{"docker", []string{"--paths", "x"}, "--paths does not apply to registry connections"},
+		{"bucket", []string{"--handler", "/bin/true"}, "--handler is a flag of custom (no built-in handler) connections"},
+	} {
+		for _, cmd := range [][]string{{}, {"check"}} {
+			args := append(append(cmd, "--catalog", cat, "--connection", c.conn, "--path", dst), c.args...)
+			r := cli(t, nil, args...)
+			r.expectCode(t, 2)
+			if !strings.Contains(r.Stderr, c.want) || !strings.Contains(r.Stderr, c.conn) {
+				t.Errorf("%v: stderr does not say %q:\n%s", args, c.want, r.Stderr)
+			}
+		}
+	}
+	if _, err := os.Stat(dst); err == nil {
+		t.Error("a refused run wrote --path")
+	}
+	// The flags a handler uses still work.
+	r := cli(t, nil, "--catalog", cat, "--connection", "data", "--path", dst, "--paths", "a.txt", "--checksum", "--workers", "2", "--force")
+	r.expectCode(t, 0)
+}

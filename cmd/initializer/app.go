@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
@@ -75,6 +77,7 @@ type jobFlags struct {
 	workers    int
 	force      bool
 	checksum   bool
+	given      []string // the flags given on the command line
 }
 
 // app holds what every command shares.
@@ -86,6 +89,7 @@ type app struct {
 	getenv  func(string) (string, bool)
 	started time.Time
 	reg     *handlers.Registry
+	owner   map[string]handlers.Handler // a handler's own flags: the handler
 }
 
 func run(args []string) int {
@@ -142,6 +146,7 @@ a mounted ConfigMap), else from $POLYAXON_CONNECTIONS_CATALOG (inline JSON), els
 			if jf.connection == "" {
 				return errors.New("--connection is required (see 'initializer list' for the catalog's connections)")
 			}
+			jf.given = givenFlags(cmd)
 			return a.job(cmd.Context(), "run", jf)
 		},
 	}
@@ -163,9 +168,19 @@ a mounted ConfigMap), else from $POLYAXON_CONNECTIONS_CATALOG (inline JSON), els
 func (a *app) addJobFlags(cmd *cobra.Command, jf *jobFlags) {
 	f := cmd.Flags()
 	defer func() {
+		if a.owner == nil {
+			a.owner = map[string]handlers.Handler{}
+		}
 		for _, h := range a.reg.Handlers() {
 			if fl, ok := h.(handlers.Flagger); ok {
+				had := map[string]bool{}
+				f.VisitAll(func(fl *pflag.Flag) { had[fl.Name] = true })
 				fl.Flags(f)
+				f.VisitAll(func(fl *pflag.Flag) {
+					if !had[fl.Name] {
+						a.owner[fl.Name] = h
+					}
+				})
 			}
 		}
 	}()
@@ -206,6 +221,7 @@ func (a *app) checkCommand() *cobra.Command {
 			if jf.connection == "" {
 				return errors.New("--connection is required")
 			}
+			jf.given = givenFlags(cmd)
 			return a.job(cmd.Context(), "check", jf)
 		},
 	}
@@ -291,6 +307,9 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	if h == nil {
 		return nil, fault.New(fault.Usage, "%s has no built-in handler; built-in kinds are %s", conn, kindNames(a.reg.Kinds()))
 	}
+	if err := a.checkFlags(conn, h, jf.given); err != nil {
+		return nil, err
+	}
 	if jf.workers < 0 || jf.workers > maxWorkers {
 		return nil, fault.New(fault.Usage, "--workers %d: give a number from 1 to %d (0 or none: the handler's default)", jf.workers, maxWorkers)
 	}
@@ -323,6 +342,37 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		err = fault.Wrap(c, fmt.Errorf("%w (note: %s; mount it there or fix the catalog's mountPath)", err, strings.Join(missing, "; ")))
 	}
 	return res, err
+}
+
+// givenFlags lists the flags given on cmd's command line.
+func givenFlags(cmd *cobra.Command) []string {
+	var names []string
+	cmd.Flags().Visit(func(f *pflag.Flag) { names = append(names, f.Name) })
+	return names
+}
+
+// checkFlags refuses a flag given for a connection whose handler would
+// ignore it: another handler's own flag (--revision for a bucket), or one
+// of the common flags its handler does not use (--paths for git).
+func (a *app) checkFlags(conn *connections.Connection, h handlers.Handler, given []string) error {
+	for _, name := range given {
+		if owner, ok := a.owner[name]; ok && owner != h {
+			return fault.New(fault.Usage, "%s: --%s is a flag of %s connections, not of %s ones; remove it", conn, name, a.kindsOf(owner), conn.Kind)
+		}
+		if u, ok := h.(handlers.FlagUser); ok && slices.Contains(handlers.CommonFlags, name) && !slices.Contains(u.UsesFlags(), name) {
+			return fault.New(fault.Usage, "%s: --%s does not apply to %s connections; remove it", conn, name, conn.Kind)
+		}
+	}
+	return nil
+}
+
+// kindsOf names the kinds h serves, for messages.
+func (a *app) kindsOf(h handlers.Handler) string {
+	kinds := a.reg.KindsOf(h)
+	if len(kinds) == 0 {
+		return "custom (no built-in handler)"
+	}
+	return kindNames(kinds)
 }
 
 // report writes --result and the termination log.

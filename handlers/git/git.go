@@ -69,6 +69,10 @@ func (h *Handler) Flags(fs *pflag.FlagSet) {
 	fs.BoolVar(&h.strict, "strict-host-key-checking", false, "git: refuse SSH hosts whose key is not in a known_hosts (by default they are accepted with a warning, as upstream does)")
 }
 
+// UsesFlags implements handlers.FlagUser: a clone takes the whole
+// repository, with no --paths, --workers or --checksum.
+func (h *Handler) UsesFlags() []string { return []string{"force"} }
+
 // spec is one run's inputs, validated.
 type spec struct {
 	given    remote // the URL as given (credentials inside are moved to auth)

@@ -58,6 +58,10 @@ func (h *Handler) Flags(fs *pflag.FlagSet) {
 	h.sets = append(h.sets, fs)
 }
 
+// UsesFlags implements handlers.FlagUser: a registry connection writes
+// one file, with no --paths, --workers or --checksum.
+func (h *Handler) UsesFlags() []string { return []string{"force"} }
+
 func (h *Handler) skipVerify() bool {
 	if h.noVerify {
 		return true
