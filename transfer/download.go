@@ -566,7 +566,7 @@ func (d *downloader) noMountIn(p string) error {
 }
 
 // upToDate compares the local file with the object: size and modification
-// time (to the second), or the hash with --checksum.
+// time (sameTime), or the hash with --checksum.
 // It also returns the size of the regular file it would replace.
 func (d *downloader) upToDate(ctx context.Context, o object) (same bool, old int64, err error) {
 	st, err := os.Lstat(o.path)
@@ -596,7 +596,7 @@ func (d *downloader) upToDate(ctx context.Context, o object) (same bool, old int
 		if d.opts.Checksum {
 			d.noHash.Add(1)
 		}
-		return st.ModTime().Unix() == o.modTime.Unix(), st.Size(), nil
+		return sameTime(st.ModTime(), o.modTime), st.Size(), nil
 	}
 	f, err := os.Open(o.path)
 	if err != nil {
@@ -610,7 +610,7 @@ func (d *downloader) upToDate(ctx context.Context, o object) (same bool, old int
 	if h.check() != nil {
 		return false, st.Size(), nil
 	}
-	if st.ModTime().Unix() != o.modTime.Unix() {
+	if !sameTime(st.ModTime(), o.modTime) {
 		// Identical content: the file gets the object's time, as a
 		// download would have given it (a later run by size and time
 		// then finds it up to date too).
@@ -761,6 +761,16 @@ func (d *downloader) head(ctx context.Context, key string) (*blob.Attributes, er
 		return nil, d.remoteFault(err, "object %q", key)
 	}
 	return attrs, nil
+}
+
+// sameTime compares a file's modification time with an object's: to the
+// nanosecond, or to the second where either side keeps only whole seconds
+// (most stores' times; some file systems').
+func sameTime(local, remote time.Time) bool {
+	if local.Equal(remote) {
+		return true
+	}
+	return local.Unix() == remote.Unix() && (local.Nanosecond() == 0 || remote.Nanosecond() == 0)
 }
 
 // setAttrs gives o the size, time and checksums of attrs.
@@ -1009,7 +1019,9 @@ func (d *downloader) create(ctx context.Context, o object) (*os.File, error) {
 
 // publish gives the file the object's modification time and renames it into place.
 func (d *downloader) publish(f *os.File, o object, modTime time.Time) error {
-	if modTime.IsZero() {
+	if modTime.IsZero() || modTime.Unix() == o.modTime.Unix() && o.modTime.Nanosecond() != 0 {
+		// The listing's time, finer than a reader's Last-Modified (whole
+		// seconds) where the store keeps one (GCS, MinIO).
 		modTime = o.modTime
 	}
 	if err := fsutil.Publish(f, o.path, fsutil.FileMeta{Mode: 0o644, ModTime: modTime, Created: 0o644}); err != nil {

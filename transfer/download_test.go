@@ -124,7 +124,48 @@ func TestDownloadTree(t *testing.T) {
 	if st, err = Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, o); err != nil || st.Files != 1 {
 		t.Errorf("--checksum: %+v, %v", st, err)
 	}
+	// An object replaced within the same second by one of the same size:
+	// the store's time is finer than a second (memblob's, as GCS's), and
+	// the file got that time, so the change is seen without --checksum.
+	put(t, b, "data/same.txt", []byte("one"))
+	if st, err = Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, testOpts()); err != nil || st.Files != 1 {
+		t.Errorf("new object: %+v, %v", st, err)
+	}
+	put(t, b, "data/same.txt", []byte("two"))
+	if st, err = Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, testOpts()); err != nil || st.Files != 1 || st.Skipped != 5 {
+		t.Errorf("replaced within the second: %+v, %v", st, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "same.txt")); string(got) != "two" {
+		t.Errorf("replaced within the second: %q", got)
+	}
+	// A file whose time has whole seconds only (a store that keeps no
+	// finer time, an earlier release) is compared to the second.
+	attrs, _ = b.Attributes(context.Background(), "data/a.txt")
+	os.Chtimes(filepath.Join(dst, "a.txt"), attrs.ModTime.Truncate(time.Second), attrs.ModTime.Truncate(time.Second))
+	if st, err = Download(context.Background(), b, []Selection{{Key: "data", Dir: true}}, dst, testOpts()); err != nil || st.Files != 0 || st.Skipped != 6 {
+		t.Errorf("whole seconds: %+v, %v", st, err)
+	}
 	assertNoTemps(t, dst)
+}
+
+func TestSameTime(t *testing.T) {
+	base := time.Date(2026, 11, 27, 16, 28, 52, 0, time.UTC)
+	fine := base.Add(372142 * time.Microsecond)
+	for _, tt := range []struct {
+		local, remote time.Time
+		want          bool
+	}{
+		{fine, fine, true},
+		{base, fine, true}, // the file has whole seconds
+		{fine, base, true}, // the store has whole seconds
+		{fine, fine.Add(time.Microsecond), false},
+		{base, base.Add(time.Second), false},
+		{fine.In(time.Local), fine, true},
+	} {
+		if got := sameTime(tt.local, tt.remote); got != tt.want {
+			t.Errorf("sameTime(%v, %v) = %v", tt.local, tt.remote, got)
+		}
+	}
 }
 
 func TestDownloadSelections(t *testing.T) {
