@@ -153,6 +153,37 @@ connections:
 	}
 }
 
+// A handler has the secret's keys in its environment: whatever it writes to
+// $INITIALIZER_RESULT is scrubbed, the details' nested values and keys too.
+func TestCustomHandlerResultScrubbed(t *testing.T) {
+	const password = "S3cretPGpass!"
+	secretDir := regSecret(t, map[string]string{"password": password})
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: pg
+    kind: postgres
+    secret: {name: csec, mountPath: %q}
+`, secretDir))
+	handler := writeFile(t, t.TempDir(), "h", `#!/bin/sh
+printf '{"summary":"sum %s","details":{"leak":"%s","list":[{"deep":"x %s"}],"%s":"key"}}' \
+	"$password" "$password" "$password" "$password" >"$INITIALIZER_RESULT"
+`)
+	if err := os.Chmod(handler, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, nil, "--catalog", cat, "-c", "pg", "--handler", handler)
+	r.expectCode(t, 0)
+	regNoSecret(t, r, password)
+	res := r.Result["result"].(map[string]any)
+	hd, _ := res["details"].(map[string]any)["handlerDetails"].(map[string]any)
+	if !strings.HasSuffix(res["summary"].(string), "sum [redacted]") || hd["leak"] != "[redacted]" || hd["[redacted]"] != "key" {
+		t.Errorf("result: %v", res)
+	}
+	if list, _ := hd["list"].([]any); len(list) != 1 || list[0].(map[string]any)["deep"] != "x [redacted]" {
+		t.Errorf("details: %v", hd)
+	}
+}
+
 // onPath returns a PATH holding the record handler under the given names.
 func onPath(t *testing.T, names ...string) string {
 	t.Helper()

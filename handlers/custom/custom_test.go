@@ -97,3 +97,31 @@ func TestProgramNames(t *testing.T) {
 		t.Errorf("slack: %v", got)
 	}
 }
+
+func TestScrubJSON(t *testing.T) {
+	const pw = "S3cretPGpass!"
+	secret.Register(pw)
+	var details map[string]any
+	dec := json.NewDecoder(strings.NewReader(`{
+		"leak": "sum ` + pw + `",
+		"nested": {"list": ["a", "` + pw + `", {"deeper": "` + pw + `"}], "n": 5, "ok": true, "none": null},
+		"` + pw + `": "as a key",
+		"[redacted]": "a key that already reads so",
+		"pin": 12345678
+	}`))
+	dec.UseNumber()
+	if err := dec.Decode(&details); err != nil {
+		t.Fatal(err)
+	}
+	secret.Register("12345678")
+	got := scrubJSON(details).(map[string]any)
+	b, _ := json.Marshal(got)
+	if strings.Contains(string(b), pw) || strings.Contains(string(b), "12345678") {
+		t.Fatalf("a secret survived: %s", b)
+	}
+	want := `{"[redacted]":"a key that already reads so","[redacted] #2":"as a key","leak":"sum [redacted]",` +
+		`"nested":{"list":["a","[redacted]",{"deeper":"[redacted]"}],"n":5,"none":null,"ok":true},"pin":"[redacted]"}`
+	if string(b) != want {
+		t.Errorf("scrubbed:\n%s\nwant\n%s", b, want)
+	}
+}
