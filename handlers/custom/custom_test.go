@@ -2,6 +2,9 @@ package custom
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -123,5 +126,30 @@ func TestScrubJSON(t *testing.T) {
 		`"nested":{"list":["a","[redacted]",{"deeper":"[redacted]"}],"n":5,"none":null,"ok":true},"pin":"[redacted]"}`
 	if string(b) != want {
 		t.Errorf("scrubbed:\n%s\nwant\n%s", b, want)
+	}
+}
+
+// The missing-handler error sends users to a README section: it must exist.
+func TestMissingHandlerNamesREADMESection(t *testing.T) {
+	h := &Handler{lookPath: func(string) (string, error) { return "", errors.New("not found") }, environ: func() []string { return nil }}
+	_, err := h.resolve(&connections.Connection{Name: "alerts", Kind: connections.Slack})
+	if err == nil || fault.ClassOf(err) != fault.Usage {
+		t.Fatalf("resolve: %v, want a usage error", err)
+	}
+	readme, rerr := os.ReadFile("../../README.md")
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	var named []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if title, ok := strings.CutPrefix(line, "#"); ok {
+			title = strings.TrimSpace(strings.TrimLeft(title, "#"))
+			if strings.Contains(err.Error(), fmt.Sprintf("see %q in the README", title)) {
+				named = append(named, title)
+			}
+		}
+	}
+	if len(named) != 1 {
+		t.Errorf("the error names no README section (or several: %q):\n%v", named, err)
 	}
 }
