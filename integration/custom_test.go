@@ -223,6 +223,23 @@ connections:
 		t.Errorf("stderr: %s\nresult %v", r.Stderr, r.Result)
 	}
 
+	// Above 128 the code stands for a signal (the shells' 128+n): it still
+	// passes through, and the log and the error name the signal.
+	for _, tc := range []struct {
+		code        int
+		class, note string
+	}{
+		{143, "signal SIGTERM (terminated)", "(128 + SIGTERM: terminated)"},
+		{139, "signal SIGSEGV (segmentation fault)", "(128 + SIGSEGV: segmentation fault)"},
+	} {
+		r = cli(t, []string{"PATH=" + path, fmt.Sprintf("RECORD_EXIT=%d", tc.code)}, "--catalog", cat, "-c", "alerts", "--path", t.TempDir())
+		r.expectCode(t, tc.code)
+		if !strings.Contains(r.Stderr, fmt.Sprintf("exitCode=%d class=%q", tc.code, tc.class)) || r.Result["exitCode"] != float64(tc.code) ||
+			!strings.Contains(r.Result["error"].(string), fmt.Sprintf("exited with code %d %s", tc.code, tc.note)) {
+			t.Errorf("exit %d: stderr: %s\nresult %v", tc.code, r.Stderr, r.Result)
+		}
+	}
+
 	// hive_cli also finds initializer-handler-hive-cli.
 	out = t.TempDir()
 	r = cli(t, []string{"PATH=" + path}, "--catalog", cat, "-c", "hive", "--path", out)

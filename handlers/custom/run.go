@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/handlers"
 	"github.com/initializer/initializer/secret"
@@ -138,6 +140,11 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		}
 		code := ee.ExitCode()
 		msg := fmt.Sprintf("%s: handler %s exited with code %d", c, prog.Path, code)
+		// Above 128, the shells' 128 + the signal that ended the handler or
+		// a program it ran (a script's child killed by the OOM killer: 137).
+		if n := unix.SignalName(syscall.Signal(code - 128)); code > 128 && n != "" {
+			msg += fmt.Sprintf(" (128 + %s: %s)", n, syscall.Signal(code-128))
+		}
 		if sig != nil {
 			msg += fmt.Sprintf(" after %s was forwarded to it", sigName(sig))
 		}
