@@ -184,6 +184,35 @@ printf '{"summary":"sum %s","details":{"leak":"%s","list":[{"deep":"x %s"}],"%s"
 	}
 }
 
+// A secret that spans lines (a PEM key) is blanked whole in the relayed
+// output, also when the handler prints it a line at a time.
+func TestCustomHandlerMultiLineSecretRelayed(t *testing.T) {
+	const body1, body2 = "MIIEpAIBAAKCAQEAx8Jd0qLrT3", "9zZ0b3rtQwErTyUiOp1aSdFg"
+	key := "-----BEGIN RSA PRIVATE KEY-----\n" + body1 + "\n" + body2 + "\n-----END RSA PRIVATE KEY-----"
+	secretDir := regSecret(t, map[string]string{"ssh_key": key + "\n"})
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: box
+    kind: ssh
+    secret: {name: ssh-creds, mountPath: %q}
+`, secretDir))
+	// The pauses make each line a read of its own on the relay's side.
+	handler := writeFile(t, t.TempDir(), "h", `#!/bin/sh
+echo "the key:"
+printf '%s\n' "$ssh_key" | while IFS= read -r line; do printf '%s\n' "$line"; sleep 0.2; done
+echo "done"
+`)
+	if err := os.Chmod(handler, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, nil, "--catalog", cat, "-c", "box", "--handler", handler)
+	r.expectCode(t, 0)
+	regNoSecret(t, r, body1, body2)
+	if r.Stdout != "the key:\n[redacted]\ndone\n" {
+		t.Errorf("stdout: %q", r.Stdout)
+	}
+}
+
 // onPath returns a PATH holding the record handler under the given names.
 func onPath(t *testing.T, names ...string) string {
 	t.Helper()

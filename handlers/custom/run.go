@@ -51,7 +51,7 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		req.Log.Warn("key not passed as an environment variable", "key", s)
 	}
 
-	stdout, stderr := newScrubWriter(h.stdout), newScrubWriter(h.stderr)
+	stdout, stderr := newScrubWriter(h.stdout, info.Secrets), newScrubWriter(h.stderr, info.Secrets)
 	cmd := exec.Command(prog.Path, prog.Args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
