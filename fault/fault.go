@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"net"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Class is the kind of failure; its value is the process exit code.
@@ -35,6 +37,15 @@ var names = map[Class]string{
 func (c Class) String() string {
 	if n, ok := names[c]; ok {
 		return n
+	}
+	// A custom handler's own exit code becomes the class. Above 128 it is,
+	// by the shells' convention, 128 + the signal that ended the handler (or
+	// a program it ran): 143 is SIGTERM, 139 SIGSEGV, 137 SIGKILL (often the
+	// OOM killer). Name the signal rather than a bare number.
+	if c > 128 {
+		if sig := syscall.Signal(c - 128); unix.SignalName(sig) != "" {
+			return fmt.Sprintf("signal %s (%s)", unix.SignalName(sig), sig)
+		}
 	}
 	return fmt.Sprintf("class-%d", int(c))
 }

@@ -153,6 +153,66 @@ connections:
 	}
 }
 
+// A handler has the secret's keys in its environment: whatever it writes to
+// $INITIALIZER_RESULT is scrubbed, the details' nested values and keys too.
+func TestCustomHandlerResultScrubbed(t *testing.T) {
+	const password = "S3cretPGpass!"
+	secretDir := regSecret(t, map[string]string{"password": password})
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: pg
+    kind: postgres
+    secret: {name: csec, mountPath: %q}
+`, secretDir))
+	handler := writeFile(t, t.TempDir(), "h", `#!/bin/sh
+printf '{"summary":"sum %s","details":{"leak":"%s","list":[{"deep":"x %s"}],"%s":"key"}}' \
+	"$password" "$password" "$password" "$password" >"$INITIALIZER_RESULT"
+`)
+	if err := os.Chmod(handler, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, nil, "--catalog", cat, "-c", "pg", "--handler", handler)
+	r.expectCode(t, 0)
+	regNoSecret(t, r, password)
+	res := r.Result["result"].(map[string]any)
+	hd, _ := res["details"].(map[string]any)["handlerDetails"].(map[string]any)
+	if !strings.HasSuffix(res["summary"].(string), "sum [redacted]") || hd["leak"] != "[redacted]" || hd["[redacted]"] != "key" {
+		t.Errorf("result: %v", res)
+	}
+	if list, _ := hd["list"].([]any); len(list) != 1 || list[0].(map[string]any)["deep"] != "x [redacted]" {
+		t.Errorf("details: %v", hd)
+	}
+}
+
+// A secret that spans lines (a PEM key) is blanked whole in the relayed
+// output, also when the handler prints it a line at a time.
+func TestCustomHandlerMultiLineSecretRelayed(t *testing.T) {
+	const body1, body2 = "MIIEpAIBAAKCAQEAx8Jd0qLrT3", "9zZ0b3rtQwErTyUiOp1aSdFg"
+	key := "-----BEGIN RSA PRIVATE KEY-----\n" + body1 + "\n" + body2 + "\n-----END RSA PRIVATE KEY-----"
+	secretDir := regSecret(t, map[string]string{"ssh_key": key + "\n"})
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: box
+    kind: ssh
+    secret: {name: ssh-creds, mountPath: %q}
+`, secretDir))
+	// The pauses make each line a read of its own on the relay's side.
+	handler := writeFile(t, t.TempDir(), "h", `#!/bin/sh
+echo "the key:"
+printf '%s\n' "$ssh_key" | while IFS= read -r line; do printf '%s\n' "$line"; sleep 0.2; done
+echo "done"
+`)
+	if err := os.Chmod(handler, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, nil, "--catalog", cat, "-c", "box", "--handler", handler)
+	r.expectCode(t, 0)
+	regNoSecret(t, r, body1, body2)
+	if r.Stdout != "the key:\n[redacted]\ndone\n" {
+		t.Errorf("stdout: %q", r.Stdout)
+	}
+}
+
 // onPath returns a PATH holding the record handler under the given names.
 func onPath(t *testing.T, names ...string) string {
 	t.Helper()
@@ -190,6 +250,23 @@ connections:
 	r.expectCode(t, 7)
 	if !strings.Contains(r.Stderr, "initializer-handler-slack exited with code 7") || r.Result["exitCode"] != float64(7) {
 		t.Errorf("stderr: %s\nresult %v", r.Stderr, r.Result)
+	}
+
+	// Above 128 the code stands for a signal (the shells' 128+n): it still
+	// passes through, and the log and the error name the signal.
+	for _, tc := range []struct {
+		code        int
+		class, note string
+	}{
+		{143, "signal SIGTERM (terminated)", "(128 + SIGTERM: terminated)"},
+		{139, "signal SIGSEGV (segmentation fault)", "(128 + SIGSEGV: segmentation fault)"},
+	} {
+		r = cli(t, []string{"PATH=" + path, fmt.Sprintf("RECORD_EXIT=%d", tc.code)}, "--catalog", cat, "-c", "alerts", "--path", t.TempDir())
+		r.expectCode(t, tc.code)
+		if !strings.Contains(r.Stderr, fmt.Sprintf("exitCode=%d class=%q", tc.code, tc.class)) || r.Result["exitCode"] != float64(tc.code) ||
+			!strings.Contains(r.Result["error"].(string), fmt.Sprintf("exited with code %d %s", tc.code, tc.note)) {
+			t.Errorf("exit %d: stderr: %s\nresult %v", tc.code, r.Stderr, r.Result)
+		}
 	}
 
 	// hive_cli also finds initializer-handler-hive-cli.

@@ -290,6 +290,36 @@ func TestRegistryMergesExistingConfig(t *testing.T) {
 	}
 }
 
+// An empty config.json is an empty config (as the docker CLI reads it): the
+// credentials are merged into it. A config whose credHelpers is not an
+// object is refused with a message that reads as one.
+func TestRegistryEmptyOrInvalidExistingConfig(t *testing.T) {
+	e := testenv.Load(t)
+	reg := e.Registry()
+	secretDir := regSecret(t, map[string]string{"USERNAME": reg.User, "PASSWORD": reg.Password})
+	cat := regCatalog(t, reg.Host, true, secretDir)
+
+	empty := writeFile(t, t.TempDir(), "config.json", "")
+	r := cli(t, nil, "--catalog", cat, "-c", "docker", "--path", filepath.Dir(empty))
+	r.expectCode(t, 0)
+	regNoSecret(t, r, reg.Password)
+	want := map[string]any{"auths": map[string]any{reg.Host: map[string]any{"auth": regBasicAuth(reg.User, reg.Password)}}}
+	if got := regReadJSON(t, empty); !reflect.DeepEqual(got, want) {
+		t.Errorf("config.json written over an empty one: %v", got)
+	}
+
+	bad := writeFile(t, t.TempDir(), "config.json", `{"credHelpers": "gcloud"}`)
+	r = cli(t, nil, "--catalog", cat, "-c", "docker", "--path", filepath.Dir(bad))
+	r.expectCode(t, 2)
+	msg := fmt.Sprintf(`connection "docker" (registry): the existing %s is not a valid docker config: "credHelpers" is not a JSON object; fix or remove it, or pass --force to replace it`, bad)
+	if !strings.Contains(r.Stderr, msg) {
+		t.Errorf("stderr lacks %q:\n%s", msg, r.Stderr)
+	}
+	if b, _ := os.ReadFile(bad); string(b) != `{"credHelpers": "gcloud"}` {
+		t.Errorf("the invalid config was changed: %q", b)
+	}
+}
+
 func TestRegistryWrongPasswordExits3(t *testing.T) {
 	e := testenv.Load(t)
 	reg := e.Registry()

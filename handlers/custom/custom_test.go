@@ -2,6 +2,9 @@ package custom
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -76,7 +79,7 @@ func TestSchemaAddress(t *testing.T) {
 func TestScrubWriter(t *testing.T) {
 	secret.Register("hunter2-secret")
 	var b strings.Builder
-	w := newScrubWriter(&b)
+	w := newScrubWriter(&b, []string{"hunter2-secret"})
 	for _, chunk := range []string{"pass: hun", "ter2-secret\nprogress 10%\r", "progress 20%\rno newline hunter2-secret"} {
 		w.Write([]byte(chunk))
 	}
@@ -95,5 +98,106 @@ func TestProgramNames(t *testing.T) {
 	}
 	if got := programNames(connections.Slack); len(got) != 1 || got[0] != "initializer-handler-slack" {
 		t.Errorf("slack: %v", got)
+	}
+}
+
+func TestScrubJSON(t *testing.T) {
+	const pw = "S3cretPGpass!"
+	secret.Register(pw)
+	var details map[string]any
+	dec := json.NewDecoder(strings.NewReader(`{
+		"leak": "sum ` + pw + `",
+		"nested": {"list": ["a", "` + pw + `", {"deeper": "` + pw + `"}], "n": 5, "ok": true, "none": null},
+		"` + pw + `": "as a key",
+		"[redacted]": "a key that already reads so",
+		"pin": 12345678
+	}`))
+	dec.UseNumber()
+	if err := dec.Decode(&details); err != nil {
+		t.Fatal(err)
+	}
+	secret.Register("12345678")
+	got := scrubJSON(details).(map[string]any)
+	b, _ := json.Marshal(got)
+	if strings.Contains(string(b), pw) || strings.Contains(string(b), "12345678") {
+		t.Fatalf("a secret survived: %s", b)
+	}
+	want := `{"[redacted]":"a key that already reads so","[redacted] #2":"as a key","leak":"sum [redacted]",` +
+		`"nested":{"list":["a","[redacted]",{"deeper":"[redacted]"}],"n":5,"none":null,"ok":true},"pin":"[redacted]"}`
+	if string(b) != want {
+		t.Errorf("scrubbed:\n%s\nwant\n%s", b, want)
+	}
+}
+
+// The missing-handler error sends users to a README section: it must exist.
+func TestMissingHandlerNamesREADMESection(t *testing.T) {
+	h := &Handler{lookPath: func(string) (string, error) { return "", errors.New("not found") }, environ: func() []string { return nil }}
+	_, err := h.resolve(&connections.Connection{Name: "alerts", Kind: connections.Slack})
+	if err == nil || fault.ClassOf(err) != fault.Usage {
+		t.Fatalf("resolve: %v, want a usage error", err)
+	}
+	readme, rerr := os.ReadFile("../../README.md")
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	var named []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if title, ok := strings.CutPrefix(line, "#"); ok {
+			title = strings.TrimSpace(strings.TrimLeft(title, "#"))
+			if strings.Contains(err.Error(), fmt.Sprintf("see %q in the README", title)) {
+				named = append(named, title)
+			}
+		}
+	}
+	if len(named) != 1 {
+		t.Errorf("the error names no README section (or several: %q):\n%v", named, err)
+	}
+}
+
+// A secret that spans lines is blanked whole, however the handler's output
+// is cut into writes; its lines alone are not known as secrets.
+func TestScrubWriterMultiLineSecret(t *testing.T) {
+	const key = "-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nqL9zZ0b3rt\n-----END KEY-----"
+	secret.Register(key)
+	const long = "0123456789-long-line-secret"
+	secret.Register(long)
+	secrets := []string{key, long}
+	const blanked = "key:\n[redacted]\ndone\n"
+	for _, tc := range []struct {
+		chunks []string
+		want   string
+	}{
+		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7x\n", "qL9zZ0b3rt\n", "-----END KEY-----\ndone\n"}, blanked},
+		{[]string{"key:\n-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nqL9z", "Z0b3rt\n-----END KEY-----\ndone\n"}, blanked},
+		{[]string{"key:\n" + key + "\ndone\n"}, blanked},
+		// Only the first lines: no secret, relayed once the next line differs.
+		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7x\n", "other\n", "done\n"},
+			"key:\n-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nother\ndone\n"},
+	} {
+		var b strings.Builder
+		w := newScrubWriter(&b, secrets)
+		for _, c := range tc.chunks {
+			w.Write([]byte(c))
+			if strings.Contains(b.String(), "MIIEpAIBAAKCAQEA7x\nqL9z") || strings.Contains(b.String(), "qL9zZ0b3rt") {
+				t.Fatalf("%q: a line of the secret was written: %q", tc.chunks, b.String())
+			}
+		}
+		w.Flush()
+		if b.String() != tc.want {
+			t.Errorf("%q: relayed %q, want %q", tc.chunks, b.String(), tc.want)
+		}
+	}
+
+	// A line longer than the relay holds is written in pieces: never
+	// through a secret.
+	var b strings.Builder
+	w := newScrubWriter(&b, secrets)
+	line := strings.Repeat("x", maxPending-10) + long + "y\n"
+	for i := 0; i < len(line); i += 4096 {
+		w.Write([]byte(line[i:min(i+4096, len(line))]))
+	}
+	w.Flush()
+	if got := b.String(); got != strings.Repeat("x", maxPending-10)+"[redacted]y\n" {
+		t.Errorf("long line: %d bytes, ends %q", len(got), got[max(0, len(got)-40):])
 	}
 }

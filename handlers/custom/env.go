@@ -39,6 +39,7 @@ func envName(key string) string {
 type passed struct {
 	Vars    []string // variable names set from keys
 	Skipped []string // keys not passed, with the reason
+	Secrets []string // the secret's values passed, for the relay
 }
 
 // environment builds the handler's environment: the initializer's own, the
@@ -94,6 +95,9 @@ func (h *Handler) environment(req *handlers.Request, resultFile string) ([]strin
 			// the relayed output and from every log line.
 			v := secret.New(string(data), kind == "secret", p).Reveal()
 			fromKeys[name] = v
+			if t := strings.TrimSpace(v); kind == "secret" && t != "" {
+				info.Secrets = append(info.Secrets, t) // trimmed, as secret.Register keeps it
+			}
 		}
 	}
 	names := make([]string, 0, len(fromKeys))

@@ -27,6 +27,10 @@ func (p program) describe() string {
 	return fmt.Sprintf("%s (from %s)", s, p.How)
 }
 
+// readmeSection is the README's heading that documents the handler protocol,
+// which the missing-handler error points at (a test keeps them in step).
+const readmeSection = "Every other kind: your own handler"
+
 // programNames are the names looked up on PATH for kind: the kind as is, and
 // with dashes for underscores (initializer-handler-hive-cli).
 func programNames(kind connections.Kind) []string {
@@ -53,8 +57,8 @@ func (h *Handler) resolve(c *connections.Connection) (program, error) {
 	return program{}, fault.New(fault.Usage,
 		"%s: kind %s has no built-in handler and no handler program was found; give one with --handler PROGRAM, "+
 			"or install an executable named %s on PATH (PATH=%s). The program gets the connection as JSON in $INITIALIZER_CONNECTION "+
-			"and the target folder in $INITIALIZER_PATH; see \"Custom handlers\" in the README",
-		c, c.Kind, strings.Join(names, " or "), path)
+			"and the target folder in $INITIALIZER_PATH; see %q in the README",
+		c, c.Kind, strings.Join(names, " or "), path, readmeSection)
 }
 
 // resolveFlag reads --handler: a path or a name on PATH, optionally followed

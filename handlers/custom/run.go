@@ -11,9 +11,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/handlers"
@@ -48,7 +51,7 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		req.Log.Warn("key not passed as an environment variable", "key", s)
 	}
 
-	stdout, stderr := newScrubWriter(h.stdout), newScrubWriter(h.stderr)
+	stdout, stderr := newScrubWriter(h.stdout, info.Secrets), newScrubWriter(h.stderr, info.Secrets)
 	cmd := exec.Command(prog.Path, prog.Args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -137,6 +140,11 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		}
 		code := ee.ExitCode()
 		msg := fmt.Sprintf("%s: handler %s exited with code %d", c, prog.Path, code)
+		// Above 128, the shells' 128 + the signal that ended the handler or
+		// a program it ran (a script's child killed by the OOM killer: 137).
+		if n := unix.SignalName(syscall.Signal(code - 128)); code > 128 && n != "" {
+			msg += fmt.Sprintf(" (128 + %s: %s)", n, syscall.Signal(code-128))
+		}
 		if sig != nil {
 			msg += fmt.Sprintf(" after %s was forwarded to it", sigName(sig))
 		}
@@ -154,14 +162,71 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		req.Log.Warn("ignoring the handler's $INITIALIZER_RESULT", "error", err.Error())
 	} else if hr != nil {
 		if hr.Summary != "" {
-			res.Summary = fmt.Sprintf("%s: %s", c, secret.Scrub(hr.Summary))
+			res.Summary = fmt.Sprintf("%s: %s", c, hr.Summary)
 		}
 		res.Files, res.Bytes, res.Skipped = hr.Files, hr.Bytes, hr.Skipped
 		if len(hr.Details) > 0 {
 			res.Details["handlerDetails"] = hr.Details
 		}
 	}
+	// The handler had the secret's keys in its environment and may have put
+	// one anywhere in what it wrote: every string of the result is scrubbed,
+	// map keys and nested values included.
+	res.Summary = secret.Scrub(res.Summary)
+	res.Details = scrubJSON(res.Details).(map[string]any)
 	return res, nil
+}
+
+// scrubJSON returns v, a decoded JSON value, with secret.Scrub applied to
+// every string in it: values, map keys, and numbers (json.Number), which
+// become strings when they held a secret. A key that held a secret and now
+// reads like another is given a " #2", " #3"… suffix (keys without secrets
+// keep their names, the others are taken in sorted order), so that no value
+// is lost and the outcome does not depend on map order.
+func scrubJSON(v any) any {
+	switch v := v.(type) {
+	case string:
+		return secret.Scrub(v)
+	case json.Number:
+		if s := secret.Scrub(v.String()); s != v.String() {
+			return s
+		}
+		return v
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = scrubJSON(e)
+		}
+		return out
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		out := make(map[string]any, len(v))
+		var scrubbed []string
+		for _, k := range keys {
+			if secret.Scrub(k) != k {
+				scrubbed = append(scrubbed, k)
+				continue
+			}
+			out[k] = scrubJSON(v[k])
+		}
+		for _, k := range scrubbed {
+			sk := secret.Scrub(k)
+			for n := 2; ; n++ {
+				if _, taken := out[sk]; !taken {
+					break
+				}
+				sk = fmt.Sprintf("%s #%d", secret.Scrub(k), n)
+			}
+			out[sk] = scrubJSON(v[k])
+		}
+		return out
+	}
+	// Booleans, nil, and the values this package puts in itself.
+	return v
 }
 
 // startError explains why a program could not be started.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sort"
@@ -20,19 +21,28 @@ import (
 type configFile map[string]json.RawMessage
 
 // parseConfig reads a docker config. "auths" and "credHelpers", when
-// present, must be objects.
+// present, must be objects. An empty file (or one of white space only) is an
+// empty config, as the docker CLI reads it. Errors complete a sentence about
+// the file: "the existing config.json " + err.
 func parseConfig(data []byte) (configFile, error) {
 	var c configFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %v", err)
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return configFile{}, nil
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("is a JSON %s, not an object", te.Value)
+		}
+		return nil, fmt.Errorf("is not valid JSON (%v)", err)
 	}
 	if c == nil {
-		return nil, errors.New("not a JSON object")
+		return nil, errors.New("is not a JSON object")
 	}
 	for _, k := range []string{"auths", "credHelpers"} {
 		if _, err := c.section(k); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("is not a valid docker config: %w", err)
 		}
 	}
 	return c, nil

@@ -101,7 +101,7 @@ func findSecretConfig(c *connections.Connection) (*secretConfig, error) {
 		}
 		cfg, err := parseConfig(data)
 		if err != nil {
-			return nil, fault.New(fault.Usage, "%s: the docker config %s in secret %q is %v; fix the secret", c, p, c.Secret.Name, err)
+			return nil, fault.New(fault.Usage, "%s: the docker config %s in secret %q %v; fix the secret", c, p, c.Secret.Name, err)
 		}
 		return &secretConfig{Path: p, Dir: c.Secret.MountPath, Config: cfg}, nil
 	}

@@ -286,7 +286,7 @@ func writeConfig(ctx context.Context, req *handlers.Request, path string, src co
 		case errors.As(err, &pe):
 			return mergeResult{}, 0, fault.FromSystem(fmt.Errorf("%s: reading the existing %s: %w", c, path, err))
 		case !req.Force:
-			return mergeResult{}, 0, fault.New(fault.Usage, "%s: the existing %s is %v; fix or remove it, or pass --force to replace it", c, path, err)
+			return mergeResult{}, 0, fault.New(fault.Usage, "%s: the existing %s %v; fix or remove it, or pass --force to replace it", c, path, err)
 		}
 		req.Log.Warn("replacing an unreadable docker config (--force)", "path", path, "error", err.Error())
 		dst, existed = configFile{}, false

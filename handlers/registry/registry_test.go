@@ -112,9 +112,27 @@ func TestMergeKeepsOthersAndReplacesSpellings(t *testing.T) {
 }
 
 func TestParseConfigRejects(t *testing.T) {
-	for _, in := range []string{`not json`, `[]`, `null`, `{"auths": []}`, `{"credHelpers": "x"}`} {
-		if _, err := parseConfig([]byte(in)); err == nil {
-			t.Errorf("parseConfig(%s) accepted", in)
+	// The errors complete "the existing config.json …".
+	for in, want := range map[string]string{
+		`not json`:             "is not valid JSON (invalid character",
+		`{"auths": {`:          "is not valid JSON (unexpected EOF)",
+		`[]`:                   "is a JSON array, not an object",
+		`null`:                 "is not a JSON object",
+		`{"auths": []}`:        `is not a valid docker config: "auths" is not a JSON object`,
+		`{"credHelpers": "x"}`: `is not a valid docker config: "credHelpers" is not a JSON object`,
+	} {
+		if _, err := parseConfig([]byte(in)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("parseConfig(%s): %v, want %q", in, err, want)
+		}
+	}
+}
+
+// The docker CLI reads an empty config.json as an empty config.
+func TestParseConfigEmpty(t *testing.T) {
+	for _, in := range []string{"", "\n", " \t\r\n"} {
+		c, err := parseConfig([]byte(in))
+		if err != nil || c == nil || len(c) != 0 {
+			t.Errorf("parseConfig(%q) = %v, %v; want an empty config", in, c, err)
 		}
 	}
 }
