@@ -122,6 +122,9 @@ type bktCase struct {
 	secret func(e testenv.Env) map[string]string   // the good credentials, as mounted files
 	wrong  func(e testenv.Env) []map[string]string // wrong credentials; nil when the server checks none
 	closed func(e testenv.Env, port int) map[string]string
+	// https: the good credentials with the plain-http server's endpoint
+	// given as https, and what the error must name to fix it.
+	https func(e testenv.Env) (map[string]string, string)
 }
 
 var bktCases = []bktCase{
@@ -144,6 +147,11 @@ var bktCases = []bktCase{
 			s := e.S3()
 			return map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey, "AWS_ENDPOINT_URL": fmt.Sprintf("http://127.0.0.1:%d", port)}
 		},
+		https: func(e testenv.Env) (map[string]string, string) {
+			s := e.S3()
+			return map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey, "AWS_REGION": s.Region,
+				"AWS_ENDPOINT_URL": strings.Replace(s.Endpoint, "http://", "https://", 1)}, "give AWS_ENDPOINT_URL as http://"
+		},
 	},
 	{
 		name: "azurite",
@@ -165,6 +173,11 @@ var bktCases = []bktCase{
 			a := e.Azure()
 			return map[string]string{"AZURE_ACCOUNT_NAME": a.AccountName, "AZURE_ACCOUNT_KEY": a.AccountKey, "AZURE_BLOB_ENDPOINT": fmt.Sprintf("http://127.0.0.1:%d/%s", port, a.AccountName)}
 		},
+		https: func(e testenv.Env) (map[string]string, string) {
+			a := e.Azure()
+			return map[string]string{"AZURE_ACCOUNT_NAME": a.AccountName, "AZURE_ACCOUNT_KEY": a.AccountKey,
+				"AZURE_BLOB_ENDPOINT": strings.Replace(a.Endpoint, "http://", "https://", 1)}, "AZURE_BLOB_ENDPOINT=http://"
+		},
 	},
 	{
 		name: "fake-gcs-server",
@@ -176,6 +189,9 @@ var bktCases = []bktCase{
 		wrong: nil, // fake-gcs-server checks no credentials at all
 		closed: func(e testenv.Env, port int) map[string]string {
 			return map[string]string{"STORAGE_EMULATOR_HOST": fmt.Sprintf("127.0.0.1:%d", port)}
+		},
+		https: func(e testenv.Env) (map[string]string, string) {
+			return map[string]string{"STORAGE_EMULATOR_HOST": "https://" + e.GCS().EmulatorHost}, "give STORAGE_EMULATOR_HOST as host:port or http://host:port"
 		},
 	},
 }
@@ -450,6 +466,17 @@ func TestStoreCheckErrors(t *testing.T) {
 			}
 			bktClass(t, err, fault.Transient, conn, name)
 			t.Logf("unreachable: %v", err)
+		})
+		t.Run(c.name+"/plain-http endpoint given as https", func(t *testing.T) {
+			_, name := c.fresh(t, e, "p")
+			secret, fix := c.https(e)
+			conn, keys := bktConn(c.kind, c.url(name, "p"), bktSecret(t, secret), nil)
+			s := bktOpen(t, conn, keys)
+			err := s.Check(ctx)
+			bktClass(t, err, fault.Usage, conn, name)
+			if !strings.Contains(err.Error(), "speaks plain http") || !strings.Contains(err.Error(), fix) {
+				t.Errorf("the error does not say %q: %v", fix, err)
+			}
 		})
 	}
 }

@@ -334,6 +334,7 @@ func openAzure(ctx context.Context, k *keyReader, loc connections.Location, opts
 			unreachable: " and the storage account's endpoint (AZURE_BLOB_ENDPOINT, the connection string's BlobEndpoint)",
 			tls:         "check the proxy and the system's CA certificates",
 			host:        "check the storage account's name (AZURE_ACCOUNT_NAME, the bucket URL, AZURE_BLOB_ENDPOINT): no such account exists",
+			plainHTTP:   "give the endpoint as AZURE_BLOB_ENDPOINT=http://… (or BlobEndpoint=http://… in the connection string); the bucket URL stays https:// or wasbs://",
 		},
 	}, nil
 }

@@ -290,6 +290,7 @@ func openGCS(ctx context.Context, k *keyReader, loc connections.Location, opts O
 			unreachable: " (and STORAGE_EMULATOR_HOST, host:port, for an emulator)",
 			tls:         "check the proxy and the system's CA certificates",
 			host:        "check the cluster's DNS (and STORAGE_EMULATOR_HOST, host:port, for an emulator)",
+			plainHTTP:   "give STORAGE_EMULATOR_HOST as host:port or http://host:port",
 		},
 	}, nil
 }

@@ -512,6 +512,7 @@ func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Op
 			unreachable: " and AWS_ENDPOINT_URL (AWS_USE_SSL=false for a plain-http endpoint without a scheme)",
 			tls:         "give the endpoint's CA in AWS_CA_BUNDLE (a path or the PEM itself), or set AWS_VERIFY_SSL=false",
 			host:        "fix AWS_ENDPOINT_URL (with AWS_S3_ADDRESSING_STYLE=virtual the bucket's name is part of the host)",
+			plainHTTP:   "give AWS_ENDPOINT_URL as http://… (or AWS_USE_SSL=false for an endpoint without a scheme)",
 		},
 	}
 	if c.assumeRole {

@@ -83,6 +83,7 @@ func (t tokenService) failed(err error) bool {
 type hints struct {
 	auth, notFound, unreachable, tls string
 	host                             string // the settings that name the service's host
+	plainHTTP                        string // how to name a plain-http endpoint
 }
 
 // Open opens the bucket of an s3, gcs or wasb connection, reading
@@ -188,7 +189,7 @@ func (s *Store) explain(err error, op string) error {
 		case isTLS(err):
 			msg = fmt.Sprintf("%s: TLS to %s failed: %s; %s", s.conn, where, cause, s.hints.tls)
 		case isPlainHTTP(err):
-			msg = fmt.Sprintf("%s: %s %s failed: the endpoint speaks plain http: %s; give it as http://", s.conn, op, where, cause)
+			msg = fmt.Sprintf("%s: %s %s failed: the endpoint speaks plain http: %s; %s", s.conn, op, where, cause, s.hints.plainHTTP)
 		case isTokenOverHTTP(err):
 			msg = fmt.Sprintf("%s: %s %s failed: %s; a token credential (%s) needs an https endpoint: use an account key, a SAS token or a connection string with a plain-http endpoint", s.conn, op, where, cause, s.auth)
 		default:
