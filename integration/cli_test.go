@@ -234,6 +234,12 @@ func TestWorkersOutOfRange(t *testing.T) {
 		if !strings.Contains(r.Stderr, "--workers") {
 			t.Errorf("--workers %s: %s", n, r.Stderr)
 		}
+		// The sidecar takes the same range.
+		r = cli(t, nil, "sidecar", "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--workers", n)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, "--workers "+n+": give a number from 1 to 1024") {
+			t.Errorf("sidecar --workers %s: %s", n, r.Stderr)
+		}
 	}
 }
 

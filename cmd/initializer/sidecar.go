@@ -314,8 +314,11 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 	if sf.interval <= 0 || sf.grace <= 0 || sf.checkInterval <= 0 {
 		return fault.New(fault.Usage, "--interval, --grace and --check-interval must be positive")
 	}
-	if sf.workers <= 0 || sf.partConc <= 0 || sf.budgetMiB <= 0 || sf.partMiB < 5 {
-		return fault.New(fault.Usage, "--workers, --part-concurrency and --memory-budget must be positive and --part-size at least 5 (MiB, S3's smallest part)")
+	if sf.workers <= 0 || sf.workers > maxWorkers {
+		return fault.New(fault.Usage, "--workers %d: give a number from 1 to %d", sf.workers, maxWorkers)
+	}
+	if sf.partConc <= 0 || sf.budgetMiB <= 0 || sf.partMiB < 5 {
+		return fault.New(fault.Usage, "--part-concurrency and --memory-budget must be positive and --part-size at least 5 (MiB, S3's smallest part)")
 	}
 	return nil
 }
