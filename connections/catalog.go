@@ -170,10 +170,9 @@ func parseDocument(errs *[]FieldError, d document) []*Connection {
 
 // parseValue reads the connections of one decoded document.
 func parseValue(errs *[]FieldError, origin string, v any) []*Connection {
-	d := document{name: origin}
 	var out []*Connection
 	add := func(role, at string, v any) {
-		if c := parseConnection(errs, d.name+" "+at, v); c != nil {
+		if c := parseConnection(errs, origin+" "+at, v); c != nil {
 			c.Role = role
 			out = append(out, c)
 		}
@@ -181,7 +180,7 @@ func parseValue(errs *[]FieldError, origin string, v any) []*Connection {
 	addList := func(role string, v any) {
 		l, ok := v.([]any)
 		if !ok {
-			*errs = append(*errs, FieldError{Origin: d.name, Field: role, Message: "expected a list of connections, got " + describe(v)})
+			*errs = append(*errs, FieldError{Origin: origin, Field: role, Message: "expected a list of connections, got " + describe(v)})
 			return
 		}
 		for i, e := range l {
@@ -200,7 +199,7 @@ func parseValue(errs *[]FieldError, origin string, v any) []*Connection {
 			add("connections", "", x)
 			return out
 		}
-		o, _ := newObject(errs, d.name, "", "", x, "")
+		o, _ := newObject(errs, origin, "", "", x, "")
 		if s, ok := o.get("artifactsStore"); ok {
 			add("artifactsStore", "artifactsStore", s)
 		}
@@ -212,7 +211,7 @@ func parseValue(errs *[]FieldError, origin string, v any) []*Connection {
 		}
 		o.done(topLevelFields...)
 	default:
-		*errs = append(*errs, FieldError{Origin: d.name, Message: "expected a connection, a list of connections, or an object with artifactsStore/connections/notificationConnections; got " + describe(v)})
+		*errs = append(*errs, FieldError{Origin: origin, Message: "expected a connection, a list of connections, or an object with artifactsStore/connections/notificationConnections; got " + describe(v)})
 	}
 	return out
 }
