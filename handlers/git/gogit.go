@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-billy/v5/osfs"
@@ -225,6 +226,16 @@ func goGitClass(err error) fault.Class {
 	case strings.Contains(msg, "not our ref"):
 		return fault.NotFound
 	}
+	// Errno values implement net.Error (they have Timeout and Temporary
+	// methods): a full or read-only disk under .git would pass for a network
+	// failure and be fetched again in full. Read them as system errors first.
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errnoClass(errno)
+	}
+	if c := classify(err.Error()); c == fault.LocalDisk {
+		return c // a message that lost its errno
+	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fault.Transient
@@ -233,6 +244,17 @@ func goGitClass(err error) fault.Class {
 		return c
 	}
 	return fault.Internal
+}
+
+// errnoClass classifies a system error: a network one is transient, a local
+// one takes the class of its cause (disk full or read-only, permission).
+func errnoClass(errno syscall.Errno) fault.Class {
+	switch errno {
+	case syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ETIMEDOUT, syscall.EPIPE,
+		syscall.EHOSTUNREACH, syscall.EHOSTDOWN, syscall.ENETUNREACH, syscall.ENETDOWN, syscall.ENETRESET:
+		return fault.Transient
+	}
+	return fault.ClassOf(errno)
 }
 
 func (e *goGitEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {

@@ -1,0 +1,38 @@
+package git
+
+import (
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/initializer/initializer/fault"
+)
+
+// TestGoGitClass: system errors from the local disk are not taken for
+// network failures (syscall.Errno implements net.Error), network ones are.
+func TestGoGitClass(t *testing.T) {
+	path := func(errno syscall.Errno) error {
+		return fmt.Errorf("write pack: %w", &fs.PathError{Op: "write", Path: "/code/.git/objects/pack/tmp_pack_1", Err: errno})
+	}
+	for _, tt := range []struct {
+		err  error
+		want fault.Class
+	}{
+		{path(syscall.ENOSPC), fault.LocalDisk},
+		{path(syscall.EDQUOT), fault.LocalDisk},
+		{path(syscall.EROFS), fault.LocalDisk},
+		{path(syscall.EACCES), fault.Auth},
+		{fmt.Errorf("unpack: %w", syscall.ENOSPC), fault.LocalDisk},
+		{fmt.Errorf("write .git/objects/pack/tmp_pack_1: no space left on device"), fault.LocalDisk},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, fault.Transient},
+		{fmt.Errorf("read: %w", os.NewSyscallError("read", syscall.ECONNRESET)), fault.Transient},
+		{&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, fault.Transient},
+	} {
+		if got := goGitClass(tt.err); got != tt.want {
+			t.Errorf("goGitClass(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
