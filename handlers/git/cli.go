@@ -125,6 +125,12 @@ func configEnv(existing string, config [][2]string) []string {
 func (e *cliEngine) sshCommand(a *auth) (string, []string, error) {
 	args := []string{"ssh", "-o", "LogLevel=ERROR", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"}
 	var env []string
+	if a.key != nil {
+		// ssh would only say "Permission denied (publickey)".
+		if err := checkKeyPassphrase(a.key, a.passphrase, a.keySource); err != nil {
+			return "", nil, err
+		}
+	}
 	if a.key != nil || a.passphrase.Reveal() != "" {
 		dir, err := os.MkdirTemp("", "initializer-git-")
 		if err != nil {

@@ -3,7 +3,6 @@ package git
 import (
 	"bufio"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -93,16 +92,15 @@ func goGitAuth(a *auth, u remote) (transport.AuthMethod, error) {
 				return nil, fault.New(fault.Usage, "no SSH key found for %s: put id_rsa (or set POLYAXON_SSH_PRIVATE_KEY to its name) in the connection's secret or in POLYAXON_SSH_PATH", u)
 			}
 		}
+		source := orDefault(a.keySource, "~/.ssh")
+		// Before NewPublicKeys, which tries an empty passphrase on a
+		// protected key and reports bcrypt's complaint about it.
+		if err := checkKeyPassphrase(key, a.passphrase, source); err != nil {
+			return nil, err
+		}
 		pk, err := gitssh.NewPublicKeys(user, key, a.passphrase.Reveal())
 		if err != nil {
-			var missing *ssh.PassphraseMissingError
-			if errors.As(err, &missing) {
-				return nil, fault.New(fault.Auth, "the SSH key %s is protected by a passphrase and none was given; add SSH_PASSPHRASE to the connection's secret", orDefault(a.keySource, "~/.ssh"))
-			}
-			if errors.Is(err, x509.IncorrectPasswordError) || strings.Contains(err.Error(), "decryption password incorrect") {
-				return nil, fault.New(fault.Auth, "the SSH key %s: the passphrase given (SSH_PASSPHRASE) is wrong", orDefault(a.keySource, "~/.ssh"))
-			}
-			return nil, fault.New(fault.Usage, "the SSH key %s cannot be read: %v", orDefault(a.keySource, "~/.ssh"), err)
+			return nil, fault.New(fault.Usage, "the SSH key %s cannot be read: %v", source, err)
 		}
 		if len(a.knownHosts) > 0 {
 			db, err := gitssh.NewKnownHostsDb(a.knownHosts...)
