@@ -447,6 +447,7 @@ func TestGitFailures(t *testing.T) {
 		{name: "missing revision", url: httpURL, rev: "no-such-branch", env: []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.httpPassword}, code: 4, stderr: "no-such-branch"},
 		{name: "missing commit", url: f.env.DaemonURL + "/" + f.name, rev: strings.Repeat("ab", 20), code: 4, stderr: "abab"},
 		{name: "missing repository", url: f.env.DaemonURL + "/no-such-repo.git", code: 4, stderr: "no-such-repo"},
+		{name: "missing repository over http", url: f.env.HTTPURL + "/no-such-repo.git", env: []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.httpPassword}, code: 4, stderr: "not found"},
 		{name: "unreachable server", url: "http://127.0.0.1:1/repo.git", code: 5, stderr: "retries"},
 		{name: "unknown flag", url: httpURL, extra: []string{"--flags", "--depth 1,--mirror"}, code: 2, stderr: "--mirror"},
 	}
@@ -461,6 +462,11 @@ func TestGitFailures(t *testing.T) {
 				}
 				if r.Result["exitCode"] != float64(c.code) {
 					t.Errorf("result = %v", r.Result)
+				}
+				// One line, that neither repeats itself nor ends on nothing.
+				msg, _ := r.Result["error"].(string)
+				if strings.Contains(msg, "\n") || strings.Contains(msg, "required: authentication required") || strings.HasSuffix(msg, ": ") || strings.Contains(msg, ": ;") {
+					t.Errorf("error = %q", msg)
 				}
 				if _, err := os.Stat(dir); err == nil {
 					t.Errorf("a failed clone left %s", dir)

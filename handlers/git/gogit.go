@@ -203,7 +203,42 @@ func (e *goGitEngine) wrapAt(what, url string, err error) error {
 	if errors.As(err, &fe) {
 		return fault.Wrap(fe.Class, fmt.Errorf("%s (%s): %w", what, url, err))
 	}
-	return fault.New(goGitClass(err), "%s (%s): %s", what, url, secret.Scrub(err.Error()))
+	return fault.New(goGitClass(err), "%s (%s): %s", what, url, secret.Scrub(goGitMessage(err)))
+}
+
+// goGitMessage is err's message on one line. go-git appends the body of the
+// server's HTTP answer to its errors: "authentication required:
+// authentication required\n" says it twice over two lines, "repository not
+// found: " ends on nothing. The body is kept only when it adds something.
+func goGitMessage(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{transport.ErrAuthenticationRequired, transport.ErrAuthorizationFailed, transport.ErrRepositoryNotFound} {
+		prefix := sentinel.Error() + ":"
+		i := strings.Index(msg, prefix)
+		if i < 0 || !errors.Is(err, sentinel) {
+			continue
+		}
+		head, body := msg[:i+len(sentinel.Error())], oneLine(msg[i+len(prefix):])
+		if body == "" || strings.EqualFold(body, sentinel.Error()) {
+			return oneLine(head)
+		}
+		if len(body) > 200 {
+			body = body[:200] + "…"
+		}
+		return oneLine(head) + " (the server says: " + body + ")"
+	}
+	return oneLine(msg)
+}
+
+// oneLine joins the non-empty lines of s with " / ".
+func oneLine(s string) string {
+	var kept []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, " / ")
 }
 
 func goGitClass(err error) fault.Class {

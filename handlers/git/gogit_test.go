@@ -1,12 +1,15 @@
 package git
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/initializer/initializer/fault"
 )
@@ -33,6 +36,25 @@ func TestGoGitClass(t *testing.T) {
 	} {
 		if got := goGitClass(tt.err); got != tt.want {
 			t.Errorf("goGitClass(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestGoGitMessage: go-git's errors carrying the server's answer read as
+// one line, without repeating themselves or ending on nothing.
+func TestGoGitMessage(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: %s", transport.ErrAuthenticationRequired, "authentication required\n"), "authentication required"},
+		{fmt.Errorf("%w: %s", transport.ErrRepositoryNotFound, ""), "repository not found"},
+		{fmt.Errorf("%w: %s", transport.ErrAuthorizationFailed, "Forbidden\r\n"), "authorization failed (the server says: Forbidden)"},
+		{fmt.Errorf("%w: %s", transport.ErrRepositoryNotFound, "moved\nto x\n"), "repository not found (the server says: moved / to x)"},
+		{fmt.Errorf("unpack: %w", errors.New("line one\nline two\n")), "unpack: line one / line two"},
+	} {
+		if got := goGitMessage(tt.err); got != tt.want {
+			t.Errorf("goGitMessage(%q) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }
