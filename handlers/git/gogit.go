@@ -262,9 +262,13 @@ func goGitClass(err error) fault.Class {
 	// Errno values implement net.Error (they have Timeout and Temporary
 	// methods): a full or read-only disk under .git would pass for a network
 	// failure and be fetched again in full. Read them as system errors first.
+	// (A connection's errnos, ECONNRESET and the like, have no class there
+	// and go on to the network check.)
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
-		return errnoClass(errno)
+		if c := fault.ClassOf(errno); c != fault.Internal {
+			return c // disk full or read-only, permission, missing file
+		}
 	}
 	if c := classify(err.Error()); c == fault.LocalDisk {
 		return c // a message that lost its errno
@@ -277,17 +281,6 @@ func goGitClass(err error) fault.Class {
 		return c
 	}
 	return fault.Internal
-}
-
-// errnoClass classifies a system error: a network one is transient, a local
-// one takes the class of its cause (disk full or read-only, permission).
-func errnoClass(errno syscall.Errno) fault.Class {
-	switch errno {
-	case syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ETIMEDOUT, syscall.EPIPE,
-		syscall.EHOSTUNREACH, syscall.EHOSTDOWN, syscall.ENETUNREACH, syscall.ENETDOWN, syscall.ENETRESET:
-		return fault.Transient
-	}
-	return fault.ClassOf(errno)
 }
 
 func (e *goGitEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
