@@ -116,6 +116,25 @@ func TestGitTargetFolder(t *testing.T) {
 				}
 			}
 
+			// --path is a link to an empty folder: the clone goes into the
+			// folder, the link stays.
+			target := filepath.Join(t.TempDir(), "x")
+			os.Mkdir(target, 0o755)
+			link := filepath.Join(t.TempDir(), "xl")
+			os.Symlink(target, link)
+			r = clone(t, nil, cat, link, eng)
+			details(t, r)
+			if c, _ := headOf(t, target); c != f.c4 {
+				t.Errorf("clone through a link: HEAD %s, want %s\n%s", c, f.c4, r.Stderr)
+			}
+			if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("the link was replaced: %v", err)
+			}
+			dangling := filepath.Join(t.TempDir(), "dl")
+			os.Symlink(filepath.Join(t.TempDir(), "nowhere"), dangling)
+			r = clone(t, nil, cat, dangling, eng)
+			r.expectCode(t, 2)
+
 			// --path is a mount point (a volume), which cannot be renamed
 			// over: the clone is staged inside it.
 			src := t.TempDir()

@@ -419,6 +419,14 @@ func TestGitFailures(t *testing.T) {
 		writeFile(t, noHosts, name, string(b))
 	}
 	wrongPass := "wrong-" + randomName("pw")
+	// The passphrase-protected key, without its passphrase or with a wrong one.
+	noPassphrase, wrongPassphrase := t.TempDir(), t.TempDir()
+	for _, name := range []string{"id_rsa", "known_hosts"} {
+		b, _ := os.ReadFile(filepath.Join(f.sshSecret, name))
+		writeFile(t, noPassphrase, name, string(b))
+		writeFile(t, wrongPassphrase, name, string(b))
+	}
+	writeFile(t, wrongPassphrase, "ssh_passphrase", wrongPass)
 	cases := []struct {
 		name   string
 		url    string
@@ -433,10 +441,13 @@ func TestGitFailures(t *testing.T) {
 		{name: "no credentials", url: httpURL, code: 3, stderr: "POLYAXON_GIT_CREDENTIALS"},
 		{name: "unknown host key strict", url: sshURL, secret: wrongHosts, extra: []string{"--strict-host-key-checking"}, code: 3, stderr: "SSH"},
 		{name: "unknown host key", url: sshURL, secret: wrongHosts, code: 3, stderr: "known_hosts"},
+		{name: "key passphrase missing", url: sshURL, secret: noPassphrase, code: 3, stderr: "is protected by a passphrase and none was given; add SSH_PASSPHRASE"},
+		{name: "key passphrase wrong", url: sshURL, secret: wrongPassphrase, code: 3, stderr: "the passphrase given (SSH_PASSPHRASE) is wrong"},
 		{name: "no known_hosts strict", url: sshURL, secret: noHosts, extra: []string{"--strict-host-key-checking"}, code: 3, stderr: "no known_hosts"},
 		{name: "missing revision", url: httpURL, rev: "no-such-branch", env: []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.httpPassword}, code: 4, stderr: "no-such-branch"},
 		{name: "missing commit", url: f.env.DaemonURL + "/" + f.name, rev: strings.Repeat("ab", 20), code: 4, stderr: "abab"},
 		{name: "missing repository", url: f.env.DaemonURL + "/no-such-repo.git", code: 4, stderr: "no-such-repo"},
+		{name: "missing repository over http", url: f.env.HTTPURL + "/no-such-repo.git", env: []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.httpPassword}, code: 4, stderr: "not found"},
 		{name: "unreachable server", url: "http://127.0.0.1:1/repo.git", code: 5, stderr: "retries"},
 		{name: "unknown flag", url: httpURL, extra: []string{"--flags", "--depth 1,--mirror"}, code: 2, stderr: "--mirror"},
 	}
@@ -451,6 +462,11 @@ func TestGitFailures(t *testing.T) {
 				}
 				if r.Result["exitCode"] != float64(c.code) {
 					t.Errorf("result = %v", r.Result)
+				}
+				// One line, that neither repeats itself nor ends on nothing.
+				msg, _ := r.Result["error"].(string)
+				if strings.Contains(msg, "\n") || strings.Contains(msg, "required: authentication required") || strings.HasSuffix(msg, ": ") || strings.Contains(msg, ": ;") {
+					t.Errorf("error = %q", msg)
 				}
 				if _, err := os.Stat(dir); err == nil {
 					t.Errorf("a failed clone left %s", dir)

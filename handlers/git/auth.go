@@ -2,12 +2,15 @@ package git
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
@@ -274,4 +277,25 @@ func orNone(dirs []string) string {
 		return "(no folder: the connection has no secret mountPath and POLYAXON_SSH_PATH is unset)"
 	}
 	return strings.Join(dirs, ", ")
+}
+
+// checkKeyPassphrase tells a passphrase-protected SSH key without its
+// passphrase, or with a wrong one, before any connection: ssh would only say
+// "Permission denied (publickey)", and go-git tries the empty passphrase and
+// reports that. Both engines call it, so they fail alike. A key it cannot
+// read otherwise is left to the engine.
+func checkKeyPassphrase(key []byte, passphrase secret.Value, source string) error {
+	_, err := ssh.ParseRawPrivateKey(key)
+	var missing *ssh.PassphraseMissingError
+	if !errors.As(err, &missing) {
+		return nil
+	}
+	pass := passphrase.Reveal()
+	if pass == "" {
+		return fault.New(fault.Auth, "the SSH key %s is protected by a passphrase and none was given; add SSH_PASSPHRASE to the connection's secret", source)
+	}
+	if _, err := ssh.ParseRawPrivateKeyWithPassphrase(key, []byte(pass)); errors.Is(err, x509.IncorrectPasswordError) {
+		return fault.New(fault.Auth, "the SSH key %s: the passphrase given (SSH_PASSPHRASE) is wrong; fix SSH_PASSPHRASE in the connection's secret", source)
+	}
+	return nil
 }

@@ -125,6 +125,12 @@ func configEnv(existing string, config [][2]string) []string {
 func (e *cliEngine) sshCommand(a *auth) (string, []string, error) {
 	args := []string{"ssh", "-o", "LogLevel=ERROR", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"}
 	var env []string
+	if a.key != nil {
+		// ssh would only say "Permission denied (publickey)".
+		if err := checkKeyPassphrase(a.key, a.passphrase, a.keySource); err != nil {
+			return "", nil, err
+		}
+	}
 	if a.key != nil || a.passphrase.Reveal() != "" {
 		dir, err := os.MkdirTemp("", "initializer-git-")
 		if err != nil {
@@ -176,13 +182,20 @@ func (e *cliEngine) run(ctx context.Context, dir string, args ...string) (string
 	cmd := exec.CommandContext(ctx, e.git, args...)
 	cmd.Dir = dir
 	cmd.Env = e.env
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// git runs helpers (git remote-http, ssh, git-lfs) that a signal to git
+	// alone leaves running, orphaned, in a staging folder being removed:
+	// git gets a process group of its own, and the signal goes to all of it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
 	e.log("git", "args", strings.Join(args, " "), "seconds", time.Since(start).Seconds(), "ok", err == nil)
+	if ctx.Err() != nil && cmd.Process != nil {
+		waitGroup(cmd.Process.Pid, cmd.WaitDelay)
+	}
 	if err == nil {
 		return stdout.String(), nil
 	}
@@ -205,6 +218,57 @@ func (e *cliEngine) run(ctx context.Context, dir string, args ...string) (string
 			args[0], e.url, strings.Join(files, ", "), lastLines(dropLines(all, lfsNoise...), 6))
 	}
 	return "", fault.New(classify(msg), "git %s (%s): %s", args[0], e.url, msg)
+}
+
+// waitGroup waits until the processes of group pgid (git's helpers, which
+// outlive git when it is stopped) are gone, killing them once grace has
+// passed. They are not this process's children once git is gone, so it
+// watches the group rather than waiting for them.
+func waitGroup(pgid int, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	killed := false
+	for groupRunning(pgid) {
+		if time.Now().After(deadline) {
+			if killed {
+				return
+			}
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			killed, deadline = true, time.Now().Add(time.Second)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// groupRunning reports whether a process of group pgid still runs. Exited
+// ones stay in the group until whoever adopted them reaps them (PID 1, late
+// or never when it is this process), so zombies do not count.
+func groupRunning(pgid int) bool {
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
 }
 
 // lfsNoise are the lines of a failed LFS smudge that say nothing about

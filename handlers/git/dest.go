@@ -42,6 +42,22 @@ func stagingPrefix(path string) string {
 // inspectDest decides what to do with path for the remote u.
 func inspectDest(conn *connections.Connection, path string, u remote, force bool) (*dest, error) {
 	path = filepath.Clean(path)
+	if li, err := os.Lstat(path); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		// A link to a folder (a volume linked into place): the clone goes
+		// into the folder it leads to, staged next to that folder (its file
+		// system); a rename onto the link itself would fail.
+		real, err := filepath.EvalSymlinks(path)
+		switch {
+		case err == nil && isDir(real):
+			path = real
+		case errors.Is(err, fs.ErrNotExist):
+			if force {
+				return &dest{conn: conn, path: path, fresh: true, replace: true}, nil
+			}
+			to, _ := os.Readlink(path)
+			return nil, fault.New(fault.Usage, "%s: --path %s is a link to %s, which does not exist; create that folder, choose another --path, or pass --force to replace the link", conn, path, to)
+		}
+	}
 	d := &dest{conn: conn, path: path, fresh: true}
 	st, err := os.Stat(path)
 	switch {

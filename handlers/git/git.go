@@ -178,6 +178,24 @@ func (h *Handler) newEngine(req *handlers.Request, sp *spec) (engine, error) {
 // Check validates the connection, its credentials and the revision against
 // the remote without writing anything to --path.
 func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
+	res, err := h.check(ctx, req)
+	return res, stopped(ctx, req, err)
+}
+
+// stopped says that a run was stopped by a signal, when it was, instead of
+// the "context canceled" its steps return.
+func stopped(ctx context.Context, req *handlers.Request, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	why := "stopped by a signal"
+	if cause := context.Cause(ctx); cause != nil && cause.Error() != context.Canceled.Error() {
+		why += " (" + cause.Error() + ")"
+	}
+	return fault.New(fault.Interrupted, "%s: %s", req.Conn, why)
+}
+
+func (h *Handler) check(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
 	sp, err := h.plan(req)
 	if err != nil {
 		return nil, err
@@ -270,6 +288,11 @@ func withRetry[T any](ctx context.Context, log *slog.Logger, delays []time.Durat
 
 // Run brings the repository to req.Path at the requested revision.
 func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
+	res, err := h.run(ctx, req)
+	return res, stopped(ctx, req, err)
+}
+
+func (h *Handler) run(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
 	started := time.Now()
 	sp, err := h.plan(req)
 	if err != nil {

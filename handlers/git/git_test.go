@@ -433,3 +433,63 @@ func TestValidTreePath(t *testing.T) {
 		}
 	}
 }
+
+// A --path that is a link to a folder gets the clone in that folder, the
+// link kept; a link to nothing is refused before anything is fetched.
+func TestDestLink(t *testing.T) {
+	c, _ := keysOf(t, `{"name":"r","kind":"git","schema":{"url":"x"}}`, nil)
+	u, _ := parseRemote("https://h/r.git")
+	root := t.TempDir()
+	target := filepath.Join(root, "volume", "x")
+	os.MkdirAll(target, 0o755)
+	link := filepath.Join(root, "xl")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	d, err := inspectDest(c, link, u, false)
+	if err != nil || !d.fresh {
+		t.Fatalf("link to an empty folder: %+v %v", d, err)
+	}
+	dir, err := d.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "new.txt"), nil, 0o644)
+	if err := d.publish(); err != nil {
+		t.Fatalf("publish through a link: %v", err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "new.txt")); err != nil {
+		t.Errorf("the clone is not in the link's folder: %v", err)
+	}
+	for _, dir := range []string{root, filepath.Dir(target)} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".initializer-tmp") {
+				t.Errorf("staging folder left in %s: %s", dir, e.Name())
+			}
+		}
+	}
+
+	dangling := filepath.Join(root, "dangling")
+	os.Symlink(filepath.Join(root, "nowhere"), dangling)
+	if _, err := inspectDest(c, dangling, u, false); fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("link to nothing: %v", err)
+	}
+	d, err = inspectDest(c, dangling, u, true)
+	if err != nil {
+		t.Fatalf("link to nothing, --force: %v", err)
+	}
+	if dir, err = d.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "new.txt"), nil, 0o644)
+	if err := d.publish(); err != nil {
+		t.Fatalf("publish over a link to nothing, --force: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dangling, "new.txt")); err != nil {
+		t.Errorf("--force did not replace the link to nothing: %v", err)
+	}
+}

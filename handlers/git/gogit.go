@@ -3,7 +3,6 @@ package git
 import (
 	"bufio"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-billy/v5/osfs"
@@ -92,16 +92,15 @@ func goGitAuth(a *auth, u remote) (transport.AuthMethod, error) {
 				return nil, fault.New(fault.Usage, "no SSH key found for %s: put id_rsa (or set POLYAXON_SSH_PRIVATE_KEY to its name) in the connection's secret or in POLYAXON_SSH_PATH", u)
 			}
 		}
+		source := orDefault(a.keySource, "~/.ssh")
+		// Before NewPublicKeys, which tries an empty passphrase on a
+		// protected key and reports bcrypt's complaint about it.
+		if err := checkKeyPassphrase(key, a.passphrase, source); err != nil {
+			return nil, err
+		}
 		pk, err := gitssh.NewPublicKeys(user, key, a.passphrase.Reveal())
 		if err != nil {
-			var missing *ssh.PassphraseMissingError
-			if errors.As(err, &missing) {
-				return nil, fault.New(fault.Auth, "the SSH key %s is protected by a passphrase and none was given; add SSH_PASSPHRASE to the connection's secret", orDefault(a.keySource, "~/.ssh"))
-			}
-			if errors.Is(err, x509.IncorrectPasswordError) || strings.Contains(err.Error(), "decryption password incorrect") {
-				return nil, fault.New(fault.Auth, "the SSH key %s: the passphrase given (SSH_PASSPHRASE) is wrong", orDefault(a.keySource, "~/.ssh"))
-			}
-			return nil, fault.New(fault.Usage, "the SSH key %s cannot be read: %v", orDefault(a.keySource, "~/.ssh"), err)
+			return nil, fault.New(fault.Usage, "the SSH key %s cannot be read: %v", source, err)
 		}
 		if len(a.knownHosts) > 0 {
 			db, err := gitssh.NewKnownHostsDb(a.knownHosts...)
@@ -189,7 +188,57 @@ func (e *goGitEngine) wrap(what string, err error) error {
 	if errors.As(err, &fe) {
 		return err
 	}
-	return fault.New(goGitClass(err), "%s (%s): %s", what, e.url, secret.Scrub(err.Error()))
+	return e.wrapAt(what, e.url.String(), err)
+}
+
+// wrapAt is wrap for an error of the remote at url (a submodule's).
+func (e *goGitEngine) wrapAt(what, url string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fault.Wrap(fe.Class, fmt.Errorf("%s (%s): %w", what, url, err))
+	}
+	return fault.New(goGitClass(err), "%s (%s): %s", what, url, secret.Scrub(goGitMessage(err)))
+}
+
+// goGitMessage is err's message on one line. go-git appends the body of the
+// server's HTTP answer to its errors: "authentication required:
+// authentication required\n" says it twice over two lines, "repository not
+// found: " ends on nothing. The body is kept only when it adds something.
+func goGitMessage(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{transport.ErrAuthenticationRequired, transport.ErrAuthorizationFailed, transport.ErrRepositoryNotFound} {
+		prefix := sentinel.Error() + ":"
+		i := strings.Index(msg, prefix)
+		if i < 0 || !errors.Is(err, sentinel) {
+			continue
+		}
+		head, body := msg[:i+len(sentinel.Error())], oneLine(msg[i+len(prefix):])
+		if body == "" || strings.EqualFold(body, sentinel.Error()) {
+			return oneLine(head)
+		}
+		if len(body) > 200 {
+			body = body[:200] + "…"
+		}
+		return oneLine(head) + " (the server says: " + body + ")"
+	}
+	return oneLine(msg)
+}
+
+// oneLine joins the non-empty lines of s with " / ".
+func oneLine(s string) string {
+	var kept []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, " / ")
 }
 
 func goGitClass(err error) fault.Class {
@@ -209,6 +258,20 @@ func goGitClass(err error) fault.Class {
 		return fault.Auth
 	case strings.Contains(msg, "not our ref"):
 		return fault.NotFound
+	}
+	// Errno values implement net.Error (they have Timeout and Temporary
+	// methods): a full or read-only disk under .git would pass for a network
+	// failure and be fetched again in full. Read them as system errors first.
+	// (A connection's errnos, ECONNRESET and the like, have no class there
+	// and go on to the network check.)
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if c := fault.ClassOf(errno); c != fault.Internal {
+			return c // disk full or read-only, permission, missing file
+		}
+	}
+	if c := classify(err.Error()); c == fault.LocalDisk {
+		return c // a message that lost its errno
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -343,6 +406,12 @@ func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error 
 	if err != nil {
 		return err
 	}
+	return e.wrap("fetch", fetchRepo(ctx, r, f, e.auth))
+}
+
+// fetchRepo fetches f from r's origin: the origin's configured refspecs
+// when f names none.
+func fetchRepo(ctx context.Context, r *gogit.Repository, f fetchSpec, auth transport.AuthMethod) error {
 	var specs []config.RefSpec
 	var byHash []string
 	for _, s := range f.refspecs {
@@ -363,16 +432,18 @@ func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error 
 		// git fetch --unshallow does.
 		depth = math.MaxInt32
 	}
-	err = r.FetchContext(ctx, &gogit.FetchOptions{
+	err := r.FetchContext(ctx, &gogit.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   specs,
 		Depth:      depth,
-		Auth:       e.auth,
+		Auth:       auth,
 		Tags:       gogit.NoTags, // tags are fetched only through explicit refspecs
 		Force:      true,
 	})
 	for _, h := range byHash {
+		// go-git stores a destination outside refs/ as a branch.
 		_ = r.Storer.RemoveReference(plumbing.ReferenceName(h))
+		_ = r.Storer.RemoveReference(plumbing.NewBranchReferenceName(h))
 	}
 	if errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		err = nil
@@ -381,7 +452,7 @@ func (e *goGitEngine) fetch(ctx context.Context, dir string, f fetchSpec) error 
 		// Every branch and tag now has its whole history.
 		err = r.Storer.SetShallow(nil)
 	}
-	return e.wrap("fetch", err)
+	return err
 }
 
 func (e *goGitEngine) commit(ctx context.Context, dir, rev string) (string, error) {
@@ -524,32 +595,112 @@ func (e *goGitEngine) updateSubmodules(ctx context.Context, r *gogit.Repository,
 	if err != nil {
 		return e.wrap("read .gitmodules", err)
 	}
+	idx, err := r.Storer.Index()
+	if err != nil {
+		return e.wrap("read the index", err)
+	}
 	for _, s := range subs {
-		o := &gogit.SubmoduleUpdateOptions{Init: true, RecurseSubmodules: gogit.NoRecurseSubmodules}
-		if shallow {
-			o.Depth = 1
-		}
-		if e.sameHost(r, s.Config().URL) {
-			o.Auth = e.auth
-		}
-		err := s.UpdateContext(ctx, o)
-		if errors.Is(err, gogit.ErrSubmoduleAlreadyInitialized) {
-			err = s.UpdateContext(ctx, &gogit.SubmoduleUpdateOptions{RecurseSubmodules: gogit.NoRecurseSubmodules, Depth: o.Depth, Auth: o.Auth})
-		}
-		if err != nil {
-			return e.wrap("submodule "+prefix+s.Config().Path, err)
-		}
 		p := prefix + s.Config().Path
-		*paths = append(*paths, p)
+		// The commit the parent pins: what git submodule update checks out.
+		entry, err := idx.Entry(s.Config().Path)
+		if err != nil {
+			return e.wrap("submodule "+p, fmt.Errorf("no commit recorded at %s: %w", s.Config().Path, err))
+		}
+		if err := s.Init(); err != nil && !errors.Is(err, gogit.ErrSubmoduleAlreadyInitialized) {
+			return e.wrap("submodule "+p, err)
+		}
 		sr, err := s.Repository()
 		if err != nil {
 			return e.wrap("submodule "+p, err)
 		}
+		var auth transport.AuthMethod
+		if e.sameHost(r, s.Config().URL) {
+			auth = e.auth
+		}
+		if err := fetchPinned(ctx, sr, entry.Hash, shallow, auth); err != nil {
+			return e.wrapAt("submodule "+p, originURL(sr, s.Config().URL), err)
+		}
+		sw, err := sr.Worktree()
+		if err != nil {
+			return e.wrap("submodule "+p, err)
+		}
+		if err := sw.Checkout(&gogit.CheckoutOptions{Hash: entry.Hash}); err != nil {
+			return e.checkoutErr(fmt.Errorf("submodule %s: %w", p, err))
+		}
+		if err := sr.Storer.SetReference(plumbing.NewHashReference(plumbing.HEAD, entry.Hash)); err != nil {
+			return e.wrap("submodule "+p, err)
+		}
+		*paths = append(*paths, p)
 		if err := e.updateSubmodules(ctx, sr, p+"/", shallow, paths, level+1); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// fetchPinned fetches into a submodule's repository the commit its parent
+// pins, which is usually not its branch's tip. With --shallow-submodules it
+// asks for that commit alone at depth 1, as git does (go-git speaks
+// protocol v0, where servers give a commit by its hash only when they allow
+// it: uploadpack.allowReachableSHA1InWant), then for the branches' tips at
+// depth 1; the whole history of the branches comes last, where the commit
+// must be.
+func fetchPinned(ctx context.Context, r *gogit.Repository, h plumbing.Hash, shallow bool, auth transport.AuthMethod) error {
+	have := func() bool {
+		_, err := r.CommitObject(h)
+		return err == nil
+	}
+	if have() {
+		return nil // a re-run: already fetched
+	}
+	// refused: the server will not give the commit by its hash.
+	refused := func(err error) bool {
+		return errors.Is(err, gogit.ErrExactSHA1NotSupported) || goGitClass(err) == fault.NotFound
+	}
+	byHash := fetchSpec{refspecs: []string{h.String()}}
+	if shallow {
+		byHash.depth = 1
+		if err := fetchRepo(ctx, r, byHash, auth); err != nil && !refused(err) {
+			return err
+		}
+		if have() {
+			return nil
+		}
+		if err := fetchRepo(ctx, r, fetchSpec{depth: 1}, auth); err != nil {
+			return err
+		}
+		if have() {
+			return nil
+		}
+	}
+	if err := fetchRepo(ctx, r, fetchSpec{unshallow: true}, auth); err != nil {
+		return err
+	}
+	if have() {
+		return nil
+	}
+	// A commit on no branch may still be reachable from another ref.
+	byHash.depth = 0
+	if err := fetchRepo(ctx, r, byHash, auth); err != nil && !refused(err) {
+		return err
+	}
+	if !have() {
+		return fault.New(fault.NotFound, "commit %s, which the parent repository pins, is on no branch of the submodule's remote", h)
+	}
+	return nil
+}
+
+// originURL is the URL a submodule's repository fetches from (a relative
+// one resolved against the parent's), without credentials; the URL of
+// .gitmodules when it has none.
+func originURL(r *gogit.Repository, fallback string) string {
+	if rm, err := r.Remote("origin"); err == nil && len(rm.Config().URLs) > 0 {
+		fallback = rm.Config().URLs[0]
+	}
+	if u, err := parseRemote(fallback); err == nil {
+		return u.String()
+	}
+	return fallback
 }
 
 // sameHost reports whether a submodule URL (absolute, or relative to r's

@@ -1,0 +1,108 @@
+package integration
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// silentServer accepts connections and never answers: a clone against it
+// waits until it is stopped. It returns its URL and the number of
+// connections accepted so far.
+func silentServer(t *testing.T) (string, func() int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			n.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String(), n.Load
+}
+
+// processesWith returns the command lines of the processes whose command
+// line contains s.
+func processesWith(s string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if cl := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cl, s) {
+			found = append(found, e.Name()+": "+cl)
+		}
+	}
+	return found
+}
+
+// TestGitSIGTERM stops a clone waiting on its server: the run exits 130,
+// says it was stopped by a signal, leaves nothing at --path, and (git CLI)
+// leaves none of git's helper processes running.
+func TestGitSIGTERM(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			url, accepted := silentServer(t)
+			repo := url + "/stalled.git"
+			cat := gitCatalog(t, repo, "", nil, "")
+			dir := filepath.Join(t.TempDir(), "code")
+			cmd := exec.Command(binary, "--catalog", cat, "--connection", "repo", "--path", dir, "--git-engine", eng)
+			cmd.Env = baseEnv(nil)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 20*time.Second, "the clone to reach the server", func() bool { return accepted() > 0 })
+			signalled := time.Now()
+			cmd.Process.Signal(syscall.SIGTERM)
+			err := cmd.Wait()
+			if d := time.Since(signalled); d > 4*time.Second {
+				t.Errorf("the run took %v to stop", d)
+			}
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 130 {
+				t.Fatalf("wait: %v, want exit code 130\n%s", err, stderr.String())
+			}
+			if left := processesWith(repo); len(left) > 0 {
+				t.Errorf("processes of the run still going after it exited:\n%s", strings.Join(left, "\n"))
+			}
+			if !strings.Contains(stderr.String(), "stopped by a signal") || strings.Contains(stderr.String(), "context canceled") {
+				t.Errorf("the error does not say the run was stopped by a signal:\n%s", stderr.String())
+			}
+			entries, _ := os.ReadDir(filepath.Dir(dir))
+			if len(entries) != 0 {
+				t.Errorf("the stopped clone left %v", entries)
+			}
+		})
+	}
+}
