@@ -158,12 +158,12 @@ func parseDocument(errs *[]FieldError, d document) []*Connection {
 		return nil
 	}
 	var out []*Connection
-	for i, v := range vs {
+	for _, v := range vs {
 		name := d.name
 		if len(vs) > 1 {
-			name = fmt.Sprintf("%s (document %d)", d.name, i+1)
+			name = fmt.Sprintf("%s (document at line %d)", d.name, v.line)
 		}
-		out = append(out, parseValue(errs, name, v)...)
+		out = append(out, parseValue(errs, name, v.v)...)
 	}
 	return out
 }
@@ -230,42 +230,64 @@ func isCatalogObject(m map[string]any) bool {
 	return !hasName && !hasKind
 }
 
+// decoded is one document of a catalog file.
+type decoded struct {
+	v    any
+	line int // the file's line the document starts on
+}
+
 // decode turns YAML or JSON into generic values, keeping numbers exact: one
 // value for each YAML document (a file may hold several, separated by
-// "---"). A key given twice in a mapping is an error, not the last one's win.
-func decode(data []byte) ([]any, error) {
-	var out []any
+// "---"; those holding nothing are left out). A key given twice in a
+// mapping is an error, not the last one's win.
+func decode(data []byte) ([]decoded, error) {
 	docs := splitDocuments(data)
-	n := 0
+	var out []decoded
 	for _, doc := range docs {
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		n++
-		j, err := yaml.YAMLToJSONStrict(doc)
-		if err == nil && afterJSON(doc) {
-			err = errors.New("more follows the first JSON value; give one value (a list of connections, or an object)")
-		}
+		v, err := decodeOne(doc.text)
 		if err != nil {
-			if n > 1 {
-				return nil, fmt.Errorf("document %d: %w", n, err)
+			if len(docs) > 1 {
+				return nil, fmt.Errorf("the document starting at line %d: %w", doc.line, err)
 			}
 			return nil, err
 		}
-		dec := json.NewDecoder(bytes.NewReader(j))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
+		if v != nil {
+			out = append(out, decoded{v, doc.line})
 		}
-		out = append(out, v)
 	}
 	return out, nil
 }
 
-// afterJSON reports a document that is a JSON value followed by more than a
-// comment, such as two objects one after the other: YAML reads the first
-// and drops the rest.
+// decodeOne decodes one YAML document.
+func decodeOne(text []byte) (any, error) {
+	trimmed := bytes.TrimSpace(text)
+	if len(trimmed) == 0 {
+		return nil, nil
+	}
+	j, err := yaml.YAMLToJSONStrict(text)
+	if err != nil && bytes.Contains(text, []byte("<<")) {
+		// The strict reading takes a key that overrides a merged one
+		// (<<: *anchor, then name: b) for a key given twice: a document
+		// with merge keys is read as YAML reads it.
+		j, err = yaml.YAMLToJSON(text)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if (trimmed[0] == '{' || trimmed[0] == '[') && afterJSON(trimmed) {
+		return nil, errors.New("more follows the first JSON value; give one value (a list of connections, or an object)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// afterJSON reports a JSON value followed by more than a comment, such as
+// two objects one after the other: YAML reads the first and drops the rest.
 func afterJSON(doc []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	var v any
@@ -276,22 +298,32 @@ func afterJSON(doc []byte) bool {
 	return len(rest) > 0 && rest[0] != '#'
 }
 
+// yamlDoc is one document of a YAML stream.
+type yamlDoc struct {
+	text []byte
+	line int // the stream's line the text starts on
+}
+
 // splitDocuments splits a YAML stream at its document markers: a line that
 // is "---" or starts with "--- " begins a document, a line "..." ends one.
-func splitDocuments(data []byte) [][]byte {
-	var docs [][]byte
-	var cur []byte
+func splitDocuments(data []byte) []yamlDoc {
+	var docs []yamlDoc
+	cur := yamlDoc{line: 1}
+	n := 0
 	for line := range bytes.Lines(data) {
+		n++
 		t := bytes.TrimRight(line, " \t\r\n")
 		switch {
 		case bytes.Equal(t, []byte("---")) || bytes.HasPrefix(line, []byte("--- ")) || bytes.HasPrefix(line, []byte("---\t")):
 			docs = append(docs, cur)
-			cur = append([]byte(nil), line[3:]...)
+			// Blank lines in place of those before it: the parser's line
+			// numbers are the stream's.
+			cur = yamlDoc{text: append(bytes.Repeat([]byte("\n"), n-1), line[3:]...), line: n}
 		case bytes.Equal(t, []byte("...")):
 			docs = append(docs, cur)
-			cur = nil
+			cur = yamlDoc{text: bytes.Repeat([]byte("\n"), n), line: n + 1}
 		default:
-			cur = append(cur, line...)
+			cur.text = append(cur.text, line...)
 		}
 	}
 	return append(docs, cur)

@@ -188,6 +188,22 @@ func TestParseDocuments(t *testing.T) {
 			t.Errorf("Parse(%q) has %s, want a,b", doc, got)
 		}
 	}
+	// YAML that starts like JSON (a quoted key), merge keys that override
+	// a merged key, a comment before the first marker: all read as YAML.
+	for _, doc := range []string{
+		"\"connections\":\n  - \"name\": \"a\"\n    \"kind\": \"slack\"\n  - {\"name\": \"b\", \"kind\": \"slack\"}\n",
+		"connections:\n  - &base\n    name: a\n    kind: slack\n  - <<: *base\n    name: b\n",
+		"# a header\n---\n- {name: a, kind: slack}\n---\n- {name: b, kind: slack}\n",
+	} {
+		cat, err := Parse([]byte(doc), "doc")
+		if err != nil {
+			t.Errorf("Parse(%q): %v", doc, err)
+			continue
+		}
+		if got := strings.Join(cat.Names(), ","); got != "a,b" {
+			t.Errorf("Parse(%q) has %s, want a,b", doc, got)
+		}
+	}
 	// A line that only starts with dashes is content, not a marker.
 	cat, err := Parse([]byte("name: a\nkind: slack\ndescription: |\n  ---not a marker\n"), "doc")
 	if err != nil || cat.Connections[0].Description != "---not a marker\n" {
@@ -225,8 +241,10 @@ func TestValidationErrors(t *testing.T) {
 		{"- {name: a, kind: gcs, schema: {bucket: 'gs://a', bucket: 'gs://b'}}", `key "bucket" already set`},
 		{`[{"name":"a","kind":"gcs","schema":{"bucket":"gs://a","bucket":"gs://b"}}]`, `key "bucket" already set`},
 		{`{"name":"a","kind":"slack"} {"name":"b","kind":"slack"}`, `more follows the first JSON value`},
-		{"- {name: a, kind: slack}\n---\n- {name: b, kind: slack, bad: 1}\n", `(doc (document 2) [0]): field bad: unknown field`},
-		{"- {name: a, kind: slack}\n---\n- {name: b, kind: [\n", `not valid YAML or JSON: document 2:`},
+		{"- {name: a, kind: slack}\n---\n- {name: b, kind: slack, bad: 1}\n", `(doc (document at line 2) [0]): field bad: unknown field`},
+		{"- {name: a, kind: slack}\n---\n- {name: b, kind: [\n", `not valid YAML or JSON: the document starting at line 2: yaml: line 3:`},
+		{"- {name: a, kind: slack}\n---\n- name: b\n  kind: slack\n  kind: ssh\n", `line 5: key "kind" already set`},
+		{"# header\n---\n- {name: a, kind: slack, bad: 1}\n", `(doc [0]): field bad: unknown field`},
 	} {
 		_, err := Parse([]byte(tt.doc), "doc")
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

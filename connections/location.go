@@ -149,8 +149,10 @@ func parseLocation(kind Kind, raw string) (Location, string) {
 }
 
 // shownURL is a bucket URL as errors may quote it: without a query (an
-// https URL's may hold a SAS signature) and without the password of any
-// user:password@ before the host.
+// https URL's may hold a SAS signature) and without what may be credentials
+// before an @: the password of a user:password@ (a password may hold a
+// slash, so the last @ counts), and for s3 and gs the whole user part (no
+// bucket name holds an @; for wasb the part before the @ is the container).
 func shownURL(raw string) string {
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i] + "?" + secret.Redacted
@@ -159,16 +161,18 @@ func shownURL(raw string) string {
 	if !ok {
 		return raw
 	}
-	netloc, path, hasPath := strings.Cut(rest, "/")
-	if at := strings.LastIndexByte(netloc, '@'); at >= 0 {
-		if c := strings.IndexByte(netloc[:at], ':'); c >= 0 {
-			netloc = netloc[:c+1] + secret.Redacted + netloc[at:]
-		}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return raw
 	}
-	if hasPath {
-		return scheme + "://" + netloc + "/" + path
+	switch user := rest[:at]; {
+	case strings.Contains(user, ":"):
+		c := strings.IndexByte(user, ':')
+		return scheme + "://" + user[:c+1] + secret.Redacted + rest[at:]
+	case !strings.Contains(user, "/") && slices.Contains([]string{"s3", "gs", "gcs"}, strings.ToLower(scheme)):
+		return scheme + "://" + secret.Redacted + rest[at:]
 	}
-	return scheme + "://" + netloc
+	return raw
 }
 
 // IsLocalHost reports a loopback host (with or without a port), where Azure

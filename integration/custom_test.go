@@ -85,7 +85,7 @@ connections:
 `, secretDir, cmDir))
 	out := filepath.Join(t.TempDir(), "target")
 	r := cli(t, []string{"RECORD_RESULT=1", "RECORD_ECHO_VAR=password"},
-		"--catalog", cat, "-c", "warehouse", "--path", out, "--handler", recordHandler(t), "--paths", "a:b", "--workers", "3")
+		"--catalog", cat, "-c", "warehouse", "--path", out, "--handler", recordHandler(t), "--paths", "a:b", "--workers", "3", "--checksum")
 	r.expectCode(t, 0)
 
 	// Output relayed; the secret the handler printed is blanked.
@@ -127,6 +127,7 @@ connections:
 		"INITIALIZER_PATHS":                    `[{"dst":"b","src":"a"}]`,
 		"INITIALIZER_WORKERS":                  "3",
 		"INITIALIZER_FORCE":                    "false",
+		"INITIALIZER_CHECKSUM":                 "true",
 		"INITIALIZER_SECRET_DIR":               secretDir,
 		"INITIALIZER_CONFIG_MAP_DIR":           cmDir,
 		"INITIALIZER_SCHEMA_HOST":              "127.0.0.1",

@@ -123,6 +123,7 @@ func (h *Handler) environment(req *handlers.Request, resultFile string) ([]strin
 		"INITIALIZER_PATHS=" + string(pathsJSON),
 		"INITIALIZER_WORKERS=" + strconv.Itoa(req.Workers),
 		"INITIALIZER_FORCE=" + strconv.FormatBool(req.Force),
+		"INITIALIZER_CHECKSUM=" + strconv.FormatBool(req.Checksum),
 		"INITIALIZER_RESULT=" + resultFile,
 	}
 	dirVar := map[string]string{"secret": "INITIALIZER_SECRET_DIR", "configMap": "INITIALIZER_CONFIG_MAP_DIR"}

@@ -224,12 +224,16 @@ func (d *dest) publish() error {
 	}
 	// Renaming onto nothing creates the folder. An empty folder is replaced
 	// by the clone with rename(2), which os.Rename refuses, and the clone
-	// takes its mode and owner; one that holds only lost+found or a killed
-	// run's leftovers gets the clone's entries moved in.
+	// takes its mode and owner. Where it cannot be replaced, the clone's
+	// entries are moved into it: it holds lost+found or a killed run's
+	// leftovers, it is a link, or it may not be replaced by this user (a
+	// folder of another owner in a sticky parent) or at all (busy).
 	if st, err := os.Stat(d.path); err == nil && st.IsDir() {
 		keepMode(d.staging, st)
 		err := unix.Rename(d.staging, d.path)
-		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+		switch {
+		case errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENOTDIR),
+			errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES), errors.Is(err, unix.EBUSY):
 			err = d.moveUp()
 		}
 		if err != nil {

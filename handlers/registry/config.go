@@ -40,6 +40,10 @@ func parseConfig(data []byte) (configFile, error) {
 	if c == nil {
 		return nil, errors.New("is not a JSON object")
 	}
+	if dec.More() || len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		// The docker CLI refuses such a file; merging would drop the rest.
+		return nil, errors.New("is not valid JSON (more follows the first object)")
+	}
 	for _, k := range []string{"auths", "credHelpers"} {
 		if _, err := c.section(k); err != nil {
 			return nil, fmt.Errorf("is not a valid docker config: %w", err)

@@ -120,6 +120,8 @@ func TestParseConfigRejects(t *testing.T) {
 		`null`:                 "is not a JSON object",
 		`{"auths": []}`:        `is not a valid docker config: "auths" is not a JSON object`,
 		`{"credHelpers": "x"}`: `is not a valid docker config: "credHelpers" is not a JSON object`,
+		`{"auths":{}} {"x":1}`: "is not valid JSON (more follows the first object)",
+		`{"auths":{}} x`:       "is not valid JSON (more follows the first object)",
 	} {
 		if _, err := parseConfig([]byte(in)); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("parseConfig(%s): %v, want %q", in, err, want)
