@@ -178,19 +178,8 @@ func TestParseDocuments(t *testing.T) {
 		"---\n# the first\nname: a\nkind: slack\n--- # the second\nname: b\nkind: slack\n...\n",
 		"--- {name: a, kind: slack}\n--- {name: b, kind: slack}\n---\n",
 		"connections:\n  - name: a\n    kind: slack\n---\n\n---\nconnections: [{name: b, kind: slack}]\n",
-	} {
-		cat, err := Parse([]byte(doc), "doc")
-		if err != nil {
-			t.Errorf("Parse(%q): %v", doc, err)
-			continue
-		}
-		if got := strings.Join(cat.Names(), ","); got != "a,b" {
-			t.Errorf("Parse(%q) has %s, want a,b", doc, got)
-		}
-	}
-	// YAML that starts like JSON (a quoted key), merge keys that override
-	// a merged key, a comment before the first marker: all read as YAML.
-	for _, doc := range []string{
+		// YAML that starts like JSON (a quoted key), merge keys that
+		// override a merged key, a comment before the first marker.
 		"\"connections\":\n  - \"name\": \"a\"\n    \"kind\": \"slack\"\n  - {\"name\": \"b\", \"kind\": \"slack\"}\n",
 		"connections:\n  - &base\n    name: a\n    kind: slack\n  - <<: *base\n    name: b\n",
 		"# a header\n---\n- {name: a, kind: slack}\n---\n- {name: b, kind: slack}\n",

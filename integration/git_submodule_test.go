@@ -38,14 +38,7 @@ func TestGitShallowSubmodulePinned(t *testing.T) {
 					if allowSHA {
 						gitCmd(t, filepath.Join(f.env.Root, strings.TrimSuffix(f.name, ".git")+"-sub.git"), "config", "uploadpack.allowReachableSHA1InWant", "true")
 					}
-					var env []string
-					if tr.env != nil {
-						env = tr.env(f)
-					}
-					secretDir := ""
-					if tr.secret != nil {
-						secretDir = tr.secret(f)
-					}
+					env, secretDir := tr.credentials(f)
 					cat := gitCatalog(t, tr.url(f), "", []string{"--recurse-submodules", "--shallow-submodules"}, secretDir)
 					dir := filepath.Join(t.TempDir(), "code")
 					r := clone(t, env, cat, dir, eng)

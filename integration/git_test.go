@@ -161,6 +161,18 @@ type transport struct {
 	env    func(f *gitFixture) []string
 }
 
+// credentials returns the transport's credentials for f: the environment
+// to run with and the secret folder ("" for none).
+func (tr transport) credentials(f *gitFixture) (env []string, secretDir string) {
+	if tr.env != nil {
+		env = tr.env(f)
+	}
+	if tr.secret != nil {
+		secretDir = tr.secret(f)
+	}
+	return env, secretDir
+}
+
 var transports = []transport{
 	{
 		name: "http",
@@ -288,14 +300,7 @@ func TestGitRevisions(t *testing.T) {
 	for _, tr := range transports {
 		for _, eng := range engines {
 			t.Run(tr.name+"/"+eng, func(t *testing.T) {
-				var env []string
-				if tr.env != nil {
-					env = tr.env(f)
-				}
-				secretDir := ""
-				if tr.secret != nil {
-					secretDir = tr.secret(f)
-				}
+				env, secretDir := tr.credentials(f)
 				for _, c := range cases {
 					t.Run(c.name, func(t *testing.T) {
 						dir := filepath.Join(t.TempDir(), "code")
@@ -345,14 +350,7 @@ func TestGitSubmodulesAndRerun(t *testing.T) {
 		for _, eng := range engines {
 			t.Run(tr.name+"/"+eng, func(t *testing.T) {
 				f := newGitFixture(t)
-				var env []string
-				if tr.env != nil {
-					env = tr.env(f)
-				}
-				secretDir := ""
-				if tr.secret != nil {
-					secretDir = tr.secret(f)
-				}
+				env, secretDir := tr.credentials(f)
 				cat := gitCatalog(t, tr.url(f), "main", []string{"--recurse-submodules", "--depth 1"}, secretDir)
 				dir := filepath.Join(t.TempDir(), "code")
 				r := clone(t, env, cat, dir, eng)

@@ -178,12 +178,6 @@ func (e *goGitEngine) close() {
 
 // wrap classifies a go-git error and names the URL.
 func (e *goGitEngine) wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		return err
