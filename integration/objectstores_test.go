@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"io"
@@ -241,6 +243,9 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// kmsKeyName names the KMS key of a private MinIO.
+const kmsKeyName = "test-key"
+
 func newPrivateServer(t *testing.T, kind string) *privateServer {
 	env := testenv.Load(t)
 	tools := env.Get("TOOLS_BIN")
@@ -248,9 +253,13 @@ func newPrivateServer(t *testing.T, kind string) *privateServer {
 	s3 := env.S3()
 	switch kind {
 	case "s3":
+		// A static KMS key (kmsKeyName), for objects encrypted with SSE-KMS.
+		kmsKey := make([]byte, 32)
+		rand.Read(kmsKey)
 		p.argv = func(port int, data string) ([]string, []string) {
 			return []string{filepath.Join(tools, "minio"), "server", filepath.Join(data, "data"), "--address", fmt.Sprintf("127.0.0.1:%d", port), "--certs-dir", filepath.Join(data, "certs"), "--quiet"},
-				[]string{"HOME=" + data, "MINIO_ROOT_USER=" + s3.AccessKeyID, "MINIO_ROOT_PASSWORD=" + s3.SecretAccessKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off"}
+				[]string{"HOME=" + data, "MINIO_ROOT_USER=" + s3.AccessKeyID, "MINIO_ROOT_PASSWORD=" + s3.SecretAccessKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off",
+					"MINIO_KMS_SECRET_KEY=" + kmsKeyName + ":" + base64.StdEncoding.EncodeToString(kmsKey)}
 		}
 	case "wasb":
 		p.argv = func(port int, data string) ([]string, []string) {

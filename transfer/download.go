@@ -174,7 +174,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	}
 	err := g.Wait()
 	if n := d.noHash.Load(); n > 0 {
-		opts.Log.Warn("--checksum: the store keeps no hash of some objects (S3 multipart uploads, Azure blobs uploaded in blocks); they were compared by size and modification time", "objects", n)
+		opts.Log.Warn("--checksum: the store keeps no hash of some objects (S3 multipart uploads or objects encrypted with KMS or a customer key, Azure blobs uploaded in blocks); they were compared by size and modification time", "objects", n)
 	}
 	if err == nil {
 		if serr := fsutil.Syncfs(root); serr != nil {
@@ -608,6 +608,18 @@ func (d *downloader) upToDate(ctx context.Context, o object) (same bool, old int
 		return false, 0, d.localFault(err)
 	}
 	if h.check() != nil {
+		if _, ok := d.opts.Provider.(ETagDigests); ok && o.md5 != nil && o.real == "" {
+			// The listed MD5 may be no MD5 at all (an encrypted object's
+			// ETag): the object's attributes tell.
+			attrs, err := d.head(ctx, o.key)
+			if err != nil {
+				return false, 0, err
+			}
+			if !d.md5Usable(attrs.As) {
+				d.noHash.Add(1)
+				return sameTime(st.ModTime(), o.modTime), st.Size(), nil
+			}
+		}
 		return false, st.Size(), nil
 	}
 	if !sameTime(st.ModTime(), o.modTime) {
@@ -776,10 +788,20 @@ func sameTime(local, remote time.Time) bool {
 // setAttrs gives o the size, time and checksums of attrs.
 func (d *downloader) setAttrs(o *object, attrs *blob.Attributes) {
 	o.size, o.modTime, o.md5 = attrs.Size, attrs.ModTime, attrs.MD5
+	if !d.md5Usable(attrs.As) {
+		o.md5 = nil
+	}
 	o.crc, o.hasCRC = 0, false
 	if d.opts.Provider != nil {
 		o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
 	}
+}
+
+// md5Usable reports whether an object's MD5 is one of its content, from the
+// As function of its attributes or of a reader (ETagDigests).
+func (d *downloader) md5Usable(as func(any) bool) bool {
+	ed, ok := d.opts.Provider.(ETagDigests)
+	return !ok || ed.MD5Usable(as)
 }
 
 // refresh reloads o's attributes. An object read by its real key
@@ -838,6 +860,9 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 			return err
 		}
 		modTime = r.ModTime()
+		if ar, ok := r.(interface{ As(any) bool }); ok && o.md5 != nil && !d.md5Usable(ar.As) {
+			o.md5 = nil // encrypted with KMS or a customer key: the ETag is no MD5
+		}
 		h := newVerifier(o)
 		n, err := copyPooled(io.MultiWriter(f, h), r, &d.prog.Live, false)
 		if errors.Is(err, ErrChecksumMismatch) || err != nil && d.opts.Classify(err) == fault.Integrity {

@@ -32,6 +32,16 @@ type Provider interface {
 	BeforeWrite() func(as func(any) bool) error
 }
 
+// ETagDigests is implemented by Providers whose listed MD5 (read from an
+// ETag) is not always one of the content: S3's of an object encrypted with
+// KMS or a customer's key. The listing cannot tell; the object's attributes
+// and a reader's answer can.
+type ETagDigests interface {
+	// MD5Usable reports whether the object's MD5 may be checked against
+	// its content, from the As function of its attributes or of a reader.
+	MD5Usable(as func(any) bool) bool
+}
+
 // UploadDigests is implemented by Providers whose store answers an upload
 // with the MD5 it computed of what it received (S3's ETag of a single
 // request, GCS's object resource, Azure's answer to a Put Blob). An upload

@@ -621,13 +621,40 @@ func (s3Provider) WatchUpload(ctx context.Context, _ *blob.WriterOptions) (conte
 var recordPutDigest = middleware.InitializeMiddlewareFunc("RecordPutDigest", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 	out, md, err := next.HandleInitialize(ctx, in)
 	if d, ok := ctx.Value(putDigestKey{}).(*putDigest); ok && err == nil {
-		if o, ok := out.Result.(*s3.PutObjectOutput); ok && o.SSECustomerAlgorithm == nil &&
-			!strings.HasPrefix(string(o.ServerSideEncryption), "aws:kms") {
+		if o, ok := out.Result.(*s3.PutObjectOutput); ok && etagIsMD5(string(o.ServerSideEncryption), aws.ToString(o.SSECustomerAlgorithm)) {
 			d.md5 = etagMD5(aws.ToString(o.ETag))
 		}
 	}
 	return out, md, err
 })
+
+// etagIsMD5 reports whether the ETag of a single-request object is the MD5
+// of its content, from its server-side encryption and customer key
+// algorithm: not when it is encrypted with KMS (aws:kms, aws:kms:dsse) or a
+// customer's key (SSE-C).
+func etagIsMD5(sse, customerAlgorithm string) bool {
+	return customerAlgorithm == "" && !strings.HasPrefix(sse, "aws:kms")
+}
+
+// MD5Usable implements transfer.ETagDigests: an object encrypted with KMS
+// or a customer key is listed with an ETag that is no MD5 of its content.
+// as is a reader's (the SDK's GetObjectOutput, or the signed GET's headers)
+// or attributes' (HeadObjectOutput).
+func (s3Provider) MD5Usable(as func(any) bool) bool {
+	var h http.Header
+	if as(&h) {
+		return etagIsMD5(h.Get("X-Amz-Server-Side-Encryption"), h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm"))
+	}
+	var get s3.GetObjectOutput
+	if as(&get) {
+		return etagIsMD5(string(get.ServerSideEncryption), aws.ToString(get.SSECustomerAlgorithm))
+	}
+	var head s3.HeadObjectOutput
+	if as(&head) {
+		return etagIsMD5(string(head.ServerSideEncryption), aws.ToString(head.SSECustomerAlgorithm))
+	}
+	return true
+}
 
 // etagMD5 returns the MD5 an ETag holds, or nil for one that is not an MD5
 // (a multipart upload's).

@@ -81,7 +81,7 @@ func (p s3Provider) ReadWhole(ctx context.Context, b *blob.Bucket, key string) (
 	if err != nil {
 		return nil, true, err
 	}
-	r := &objectBody{ReadCloser: resp.Body, size: resp.ContentLength}
+	r := &objectBody{ReadCloser: resp.Body, size: resp.ContentLength, header: resp.Header}
 	if r.size < 0 {
 		resp.Body.Close()
 		return nil, true, fmt.Errorf("s3: GET %q: the answer has no Content-Length", key)
@@ -202,8 +202,8 @@ func (p s3Provider) PutWhole(ctx context.Context, b *blob.Bucket, key string, da
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if d, ok := ctx.Value(putDigestKey{}).(*putDigest); ok && resp.Header.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") == "" &&
-		!strings.HasPrefix(resp.Header.Get("X-Amz-Server-Side-Encryption"), "aws:kms") {
+	if d, ok := ctx.Value(putDigestKey{}).(*putDigest); ok &&
+		etagIsMD5(resp.Header.Get("X-Amz-Server-Side-Encryption"), resp.Header.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm")) {
 		d.md5 = etagMD5(resp.Header.Get("ETag"))
 	}
 	return true, nil
@@ -326,10 +326,21 @@ type objectBody struct {
 	io.ReadCloser
 	size    int64
 	modTime time.Time
+	header  http.Header // the answer's headers, for As
 }
 
 func (o *objectBody) Size() int64        { return o.size }
 func (o *objectBody) ModTime() time.Time { return o.modTime }
+
+// As gives the answer's headers (*http.Header), as a blob.Reader gives the
+// SDK's output.
+func (o *objectBody) As(i any) bool {
+	p, ok := i.(*http.Header)
+	if ok && o.header != nil {
+		*p = o.header
+	}
+	return ok && o.header != nil
+}
 
 // responseError turns a failed answer into the error the SDK would return
 // for it: an HTTP response error carrying S3's error code and message.
