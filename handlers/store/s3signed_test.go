@@ -23,6 +23,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"gocloud.dev/blob"
@@ -329,6 +330,55 @@ func TestClockSkew(t *testing.T) {
 	} {
 		if d, ok := clockSkew(err, now); ok {
 			t.Errorf("%v: skew %v", err, d)
+		}
+	}
+}
+
+// MD5Usable reads the encryption of an object from each As form a download
+// meets: the signed GET's headers, the SDK's GetObject and HeadObject outputs.
+func TestS3MD5Usable(t *testing.T) {
+	asOf := func(v any) func(any) bool {
+		return func(i any) bool {
+			switch p := i.(type) {
+			case *http.Header:
+				h, ok := v.(http.Header)
+				if ok {
+					*p = h
+				}
+				return ok
+			case *s3.GetObjectOutput:
+				o, ok := v.(s3.GetObjectOutput)
+				if ok {
+					*p = o
+				}
+				return ok
+			case *s3.HeadObjectOutput:
+				o, ok := v.(s3.HeadObjectOutput)
+				if ok {
+					*p = o
+				}
+				return ok
+			}
+			return false
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		v    any
+		want bool
+	}{
+		{"plain GET", http.Header{}, true},
+		{"SSE-S3 GET", http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}}, true},
+		{"SSE-KMS GET", http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}}, false},
+		{"SSE-C GET", http.Header{"X-Amz-Server-Side-Encryption-Customer-Algorithm": {"AES256"}}, false},
+		{"SDK GET, DSSE-KMS", s3.GetObjectOutput{ServerSideEncryption: types.ServerSideEncryptionAwsKmsDsse}, false},
+		{"SDK GET, plain", s3.GetObjectOutput{}, true},
+		{"HEAD, SSE-C", s3.HeadObjectOutput{SSECustomerAlgorithm: aws.String("AES256")}, false},
+		{"HEAD, SSE-S3", s3.HeadObjectOutput{ServerSideEncryption: types.ServerSideEncryptionAes256}, true},
+		{"nothing to tell", nil, true},
+	} {
+		if got := (s3Provider{}).MD5Usable(asOf(tt.v)); got != tt.want {
+			t.Errorf("%s: MD5Usable = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
