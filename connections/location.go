@@ -16,6 +16,7 @@ type Location struct {
 	Scheme string // as written, lower-cased: s3, gs, gcs, wasb, wasbs, https, az, abfs, abfss
 	Bucket string // S3/GCS bucket, Azure container
 	Prefix string // key prefix: no leading or trailing slash, "" for the whole bucket
+	Dir    bool   // the URL ends with a slash after a prefix: a folder, never one object
 
 	// Azure only.
 	Account string     // storage account named by the URL, "" when it names none
@@ -92,6 +93,7 @@ func parseLocation(kind Kind, raw string) (Location, string) {
 			loc.SAS = q
 		}
 	}
+	dir := strings.HasSuffix(path, "/")
 	path = strings.Trim(path, "/")
 
 	switch scheme {
@@ -145,6 +147,7 @@ func parseLocation(kind Kind, raw string) (Location, string) {
 			return bad("container name: %v", err)
 		}
 	}
+	loc.Dir = dir && loc.Prefix != ""
 	return loc, ""
 }
 

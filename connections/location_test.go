@@ -16,11 +16,11 @@ func TestParseLocation(t *testing.T) {
 	}{
 		{S3, "s3://b", Location{Scheme: "s3", Bucket: "b"}, "s3://b"},
 		{S3, "s3://b/", Location{Scheme: "s3", Bucket: "b"}, "s3://b"},
-		{S3, "s3://b/deep/prefix/", Location{Scheme: "s3", Bucket: "b", Prefix: "deep/prefix"}, "s3://b/deep/prefix"},
-		{S3, "S3://b//p//", Location{Scheme: "s3", Bucket: "b", Prefix: "p"}, "s3://b/p"},
+		{S3, "s3://b/deep/prefix/", Location{Scheme: "s3", Bucket: "b", Prefix: "deep/prefix", Dir: true}, "s3://b/deep/prefix"},
+		{S3, "S3://b//p//", Location{Scheme: "s3", Bucket: "b", Prefix: "p", Dir: true}, "s3://b/p"},
 		{S3, "s3://b/with space/ü%20x", Location{Scheme: "s3", Bucket: "b", Prefix: "with space/ü%20x"}, "s3://b/with space/ü%20x"},
 		{GCS, "gs://b/p", Location{Scheme: "gs", Bucket: "b", Prefix: "p"}, "gs://b/p"},
-		{GCS, "gcs://b/p/q/", Location{Scheme: "gcs", Bucket: "b", Prefix: "p/q"}, "gcs://b/p/q"},
+		{GCS, "gcs://b/p/q/", Location{Scheme: "gcs", Bucket: "b", Prefix: "p/q", Dir: true}, "gcs://b/p/q"},
 		{GCS, "gs://b", Location{Scheme: "gs", Bucket: "b"}, "gs://b"},
 		{WASB, "wasbs://container@account.blob.core.windows.net/p",
 			Location{Scheme: "wasbs", Bucket: "container", Prefix: "p", Account: "account", Host: "account.blob.core.windows.net", Service: "https://account.blob.core.windows.net"},
@@ -38,7 +38,7 @@ func TestParseLocation(t *testing.T) {
 			Location{Scheme: "https", Bucket: "container", Account: "account", Host: "account.blob.core.windows.net", Service: "https://account.blob.core.windows.net"},
 			"https://account.blob.core.windows.net/container"},
 		{WASB, "https://127.0.0.1:10000/devstoreaccount1/container/p/",
-			Location{Scheme: "https", Bucket: "container", Prefix: "p", Account: "devstoreaccount1", Host: "127.0.0.1:10000", Service: "https://127.0.0.1:10000/devstoreaccount1"},
+			Location{Scheme: "https", Bucket: "container", Prefix: "p", Dir: true, Account: "devstoreaccount1", Host: "127.0.0.1:10000", Service: "https://127.0.0.1:10000/devstoreaccount1"},
 			"https://127.0.0.1:10000/devstoreaccount1/container/p"},
 		{WASB, "az://container/p", Location{Scheme: "az", Bucket: "container", Prefix: "p"}, "az://container/p"},
 		{WASB, "abfs://container/p/q", Location{Scheme: "abfs", Bucket: "container", Prefix: "p/q"}, "abfs://container/p/q"},
@@ -53,7 +53,8 @@ func TestParseLocation(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.Scheme != tt.want.Scheme || got.Bucket != tt.want.Bucket || got.Prefix != tt.want.Prefix ||
-				got.Account != tt.want.Account || got.Host != tt.want.Host || got.Service != tt.want.Service || got.SAS != nil {
+				got.Account != tt.want.Account || got.Host != tt.want.Host || got.Service != tt.want.Service || got.SAS != nil ||
+				got.Dir != tt.want.Dir {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 			if d := got.Display(); d != tt.display {

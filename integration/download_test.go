@@ -25,7 +25,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/integration/testenv"
@@ -856,5 +859,77 @@ func TestDownloadS3EncryptedObjects(t *testing.T) {
 	r.expectCode(t, 0)
 	if got, _ := os.ReadFile(filepath.Join(one, "large.bin")); !bytes.Equal(got, objects["ds/large.bin"]) {
 		t.Error("large.bin named alone: wrong content")
+	}
+}
+
+// scopedCredentials returns temporary credentials from MinIO's STS whose
+// session policy is policy (JSON), as a secret folder for an s3 connection.
+func scopedCredentials(t *testing.T, policy string) string {
+	t.Helper()
+	s := testenv.Load(t).S3()
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(s.Region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(s.Endpoint) })
+	out, err := client.AssumeRole(context.Background(), &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:aws:iam::123456789012:role/scoped"), RoleSessionName: aws.String("scoped"), Policy: aws.String(policy)})
+	if err != nil {
+		t.Fatalf("AssumeRole: %v", err)
+	}
+	return secretDir(t, map[string]string{
+		"AWS_ACCESS_KEY_ID": aws.ToString(out.Credentials.AccessKeyId), "AWS_SECRET_ACCESS_KEY": aws.ToString(out.Credentials.SecretAccessKey),
+		"AWS_SESSION_TOKEN": aws.ToString(out.Credentials.SessionToken), "AWS_ENDPOINT_URL": s.Endpoint, "AWS_REGION": s.Region,
+	})
+}
+
+// TestDownloadPrefixScopedCredentials: AWS's usual per-folder policy
+// grants the listing of a prefix and the objects below it, not the key of
+// the prefix itself, whose HEAD is refused. A run and a check of the prefix
+// work all the same; so does a single object with credentials that may
+// read it but not list the bucket.
+func TestDownloadPrefixScopedCredentials(t *testing.T) {
+	st := minioStore(t, "")
+	bucket := st.newBucket(t)
+	for _, k := range []string{"ds/big/a.txt", "ds/big/sub/b.txt", "ds/other.txt"} {
+		st.put(t, bucket, k, strings.NewReader(k), int64(len(k)))
+	}
+	prefixOnly := scopedCredentials(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::%[1]s"],"Condition":{"StringLike":{"s3:prefix":["ds/big/*","ds/big/"]}}},
+		{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/ds/big/*"]}]}`, bucket))
+	env := []string{"AWS_EC2_METADATA_DISABLED=true"}
+	for _, url := range []string{"s3://" + bucket + "/ds/big", "s3://" + bucket + "/ds/big/"} {
+		cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: %q}, secret: {name: s3-creds, mountPath: %q}}`, url, prefixOnly))
+		cli(t, env, "check", "--catalog", cat, "--connection", "data").expectCode(t, 0)
+		dst := t.TempDir()
+		r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst)
+		r.expectCode(t, 0)
+		if got, _ := os.ReadFile(filepath.Join(dst, "sub", "b.txt")); string(got) != "ds/big/sub/b.txt" || countFiles(dst) != 2 {
+			t.Errorf("%s: %d files, sub/b.txt = %q", url, countFiles(dst), got)
+		}
+		// --paths of a folder: its HEAD is refused too.
+		dst = t.TempDir()
+		cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst, "--paths", "sub").expectCode(t, 0)
+		if countFiles(dst) != 1 {
+			t.Errorf("%s --paths sub: %d files", url, countFiles(dst))
+		}
+	}
+	// What the policy does not grant stays refused.
+	cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, prefixOnly))
+	cli(t, env, "--catalog", cat, "--connection", "data", "--path", t.TempDir()).expectCode(t, 3)
+
+	readOnly := scopedCredentials(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%s/ds/big/a.txt"]}]}`, bucket))
+	cat = storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds/big/a.txt"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, readOnly))
+	r := cli(t, env, "check", "--catalog", cat, "--connection", "data")
+	r.expectCode(t, 0)
+	if !strings.Contains(r.Stderr, "is an object readable with the given credentials") {
+		t.Errorf("check of a readable object that cannot be listed:\n%s", r.Stderr)
+	}
+	dst := t.TempDir()
+	cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst+"/").expectCode(t, 0)
+	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "ds/big/a.txt" {
+		t.Errorf("single object: %q", got)
 	}
 }

@@ -68,6 +68,14 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	}
 	defer s.Close()
 	empty, err := s.probe(ctx)
+	readable := false
+	if fault.ClassOf(err) == fault.Auth && s.Prefix != "" && !s.prefixDir {
+		// Credentials that may read the object the URL names but not list
+		// (s3:GetObject without s3:ListBucket): a run reads it all the same.
+		if _, herr := s.Bucket.Attributes(ctx, s.Prefix); herr == nil {
+			err, readable = nil, true
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +83,9 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 		return nil, err
 	}
 	summary := fmt.Sprintf("%s: %s is reachable and listable with the given credentials", req.Conn, s.URL)
+	if readable {
+		summary = fmt.Sprintf("%s: %s is an object readable with the given credentials (which may not list the bucket)", req.Conn, s.URL)
+	}
 	if empty {
 		summary += ", but holds no object: a download would write nothing; check schema.bucket"
 		req.Log.Warn("no object under the prefix", "url", s.URL)
@@ -205,8 +216,9 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		}
 		return req.Path, sels, nil
 	}
-	// The whole prefix, or the single object it names.
-	if s.Prefix != "" {
+	// The whole prefix, or the single object it names (not when the bucket
+	// URL ends with a slash).
+	if s.Prefix != "" && !s.prefixDir {
 		attrs, err := s.object(ctx, s.Prefix, opts)
 		if err != nil {
 			return "", nil, err
@@ -257,12 +269,8 @@ func (s *Store) present(ctx context.Context, conn *connections.Connection, sels 
 			}
 			found, sel.Attrs = attrs != nil, attrs
 		} else {
-			err := transfer.Retry(ctx, opts, "LIST "+sel.Key+"/", func() error {
-				page, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: strings.TrimSuffix(sel.Key, "/") + "/"})
-				found = len(page) > 0
-				return err
-			})
-			if err != nil {
+			var err error
+			if found, err = s.hasBelow(ctx, sel.Key, opts); err != nil {
 				return s.explain(err, "listing")
 			}
 		}
@@ -291,6 +299,14 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 		return attrs, nil
 	case gcerrors.Code(err) == gcerrors.NotFound:
 		return nil, nil
+	case Classify(err) == fault.Auth:
+		// A HEAD may be refused where a listing is allowed: a policy that
+		// grants the objects under a prefix ("data/*", s3:prefix "data/")
+		// refuses the key "data" itself. With objects below it, the key
+		// is a prefix; else the refusal stands.
+		if below, lerr := s.hasBelow(ctx, key, opts); lerr == nil && below {
+			return nil, nil
+		}
 	case errors.Is(err, context.Canceled):
 		return nil, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: reading %q: %w", s.conn, key, err))
 	case Classify(err) == fault.Usage && !isTLS(err) && !isPlainHTTP(err):
@@ -302,6 +318,18 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 		}
 	}
 	return nil, s.explain(err, fmt.Sprintf("reading %q in", key))
+}
+
+// hasBelow reports whether objects have keys below key/ (retried as
+// opts says).
+func (s *Store) hasBelow(ctx context.Context, key string, opts transfer.Options) (bool, error) {
+	var found bool
+	err := transfer.Retry(ctx, opts, "LIST "+key+"/", func() error {
+		page, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: strings.TrimSuffix(key, "/") + "/"})
+		found = len(page) > 0
+		return err
+	})
+	return found, err
 }
 
 // JoinKey joins a key prefix and a relative key, either of which may be empty.

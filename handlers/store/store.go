@@ -45,10 +45,11 @@ func (o Options) readTimeout() time.Duration {
 
 // Store is an opened bucket.
 type Store struct {
-	Bucket   *blob.Bucket
-	Prefix   string            // key prefix from the bucket URL: no leading slash, no trailing slash, "" for the whole bucket
-	URL      string            // credential-free display form, e.g. "s3://bucket/prefix"
-	Provider transfer.Provider // version pinning, CRC32C, upload options
+	Bucket    *blob.Bucket
+	Prefix    string            // key prefix from the bucket URL: no leading slash, no trailing slash, "" for the whole bucket
+	prefixDir bool              // the bucket URL ends with a slash: Prefix is a folder, never one object
+	URL       string            // credential-free display form, e.g. "s3://bucket/prefix"
+	Provider  transfer.Provider // version pinning, CRC32C, upload options
 
 	conn     *connections.Connection
 	name     string // the bucket or container, for messages
@@ -121,7 +122,7 @@ func Open(ctx context.Context, conn *connections.Connection, keys *connections.K
 	if err != nil {
 		return nil, err
 	}
-	s.conn, s.Prefix, s.URL, s.name = conn, loc.Prefix, loc.Display(), loc.Bucket
+	s.conn, s.Prefix, s.prefixDir, s.URL, s.name = conn, loc.Prefix, loc.Dir, loc.Display(), loc.Bucket
 	args := []any{"url", s.URL, "auth", s.auth, "workers", opts.Workers}
 	if s.endpoint != "" {
 		args = append(args, "endpoint", s.endpoint)
