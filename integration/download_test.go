@@ -277,13 +277,19 @@ func TestDownloadRefusesTraversalKey(t *testing.T) {
 // Azure; "../" inside a name and "__0x41__" everywhere): a download must read
 // them under their real names and write them under those names.
 func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
-	keys := []string{"ds/pct%20x+y.txt", "ds/hash#x.txt", "ds/q?x.txt", `ds/quote"x.txt`, "ds/esc__0x41__b.txt", "ds/v1../file.txt", "ds/plain.txt"}
+	// A control character cannot be carried by XML 1.0: S3 listings must
+	// come URL-encoded for it.
+	keys := []string{"ds/pct%20x+y.txt", "ds/hash#x.txt", "ds/q?x.txt", `ds/quote"x.txt`, "ds/esc__0x41__b.txt", "ds/v1../file.txt", "ds/plain.txt",
+		"ds/ctl\x01.txt", "ds/sp ace+plus%25.txt"}
 	for _, sk := range storeKinds {
 		t.Run(sk.kind, func(t *testing.T) {
 			st := sk.open(t, "")
 			bucket := st.newBucket(t)
 			var stored []string
 			for _, k := range keys {
+				if sk.kind == "wasb" && strings.Contains(k, "\x01") {
+					continue // Azurite stores it, then answers every listing with a 500
+				}
 				if err := st.tryPut(bucket, k, strings.NewReader("content of "+k), int64(len("content of "+k))); err != nil {
 					t.Logf("%s refuses the key %q: %v", sk.kind, k, err)
 					continue

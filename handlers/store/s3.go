@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
@@ -475,8 +476,69 @@ func (c *s3Config) s3Options(o *s3.Options) {
 	// from stores that send no checksum: transfer verifies what it can.
 	o.DisableLogOutputChecksumValidationSkipped = true
 	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		if err := st.Initialize.Add(listURLEncoded, middleware.After); err != nil {
+			return err
+		}
 		return st.Initialize.Add(recordPutDigest, middleware.After)
 	})
+}
+
+// listURLEncoded asks S3 for a listing's keys URL-encoded, and decodes
+// them: a key that holds a character XML 1.0 cannot carry (a control
+// character, which S3 allows in keys) would otherwise make the whole answer
+// unreadable ("illegal character code U+0001") and the listing fail. A
+// store that does not say it encoded them (no EncodingType in the answer)
+// is taken as it answered.
+var listURLEncoded = middleware.InitializeMiddlewareFunc("ListURLEncoded", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	lin, ok := in.Parameters.(*s3.ListObjectsV2Input)
+	if !ok || lin.EncodingType != "" {
+		return next.HandleInitialize(ctx, in)
+	}
+	encoded := *lin
+	encoded.EncodingType = types.EncodingTypeUrl
+	in.Parameters = &encoded
+	out, md, err := next.HandleInitialize(ctx, in)
+	if err != nil {
+		return out, md, err
+	}
+	if o, ok := out.Result.(*s3.ListObjectsV2Output); ok && o.EncodingType == types.EncodingTypeUrl {
+		if err := decodeListing(o); err != nil {
+			return out, md, err
+		}
+	}
+	return out, md, nil
+})
+
+// decodeListing decodes the URL-encoded keys of a listing's answer.
+func decodeListing(o *s3.ListObjectsV2Output) error {
+	dec := func(p *string) error {
+		if p == nil {
+			return nil
+		}
+		s, err := url.QueryUnescape(*p)
+		if err != nil {
+			return fmt.Errorf("s3: a listed key is not URL-encoded as asked (%q): %w", *p, err)
+		}
+		*p = s
+		return nil
+	}
+	for i := range o.Contents {
+		if err := dec(o.Contents[i].Key); err != nil {
+			return err
+		}
+	}
+	for i := range o.CommonPrefixes {
+		if err := dec(o.CommonPrefixes[i].Prefix); err != nil {
+			return err
+		}
+	}
+	for _, p := range []*string{o.Prefix, o.Delimiter, o.StartAfter} {
+		if err := dec(p); err != nil {
+			return err
+		}
+	}
+	o.EncodingType = ""
+	return nil
 }
 
 func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Options) (*Store, error) {
