@@ -745,6 +745,13 @@ func TestDownloadS3OverTLS(t *testing.T) {
 		t.Errorf("files written despite the refusal: %v", entries)
 	}
 
+	// The TLS endpoint given as http://: said so, not a bare 400.
+	entry, env = connection(map[string]string{"AWS_ENDPOINT_URL": strings.Replace(frontURL, "https://", "http://", 1)})
+	_, r = download(entry, env, 2)
+	if !strings.Contains(r.Stderr, "the endpoint speaks TLS, not plain http") || !strings.Contains(r.Stderr, "give it as https://") {
+		t.Errorf("an https endpoint given as http is not named as such:\n%s", r.Stderr)
+	}
+
 	entry, env = connection(map[string]string{"AWS_VERIFY_SSL": "false"})
 	dst, r = download(entry, env, 0)
 	intact(dst)

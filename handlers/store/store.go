@@ -9,8 +9,10 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -193,6 +195,8 @@ func (s *Store) explain(err error, op string) error {
 			msg = fmt.Sprintf("%s: %s %s failed: the endpoint speaks plain http: %s; %s", s.conn, op, where, cause, s.hints.plainHTTP)
 		case isTokenOverHTTP(err):
 			msg = fmt.Sprintf("%s: %s %s failed: %s; a token credential (%s) needs an https endpoint: use an account key, a SAS token or a connection string with a plain-http endpoint", s.conn, op, where, cause, s.auth)
+		case speaksTLS(s.endpoint):
+			msg = fmt.Sprintf("%s: %s %s failed: the endpoint speaks TLS, not plain http: %s; give it as https://", s.conn, op, where, cause)
 		default:
 			msg = fmt.Sprintf("%s: %s %s failed: %s; check the connection's settings", s.conn, op, where, cause)
 		}
@@ -202,6 +206,29 @@ func (s *Store) explain(err error, op string) error {
 		msg = fmt.Sprintf("%s: %s %s failed: %s", s.conn, op, where, cause)
 	}
 	return fault.Wrap(c, &checkError{msg: msg, err: err})
+}
+
+// speaksTLS reports an http:// endpoint whose server answers a TLS
+// handshake: plain http requests to it fail with an unhelpful 400.
+func speaksTLS(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return false
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	conn, err := net.DialTimeout("tcp", host, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	// Only whether it speaks TLS, not whom: no verification.
+	err = tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: u.Hostname()}).Handshake()
+	var rh tls.RecordHeaderError
+	return err == nil || !errors.As(err, &rh) && !errors.Is(err, io.EOF) && !fault.IsNetwork(err)
 }
 
 // explainToken explains a failure to get credentials from the token
