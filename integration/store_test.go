@@ -695,6 +695,23 @@ func TestStoreFileUploader(t *testing.T) {
 			t.Fatalf("UploadFile over TLS with part checksums: used %v, %v", used, err)
 		}
 		holds(t, s3t.Bucket, "crc-tls/big.bin", big)
+		// Through gocloud's writer with parts over 16 MiB (--part-size 20):
+		// one PutObject, and a multipart upload of the transfer manager's.
+		for _, size := range []int{20<<20 + 3, 45 << 20} {
+			data := randomBytes(t, size)
+			key := fmt.Sprintf("crc-tls/writer-%d.bin", size)
+			w, err := s3t.Bucket.NewWriter(ctx, key, &blob.WriterOptions{BufferSize: 20<<20 + 5, MaxConcurrency: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(data); err != nil {
+				t.Fatalf("writer, %d bytes: %v", size, err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatalf("writer over TLS with checksums, parts over 16 MiB, %d bytes: %v", size, err)
+			}
+			holds(t, s3t.Bucket, key, data)
+		}
 
 		// Declined, with nothing sent: keys gocloud escapes, other buckets.
 		for _, k := range []string{s.Prefix + "/../x", s.Prefix + "/a\x01b", s.Prefix + "/__0x41__"} {

@@ -6,9 +6,13 @@ import (
 	"crypto/md5"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -476,12 +480,71 @@ func (c *s3Config) s3Options(o *s3.Options) {
 	// from stores that send no checksum: transfer verifies what it can.
 	o.DisableLogOutputChecksumValidationSkipped = true
 	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		if c.reqChecksum == aws.RequestChecksumCalculationWhenSupported {
+			if err := st.Initialize.Add(checksumAhead, middleware.Before); err != nil {
+				return err
+			}
+		}
 		if err := st.Initialize.Add(listURLEncoded, middleware.After); err != nil {
 			return err
 		}
 		return st.Initialize.Add(recordPutDigest, middleware.After)
 	})
 }
+
+// checksumAhead computes the CRC32 (or CRC32C) of a PutObject's or an
+// UploadPart's body before it is sent, when the body can be read twice, and
+// gives it as the request's checksum header. The SDK would otherwise send
+// the body as one aws-chunked chunk with the checksum as its trailer, which
+// MinIO refuses past 16 MiB ("chunk too big"): the parts of gocloud's
+// writer are the part size (--part-size 20 is such a case). It costs one
+// read of a body already in memory.
+var checksumAhead = middleware.InitializeMiddlewareFunc("ChecksumAhead", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	var body io.Reader
+	var alg *types.ChecksumAlgorithm
+	var crc32Value, crc32cValue **string
+	var others bool
+	switch p := in.Parameters.(type) {
+	case *s3.PutObjectInput:
+		body, alg, crc32Value, crc32cValue = p.Body, &p.ChecksumAlgorithm, &p.ChecksumCRC32, &p.ChecksumCRC32C
+		others = p.ChecksumCRC64NVME != nil || p.ChecksumSHA1 != nil || p.ChecksumSHA256 != nil
+	case *s3.UploadPartInput:
+		body, alg, crc32Value, crc32cValue = p.Body, &p.ChecksumAlgorithm, &p.ChecksumCRC32, &p.ChecksumCRC32C
+		others = p.ChecksumCRC64NVME != nil || p.ChecksumSHA1 != nil || p.ChecksumSHA256 != nil
+	default:
+		return next.HandleInitialize(ctx, in)
+	}
+	rs, ok := body.(io.ReadSeeker)
+	if !ok || others || *crc32Value != nil || *crc32cValue != nil {
+		return next.HandleInitialize(ctx, in)
+	}
+	var h hash.Hash32
+	switch *alg {
+	case "", types.ChecksumAlgorithmCrc32:
+		h, *alg = crc32.NewIEEE(), types.ChecksumAlgorithmCrc32
+	case types.ChecksumAlgorithmCrc32c:
+		h = crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	default:
+		return next.HandleInitialize(ctx, in)
+	}
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = io.Copy(h, rs)
+	}
+	if err == nil {
+		_, err = rs.Seek(start, io.SeekStart)
+	}
+	if err != nil {
+		return middleware.InitializeOutput{}, middleware.Metadata{}, fmt.Errorf("s3: reading the body for its checksum: %w", err)
+	}
+	sum := aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	if *alg == types.ChecksumAlgorithmCrc32c {
+		*crc32cValue = sum
+	} else {
+		*crc32Value = sum
+	}
+	return next.HandleInitialize(ctx, in)
+})
 
 // listURLEncoded asks S3 for a listing's keys URL-encoded, and decodes
 // them: a key that holds a character XML 1.0 cannot carry (a control
