@@ -7,13 +7,20 @@ package integration
 import (
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/initializer/initializer/integration/testenv"
 )
 
 // --exclude "**" globs leave out what they name at any depth, against MinIO.
@@ -271,5 +278,43 @@ func TestSidecarMountWithABindMountAtThePrefix(t *testing.T) {
 		if got, _ := os.ReadFile(filepath.Join(vol, rel)); string(got) != want {
 			t.Errorf("%s in the bind-mounted folder: %q\n%s", rel, got, r.Stderr)
 		}
+	}
+}
+
+// TestSidecarSIGTERMDuringStartListing: without a state file, the sidecar
+// learns what the store holds from a listing. A SIGTERM that comes while
+// the listing is slow does not cut it short: the files already in the
+// store are not uploaded again in the flush.
+func TestSidecarSIGTERMDuringStartListing(t *testing.T) {
+	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slow atomic.Bool
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host
+	}}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() && r.URL.Query().Has("list-type") {
+			time.Sleep(2 * time.Second)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	tg := scS3(t, front.URL)
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	for i := range 30 {
+		writeFile(t, dir, fmt.Sprintf("f%02d.txt", i), fmt.Sprintf("file %d", i))
+	}
+	sidecarOnce(t, tg.env, cat, dir, "run")
+
+	slow.Store(true)
+	p := startSidecar(t, cat, tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none", "--grace", "20s")
+	time.Sleep(500 * time.Millisecond)
+	code, res := p.term(t)
+	if code != 0 || uploads(t, res) != 0 || scDetails(t, res)["restored"] != "store listing" || res["result"].(map[string]any)["skipped"] != float64(30) {
+		t.Errorf("exit %d, %d uploads, result %v\n%s", code, uploads(t, res), res["result"], p.stderr.String())
 	}
 }

@@ -255,7 +255,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		excl.exact = rel
 		s.log.Info("the state file is inside --path: it is not uploaded", "state", cfg.StatePath, "path", cfg.Root, "file", rel)
 	}
-	s.restore(ctx)
 
 	// The end: the first of SIGTERM (ctx), the until file, the pod.
 	var once sync.Once
@@ -299,6 +298,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}()
 
+	// What is already uploaded, known before the first cycle. A SIGTERM
+	// during the store's listing does not cut it short (the files it
+	// finds need no upload in the flush), only the end of the grace does.
+	s.restore(work)
 	s.log.Info("sidecar started", "path", cfg.Root, "store", cfg.StoreURL, "prefix", cfg.Prefix,
 		"interval", cfg.Interval.String(), "grace", cfg.Grace.String(), "delete", cfg.Delete, "state", cfg.StatePath)
 	timer := time.NewTimer(0)
@@ -421,6 +424,14 @@ func (s *sidecar) compareWithStore(ctx context.Context) {
 	}
 	token := blob.FirstPageToken
 	matched := 0
+	defer func() {
+		// What the pages read matched, even when a later one failed.
+		if matched > 0 {
+			s.ix.changed = true
+			s.rep.Restored = "store listing"
+			s.log.Info("files already in the store, not uploaded again", "files", matched)
+		}
+	}()
 	for {
 		// Each page in bounded time: a store that does not answer delays
 		// the start by that much, not by the client's own timeouts.
@@ -428,7 +439,11 @@ func (s *sidecar) compareWithStore(ctx context.Context) {
 		page, next, err := s.cfg.Bucket.ListPage(lctx, token, 1000, &blob.ListOptions{Prefix: prefix})
 		cancel()
 		if err != nil {
-			s.log.Warn("cannot list the store to skip files already there; every file will be uploaded", "error", err.Error())
+			what := "every file"
+			if matched > 0 {
+				what = "every file not found on the pages read"
+			}
+			s.log.Warn("cannot list the store to skip files already there; "+what+" will be uploaded", "error", err.Error())
 			return
 		}
 		for _, o := range page {
@@ -443,11 +458,6 @@ func (s *sidecar) compareWithStore(ctx context.Context) {
 			break
 		}
 		token = next
-	}
-	if matched > 0 {
-		s.ix.changed = true
-		s.rep.Restored = "store listing"
-		s.log.Info("files already in the store, not uploaded again", "files", matched)
 	}
 }
 
