@@ -318,3 +318,39 @@ func TestSidecarSIGTERMDuringStartListing(t *testing.T) {
 		t.Errorf("exit %d, %d uploads, result %v\n%s", code, uploads(t, res), res["result"], p.stderr.String())
 	}
 }
+
+// TestResultNotWritable: a --result that cannot be written fails a run
+// (exit 2 for a path through a file), but not the sidecar, which never
+// fails the pod for its report (unless --strict).
+func TestResultNotWritable(t *testing.T) {
+	tg := scS3(t, "")
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "a.txt", "a")
+	bad := filepath.Join(writeFile(t, t.TempDir(), "file", "x"), "result.json")
+	until := writeFile(t, t.TempDir(), "done", "")
+	// Not through cli, which gives its own --result.
+	bare := func(want int, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, append(args, "--result", bad)...)
+		cmd.Env = baseEnv(tg.env)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != want || !strings.Contains(string(out), "cannot write --result") {
+			t.Errorf("%v: exit %d, want %d, saying it could not write --result\n%s", args, code, want, out)
+		}
+		return string(out)
+	}
+	sidecar := []string{"sidecar", "--catalog", cat, "--connection", "data", "--path", dir, "--prefix", "res", "--state", "none", "--until-file", until}
+	bare(0, sidecar...)
+	if _, ok := tg.get(t, "res/a.txt"); !ok {
+		t.Error("a.txt not uploaded")
+	}
+	bare(2, append(sidecar, "--strict")...)
+	bare(2, "--catalog", cat, "--connection", "data", "--path", t.TempDir())
+}

@@ -884,6 +884,33 @@ func TestSidecarWatchContainer(t *testing.T) {
 	if badAuth.Load() != 0 {
 		t.Errorf("%d requests without the service account token", badAuth.Load())
 	}
+
+	// A container the pod does not have (exit 2), a token the API refuses
+	// (exit 3): the end could never be seen, and the pod would never
+	// complete. The run stops with what is there uploaded.
+	for _, c := range []struct {
+		container, token string
+		code             int
+		want             string
+	}{
+		{"mian", "sa-token", 2, `has no container "mian" (it has main)`},
+		{"main", "expired", 3, "needs get on pods"},
+	} {
+		writeFile(t, sa, "token", c.token+"\n")
+		name := "stopped-" + c.container + ".txt"
+		writeFile(t, dir, name, "there when the watch fails")
+		p := startSidecar(t, cat, append(tg.env, "POD_NAME=job-abc", "POD_NAMESPACE=ml"),
+			"-c", "data", "--path", dir, "--prefix", "run", "--check-interval", "100ms",
+			"--watch-container", c.container, "--kube-api", api.URL, "--kube-token-file", filepath.Join(sa, "token"),
+			"--kube-ca-file", filepath.Join(sa, "ca.crt"))
+		code, _ := p.wait(t)
+		if code != c.code || !strings.Contains(p.stderr.String(), c.want) {
+			t.Errorf("--watch-container %s, token %s: exit %d, want %d saying %q\n%s", c.container, c.token, code, c.code, c.want, p.stderr.String())
+		}
+		if _, ok := tg.get(t, "run/"+name); !ok {
+			t.Errorf("%s not uploaded before the stop", name)
+		}
+	}
 }
 
 func httpGet(t *testing.T, url string) string {

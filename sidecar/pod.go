@@ -16,6 +16,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/initializer/initializer/fault"
 )
 
 // In-cluster defaults: where Kubernetes mounts a pod's service account.
@@ -34,7 +36,6 @@ type PodWatcher struct {
 	Container string // the main container's name
 
 	client     *http.Client
-	warned     bool
 	restarting string // the exit last reported as one the kubelet restarts
 }
 
@@ -153,9 +154,9 @@ func (w *PodWatcher) Ended(ctx context.Context) (bool, string, error) {
 		}
 		return true, exited, nil
 	}
-	if !known && !w.warned && inSpec(pod, w.Container) == "" {
-		w.warned = true
-		return false, "", fmt.Errorf("pod %s/%s has no container %q (it has %s); check --watch-container", w.Namespace, w.Pod, w.Container, inSpecNames(pod))
+	if !known && inSpec(pod, w.Container) == "" {
+		// The pod's spec is the truth: watching cannot ever see the end.
+		return false, "", fault.New(fault.Usage, "pod %s/%s has no container %q (it has %s); check --watch-container", w.Namespace, w.Pod, w.Container, inSpecNames(pod))
 	}
 	return false, "", nil
 }
@@ -253,11 +254,10 @@ func (w *PodWatcher) get(ctx context.Context) (*corev1.Pod, error) {
 		if len(msg) > 300 {
 			msg = msg[:300] + "…"
 		}
-		hint := ""
 		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
-			hint = "; the pod's service account needs get on pods (see examples/k8s/rbac.yaml)"
+			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; the pod's service account needs get on pods (see examples/k8s/rbac.yaml)", w.Namespace, w.Pod, resp.Status, msg)
 		}
-		return nil, fmt.Errorf("reading pod %s/%s: %s: %s%s", w.Namespace, w.Pod, resp.Status, msg, hint)
+		return nil, fmt.Errorf("reading pod %s/%s: %s: %s", w.Namespace, w.Pod, resp.Status, msg)
 	}
 	var pod corev1.Pod
 	if err := json.Unmarshal(body, &pod); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/initializer/initializer/fault"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -76,19 +77,16 @@ func TestPodWatcher(t *testing.T) {
 			t.Errorf("%s: %v %q %v", c.name, ended, why, err)
 		}
 	}
-	// A wrong container name is reported (once), and never ends the run.
+	// A wrong container name is a usage error: the end can never be seen.
 	w.Container = "mian"
 	body.Store(podJSON(t, corev1.PodRunning, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}))
-	if ended, _, err := w.Ended(ctx); ended || err == nil || !strings.Contains(err.Error(), `no container "mian" (it has main)`) {
+	if ended, _, err := w.Ended(ctx); ended || fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), `no container "mian" (it has main)`) {
 		t.Errorf("wrong name: %v %v", ended, err)
-	}
-	if ended, _, err := w.Ended(ctx); ended || err != nil {
-		t.Errorf("wrong name, again: %v %v", ended, err)
 	}
 	// RBAC refusals name the fix.
 	status.Store(403)
 	body.Store([]byte(`{"kind":"Status","message":"pods \"job-1\" is forbidden"}`))
-	if _, _, err := w.Ended(ctx); err == nil || !strings.Contains(err.Error(), "needs get on pods") {
+	if _, _, err := w.Ended(ctx); fault.ClassOf(err) != fault.Auth || !strings.Contains(err.Error(), "needs get on pods") {
 		t.Errorf("403: %v", err)
 	}
 	// Not a pod.

@@ -103,6 +103,7 @@ type Report struct {
 	Restored      string        `json:"restored,omitempty"` // how the uploaded set was known at start
 	Skipped       int64         `json:"skipped"`            // files found in the store at start, not uploaded again
 	FirstClass    fault.Class   `json:"-"`                  // the class of the first not-uploaded file's error
+	WatchError    error         `json:"-"`                  // why the end could not be watched for (a flag or RBAC mistake), which ended the run
 	Duration      time.Duration `json:"-"`
 }
 
@@ -354,7 +355,7 @@ func below(root, file string) string {
 func (s *sidecar) watchEnd(ctx context.Context, end func(string)) {
 	t := time.NewTicker(s.cfg.CheckInterval)
 	defer t.Stop()
-	failures := 0
+	failures, refused := 0, 0
 	for {
 		if s.cfg.UntilFile != "" {
 			if _, err := os.Stat(s.cfg.UntilFile); err == nil {
@@ -366,7 +367,20 @@ func (s *sidecar) watchEnd(ctx context.Context, end func(string)) {
 			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			done, why, err := s.cfg.Watch.Ended(rctx)
 			cancel()
+			if fault.ClassOf(err) == fault.Auth {
+				refused++
+			} else {
+				refused = 0
+			}
 			switch {
+			case fault.ClassOf(err) == fault.Usage || refused >= 3:
+				// The end can never be seen (no such container, no right
+				// to read the pod): the pod would never complete. Stop
+				// now, with what is there uploaded, and say why.
+				s.log.Error("cannot watch for the end of the job", "error", err.Error())
+				s.rep.WatchError = err
+				end("--watch-container cannot be watched: " + err.Error())
+				return
 			case err != nil:
 				failures++
 				// Log the first failures, then one in ten: the API may be

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -90,6 +91,9 @@ type app struct {
 	started time.Time
 	reg     *handlers.Registry
 	owner   map[string]handlers.Handler // a handler's own flags: the handler
+	// resultOptional: a --result that cannot be written is only logged
+	// (the sidecar's, which never fails the pod for a report).
+	resultOptional bool
 }
 
 func run(args []string) int {
@@ -284,7 +288,7 @@ func (a *app) finish(out outcome, res *handlers.Result, err error) error {
 		}
 		a.log.Info("done", "summary", summary, "seconds", round(out.DurationSeconds))
 	}
-	if werr := a.report(out); werr != nil && err == nil {
+	if werr := a.report(out); werr != nil && err == nil && !a.resultOptional {
 		err = werr
 	}
 	if err != nil {
@@ -383,6 +387,9 @@ func (a *app) report(out outcome) (rerr error) {
 			a.log.Error("cannot write --result", "path", a.g.result, "error", err)
 			// The termination log is still written (below).
 			rerr = fault.FromSystem(fmt.Errorf("cannot write --result %s: %w", a.g.result, err))
+			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrNotExist) {
+				rerr = fault.Wrap(fault.Usage, fmt.Errorf("cannot write --result %s: %w; give a file in an existing folder", a.g.result, err))
+			}
 		}
 	}
 	if tl := terminationLog(); fileExists(tl) {

@@ -117,6 +117,9 @@ func (a *app) sidecar(cmd *cobra.Command, sf sidecarFlags) error {
 	out := outcome{Command: "sidecar", Connection: sf.connection, Version: versionString(), StartedAt: a.started}
 	res, err := a.runSidecar(cmd, &sf, &out)
 	out.Connection = sf.connection
+	// Never failing the pod: a --result that cannot be written is logged,
+	// as a state file that cannot be saved is, unless --strict.
+	a.resultOptional = !sf.strict
 	return a.finish(out, res, err)
 }
 
@@ -290,6 +293,10 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 			"errors": rep.Errors, "flushComplete": rep.FlushComplete, "flushSeconds": rep.FlushSeconds,
 			"notUploaded": rep.NotUploaded, "restored": rep.Restored,
 		},
+	}
+	if rep.WatchError != nil {
+		// A flag (or RBAC) mistake that made the end impossible to see.
+		return res, fault.Wrap(fault.ClassOf(rep.WatchError), fmt.Errorf("%w (the run stopped after uploading what was there: the end of the job cannot be seen)", rep.WatchError))
 	}
 	if len(rep.NotUploaded) > 0 && sf.strict {
 		return res, fault.New(rep.FirstClass, "%d files were not uploaded to %s (--strict): %s", len(rep.NotUploaded), cfg.StoreURL, res.Summary)
