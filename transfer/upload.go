@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -46,13 +47,32 @@ type UploadFile struct {
 // unchanged is assumed to have unchanged content.
 type FileState struct {
 	Size    int64
-	ModTime int64 // nanoseconds since the epoch
+	ModTime int64 // nanoseconds since the epoch; see Time
 	Ino     uint64
+}
+
+// Time returns the modification time of s, and whether it is exact: a
+// time nanoseconds since the epoch cannot hold (before 1678, after 2262)
+// is kept as the nearest one they can, and is not.
+func (s FileState) Time() (time.Time, bool) {
+	return time.Unix(0, s.ModTime), s.ModTime != math.MaxInt64 && s.ModTime != math.MinInt64
+}
+
+// unixNano is t.UnixNano, held at the bounds it can represent instead of
+// wrapping around (a file dated 2446 would read as 1901).
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }
 
 // StateOf returns the state of the file fi describes.
 func StateOf(fi fs.FileInfo) FileState {
-	s := FileState{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+	s := FileState{Size: fi.Size(), ModTime: unixNano(fi.ModTime())}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		s.Ino = st.Ino
 	}

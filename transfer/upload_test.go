@@ -586,3 +586,25 @@ func TestUploadRefusesLinksLeadingOut(t *testing.T) {
 		}
 	}
 }
+
+// A time nanoseconds since 1970 cannot hold is kept at the nearest bound,
+// not wrapped around (2446 read as 1901), and said not to be exact.
+func TestFileStateTimeBounds(t *testing.T) {
+	for _, tt := range []struct {
+		t     time.Time
+		exact bool
+	}{
+		{time.Date(2024, 2, 3, 4, 5, 6, 789, time.UTC), true},
+		{time.Date(2446, 5, 10, 22, 38, 55, 0, time.UTC), false},
+		{time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		s := FileState{ModTime: unixNano(tt.t)}
+		got, exact := s.Time()
+		if exact != tt.exact || exact && !got.Equal(tt.t) {
+			t.Errorf("%v: %v, exact %v", tt.t, got, exact)
+		}
+		if !exact && (got.Year() < 2262) == (tt.t.Year() > 2262) {
+			t.Errorf("%v wrapped around to %v", tt.t, got)
+		}
+	}
+}

@@ -227,7 +227,19 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		// The file fileblob wrote, whose name it escaped where the key
 		// has characters or sequences it escapes.
 		cfg.AfterUpload = func(key string, st transfer.FileState) error {
-			t := time.Unix(0, st.ModTime)
+			t, exact := st.Time()
+			if !exact {
+				// Beyond what the state holds: the file's own time.
+				rel := key
+				if prefix != "" {
+					rel = strings.TrimPrefix(key, prefix+"/")
+				}
+				fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel)))
+				if err != nil {
+					return nil
+				}
+				t = fi.ModTime()
+			}
 			return os.Chtimes(store.FileblobPath(mount, key), t, t)
 		}
 		cfg.AfterCycle = func() error { return fsutil.Syncfs(mount) }
