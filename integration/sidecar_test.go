@@ -504,6 +504,10 @@ func TestSidecarAzureRefused(t *testing.T) {
 		if strings.Contains(p.stderr.String(), "panic") {
 			t.Fatalf("strict=%v: panicked:\n%s", strict, p.stderr.String())
 		}
+		// The first look says the store refused, not that it is down.
+		if !strings.Contains(p.stderr.String(), "the store refuses this connection's settings") || strings.Contains(p.stderr.String(), "not reachable yet") {
+			t.Errorf("strict=%v: the first look's message:\n%s", strict, p.stderr.String())
+		}
 		if want := map[bool]int{false: 0, true: 3}[strict]; code != want {
 			t.Errorf("strict=%v: exit %d, want %d\n%s", strict, code, want, p.stderr.String())
 		}

@@ -266,8 +266,15 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		checked := make(chan struct{})
 		go func() {
 			defer close(checked)
-			if err := s.Check(cctx); err != nil && !errors.Is(err, context.Canceled) {
+			err := s.Check(cctx)
+			switch {
+			case err == nil || errors.Is(err, context.Canceled):
+			case fault.ClassOf(err) == fault.Transient:
 				log.Warn("the store is not reachable yet; uploads will be retried every cycle", "error", err.Error())
+			default:
+				// It answered, and refused: uploads will fail the same
+				// way until the settings are fixed.
+				log.Error("the store refuses this connection's settings; uploads will fail until they are fixed", "class", fault.ClassOf(err).String(), "error", err.Error())
 			}
 		}()
 		defer func() { cancel(); <-checked; s.Close() }()
