@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// silentServer accepts connections and never answers: a clone against it
-// waits until it is stopped. It returns its URL and the number of
-// connections accepted so far.
+// silentServer accepts connections and never answers: a clone (or a store
+// request) against it waits until it is stopped. It returns its URL and
+// the number of connections accepted so far.
 func silentServer(t *testing.T) (string, func() int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -641,38 +640,14 @@ func TestSidecarFlushWaitsForAGrowingLog(t *testing.T) {
 // TestSidecarHealthWhileStoreHangs: a store that accepts connections and
 // never answers keeps neither /healthz nor the sidecar's start waiting.
 func TestSidecarHealthWhileStoreHangs(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // never answered
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	hanging, _ := silentServer(t)
 	s := testenv.Load(t).S3()
 	cat := storeCatalog(t, `{name: data, kind: s3, schema: {bucket: "s3://hanging"}}`)
 	dir := filepath.Join(t.TempDir(), "out")
 	writeFile(t, dir, "a.txt", "a")
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := startSidecar(t, cat, []string{"AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s.SecretAccessKey,
-		"AWS_ENDPOINT_URL=http://" + ln.Addr().String(), "AWS_REGION=" + s.Region, "AWS_EC2_METADATA_DISABLED=true"},
+		"AWS_ENDPOINT_URL=" + hanging, "AWS_REGION=" + s.Region, "AWS_EC2_METADATA_DISABLED=true"},
 		"-c", "data", "--path", dir, "--prefix", "run", "--metrics-addr", addr, "--grace", "1s")
 	start := time.Now()
 	waitFor(t, 5*time.Second, "/healthz", func() bool {
