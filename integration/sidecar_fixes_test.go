@@ -5,6 +5,7 @@ package integration
 // killed upload, --grace during a long copy), and $POLYAXON_RUN_INSTANCE.
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -19,6 +20,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/initializer/initializer/integration/testenv"
 )
@@ -353,4 +358,40 @@ func TestResultNotWritable(t *testing.T) {
 	}
 	bare(2, append(sidecar, "--strict")...)
 	bare(2, "--catalog", cat, "--connection", "data", "--path", t.TempDir())
+}
+
+// TestSidecarKMSBucket: a bucket whose default encryption is SSE-KMS gives
+// every object an ETag that is no MD5 of its content; the sidecar's
+// uploads are verified all the same (by size), not sent again and again
+// until reported not uploaded.
+func TestSidecarKMSBucket(t *testing.T) {
+	srv := newPrivateServer(t, "s3")
+	s := testenv.Load(t).S3()
+	tg := scS3(t, srv.endpoint())
+	client := s3Client(t, srv.endpoint(), s.AccessKeyID, s.SecretAccessKey, s.Region)
+	if _, err := client.PutBucketEncryption(context.Background(), &s3.PutBucketEncryptionInput{Bucket: aws.String(tg.bucket),
+		ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
+			ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAwsKms, KMSMasterKeyID: aws.String(kmsKeyName)}}}}}); err != nil {
+		t.Fatalf("PutBucketEncryption: %v", err)
+	}
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	sizes := map[string]int{"empty": 0, "small": 1000, "medium": 300 << 10, "large": 3 << 20}
+	for name, n := range sizes {
+		writeFile(t, dir, name, strings.Repeat("k", n))
+	}
+	for _, cs := range []string{"when_required", "when_supported"} {
+		until := writeFile(t, t.TempDir(), "done", "")
+		r := cli(t, append(tg.env, "AWS_REQUEST_CHECKSUM_CALCULATION="+cs), "sidecar", "--catalog", cat, "--connection", "data", "--path", dir,
+			"--prefix", cs, "--state", "none", "--until-file", until, "--strict")
+		r.expectCode(t, 0)
+		if res := r.Result["result"].(map[string]any); res["files"] != float64(len(sizes)) {
+			t.Errorf("%s: %v uploads, want %d\n%s", cs, res["files"], len(sizes), r.Stderr)
+		}
+		for name, n := range sizes {
+			if obj, ok := tg.get(t, cs+"/"+name); !ok || len(obj.data) != n {
+				t.Errorf("%s: %s: %d bytes, %v", cs, name, len(obj.data), ok)
+			}
+		}
+	}
 }

@@ -761,7 +761,7 @@ func (u *uploader) check(r *FileResult, snap snapshot, size int64, sum []byte, a
 	switch {
 	case size != snap.n:
 		problem = fmt.Sprintf("the store holds %d bytes, %d were sent", size, snap.n)
-	case sum != nil && snap.md5 != nil && !bytes.Equal(sum, snap.md5):
+	case sum != nil && snap.md5 != nil && !bytes.Equal(sum, snap.md5) && u.md5Usable(as):
 		problem = fmt.Sprintf("the store's MD5 is %s, the file's %s", hex.EncodeToString(sum), hex.EncodeToString(snap.md5))
 	}
 	if problem == "" && u.opts.Provider != nil {
@@ -773,6 +773,14 @@ func (u *uploader) check(r *FileResult, snap snapshot, size int64, sum []byte, a
 		return fault.New(fault.Integrity, "%s: %s was uploaded to %q but %s; it will be uploaded again", u.opts.Conn, r.Rel, r.Key, problem)
 	}
 	return nil
+}
+
+// md5Usable reports whether an object's MD5 (from its ETag) is one of its
+// content (ETagDigests): not for an object the store encrypted with KMS or
+// a customer key, as a bucket's default encryption does to every upload.
+func (u *uploader) md5Usable(as func(any) bool) bool {
+	ed, ok := u.opts.Provider.(ETagDigests)
+	return !ok || ed.MD5Usable(as)
 }
 
 // noAttributes is the As function of an object whose attributes were not read.
@@ -825,7 +833,13 @@ func (u *uploader) verifyListing(ctx context.Context, final bool) {
 			if !ok || p.seq > seq {
 				continue
 			}
-			if err := u.check(&p.r, p.snap, lo.Size, lo.MD5, lo.As); err != nil {
+			err := u.check(&p.r, p.snap, lo.Size, lo.MD5, lo.As)
+			if _, ok := u.opts.Provider.(ETagDigests); ok && err != nil && lo.Size == p.snap.n {
+				// A listing cannot tell an encrypted object's ETag from an
+				// MD5: its attributes can.
+				err = u.verify(ctx, &p.r, p.snap)
+			}
+			if err != nil {
 				p.r.Err = err
 			} else {
 				u.files.Add(1)
