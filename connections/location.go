@@ -98,7 +98,9 @@ func parseLocation(kind Kind, raw string) (Location, string) {
 
 	switch scheme {
 	case "s3", "gs", "gcs":
-		if strings.Contains(netloc, "@") {
+		// A user part (user:password@, whose password may hold a slash, so
+		// that the @ comes after the first one): never quoted.
+		if at := strings.LastIndexByte(rest, '@'); strings.Contains(netloc, "@") || strings.Contains(netloc, ":") && at > len(netloc) {
 			return bad("credentials do not belong in the bucket URL: give them in the connection's secret")
 		}
 		if err := checkName(netloc); err != nil {
@@ -153,9 +155,10 @@ func parseLocation(kind Kind, raw string) (Location, string) {
 
 // shownURL is a bucket URL as errors may quote it: without a query (an
 // https URL's may hold a SAS signature) and without what may be credentials
-// before an @: the password of a user:password@ (a password may hold a
-// slash, so the last @ counts), and for s3 and gs the whole user part (no
-// bucket name holds an @; for wasb the part before the @ is the container).
+// before an @: for s3 and gs the whole user part (no bucket name holds an
+// @ or a colon), for the others the password of a user:password@ (for wasb
+// the part before the @ is the container). A password may hold a slash,
+// so the last @ counts.
 func shownURL(raw string) string {
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i] + "?" + secret.Redacted
@@ -168,12 +171,13 @@ func shownURL(raw string) string {
 	if at < 0 {
 		return raw
 	}
-	switch user := rest[:at]; {
+	user := rest[:at]
+	switch {
+	case slices.Contains([]string{"s3", "gs", "gcs"}, strings.ToLower(scheme)) && (strings.Contains(user, ":") || !strings.Contains(user, "/")):
+		return scheme + "://" + secret.Redacted + rest[at:]
 	case strings.Contains(user, ":"):
 		c := strings.IndexByte(user, ':')
 		return scheme + "://" + user[:c+1] + secret.Redacted + rest[at:]
-	case !strings.Contains(user, "/") && slices.Contains([]string{"s3", "gs", "gcs"}, strings.ToLower(scheme)):
-		return scheme + "://" + secret.Redacted + rest[at:]
 	}
 	return raw
 }

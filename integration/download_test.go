@@ -909,8 +909,8 @@ func TestDownloadPrefixScopedCredentials(t *testing.T) {
 		st.put(t, bucket, k, strings.NewReader(k), int64(len(k)))
 	}
 	prefixOnly := scopedCredentials(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
-		{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::%[1]s"],"Condition":{"StringLike":{"s3:prefix":["ds/big/*","ds/big/"]}}},
-		{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/ds/big/*"]}]}`, bucket))
+		{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::%[1]s"],"Condition":{"StringLike":{"s3:prefix":["ds/big/*","ds/big/","ds/empty/*","ds/empty/"]}}},
+		{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/ds/big/*","arn:aws:s3:::%[1]s/ds/empty/*"]}]}`, bucket))
 	env := []string{"AWS_EC2_METADATA_DISABLED=true"}
 	for _, url := range []string{"s3://" + bucket + "/ds/big", "s3://" + bucket + "/ds/big/"} {
 		cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: %q}, secret: {name: s3-creds, mountPath: %q}}`, url, prefixOnly))
@@ -928,14 +928,33 @@ func TestDownloadPrefixScopedCredentials(t *testing.T) {
 			t.Errorf("%s --paths sub: %d files", url, countFiles(dst))
 		}
 	}
+	// A granted prefix with nothing in it yet: a warning, as for any
+	// empty prefix, in check and in the run alike.
+	cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds/empty"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, prefixOnly))
+	for _, args := range [][]string{{"check"}, {"--path", t.TempDir()}} {
+		r := cli(t, env, append(args, "--catalog", cat, "--connection", "data")...)
+		r.expectCode(t, 0)
+		if !strings.Contains(r.Stderr, "level=WARN") {
+			t.Errorf("%v of an empty granted prefix: no warning\n%s", args, r.Stderr)
+		}
+	}
+	// A URL ending with / names a prefix, never the object of that name:
+	// check warns that it is empty, as the run does.
+	entry, full := st.connection(t, bucket, "ds/other.txt/", false)
+	r := cli(t, full, "check", "--catalog", storeCatalog(t, entry), "--connection", "data")
+	r.expectCode(t, 0)
+	if !strings.Contains(r.Stderr, "holds no object") {
+		t.Errorf("check of a URL with a slash after an object's name:\n%s", r.Stderr)
+	}
+
 	// What the policy does not grant stays refused.
-	cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, prefixOnly))
+	cat = storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, prefixOnly))
 	cli(t, env, "--catalog", cat, "--connection", "data", "--path", t.TempDir()).expectCode(t, 3)
 
 	readOnly := scopedCredentials(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
 		{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%s/ds/big/a.txt"]}]}`, bucket))
 	cat = storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds/big/a.txt"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, readOnly))
-	r := cli(t, env, "check", "--catalog", cat, "--connection", "data")
+	r = cli(t, env, "check", "--catalog", cat, "--connection", "data")
 	r.expectCode(t, 0)
 	if !strings.Contains(r.Stderr, "is an object readable with the given credentials") {
 		t.Errorf("check of a readable object that cannot be listed:\n%s", r.Stderr)

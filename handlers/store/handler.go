@@ -302,9 +302,10 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 	case Classify(err) == fault.Auth:
 		// A HEAD may be refused where a listing is allowed: a policy that
 		// grants the objects under a prefix ("data/*", s3:prefix "data/")
-		// refuses the key "data" itself. With objects below it, the key
-		// is a prefix; else the refusal stands.
-		if below, lerr := s.hasBelow(ctx, key, opts); lerr == nil && below {
+		// refuses the key "data" itself. When the listing below the key is
+		// allowed, the key is a prefix (empty, perhaps: a run's outputs
+		// may not be there yet); else the refusal stands.
+		if _, lerr := s.hasBelow(ctx, key, opts); lerr == nil {
 			return nil, nil
 		}
 	case errors.Is(err, context.Canceled):

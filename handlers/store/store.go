@@ -152,8 +152,8 @@ func (s *Store) probe(ctx context.Context) (empty bool, err error) {
 	if err != nil {
 		return false, s.explain(err, "listing")
 	}
-	if len(page) == 0 && s.Prefix != "" {
-		// The prefix may name one object.
+	if len(page) == 0 && s.Prefix != "" && !s.prefixDir {
+		// The prefix may name one object (not when the URL ends with /).
 		if _, err := s.Bucket.Attributes(ctx, s.Prefix); err == nil {
 			return false, nil
 		}
