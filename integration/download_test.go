@@ -746,10 +746,19 @@ func TestDownloadS3OverTLS(t *testing.T) {
 	}
 
 	// The TLS endpoint given as http://: said so, not a bare 400.
+	// Whichever request meets it first: the HEAD of the prefix, of a
+	// --files object, or a listing.
 	entry, env = connection(map[string]string{"AWS_ENDPOINT_URL": strings.Replace(frontURL, "https://", "http://", 1)})
-	_, r = download(entry, env, 2)
-	if !strings.Contains(r.Stderr, "the endpoint speaks TLS, not plain http") || !strings.Contains(r.Stderr, "give it as https://") {
-		t.Errorf("an https endpoint given as http is not named as such:\n%s", r.Stderr)
+	for _, args := range [][]string{nil, {"--files", "a.txt"}, {"--dirs", "dir"}, {"check"}} {
+		cmd := append([]string{"--catalog", storeCatalog(t, entry), "--connection", "data", "--path", t.TempDir()}, args...)
+		if len(args) == 1 {
+			cmd = []string{"check", "--catalog", storeCatalog(t, entry), "--connection", "data"}
+		}
+		r := cli(t, env, cmd...)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, "the endpoint speaks TLS, not plain http") || !strings.Contains(r.Stderr, "give it as https://") {
+			t.Errorf("%v: an https endpoint given as http is not named as such:\n%s", args, r.Stderr)
+		}
 	}
 
 	entry, env = connection(map[string]string{"AWS_VERIFY_SSL": "false"})

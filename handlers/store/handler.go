@@ -133,7 +133,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if err != nil {
 		// Nothing was downloaded: the result says so, with zero counts.
 		return &handlers.Result{Summary: fmt.Sprintf("%s: nothing downloaded from %s", req.Conn, s.URL), Path: req.Path,
-			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0}}, err
+			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0}}, s.tlsHint(err)
 	}
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
@@ -156,9 +156,19 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 				err = perr
 			}
 		}
-		return res, err
+		return res, s.tlsHint(err)
 	}
 	return res, nil
+}
+
+// tlsHint adds to a usage error that the endpoint, given as http://, speaks
+// TLS, when it does and the error does not say so yet: the store's answer
+// to plain http on a TLS port is a bare 400, whichever request met it.
+func (s *Store) tlsHint(err error) error {
+	if fault.ClassOf(err) != fault.Usage || strings.Contains(err.Error(), "speaks TLS") || !speaksTLS(s.endpoint) {
+		return err
+	}
+	return fault.Wrap(fault.Usage, fmt.Errorf("%w; the endpoint speaks TLS, not plain http: give it as https://", err))
 }
 
 func workers(req *handlers.Request) int {

@@ -196,7 +196,7 @@ func (s *Store) explain(err error, op string) error {
 		case isTokenOverHTTP(err):
 			msg = fmt.Sprintf("%s: %s %s failed: %s; a token credential (%s) needs an https endpoint: use an account key, a SAS token or a connection string with a plain-http endpoint", s.conn, op, where, cause, s.auth)
 		case speaksTLS(s.endpoint):
-			msg = fmt.Sprintf("%s: %s %s failed: the endpoint speaks TLS, not plain http: %s; give it as https://", s.conn, op, where, cause)
+			msg = fmt.Sprintf("%s: %s %s failed: %s; the endpoint speaks TLS, not plain http: give it as https://", s.conn, op, where, cause)
 		default:
 			msg = fmt.Sprintf("%s: %s %s failed: %s; check the connection's settings", s.conn, op, where, cause)
 		}
