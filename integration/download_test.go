@@ -973,4 +973,14 @@ func TestDownloadPrefixScopedCredentials(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "ds/big/a.txt" {
 		t.Errorf("single object: %q", got)
 	}
+	// The same object selected with --files from the bucket's root: check
+	// agrees with the run.
+	cat = storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, readOnly))
+	r = cli(t, env, "check", "--catalog", cat, "--connection", "data", "--files", "ds/big/a.txt")
+	r.expectCode(t, 0)
+	if !strings.Contains(r.Stderr, "the objects selected in") {
+		t.Errorf("check --files of a readable object that cannot be listed:\n%s", r.Stderr)
+	}
+	cli(t, env, "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--files", "ds/big/a.txt").expectCode(t, 0)
+	cli(t, env, "check", "--catalog", cat, "--connection", "data", "--files", "ds/big/nope.txt").expectCode(t, 3)
 }

@@ -69,11 +69,19 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	defer s.Close()
 	empty, err := s.probe(ctx)
 	readable := false
-	if fault.ClassOf(err) == fault.Auth && s.Prefix != "" && !s.prefixDir {
-		// Credentials that may read the object the URL names but not list
-		// (s3:GetObject without s3:ListBucket): a run reads it all the same.
-		if _, herr := s.Bucket.Attributes(ctx, s.Prefix); herr == nil {
-			err, readable = nil, true
+	if fault.ClassOf(err) == fault.Auth {
+		// Credentials that may read objects but not list the bucket
+		// (s3:GetObject without s3:ListBucket): a run reads the object the
+		// URL names, or those --files and --paths name, all the same.
+		switch {
+		case len(h.files) > 0 || len(req.Paths) > 0:
+			if h.checkSelections(ctx, s, req) == nil {
+				err, readable = nil, true
+			}
+		case s.Prefix != "" && !s.prefixDir:
+			if _, herr := s.Bucket.Attributes(ctx, s.Prefix); herr == nil {
+				err, readable = nil, true
+			}
 		}
 	}
 	if err != nil {
@@ -85,6 +93,9 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	summary := fmt.Sprintf("%s: %s is reachable and listable with the given credentials", req.Conn, s.URL)
 	if readable {
 		summary = fmt.Sprintf("%s: %s is an object readable with the given credentials (which may not list the bucket)", req.Conn, s.URL)
+		if len(h.files) > 0 || len(req.Paths) > 0 {
+			summary = fmt.Sprintf("%s: the objects selected in %s are readable with the given credentials (which may not list the bucket)", req.Conn, s.URL)
+		}
 	}
 	if empty {
 		summary += ", but holds no object: a download would write nothing; check schema.bucket"
