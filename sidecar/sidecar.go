@@ -119,13 +119,14 @@ type sidecar struct {
 	savedAt   time.Time // when the state was last saved
 	firstScan bool      // the first cycle's scan is done
 
-	unreadable  map[string]error // folders the last scan could not read
-	permanent   int              // failures of the last cycle that trying again cannot mend
-	changed     int              // files the last cycle found new or changed
-	stateWarned bool             // a failure to save the state was logged
-	linksOut    map[string]bool  // links leading out of the root, reported once
-	lastDown    error            // the latest upload the store did not answer
-	afterWarned atomic.Bool      // a failure of AfterUpload was logged as a warning
+	unreadable  map[string]error      // folders the last scan could not read
+	permanent   int                   // failures of the last cycle that trying again cannot mend
+	changed     int                   // files the last cycle found new or changed
+	stateWarned bool                  // a failure to save the state was logged
+	linksOut    map[string]bool       // links leading out of the root, reported once
+	watchErr    atomic.Pointer[error] // why the end cannot be watched (watchEnd), once known
+	lastDown    error                 // the latest upload the store did not answer
+	afterWarned atomic.Bool           // a failure of AfterUpload was logged as a warning
 }
 
 // reportLinksOut warns, once each, of links that are not uploaded (to
@@ -265,7 +266,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	end := func(why string) {
 		once.Do(func() {
 			reason, endAt = why, time.Now()
-			s.log.Info("the job has ended", "reason", why)
+			if s.watchErr.Load() != nil {
+				s.log.Warn("stopping before the job has ended: its end cannot be watched", "reason", why)
+			} else {
+				s.log.Info("the job has ended", "reason", why)
+			}
 			close(ended)
 		})
 	}
@@ -319,6 +324,9 @@ loop:
 	}
 	cfg.Metrics.end()
 	s.rep.EndReason = reason
+	if err := s.watchErr.Load(); err != nil {
+		s.rep.WatchError = *err
+	}
 	// The grace counts from the end, through the cycle that was running
 	// then: so does the flush's time.
 	s.log.Info("final flush", "reason", reason, "grace", cfg.Grace.String(), "since the end", time.Since(endAt).Round(time.Millisecond).String())
@@ -378,7 +386,7 @@ func (s *sidecar) watchEnd(ctx context.Context, end func(string)) {
 				// to read the pod): the pod would never complete. Stop
 				// now, with what is there uploaded, and say why.
 				s.log.Error("cannot watch for the end of the job", "error", err.Error())
-				s.rep.WatchError = err
+				s.watchErr.Store(&err)
 				end("--watch-container cannot be watched: " + err.Error())
 				return
 			case err != nil:
