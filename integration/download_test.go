@@ -846,6 +846,7 @@ func TestDownloadS3EncryptedObjects(t *testing.T) {
 		"ds/large.bin":  randomBytes(t, 70<<20),
 		"ds/plain.txt":  []byte("not encrypted\n"),
 		"ds/sub/b.json": []byte(`{"k":"v"}`),
+		"ds/tab\tx.txt": []byte("a name gocloud escapes"), // read by its real key
 	}
 	for k, v := range objects {
 		in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: bytes.NewReader(v), ContentLength: aws.Int64(int64(len(v)))}
@@ -872,7 +873,7 @@ func TestDownloadS3EncryptedObjects(t *testing.T) {
 	}
 	r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", dst, "--checksum")
 	r.expectCode(t, 0)
-	if res := r.Result["result"].(map[string]any); res["files"] != float64(0) || res["skipped"] != float64(4) {
+	if res := r.Result["result"].(map[string]any); res["files"] != float64(0) || res["skipped"] != float64(len(objects)) {
 		t.Errorf("--checksum re-run: %v", res)
 	}
 	// Named one by one: the attributes come from a HEAD.

@@ -608,14 +608,14 @@ func (d *downloader) upToDate(ctx context.Context, o object) (same bool, old int
 		return false, 0, d.localFault(err)
 	}
 	if h.check() != nil {
-		if _, ok := d.opts.Provider.(ETagDigests); ok && o.md5 != nil && o.real == "" {
+		if _, ok := d.opts.Provider.(ETagDigests); ok && o.md5 != nil {
 			// The listed MD5 may be no MD5 at all (an encrypted object's
 			// ETag): the object's attributes tell.
-			attrs, err := d.head(ctx, o.key)
+			usable, err := d.listedMD5Usable(ctx, o)
 			if err != nil {
 				return false, 0, err
 			}
-			if !d.md5Usable(attrs.As) {
+			if !usable {
 				d.noHash.Add(1)
 				return sameTime(st.ModTime(), o.modTime), st.Size(), nil
 			}
@@ -795,6 +795,34 @@ func (d *downloader) setAttrs(o *object, attrs *blob.Attributes) {
 	if d.opts.Provider != nil {
 		o.crc, o.hasCRC = d.opts.Provider.CRC32C(attrs.As)
 	}
+}
+
+// listedMD5Usable asks the store whether o's listed MD5 is one of its
+// content: a HEAD, or for an object read by its real key (which the blob
+// API cannot address) the answer to a read of it, closed at once.
+func (d *downloader) listedMD5Usable(ctx context.Context, o object) (bool, error) {
+	if o.real == "" {
+		attrs, err := d.head(ctx, o.key)
+		if err != nil {
+			return false, err
+		}
+		return d.md5Usable(attrs.As), nil
+	}
+	var usable bool
+	err := d.retry.do(ctx, "GET "+o.name(), func() error {
+		r, err := d.open(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		ar, ok := r.(interface{ As(any) bool })
+		usable = !ok || d.md5Usable(ar.As)
+		return nil
+	})
+	if err != nil {
+		return false, d.remoteFault(err, "object %q", o.name())
+	}
+	return usable, nil
 }
 
 // md5Usable reports whether an object's MD5 is one of its content, from the
