@@ -160,26 +160,38 @@ func parseLocation(kind Kind, raw string) (Location, string) {
 // the part before the @ is the container). A password may hold a slash,
 // so the last @ counts.
 func shownURL(raw string) string {
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i] + "?" + secret.Redacted
-	}
+	raw = strings.TrimSpace(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
+	if ok && slices.Contains([]string{"s3", "gs", "gcs"}, strings.ToLower(scheme)) {
+		// Before the query is cut: a password may hold a ? too.
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if user := rest[:at]; strings.Contains(user, ":") || !strings.Contains(user, "/") {
+				rest = secret.Redacted + rest[at:]
+			}
+		}
+		return scheme + "://" + noQuery(rest)
+	}
+	raw = noQuery(raw)
+	scheme, rest, ok = strings.Cut(raw, "://")
 	if !ok {
 		return raw
 	}
-	at := strings.LastIndexByte(rest, '@')
-	if at < 0 {
-		return raw
-	}
-	user := rest[:at]
-	switch {
-	case slices.Contains([]string{"s3", "gs", "gcs"}, strings.ToLower(scheme)) && (strings.Contains(user, ":") || !strings.Contains(user, "/")):
-		return scheme + "://" + secret.Redacted + rest[at:]
-	case strings.Contains(user, ":"):
-		c := strings.IndexByte(user, ':')
-		return scheme + "://" + user[:c+1] + secret.Redacted + rest[at:]
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		if user := rest[:at]; strings.Contains(user, ":") {
+			c := strings.IndexByte(user, ':')
+			return scheme + "://" + user[:c+1] + secret.Redacted + rest[at:]
+		}
 	}
 	return raw
+}
+
+// noQuery blanks the query of a URL (an https URL's may hold a SAS
+// signature).
+func noQuery(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i] + "?" + secret.Redacted
+	}
+	return s
 }
 
 // IsLocalHost reports a loopback host (with or without a port), where Azure

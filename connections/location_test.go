@@ -138,6 +138,9 @@ func TestShownURL(t *testing.T) {
 		{"wasbs://container:pa/ss@acct.blob.core.windows.net/p", "wasbs://container:[redacted]@acct.blob.core.windows.net/p"},
 		{"https://acct.blob.core.windows.net/c/p?sv=1&sig=SECRET", "https://acct.blob.core.windows.net/c/p?[redacted]"},
 		{"no-scheme", "no-scheme"},
+		{"s3://AKIAEXAMPLE:Sup3r?S3cret@data/ds", "s3://[redacted]@data/ds"},
+		{" s3://AKIAEXAMPLE:Sup3rS3cret@data/ds", "s3://[redacted]@data/ds"},
+		{"s3://bucket/p?x=1", "s3://bucket/p?[redacted]"},
 	} {
 		if got := shownURL(tt.raw); got != tt.want {
 			t.Errorf("shownURL(%q) = %q, want %q", tt.raw, got, tt.want)

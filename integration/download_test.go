@@ -760,6 +760,12 @@ func TestDownloadS3OverTLS(t *testing.T) {
 			t.Errorf("%v: an https endpoint given as http is not named as such:\n%s", args, r.Stderr)
 		}
 	}
+	// Not on a mistake of the flags, which never reached the store.
+	r = cli(t, env, "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", t.TempDir(), "--files", "a.txt,a.txt")
+	r.expectCode(t, 2)
+	if strings.Contains(r.Stderr, "speaks TLS") {
+		t.Errorf("a flag mistake gets the TLS hint:\n%s", r.Stderr)
+	}
 
 	entry, env = connection(map[string]string{"AWS_VERIFY_SSL": "false"})
 	dst, r = download(entry, env, 0)
@@ -886,10 +892,14 @@ func TestDownloadS3EncryptedObjects(t *testing.T) {
 }
 
 // scopedCredentials returns temporary credentials from MinIO's STS whose
-// session policy is policy (JSON), as a secret folder for an s3 connection.
-func scopedCredentials(t *testing.T, policy string) string {
+// session policy is policy (JSON), as a secret folder for an s3 connection
+// (to the shared MinIO, or to the one at endpoint).
+func scopedCredentials(t *testing.T, policy string, endpoint ...string) string {
 	t.Helper()
 	s := testenv.Load(t).S3()
+	if len(endpoint) > 0 {
+		s.Endpoint = endpoint[0]
+	}
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(s.Region),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, "")))
 	if err != nil {
@@ -974,6 +984,21 @@ func TestDownloadPrefixScopedCredentials(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "ds/big/a.txt" {
 		t.Errorf("single object: %q", got)
 	}
+	// Objects that may be listed but not read: refused (exit 3), named by
+	// the bucket URL, by --paths or by --files, in check and in the run.
+	listOnly := scopedCredentials(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::%[1]s"]},
+		{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/ds/big/sub/*"]}]}`, bucket))
+	objCat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds/big/a.txt"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, listOnly))
+	dirCat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/ds/big"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, listOnly))
+	out := filepath.Join(t.TempDir(), "a.txt")
+	cli(t, env, "--catalog", objCat, "--connection", "data", "--path", out).expectCode(t, 3)
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused object left something at --path")
+	}
+	cli(t, env, "--catalog", dirCat, "--connection", "data", "--path", t.TempDir(), "--paths", "a.txt").expectCode(t, 3)
+	cli(t, env, "check", "--catalog", dirCat, "--connection", "data", "--files", "a.txt").expectCode(t, 3)
+
 	// The same object selected with --files from the bucket's root: check
 	// agrees with the run.
 	cat = storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s"}, secret: {name: s3-creds, mountPath: %q}}`, bucket, readOnly))
@@ -984,4 +1009,7 @@ func TestDownloadPrefixScopedCredentials(t *testing.T) {
 	}
 	cli(t, env, "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--files", "ds/big/a.txt").expectCode(t, 0)
 	cli(t, env, "check", "--catalog", cat, "--connection", "data", "--files", "ds/big/nope.txt").expectCode(t, 3)
+	// Mistakes of the flags themselves are said as the run says them.
+	cli(t, env, "check", "--catalog", cat, "--connection", "data", "--files", "ds/big/a.txt,ds/big/a.txt").expectCode(t, 2)
+	cli(t, env, "check", "--catalog", cat, "--connection", "data", "--files", "../x").expectCode(t, 2)
 }

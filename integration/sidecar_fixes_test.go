@@ -380,9 +380,19 @@ func TestSidecarKMSBucket(t *testing.T) {
 	for name, n := range sizes {
 		writeFile(t, dir, name, strings.Repeat("k", n))
 	}
-	for _, cs := range []string{"when_required", "when_supported"} {
+	// Credentials that may write and list, not read back: the store's
+	// answers are all there is to check.
+	writeOnly := scopedCredentials(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::%[1]s"]},
+		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::%[1]s/*"]}]}`, tg.bucket), srv.endpoint())
+	woCat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s"}, secret: {name: s3-creds, mountPath: %q}}`, tg.bucket, writeOnly))
+	for _, cs := range []string{"when_required", "when_supported", "write-only"} {
 		until := writeFile(t, t.TempDir(), "done", "")
-		r := cli(t, append(tg.env, "AWS_REQUEST_CHECKSUM_CALCULATION="+cs), "sidecar", "--catalog", cat, "--connection", "data", "--path", dir,
+		useCat, env := cat, append(tg.env, "AWS_REQUEST_CHECKSUM_CALCULATION="+cs)
+		if cs == "write-only" {
+			useCat, env = woCat, tg.env
+		}
+		r := cli(t, env, "sidecar", "--catalog", useCat, "--connection", "data", "--path", dir,
 			"--prefix", cs, "--state", "none", "--until-file", until, "--strict")
 		r.expectCode(t, 0)
 		if res := r.Result["result"].(map[string]any); res["files"] != float64(len(sizes)) {

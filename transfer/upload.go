@@ -178,6 +178,7 @@ type uploader struct {
 	haltMu       sync.Mutex
 	halt         error
 	authFailures atomic.Int64 // files refused for want of permission (see stopAll)
+	readRefused  atomic.Bool  // a HEAD after an upload was refused (logged once)
 
 	// pending holds, with ListVerify, the uploads waiting for the listing;
 	// pendingSeq numbers them as they come, so that a listing page checks
@@ -749,6 +750,16 @@ func (u *uploader) verify(ctx context.Context, r *FileResult, snap snapshot) err
 		attrs, err = u.b.Attributes(ctx, r.Key)
 		return err
 	})
+	if err != nil && u.opts.Classify(err) == fault.Auth {
+		// Credentials that may write but not read (s3:PutObject without
+		// s3:GetObject): the store took the upload, and its answer is all
+		// there is to check (it had no digest: a multipart upload, or an
+		// object the bucket encrypts with KMS).
+		if !u.readRefused.Swap(true) {
+			u.opts.Log.Warn("the credentials may not read back what they upload: uploads without a digest in the store's answer are taken as the store answered them", "key", r.Key)
+		}
+		return nil
+	}
 	if err != nil {
 		return u.remoteFault(r, err)
 	}

@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spf13/pflag"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	"google.golang.org/api/googleapi"
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
@@ -75,8 +79,13 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 		// URL names, or those --files and --paths name, all the same.
 		switch {
 		case len(h.files) > 0 || len(req.Paths) > 0:
-			if h.checkSelections(ctx, s, req) == nil {
+			// What the selections say, as the run would: read, or a
+			// mistake of their own (exit 2 or 4) rather than the listing's.
+			switch serr := h.checkSelections(ctx, s, req); {
+			case serr == nil:
 				err, readable = nil, true
+			case fault.ClassOf(serr) != fault.Auth:
+				return nil, serr
 			}
 		case s.Prefix != "" && !s.prefixDir:
 			if _, herr := s.Bucket.Attributes(ctx, s.Prefix); herr == nil {
@@ -172,11 +181,22 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	return res, nil
 }
 
+// fromTheStore reports an error that came from a request to the store (an
+// answer, or a failed connection), not from the flags or the catalog.
+func fromTheStore(err error) bool {
+	var status interface{ HTTPStatusCode() int }
+	var ue *url.Error
+	var op *net.OpError
+	var az *azcore.ResponseError
+	var ge *googleapi.Error
+	return errors.As(err, &status) || errors.As(err, &ue) || errors.As(err, &op) || errors.As(err, &az) || errors.As(err, &ge)
+}
+
 // tlsHint adds to a usage error that the endpoint, given as http://, speaks
 // TLS, when it does and the error does not say so yet: the store's answer
 // to plain http on a TLS port is a bare 400, whichever request met it.
 func (s *Store) tlsHint(err error) error {
-	if fault.ClassOf(err) != fault.Usage || strings.Contains(err.Error(), "speaks TLS") || !speaksTLS(s.endpoint) {
+	if fault.ClassOf(err) != fault.Usage || !fromTheStore(err) || strings.Contains(err.Error(), "speaks TLS") || !speaksTLS(s.endpoint) {
 		return err
 	}
 	return fault.Wrap(fault.Usage, fmt.Errorf("%w; the endpoint speaks TLS, not plain http: give it as https://", err))
@@ -323,10 +343,17 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 	case Classify(err) == fault.Auth:
 		// A HEAD may be refused where a listing is allowed: a policy that
 		// grants the objects under a prefix ("data/*", s3:prefix "data/")
-		// refuses the key "data" itself. When the listing below the key is
-		// allowed, the key is a prefix (empty, perhaps: a run's outputs
-		// may not be there yet); else the refusal stands.
-		if _, lerr := s.hasBelow(ctx, key, opts); lerr == nil {
+		// refuses the key "data" itself. With objects below it, the key is
+		// a prefix. The bucket URL's own prefix may also be empty yet (a
+		// run's outputs may not be there yet), unless a listing shows an
+		// object of that very key, which these credentials may not read.
+		// Else the refusal stands.
+		below, lerr := s.hasBelow(ctx, key, opts)
+		switch {
+		case lerr != nil:
+		case below:
+			return nil, nil
+		case key == s.Prefix && !s.listsKey(ctx, key):
 			return nil, nil
 		}
 	case errors.Is(err, context.Canceled):
@@ -340,6 +367,13 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 		}
 	}
 	return nil, s.explain(err, fmt.Sprintf("reading %q in", key))
+}
+
+// listsKey reports whether a listing shows an object whose key is key (a
+// refused listing shows none).
+func (s *Store) listsKey(ctx context.Context, key string) bool {
+	page, _, err := s.Bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: key})
+	return err == nil && len(page) > 0 && page[0].Key == key
 }
 
 // hasBelow reports whether objects have keys below key/ (retried as
