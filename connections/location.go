@@ -171,18 +171,7 @@ func shownURL(raw string) string {
 		}
 		return scheme + "://" + noQuery(rest)
 	}
-	raw = noQuery(raw)
-	scheme, rest, ok = strings.Cut(raw, "://")
-	if !ok {
-		return raw
-	}
-	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-		if user := rest[:at]; strings.Contains(user, ":") {
-			c := strings.IndexByte(user, ':')
-			return scheme + "://" + user[:c+1] + secret.Redacted + rest[at:]
-		}
-	}
-	return raw
+	return noQuery(secret.BlankUserinfo(raw))
 }
 
 // noQuery blanks the query of a URL (an https URL's may hold a SAS

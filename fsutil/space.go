@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,6 +85,30 @@ func NoMountIn(root, p string) error {
 		}
 		return nil
 	})
+}
+
+// RemoveInTheWay removes p (st is its Lstat), which stands where a copy
+// into root puts something else: a file or a link (never what it points
+// to), or a folder with all it holds. It refuses, with a *MountPointError,
+// what is or holds the mount point of another file system than root's. It
+// returns what p was: "file", "link" or "folder".
+func RemoveInTheWay(root, p string, st fs.FileInfo) (string, error) {
+	if err := NoMountIn(root, p); err != nil {
+		return "", err
+	}
+	what, err := "file", error(nil)
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		what, err = "link", os.Remove(p)
+	case st.IsDir():
+		what, err = "folder", os.RemoveAll(p)
+	default:
+		err = os.Remove(p)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	return what, err
 }
 
 // MountPoints lists the mount points of this process's mount namespace:

@@ -127,11 +127,12 @@ func Scrub(s string) string {
 		}
 	}
 	mu.RUnlock()
-	return scrubUserinfo(s)
+	return BlankUserinfo(s)
 }
 
-// scrubUserinfo blanks "user:password@" in anything that looks like a URL.
-func scrubUserinfo(s string) string {
+// BlankUserinfo blanks "user:password@" in anything that looks like a URL,
+// a password holding a slash, a ? or a # included.
+func BlankUserinfo(s string) string {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "://")
@@ -147,7 +148,19 @@ func scrubUserinfo(s string) string {
 			end = len(s)
 		}
 		authority := s[:end]
-		if at := strings.LastIndex(authority, "@"); at >= 0 {
+		at := strings.LastIndex(authority, "@")
+		if c := strings.Index(authority, ":"); at < 0 && c >= 0 && end < len(s) && !allDigits(authority[c+1:]) {
+			// The authority ended early, inside a password (user:pa/ss@host):
+			// the last @ of the URL ends it. A port (host:8080/…) does not.
+			tokenEnd := strings.IndexAny(s, " \t\n\"'")
+			if tokenEnd < 0 {
+				tokenEnd = len(s)
+			}
+			if a := strings.LastIndex(s[:tokenEnd], "@"); a > end {
+				authority, at = s[:a+1], a
+			}
+		}
+		if at >= 0 {
 			user := authority[:at]
 			switch c := strings.Index(user, ":"); {
 			case c >= 0:
@@ -165,6 +178,16 @@ func scrubUserinfo(s string) string {
 	}
 }
 
+// allDigits reports a non-empty run of ASCII digits (a port).
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // isAzureScheme reports the schemes whose URLs put a container, not a
 // user, before the @: wasb[s]://container@account…, abfs[s]://….
 func isAzureScheme(scheme string) bool {
@@ -179,7 +202,7 @@ func isAzureScheme(scheme string) bool {
 func URL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.User == nil {
-		return scrubUserinfo(rawURL)
+		return BlankUserinfo(rawURL)
 	}
 	u.User = nil
 	return u.String()

@@ -54,6 +54,18 @@ func TestScrub(t *testing.T) {
 	if got := Scrub("url=abfss://data@acct.dfs.core.windows.net/a"); got != "url=abfss://data@acct.dfs.core.windows.net/a" {
 		t.Errorf("abfss container: %s", got)
 	}
+	// A password with a / ? or #: the last @ of the URL ends it; a port
+	// and an @ in a path are left alone.
+	for in, want := range map[string]string{
+		`bucket "s3://AKIA:wJal/K7MD/bPx@my-bucket/train"`: `bucket "s3://AKIA:[redacted]@my-bucket/train"`,
+		"https://user:pa?ss#w@host/p and more":             "https://user:[redacted]@host/p and more",
+		"see https://host:8080/people/a@example.com":       "see https://host:8080/people/a@example.com",
+		"see https://host/people/a@example.com":            "see https://host/people/a@example.com",
+	} {
+		if got := Scrub(in); got != want {
+			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
+		}
+	}
 	if got := Scrub("true false 1234"); got != "true false 1234" {
 		t.Errorf("short words scrubbed: %s", got)
 	}

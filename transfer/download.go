@@ -496,22 +496,12 @@ func (d *downloader) clearWay(ctx context.Context, o object, cause error) (bool,
 		if err != nil || theirs {
 			return false, err
 		}
-		if err := d.noMountIn(p); err != nil {
-			return false, err
-		}
-		what := "file"
+		what, err := fsutil.RemoveInTheWay(d.root, p, st)
+		var mp *fsutil.MountPointError
 		switch {
-		case st.Mode()&fs.ModeSymlink != 0:
-			what = "link"
-		case isDir:
-			what = "folder"
-		}
-		if st.IsDir() {
-			err = os.RemoveAll(p)
-		} else {
-			err = os.Remove(p) // a file, or a link (never what it points to)
-		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		case errors.As(err, &mp):
+			return false, fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", d.opts.Conn, p, err)
+		case err != nil:
 			return false, d.localFault(err)
 		}
 		d.opts.Log.Warn("--force: removed a "+what+" that stood where the bucket puts a "+map[bool]string{true: "folder", false: "file"}[wantDir], "path", p)
@@ -548,21 +538,6 @@ func (d *downloader) bucketHas(ctx context.Context, key string, dir bool) (bool,
 		return false, d.remoteFault(err, "checking %q before --force replaces what is in its way", key)
 	}
 	return has, nil
-}
-
-// noMountIn refuses to remove p when it is, or (a folder) holds, a mount
-// point, bind mounts included: removing it would empty another volume, or
-// fail on a file mounted there.
-func (d *downloader) noMountIn(p string) error {
-	err := fsutil.NoMountIn(d.root, p)
-	var mp *fsutil.MountPointError
-	if errors.As(err, &mp) {
-		return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", d.opts.Conn, p, err)
-	}
-	if err != nil {
-		return d.localFault(err)
-	}
-	return nil
 }
 
 // upToDate compares the local file with the object: size and modification
@@ -815,14 +790,20 @@ func (d *downloader) listedMD5Usable(ctx context.Context, o object) (bool, error
 			return err
 		}
 		defer r.Close()
-		ar, ok := r.(interface{ As(any) bool })
-		usable = !ok || d.md5Usable(ar.As)
+		usable = d.readerMD5Usable(r)
 		return nil
 	})
 	if err != nil {
 		return false, d.remoteFault(err, "object %q", o.name())
 	}
 	return usable, nil
+}
+
+// readerMD5Usable is md5Usable from a reader's answer, where the reader
+// gives one (As).
+func (d *downloader) readerMD5Usable(r ObjectReader) bool {
+	ar, ok := r.(interface{ As(any) bool })
+	return !ok || d.md5Usable(ar.As)
 }
 
 // md5Usable reports whether an object's MD5 is one of its content, from the
@@ -888,7 +869,7 @@ func (d *downloader) downloadWhole(ctx context.Context, o object) error {
 			return err
 		}
 		modTime = r.ModTime()
-		if ar, ok := r.(interface{ As(any) bool }); ok && o.md5 != nil && !d.md5Usable(ar.As) {
+		if o.md5 != nil && !d.readerMD5Usable(r) {
 			o.md5 = nil // encrypted with KMS or a customer key: the ETag is no MD5
 		}
 		h := newVerifier(o)

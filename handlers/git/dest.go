@@ -258,11 +258,17 @@ func (d *dest) moveUp() error {
 	if err != nil {
 		return err
 	}
-	slices.SortStableFunc(entries, func(a, b fs.DirEntry) int {
-		return cmpBool(a.Name() == ".git", b.Name() == ".git")
-	})
+	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		if err := os.Rename(filepath.Join(d.staging, e.Name()), filepath.Join(d.path, e.Name())); err != nil {
+		if e.Name() != ".git" {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) < len(entries) {
+		names = append(names, ".git")
+	}
+	for _, name := range names {
+		if err := os.Rename(filepath.Join(d.staging, name), filepath.Join(d.path, name)); err != nil {
 			return err
 		}
 	}
@@ -271,17 +277,6 @@ func (d *dest) moveUp() error {
 	}
 	d.staging = ""
 	return nil
-}
-
-// cmpBool orders false before true.
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
 }
 
 // keepMode gives the staging folder the mode and owner of the empty folder

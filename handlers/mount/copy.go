@@ -310,27 +310,12 @@ func (c *copier) makeRoot(shown string) error {
 // to), or a folder with all it holds, unless it is or holds a mount point.
 // root is where the copy writes (for the mount check).
 func (c *copier) clear(p, root string, st fs.FileInfo, want string) error {
-	err := fsutil.NoMountIn(root, p)
+	what, err := fsutil.RemoveInTheWay(root, p, st)
 	var mp *fsutil.MountPointError
-	if errors.As(err, &mp) {
-		return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", c.opts.Conn, p, err)
-	}
-	if err != nil {
-		return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
-	}
-	what := "file"
 	switch {
-	case st.Mode()&fs.ModeSymlink != 0:
-		what = "link"
-	case st.IsDir():
-		what = "folder"
-	}
-	if st.IsDir() {
-		err = os.RemoveAll(p)
-	} else {
-		err = os.Remove(p)
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	case errors.As(err, &mp):
+		return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", c.opts.Conn, p, err)
+	case err != nil:
 		return fault.FromSystem(fmt.Errorf("%s: --force: %w", c.opts.Conn, err))
 	}
 	c.opts.Log.Warn("--force: removed a "+what+" that stood where the mount has a "+want, "path", p)

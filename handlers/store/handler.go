@@ -72,13 +72,13 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	}
 	defer s.Close()
 	empty, err := s.probe(ctx)
-	readable := false
+	readable, selected := false, len(h.files) > 0 || len(req.Paths) > 0
 	if fault.ClassOf(err) == fault.Auth {
 		// Credentials that may read objects but not list the bucket
 		// (s3:GetObject without s3:ListBucket): a run reads the object the
 		// URL names, or those --files and --paths name, all the same.
 		switch {
-		case len(h.files) > 0 || len(req.Paths) > 0:
+		case selected:
 			// What the selections say, as the run would: read, or a
 			// mistake of their own (exit 2 or 4) rather than the listing's.
 			switch serr := h.checkSelections(ctx, s, req); {
@@ -102,7 +102,7 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	summary := fmt.Sprintf("%s: %s is reachable and listable with the given credentials", req.Conn, s.URL)
 	if readable {
 		summary = fmt.Sprintf("%s: %s is an object readable with the given credentials (which may not list the bucket)", req.Conn, s.URL)
-		if len(h.files) > 0 || len(req.Paths) > 0 {
+		if selected {
 			summary = fmt.Sprintf("%s: the objects selected in %s are readable with the given credentials (which may not list the bucket)", req.Conn, s.URL)
 		}
 	}
