@@ -14,6 +14,7 @@ import (
 	"log"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -582,6 +584,61 @@ func TestDownloadRetriesFirstRequest(t *testing.T) {
 		if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "a" {
 			t.Errorf("%v: a.txt = %q", args, got)
 		}
+	}
+}
+
+// TestDownloadRetriesZero puts a proxy that answers 503 to every read of
+// one object in front of each store: with --retries 0 the object is asked
+// for once (neither the engine nor the store's client retries), and the
+// run ends with exit 5; with --retries 2 it is asked for again.
+func TestDownloadRetriesZero(t *testing.T) {
+	env := testenv.Load(t)
+	real := map[string]string{"s3": env.S3().Endpoint, "gcs": env.GCS().Endpoint, "wasb": env.Azure().Endpoint}
+	for _, sk := range storeKinds {
+		t.Run(sk.kind, func(t *testing.T) {
+			target, err := url.Parse(real[sk.kind])
+			if err != nil || target.Host == "" {
+				t.Fatalf("the %s server's endpoint %q", sk.kind, real[sk.kind])
+			}
+			st := sk.open(t, "")
+			bucket := st.newBucket(t)
+			st.put(t, bucket, "ds/ok.txt", strings.NewReader("ok"), 2)
+			st.put(t, bucket, "ds/busy.bin", strings.NewReader("busy"), 4)
+			var gets atomic.Int64
+			// The Host header is left as the client sent it: signatures
+			// cover it.
+			proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "busy.bin") {
+					gets.Add(1)
+					w.Header().Set("Retry-After", "0")
+					http.Error(w, "busy", http.StatusServiceUnavailable)
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			defer front.Close()
+			entry, cenv := sk.open(t, front.URL).connection(t, bucket, "ds", false)
+			cat := storeCatalog(t, entry)
+
+			dst := filepath.Join(t.TempDir(), "dst")
+			r := cli(t, cenv, "--catalog", cat, "--connection", "data", "--path", dst, "--retries", "0")
+			r.expectCode(t, 5)
+			if n := gets.Load(); n != 1 {
+				t.Errorf("--retries 0: the object was asked for %d times, want once\n%s", n, r.Stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dst, "busy.bin")); err == nil {
+				t.Error("busy.bin was written")
+			}
+			assertNoTemporaryFiles(t, dst)
+
+			gets.Store(0)
+			r = cli(t, cenv, "--catalog", cat, "--connection", "data", "--path", dst, "--retries", "2")
+			r.expectCode(t, 5)
+			if n := gets.Load(); n < 3 {
+				t.Errorf("--retries 2: the object was asked for %d times, want 3 or more\n%s", n, r.Stderr)
+			}
+		})
 	}
 }
 

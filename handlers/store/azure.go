@@ -51,6 +51,10 @@ const (
 	azureDefault    = "default Azure credential"
 )
 
+// azureRetryAttempts bounds the client's own attempts at a request (the
+// transfer engine retries on top).
+const azureRetryAttempts = 4
+
 // azureConfig is what a wasb connection's keys and URL say.
 type azureConfig struct {
 	kind        string // one of the azure* credential kinds
@@ -63,6 +67,7 @@ type azureConfig struct {
 	client      string
 	clientSec   secret.Value
 	tokenFile   string // a workload identity's token file, "" when none
+	retries     int32  // the client's own retries of a request (-1: none)
 	auth        string // for messages
 	accountNote string // a warning about the URL's account, "" when none
 }
@@ -206,11 +211,11 @@ func registerSAS(token string) {
 
 // clientOptions are the Azure SDK options of every client: the pooled
 // transport and bounded retries (the transfer engine retries on top).
-func azureClientOptions(transport http.RoundTripper) azcore.ClientOptions {
+func (c *azureConfig) clientOptions(transport http.RoundTripper) azcore.ClientOptions {
 	return azcore.ClientOptions{
 		Transport: &http.Client{Transport: transport},
 		Retry: policy.RetryOptions{
-			MaxRetries:    3,
+			MaxRetries:    c.retries,
 			RetryDelay:    200 * time.Millisecond,
 			MaxRetryDelay: 5 * time.Second,
 		},
@@ -219,7 +224,7 @@ func azureClientOptions(transport http.RoundTripper) azcore.ClientOptions {
 
 // containerClient builds the container client of c.
 func (c *azureConfig) containerClient(name string, transport http.RoundTripper) (*container.Client, error) {
-	opts := &container.ClientOptions{ClientOptions: azureClientOptions(transport)}
+	opts := &container.ClientOptions{ClientOptions: c.clientOptions(transport)}
 	containerURL := c.service + "/" + url.PathEscape(name)
 	switch c.kind {
 	case azureConnString:
@@ -234,7 +239,7 @@ func (c *azureConfig) containerClient(name string, transport http.RoundTripper) 
 		return container.NewClientWithNoCredential(containerURL+"?"+c.sas, opts)
 	case azurePrincipal:
 		cred, err := azidentity.NewClientSecretCredential(c.tenant, c.client, c.clientSec.Reveal(),
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: azureClientOptions(transport)})
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: c.clientOptions(transport)})
 		if err != nil {
 			return nil, err
 		}
@@ -253,7 +258,7 @@ func (c *azureConfig) containerClient(name string, transport http.RoundTripper) 
 // credential does not read), by that client's workload identity and
 // managed identity.
 func (c *azureConfig) defaultCredential(transport http.RoundTripper) (azcore.TokenCredential, error) {
-	co := azureClientOptions(transport)
+	co := c.clientOptions(transport)
 	def, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co, TenantID: c.tenant})
 	if err != nil || c.client == "" {
 		return def, err
@@ -282,6 +287,10 @@ func openAzure(ctx context.Context, k *keyReader, loc connections.Location, opts
 	}
 	if c.accountNote != "" {
 		opts.Log.Warn(c.accountNote)
+	}
+	c.retries = int32(opts.attempts(azureRetryAttempts) - 1)
+	if c.retries == 0 {
+		c.retries = -1 // 0 would be the SDK's default of 3
 	}
 	transport := newTransport(opts.Workers)
 	client, err := c.containerClient(loc.Bucket, idleWatch{transport, opts.readTimeout()})

@@ -147,7 +147,7 @@ func TestS3AssumeRoleNotSentToStoreEndpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := c.awsConfig(context.Background(), 2, nil)
+		cfg, err := c.awsConfig(context.Background(), 2, s3RetryAttempts, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +253,7 @@ func TestS3Options(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := c.awsConfig(context.Background(), 7, nil)
+			cfg, err := c.awsConfig(context.Background(), 7, s3RetryAttempts, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -335,7 +335,7 @@ func TestS3AssumeRoleSettings(t *testing.T) {
 	if !c.assumeRole || c.sessionName != "S3Session" || c.duration.Seconds() != 43200 || c.durationGiven || c.stsEndpoint != "http://127.0.0.1:9" {
 		t.Errorf("upstream defaults not applied: %+v", c)
 	}
-	cfg, err := c.awsConfig(context.Background(), 4, nil)
+	cfg, err := c.awsConfig(context.Background(), 4, s3RetryAttempts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestS3CABundle(t *testing.T) {
 			if strings.TrimSpace(string(c.caBundle)) != strings.TrimSpace(string(pem)) {
 				t.Fatalf("CA bundle not read")
 			}
-			cfg, err := c.awsConfig(context.Background(), 4, nil)
+			cfg, err := c.awsConfig(context.Background(), 4, s3RetryAttempts, nil)
 			if err != nil {
 				t.Fatalf("the SDK refused the CA bundle with our HTTP client: %v", err)
 			}

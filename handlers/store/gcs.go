@@ -269,7 +269,7 @@ func openGCS(ctx context.Context, k *keyReader, loc connections.Location, opts O
 	// until the context ends, and the transfer engine retries on top.
 	client.SetRetry(
 		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2}),
-		storage.WithMaxAttempts(gcsRetryAttempts),
+		storage.WithMaxAttempts(opts.attempts(gcsRetryAttempts)),
 	)
 	b, err := gcsblob.OpenBucket(ctx, nil, loc.Bucket, &gcsblob.Options{Client: client})
 	if err != nil {

@@ -66,7 +66,7 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	if err := h.validate(); err != nil {
 		return nil, err
 	}
-	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log, ReadTimeout: h.readTimeout})
+	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log, ReadTimeout: h.readTimeout, Once: h.retries == 0})
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if err := h.validate(); err != nil {
 		return nil, err
 	}
-	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log, ReadTimeout: h.readTimeout})
+	s, err := Open(ctx, req.Conn, req.Keys, Options{Workers: workers(req), Log: req.Log, ReadTimeout: h.readTimeout, Once: h.retries == 0})
 	if err != nil {
 		return nil, err
 	}

@@ -361,7 +361,7 @@ func (c *s3Config) httpClient(workers int) *awshttp.BuildableClient {
 // the SDK's own sources (environment, shared config files, web identity,
 // container and instance roles) for whatever they leave unset. The SDK's
 // own log lines go to log (nil: dropped), scrubbed like every other line.
-func (c *s3Config) awsConfig(ctx context.Context, workers int, log *slog.Logger) (aws.Config, error) {
+func (c *s3Config) awsConfig(ctx context.Context, workers, attempts int, log *slog.Logger) (aws.Config, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -372,7 +372,7 @@ func (c *s3Config) awsConfig(ctx context.Context, workers int, log *slog.Logger)
 			// No client-side retry quota: with many workers failing at once
 			// it would refuse retries that the server would have served.
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = s3RetryAttempts
+				o.MaxAttempts = attempts
 				o.MaxBackoff = s3RetryMaxBackoff
 				o.RateLimiter = ratelimit.None
 			})
@@ -609,7 +609,7 @@ func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Op
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := c.awsConfig(ctx, opts.Workers, opts.Log)
+	cfg, err := c.awsConfig(ctx, opts.Workers, opts.attempts(s3RetryAttempts), opts.Log)
 	if err != nil {
 		return nil, k.usage("loading the AWS configuration: %v", err)
 	}

@@ -36,6 +36,19 @@ type Options struct {
 	// ReadTimeout cuts a request that receives nothing for so long (it is
 	// then retried); 0 means DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// Once sends each request once: the store client does not retry it
+	// either (--retries 0). Otherwise the client makes a few quick
+	// attempts of its own under each of the transfer engine's.
+	Once bool
+}
+
+// attempts is how many times the store client sends a request, counting
+// the first: its own bounded retries, or one.
+func (o Options) attempts(bounded int) int {
+	if o.Once {
+		return 1
+	}
+	return bounded
 }
 
 func (o Options) readTimeout() time.Duration {
