@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/secret"
@@ -67,7 +68,8 @@ func (k *Keys) mounts() []mount {
 func (k *Keys) Missing() []string {
 	var out []string
 	for _, m := range k.mounts() {
-		if st, err := os.Stat(m.dir); err == nil && st.IsDir() {
+		st, err := os.Stat(m.dir)
+		if err == nil && st.IsDir() {
 			continue
 		}
 		what := "configMap"
@@ -76,6 +78,10 @@ func (k *Keys) Missing() []string {
 		}
 		if m.name != "" {
 			what += " " + m.name
+		}
+		if err == nil {
+			out = append(out, fmt.Sprintf("%s: mountPath %s is a file, not the folder the volume is mounted on", what, m.dir))
+			continue
 		}
 		out = append(out, fmt.Sprintf("%s: mountPath %s does not exist in this container", what, m.dir))
 	}
@@ -115,8 +121,8 @@ func (k *Keys) lookup(key string) (secret.Value, bool, error) {
 			p := filepath.Join(m.dir, name)
 			data, err := os.ReadFile(p)
 			switch {
-			case errors.Is(err, fs.ErrNotExist), isDirErr(err):
-				continue
+			case errors.Is(err, fs.ErrNotExist), isDirErr(err), errors.Is(err, syscall.ENOTDIR):
+				continue // (a mountPath that is no folder: Missing says so)
 			case err != nil:
 				return secret.Value{}, false, fault.New(fault.Auth, "%s: cannot read %s: %w", k.conn, p, err)
 			}

@@ -266,6 +266,17 @@ func TestMissingSecretMount(t *testing.T) {
 			t.Errorf("%s: the error does not name the mount: %v", c.entry, r.Result["error"])
 		}
 	}
+
+	// A mountPath that names a file (a key's file, not the folder): the
+	// keys are missing (exit 2), not unreadable (exit 3), and the mount
+	// is named for what it is.
+	file := writeFile(t, t.TempDir(), "GC_KEY_PATH", "/nonexistent.json")
+	cat := catalog(t, "connections:\n- {name: data, kind: gcs, schema: {bucket: \"gs://b/p\"}, secret: {name: gcs-key, mountPath: "+file+"}}\n")
+	r := cli(t, []string{"GOOGLE_APPLICATION_CREDENTIALS=", "HOME=" + t.TempDir()}, "check", "--catalog", cat, "--connection", "data")
+	r.expectCode(t, 2)
+	if want := "mountPath " + file + " is a file, not the folder the volume is mounted on"; !strings.Contains(r.Stderr, want) {
+		t.Errorf("a file as mountPath: stderr lacks %q:\n%s", want, r.Stderr)
+	}
 }
 
 // A flag refused before the command runs is in the termination log too;

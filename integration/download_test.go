@@ -217,6 +217,13 @@ func TestDownloadSingleObjectAndErrors(t *testing.T) {
 					if strings.Contains(r.Stderr, "wrong-") || strings.Contains(r.Stderr, "d3JvbmcgYWNjb3VudCBrZXk") {
 						t.Errorf("the secret leaked into stderr:\n%s", r.Stderr)
 					}
+					// The download's own listing meets the refusal (no
+					// prefix to look up first): it names the credentials'
+					// source and the settings to check, as check does.
+					fix := map[string]string{"s3": "check AWS_ACCESS_KEY_ID", "wasb": "check AZURE_ACCOUNT_NAME"}[sk.kind]
+					if !strings.Contains(r.Stderr, "was refused with ") || !strings.Contains(r.Stderr, fix) {
+						t.Errorf("%v: the refusal does not name the credentials and %q:\n%s", args, fix, r.Stderr)
+					}
 				}
 			}
 		})
@@ -642,6 +649,43 @@ func TestDownloadRetriesZero(t *testing.T) {
 	}
 }
 
+// TestDownloadWrongRegion: keys signed for another region than the
+// store's are refused with the region to set, by check, by a download's
+// first look and by its listing.
+func TestDownloadWrongRegion(t *testing.T) {
+	s := testenv.Load(t).S3()
+	// A MinIO that enforces its region (the shared one takes any).
+	srv := newPrivateServer(t, "s3")
+	srv.stop(t)
+	argv := srv.argv
+	srv.argv = func(port int, data string) ([]string, []string) {
+		a, e := argv(port, data)
+		return a, append(e, "MINIO_REGION="+s.Region)
+	}
+	srv.start(t)
+	st := minioStore(t, srv.endpoint())
+	bucket := st.newBucket(t)
+	st.put(t, bucket, "ds/a.txt", strings.NewReader("a"), 1)
+	wrong := "eu-west-3"
+	if s.Region == wrong {
+		wrong = "ap-south-1"
+	}
+	dir := secretDir(t, map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey,
+		"AWS_ENDPOINT_URL": srv.endpoint(), "AWS_REGION": wrong})
+	for _, c := range []struct{ url, cmd string }{{"ds", "check"}, {"ds", "run"}, {"ds/", "run"}} {
+		cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/%s"}, secret: {name: s3, mountPath: %q}}`, bucket, c.url, dir))
+		args := []string{"check", "--catalog", cat, "--connection", "data"}
+		if c.cmd == "run" {
+			args = []string{"--catalog", cat, "--connection", "data", "--path", t.TempDir()}
+		}
+		r := cli(t, []string{"AWS_EC2_METADATA_DISABLED=true"}, args...)
+		r.expectCode(t, 2)
+		if want := "set AWS_REGION to the bucket's region (the bucket's region is " + s.Region + ")"; !strings.Contains(r.Stderr, want) {
+			t.Errorf("%s %s: stderr lacks %q:\n%s", c.cmd, c.url, want, r.Stderr)
+		}
+	}
+}
+
 // TestDownloadSurvivesServerRestart stops the store in the middle of a
 // download and starts it again: the download completes, or fails with exit
 // 5 leaving no partial file; a second run then completes.
@@ -800,6 +844,18 @@ func TestDownloadS3OverTLS(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dst); len(entries) != 0 {
 		t.Errorf("files written despite the refusal: %v", entries)
+	}
+	// Whichever request meets it first (the HEAD of the prefix, or the
+	// listing of a folder's URL or of --dirs), the fix is named.
+	for _, c := range []struct {
+		entry string
+		args  []string
+	}{{entry, nil}, {strings.Replace(entry, `/tls"`, `/tls/"`, 1), nil}, {entry, []string{"--dirs", "dir"}}} {
+		r := cli(t, env, append([]string{"--catalog", storeCatalog(t, c.entry), "--connection", "data", "--path", t.TempDir()}, c.args...)...)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, "give the endpoint's CA in AWS_CA_BUNDLE") {
+			t.Errorf("%s %v: the fix is not named:\n%s", c.entry, c.args, r.Stderr)
+		}
 	}
 
 	// The TLS endpoint given as http://: said so, not a bare 400.

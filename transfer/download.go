@@ -252,6 +252,9 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 			return err
 		})
 		if err != nil {
+			if prefix == "" {
+				return d.remoteFault(err, "listing the bucket")
+			}
 			return d.remoteFault(err, "listing prefix %q", prefix)
 		}
 		listed += len(page)
@@ -1133,6 +1136,11 @@ func (d *downloader) remoteFault(err error, format string, args ...any) error {
 	}
 	what := fmt.Sprintf(format, args...)
 	c := d.opts.Classify(err)
+	if d.opts.Explain != nil && (c == fault.Auth || c == fault.Usage) {
+		if e := d.opts.Explain(err, what); e != nil {
+			return e
+		}
+	}
 	err = d.opts.cause(err)
 	switch c {
 	case fault.NotFound:

@@ -38,10 +38,16 @@ type Options struct {
 	Provider Provider                // provider extras; may be nil
 	Classify func(error) fault.Class // the store's error classes; nil means gcerrors codes only
 	Brief    func(error) string      // a store error's cause on one line, for messages; nil means its Error()
-	Log      *slog.Logger            // step and progress lines; nil discards
-	Progress time.Duration           // how often a progress line is logged; 0 means 5 s
-	Terminal io.Writer               // when set, a live progress bar is drawn there
-	Conn     string                  // names the connection in errors
+	// Explain, when set, words a store's refusal (auth) or an answer that
+	// shows a setting is wrong (usage: TLS, plain http, region) with the
+	// connection's own settings to check; what names the request
+	// (`object "k"`). It returns nil when it has nothing better to say
+	// than the generic message.
+	Explain  func(err error, what string) error
+	Log      *slog.Logger  // step and progress lines; nil discards
+	Progress time.Duration // how often a progress line is logged; 0 means 5 s
+	Terminal io.Writer     // when set, a live progress bar is drawn there
+	Conn     string        // names the connection in errors
 
 	beforeObject func(key string)             // test hook: called as each object's download starts
 	freeBytes    uint64                       // test hook: free space to assume at the target

@@ -900,6 +900,13 @@ func (u *uploader) remoteFault(r *FileResult, err error) error {
 	if errors.As(err, &fe) {
 		c = fe.Class
 	}
+	if u.opts.Explain != nil && c == fault.Usage && fe == nil {
+		// (A refusal keeps the message below, which names the write
+		// permission.)
+		if e := u.opts.Explain(err, fmt.Sprintf("upload of %s to %q", r.Rel, r.Key)); e != nil {
+			return e
+		}
+	}
 	err = u.opts.cause(err)
 	switch c {
 	case fault.Auth:

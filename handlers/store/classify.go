@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -205,6 +206,23 @@ func isPlainHTTP(err error) bool {
 func isTokenOverHTTP(err error) bool {
 	return strings.Contains(err.Error(), "authorized requests are not permitted for non-TLS protected (https) endpoints")
 }
+
+// wrongRegion returns the region an S3 store says the bucket is in, when it
+// refused a request signed for another ("the region 'us-east-1' is wrong;
+// expecting 'eu-west-1'"); "" otherwise.
+func wrongRegion(err error) string {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "AuthorizationHeaderMalformed" {
+		return ""
+	}
+	m := expectingRegion.FindStringSubmatch(ae.ErrorMessage())
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+var expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
 
 // classifyStatus classifies a bare HTTP status.
 func classifyStatus(code int) (fault.Class, bool) {

@@ -139,6 +139,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		Provider: s.Provider,
 		Classify: Classify,
 		Brief:    Brief,
+		Explain:  s.Explain,
 		Log:      req.Log,
 		Conn:     req.Conn.String(),
 	}
@@ -284,7 +285,7 @@ func (h *Handler) checkSelections(ctx context.Context, s *Store, req *handlers.R
 	if req.Path == "" {
 		req.Path = "." // destinations are checked relative to it; nothing is written
 	}
-	opts := transfer.Options{Classify: Classify, Brief: Brief, Log: req.Log, Conn: req.Conn.String()}
+	opts := transfer.Options{Classify: Classify, Brief: Brief, Explain: s.Explain, Log: req.Log, Conn: req.Conn.String()}
 	_, sels, err := h.selections(ctx, s, req, opts)
 	if err != nil {
 		return err

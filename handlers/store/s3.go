@@ -632,12 +632,13 @@ func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Op
 		endpoint: c.endpoint,
 		auth:     c.describeAuth(),
 		hints: hints{
-			auth:        "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SECURITY_TOKEN for temporary credentials), and that they may list the bucket",
+			auth:        "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SECURITY_TOKEN for temporary credentials), and that they may list and read the bucket",
 			notFound:    " (and AWS_ENDPOINT_URL / AWS_REGION)",
 			unreachable: " and AWS_ENDPOINT_URL (AWS_USE_SSL=false for a plain-http endpoint without a scheme)",
 			tls:         "give the endpoint's CA in AWS_CA_BUNDLE (a path or the PEM itself), or set AWS_VERIFY_SSL=false",
 			host:        "fix AWS_ENDPOINT_URL (with AWS_S3_ADDRESSING_STYLE=virtual the bucket's name is part of the host)",
 			plainHTTP:   "give AWS_ENDPOINT_URL as http://… (or AWS_USE_SSL=false for an endpoint without a scheme)",
+			region:      "set AWS_REGION to the bucket's region",
 		},
 	}
 	if c.assumeRole {

@@ -100,6 +100,7 @@ type hints struct {
 	auth, notFound, unreachable, tls string
 	host                             string // the settings that name the service's host
 	plainHTTP                        string // how to name a plain-http endpoint
+	region                           string // how to name the bucket's region; "" when the store has none
 }
 
 // Open opens the bucket of an s3, gcs or wasb connection, reading
@@ -197,7 +198,7 @@ func (s *Store) explain(err error, op string) error {
 		}
 		msg = fmt.Sprintf("%s: %q does not exist: %s: %s; create it, or fix schema.bucket%s", s.conn, s.name, where, cause, s.hints.notFound)
 	case fault.Auth:
-		msg = fmt.Sprintf("%s: access to %s was refused with %s: %s; %s", s.conn, where, s.auth, cause, s.hints.auth)
+		msg = fmt.Sprintf("%s: %s %s was refused with %s: %s; %s", s.conn, op, where, s.auth, cause, s.hints.auth)
 	case fault.Transient:
 		msg = fmt.Sprintf("%s: cannot reach %s: %s; check the network%s", s.conn, where, cause, s.hints.unreachable)
 	case fault.Usage:
@@ -210,6 +211,8 @@ func (s *Store) explain(err error, op string) error {
 			msg = fmt.Sprintf("%s: %s %s failed: %s; a token credential (%s) needs an https endpoint: use an account key, a SAS token or a connection string with a plain-http endpoint", s.conn, op, where, cause, s.auth)
 		case speaksTLS(s.endpoint):
 			msg = fmt.Sprintf("%s: %s %s failed: %s; the endpoint speaks TLS, not plain http: give it as https://", s.conn, op, where, cause)
+		case s.hints.region != "" && wrongRegion(err) != "":
+			msg = fmt.Sprintf("%s: %s %s failed: %s; %s (the bucket's region is %s)", s.conn, op, where, cause, s.hints.region, wrongRegion(err))
 		default:
 			msg = fmt.Sprintf("%s: %s %s failed: %s; check the connection's settings", s.conn, op, where, cause)
 		}
@@ -374,4 +377,21 @@ func (k *keyReader) source(names ...string) string {
 // usage returns a Usage-class error naming the connection.
 func (k *keyReader) usage(format string, args ...any) error {
 	return fault.New(fault.Usage, "%s: %s", k.conn, fmt.Sprintf(format, args...))
+}
+
+// Explain is transfer.Options.Explain: a refusal, or an answer that
+// shows which setting is wrong, explained as the connection's own
+// (explain); nil for any other usage error, which the generic message
+// words as well.
+func (s *Store) Explain(err error, what string) error {
+	switch Classify(err) {
+	case fault.Auth:
+	case fault.Usage:
+		if !fromTheStore(err) || !(isTLS(err) || isPlainHTTP(err) || isTokenOverHTTP(err) || speaksTLS(s.endpoint) || s.hints.region != "" && wrongRegion(err) != "") {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return s.explain(err, what+" in")
 }
