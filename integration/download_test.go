@@ -592,6 +592,16 @@ func TestDownloadRetriesFirstRequest(t *testing.T) {
 			t.Errorf("%v: a.txt = %q", args, got)
 		}
 	}
+	// A store that stays down: exit 5, and the result counts the retries
+	// of that first request.
+	srv.stop(t)
+	r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--retries", "2")
+	r.expectCode(t, 5)
+	res, _ := r.Result["result"].(map[string]any)
+	details, _ := res["details"].(map[string]any)
+	if details["retries"] != float64(2) || details["transferSeconds"] == nil {
+		t.Errorf("the result's details: %v", details)
+	}
 }
 
 // TestDownloadRetriesZero puts a proxy that answers 503 to every read of
@@ -836,6 +846,22 @@ func TestDownloadS3OverTLS(t *testing.T) {
 	entry, env := connection(map[string]string{"AWS_CA_BUNDLE": caPEM})
 	dst, _ := download(entry, env, 0)
 	intact(dst)
+	// The large object, read in ranges after a HEAD (whole seconds), has
+	// the time the listing gives (MinIO's milliseconds), as small ones do.
+	out, err := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region).ListObjectsV2(context.Background(),
+		&s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("tls/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		st, err := os.Stat(filepath.Join(dst, strings.TrimPrefix(aws.ToString(o.Key), "tls/")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ModTime().Equal(aws.ToTime(o.LastModified)) {
+			t.Errorf("%s: modified %s, listed %s", aws.ToString(o.Key), st.ModTime().Format(time.RFC3339Nano), aws.ToTime(o.LastModified).Format(time.RFC3339Nano))
+		}
+	}
 
 	entry, env = connection(nil)
 	dst, r := download(entry, env, 2)

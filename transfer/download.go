@@ -154,8 +154,8 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	jobs := make(chan object, opts.Workers*2)
 	g.Go(func() error {
 		defer close(jobs)
-		for _, s := range sels {
-			if err := d.plan(gctx, s, jobs); err != nil {
+		for i, s := range sels {
+			if err := d.plan(gctx, s, jobs, i == len(sels)-1); err != nil {
 				return err
 			}
 		}
@@ -217,7 +217,7 @@ func (d *downloader) removeTemps(sels []Selection) error {
 }
 
 // plan lists a selection and sends its objects to jobs.
-func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) error {
+func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object, last bool) error {
 	dst, err := fsutil.SafeJoin(d.root, s.Dst)
 	if err != nil {
 		return fault.New(fault.Usage, "%s: target %q: %w", d.opts.Conn, s.Dst, err)
@@ -236,6 +236,9 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 		d.setAttrs(&o, attrs)
 		d.objects.Add(1)
 		d.planned.Add(o.size)
+		if last {
+			d.prog.Planned(d.objects.Load(), d.planned.Load())
+		}
 		return send(ctx, jobs, o)
 	}
 	prefix := s.Key
@@ -258,16 +261,25 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object) 
 			return d.remoteFault(err, "listing prefix %q", prefix)
 		}
 		listed += len(page)
+		// The page is counted before its objects are queued (the queue is
+		// short): once the last page is in, the totals are known, and the
+		// progress has an ETA while most of the page is still to come.
+		objs := make([]object, 0, len(page))
 		for _, lo := range page {
 			o, ok, err := d.planObject(dst, prefix, lo)
 			if err != nil {
 				return err
 			}
-			if !ok {
-				continue
+			if ok {
+				objs = append(objs, o)
+				d.objects.Add(1)
+				d.planned.Add(o.size)
 			}
-			d.objects.Add(1)
-			d.planned.Add(o.size)
+		}
+		if last && len(next) == 0 {
+			d.prog.Planned(d.objects.Load(), d.planned.Load())
+		}
+		for _, o := range objs {
 			if err := send(ctx, jobs, o); err != nil {
 				return err
 			}
@@ -763,9 +775,15 @@ func sameTime(local, remote time.Time) bool {
 	return local.Unix() == remote.Unix() && (local.Nanosecond() == 0 || remote.Nanosecond() == 0)
 }
 
-// setAttrs gives o the size, time and checksums of attrs.
+// setAttrs gives o the size, time and checksums of attrs. A listed time
+// finer than attrs' whole second (S3's and Azure's HEAD) in the same
+// second is kept: the file gets it, and re-runs compare it with listings.
 func (d *downloader) setAttrs(o *object, attrs *blob.Attributes) {
-	o.size, o.modTime, o.md5 = attrs.Size, attrs.ModTime, attrs.MD5
+	mod := attrs.ModTime
+	if mod.Nanosecond() == 0 && o.modTime.Nanosecond() != 0 && o.modTime.Unix() == mod.Unix() {
+		mod = o.modTime
+	}
+	o.size, o.modTime, o.md5 = attrs.Size, mod, attrs.MD5
 	if !d.md5Usable(attrs.As) {
 		o.md5 = nil
 	}
@@ -966,6 +984,13 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 	published := false
 	defer func() { cleanup(f, published) }()
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, o.size); err != nil {
+		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, unix.EFBIG) {
+			// No room (a volume behind a link, whose space the start
+			// did not count, or taken since): fail now, not once the
+			// writes have filled it.
+			return d.localFault(&fs.PathError{Op: "fallocate", Path: f.Name(), Err: err})
+		}
+		// Not supported there: the writes allocate.
 		if err := f.Truncate(o.size); err != nil {
 			return d.localFault(err)
 		}
@@ -1107,17 +1132,28 @@ func (d *downloader) localFault(err error) error {
 	c := fault.ClassOf(fault.FromSystem(err))
 	switch c {
 	case fault.LocalDisk:
+		where := d.diskOf(err)
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			if sp, serr := fsutil.FreeSpace(d.root); serr == nil && sp.FreeInodes == 0 && sp.Inodes > 0 {
-				return fault.New(c, "%s: the file system at %s has no free inodes (room for no more files, %d bytes free): %w; give the volume more inodes (mkfs -N, or a larger volume) or download fewer files", d.opts.Conn, d.root, sp.Free, err)
+			if sp, serr := fsutil.FreeSpace(where); serr == nil && sp.FreeInodes == 0 && sp.Inodes > 0 {
+				return fault.New(c, "%s: the file system at %s has no free inodes (room for no more files, %d bytes free): %w; give the volume more inodes (mkfs -N, or a larger volume) or download fewer files", d.opts.Conn, where, sp.Free, err)
 			}
-			return fault.New(c, "%s: the disk at %s is full: %w; give the volume more room or download fewer paths", d.opts.Conn, d.root, err)
+			return fault.New(c, "%s: the disk at %s is full: %w; give the volume more room or download fewer paths", d.opts.Conn, where, err)
 		}
-		return fault.New(c, "%s: cannot write to %s: %w; mount it read-write", d.opts.Conn, d.root, err)
+		return fault.New(c, "%s: cannot write to %s: %w; mount it read-write", d.opts.Conn, where, err)
 	case fault.Auth:
 		return fault.New(fault.Auth, "%s: cannot write to %s as uid %d: %w; fix its permissions or the pod's securityContext (runAsUser, fsGroup)", d.opts.Conn, d.root, os.Getuid(), err)
 	}
 	return fault.Wrap(c, fmt.Errorf("%s: %w", d.opts.Conn, err))
+}
+
+// diskOf names the file system a failed write went to: --path, or the
+// folder written in when it is on another volume (behind a link).
+func (d *downloader) diskOf(err error) string {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Path == "" || d.dev == 0 || d.onRootFS(pe.Path) {
+		return d.root
+	}
+	return filepath.Dir(pe.Path)
 }
 
 // remoteFault classifies a store error and names what was being done.
@@ -1144,6 +1180,10 @@ func (d *downloader) remoteFault(err error, format string, args ...any) error {
 	err = d.opts.cause(err)
 	switch c {
 	case fault.NotFound:
+		if strings.HasPrefix(what, "object ") {
+			// It was listed, or checked, before: it went since.
+			return fault.New(c, "%s: %s is gone: it was deleted or renamed after the run listed it: %w; run again to download the objects as they are now", d.opts.Conn, what, err)
+		}
 		return fault.New(c, "%s: %s not found: %w; check the bucket and prefix in schema.bucket and --paths", d.opts.Conn, what, err)
 	case fault.Auth:
 		return fault.New(c, "%s: %s: access denied: %w; check the connection's credentials (secret) and their permissions on the bucket", d.opts.Conn, what, err)

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -880,5 +882,59 @@ func TestDownloadFreeSpaceObjectGrew(t *testing.T) {
 			t.Errorf("grown to %d: %v", c.size, err)
 		}
 		assertNoTemps(t, dst)
+	}
+}
+
+// An object deleted after it was listed fails the run as not found
+// (exit 4), saying it went since the listing, and leaves nothing of it.
+func TestDownloadObjectGoneAfterListing(t *testing.T) {
+	for _, size := range []int{100, 3 << 20} { // whole, and in ranges
+		b := memblob.OpenBucket(nil)
+		put(t, b, "f", randomBytes(size, 1))
+		o := testOpts()
+		o.LargeObject, o.PartSize = 1<<20, 1<<20
+		o.beforeObject = func(key string) { b.Delete(context.Background(), key) }
+		dst := t.TempDir()
+		_, err := Download(context.Background(), b, whole, dst, o)
+		if fault.ClassOf(err) != fault.NotFound || !strings.Contains(err.Error(), `object "f" is gone: it was deleted or renamed after the run listed it`) {
+			t.Errorf("size %d: %v", size, err)
+		}
+		if _, err := os.Stat(filepath.Join(dst, "f")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("size %d: a file was left", size)
+		}
+		assertNoTemps(t, dst)
+	}
+}
+
+// The totals (and so an ETA) are known once the last page of the listing
+// is in, not once the short queue of objects has drained: a progress line
+// while the first of 40 listed files are downloading has them.
+func TestDownloadTotalsEarly(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	for i := range 40 {
+		put(t, b, fmt.Sprintf("f%02d", i), randomBytes(100, uint64(i)))
+	}
+	rl := &recordLog{}
+	o := testOpts()
+	o.Workers = 1
+	o.Log = slog.New(rl)
+	o.Progress = time.Millisecond
+	var n atomic.Int32
+	o.beforeObject = func(string) {
+		if n.Add(1) <= 3 {
+			time.Sleep(30 * time.Millisecond) // a few progress lines while the first files come
+		}
+	}
+	if _, err := Download(context.Background(), b, whole, t.TempDir(), o); err != nil {
+		t.Fatal(err)
+	}
+	early := 0
+	for _, r := range rl.recs {
+		if files, err := strconv.Atoi(r["files"]); err == nil && files < 3 && r["objects"] == "40" && r["totalBytes"] == "4000" {
+			early++
+		}
+	}
+	if early == 0 {
+		t.Errorf("no progress line with the totals while the first files came: %v", rl.recs)
 	}
 }

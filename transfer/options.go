@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,7 +44,10 @@ type Options struct {
 	// connection's own settings to check; what names the request
 	// (`object "k"`). It returns nil when it has nothing better to say
 	// than the generic message.
-	Explain  func(err error, what string) error
+	Explain func(err error, what string) error
+	// Retried, when set, counts the retries Retry makes (the requests a
+	// caller makes before a transfer), for its result.
+	Retried  *atomic.Int64
 	Log      *slog.Logger  // step and progress lines; nil discards
 	Progress time.Duration // how often a progress line is logged; 0 means 5 s
 	Terminal io.Writer     // when set, a live progress bar is drawn there

@@ -5,13 +5,17 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // recordLog keeps the attributes of the records logged through it.
-type recordLog struct{ recs []map[string]string }
+type recordLog struct {
+	mu   sync.Mutex
+	recs []map[string]string
+}
 
 func (r *recordLog) Enabled(context.Context, slog.Level) bool { return true }
 func (r *recordLog) WithAttrs([]slog.Attr) slog.Handler       { return r }
@@ -19,7 +23,9 @@ func (r *recordLog) WithGroup(string) slog.Handler            { return r }
 func (r *recordLog) Handle(_ context.Context, rec slog.Record) error {
 	m := map[string]string{"msg": rec.Message}
 	rec.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+	r.mu.Lock()
 	r.recs = append(r.recs, m)
+	r.mu.Unlock()
 	return nil
 }
 

@@ -77,8 +77,11 @@ func (r *retrier) do(ctx context.Context, what string, fn func() error) error {
 // transfer, such as whether a prefix names an object.
 func Retry(ctx context.Context, opts Options, what string, fn func() error) error {
 	opts.defaults()
-	var n atomic.Int64
-	return (&retrier{opts: &opts, retries: &n}).do(ctx, what, fn)
+	n := opts.Retried
+	if n == nil {
+		n = new(atomic.Int64)
+	}
+	return (&retrier{opts: &opts, retries: n}).do(ctx, what, fn)
 }
 
 type exhaustedError struct {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -147,6 +148,9 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		opts.Retries = -1
 	}
 	opts.Terminal = req.Terminal
+	var before atomic.Int64 // retries of the requests before the transfer
+	opts.Retried = &before
+	start := time.Now()
 	root, sels, err := h.selections(ctx, s, req, opts)
 	if err == nil && len(sels) > 1 {
 		err = s.present(ctx, req.Conn, sels, opts)
@@ -154,7 +158,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if err != nil {
 		// Nothing was downloaded: the result says so, with zero counts.
 		return &handlers.Result{Summary: fmt.Sprintf("%s: nothing downloaded from %s", req.Conn, s.URL), Path: req.Path,
-			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0}}, s.tlsHint(err)
+			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0, "retries": before.Load(), "transferSeconds": time.Since(start).Seconds()}}, s.tlsHint(err)
 	}
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
@@ -165,7 +169,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		Files:   st.Files,
 		Bytes:   st.Bytes,
 		Skipped: st.Skipped,
-		Details: map[string]any{"url": s.URL, "objects": st.Objects, "retries": st.Retries, "dirs": st.Dirs, "transferSeconds": st.Duration.Seconds()},
+		Details: map[string]any{"url": s.URL, "objects": st.Objects, "retries": st.Retries + before.Load(), "dirs": st.Dirs, "transferSeconds": time.Since(start).Seconds()},
 	}
 	if err != nil {
 		// What was done before the failure, for --result.
