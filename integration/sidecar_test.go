@@ -971,3 +971,31 @@ func TestSidecarMountStore(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSidecarTLSGivenAsHTTP: an https endpoint given as http://. The
+// uploads' own errors say so, not only the first look at the store.
+func TestSidecarTLSGivenAsHTTP(t *testing.T) {
+	s := testenv.Load(t).S3()
+	bucket := minioStore(t, "").newBucket(t)
+	frontURL, _ := tlsFront(t, s.Endpoint)
+	cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://%s/run"}}`, bucket))
+	dir := filepath.Join(t.TempDir(), "out")
+	writeFile(t, dir, "a.txt", "a")
+	until := writeFile(t, t.TempDir(), "done", "")
+	p := startSidecar(t, cat, []string{"AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s.SecretAccessKey,
+		"AWS_ENDPOINT_URL=" + strings.Replace(frontURL, "https://", "http://", 1), "AWS_REGION=" + s.Region, "AWS_EC2_METADATA_DISABLED=true"},
+		"-c", "data", "--path", dir, "--prefix", "p", "--state", "none", "--until-file", until, "--grace", "10s", "--strict")
+	code, _ := p.wait(t)
+	if code == 0 {
+		t.Fatalf("exit 0:\n%s", p.stderr.String())
+	}
+	found := false
+	for _, line := range strings.Split(p.stderr.String(), "\n") {
+		if strings.Contains(line, "a.txt") && strings.Contains(line, "the endpoint speaks TLS, not plain http: give it as https://") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no upload error says the endpoint speaks TLS:\n%s", p.stderr.String())
+	}
+}
