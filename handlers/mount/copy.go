@@ -186,8 +186,9 @@ func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	return st, nil
 }
 
-// resolveSrc finds m's source below real, the mount's real path: its path
-// (not through links), and whether it is a file. It refuses a source that
+// resolveSrc finds m's source below real, the mount's real path: its real
+// path (a link named, or on the way, is followed, so that the copy is of
+// what it leads to), and whether it is a file. It refuses a source that
 // is not there (exit 4), that leads out of the mount through a link, or a
 // file whose destination is empty (exit 2). conn names the connection.
 func resolveSrc(real string, m handlers.Mapping, conn string) (src string, isFile bool, err error) {
@@ -205,9 +206,9 @@ func resolveSrc(real string, m handlers.Mapping, conn string) (src string, isFil
 		if m.FileDst() == "" {
 			return "", false, fault.New(fault.Usage, "%s: --paths %q names a file, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", conn, m.Src+":")
 		}
-		return src, true, nil
+		return resolved, true, nil
 	}
-	return src, false, nil
+	return resolved, false, nil
 }
 
 // pendingBytes sums the sizes of the regular files under src that differ at dst.
@@ -220,14 +221,19 @@ func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, erro
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !d.Type().IsRegular() {
-			return nil
+		var info fs.FileInfo
+		switch {
+		case d.Type().IsRegular():
+			if info, err = d.Info(); err != nil {
+				return c.walkErr(p, err)
+			}
+		case d.Type()&fs.ModeSymlink != 0:
+			// A link copied as the file it leads to (linkAction).
+			if _, file, _ := c.linkAction(p, src); file != nil {
+				info = file
+			}
 		}
-		info, err := d.Info()
-		if err != nil {
-			return c.walkErr(p, err)
-		}
-		if !upToDate(info, target(src, dst, p)) {
+		if info != nil && info.Mode().IsRegular() && !upToDate(info, target(src, dst, p)) {
 			n += info.Size()
 		}
 		return nil
@@ -277,7 +283,20 @@ func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) err
 				return ctx.Err()
 			}
 		case mode&fs.ModeSymlink != 0:
-			return c.copyLink(p, to)
+			rel, file, why := c.linkAction(p, src)
+			switch {
+			case why != "":
+				c.ignore(p, why)
+				return nil
+			case file != nil:
+				select {
+				case jobs <- job{src: p, dst: to, info: file}:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return c.copyLink(p, to, rel)
 		default:
 			c.ignore(p, "not a regular file, folder or link")
 			return nil
@@ -474,23 +493,40 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 	return nil
 }
 
-// copyLink recreates a link whose target stays inside the source root, as a
-// relative link; any other link is reported and left out.
-func (c *copier) copyLink(src, dst string) error {
+// linkAction decides what the copy of the link at src, met while copying
+// the folder root, is: a link to what it leads to, when that is copied too
+// (inside root), as the relative link rel; else, for a file elsewhere in the
+// mount, that file (file, read through the link), as rsync's
+// --copy-unsafe-links does; anything else is left out, why saying why: a
+// link out of the mount, a dangling link, a link to a folder outside root
+// (to be copied with its own --paths).
+func (c *copier) linkAction(src, root string) (rel string, file fs.FileInfo, why string) {
 	resolved, err := filepath.EvalSymlinks(src)
 	if err != nil {
-		c.ignore(src, "dangling link")
-		return nil
+		return "", nil, "dangling link"
 	}
 	if !fsutil.Within(c.srcRoot, resolved) {
-		c.ignore(src, "link points outside the mount")
-		return nil
+		return "", nil, "link points outside the mount"
 	}
-	rel, err := filepath.Rel(filepath.Dir(src), resolved)
+	if !fsutil.Within(root, resolved) {
+		st, err := os.Stat(resolved)
+		switch {
+		case err != nil:
+			return "", nil, "link target cannot be read: " + err.Error()
+		case st.Mode().IsRegular():
+			return "", st, ""
+		}
+		return "", nil, "link to a folder outside the paths copied (name it in --paths to copy it)"
+	}
+	rel, err = filepath.Rel(filepath.Dir(src), resolved)
 	if err != nil {
-		c.ignore(src, "link target cannot be made relative")
-		return nil
+		return "", nil, "link target cannot be made relative"
 	}
+	return rel, nil, ""
+}
+
+// copyLink writes the link dst -> rel (linkAction).
+func (c *copier) copyLink(src, dst, rel string) error {
 	if cur, err := os.Readlink(dst); err == nil && cur == rel {
 		c.skipped.Add(1)
 		return nil

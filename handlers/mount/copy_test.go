@@ -136,6 +136,64 @@ func TestCopyMappingsSubPaths(t *testing.T) {
 	}
 }
 
+// Links met by --paths that do not copy what they lead to: a link in a
+// copied folder to a file elsewhere in the mount is copied as that file
+// (as rsync --copy-unsafe-links), one to a folder elsewhere is left out
+// and reported; a link named by --paths is copied as what it leads to,
+// its folder made as for any file. Nothing dangles in the copy.
+func TestCopyLinksOutsideThePaths(t *testing.T) {
+	base := t.TempDir()
+	src := filepath.Join(base, "mount")
+	write(t, src, "data/real.txt", "real", 0o644)
+	write(t, src, "ckpt/v2.bin", "v2", 0o644)
+	write(t, src, "train/t.txt", "t", 0o644)
+	os.Symlink("real.txt", filepath.Join(src, "data/cur.txt"))
+	os.Symlink("../ckpt/v2.bin", filepath.Join(src, "train/latest.bin"))
+	os.Symlink("../ckpt", filepath.Join(src, "train/ckpts"))
+	os.Symlink("t.txt", filepath.Join(src, "train/same.txt"))
+	os.Symlink("train", filepath.Join(src, "current"))
+
+	dst := t.TempDir()
+	maps, err := handlers.ParseMappings(conn(t, "host_path", "/mnt", false), "--paths",
+		[]string{"train:job/train", "data/cur.txt:models/current.txt", "data/cur.txt:cur.txt", "current:run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := CopyMappings(context.Background(), src, dst, maps, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]string{"job/train/latest.bin": "v2", "job/train/t.txt": "t", "job/train/same.txt": "t",
+		"models/current.txt": "real", "cur.txt": "real", "run/t.txt": "t", "run/latest.bin": "v2"} {
+		p := filepath.Join(dst, rel)
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v", rel, got, err)
+		}
+	}
+	// Links within what is copied stay links; the rest are files.
+	if l, err := os.Readlink(filepath.Join(dst, "job/train/same.txt")); err != nil || l != "t.txt" {
+		t.Errorf("same.txt -> %q, %v", l, err)
+	}
+	for _, rel := range []string{"job/train/latest.bin", "cur.txt", "models/current.txt"} {
+		if st, err := os.Lstat(filepath.Join(dst, rel)); err != nil || !st.Mode().IsRegular() {
+			t.Errorf("%s is not a file: %v", rel, err)
+		}
+	}
+	for _, rel := range []string{"job/train/ckpts", "run/ckpts"} {
+		if _, err := os.Lstat(filepath.Join(dst, rel)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s copied: %v", rel, err)
+		}
+	}
+	if len(st.Ignored) != 2 || !strings.Contains(st.Ignored[0], "link to a folder outside the paths copied") {
+		t.Errorf("ignored: %q", st.Ignored)
+	}
+	// A re-run finds it all up to date.
+	st, err = CopyMappings(context.Background(), src, dst, maps, Options{})
+	if err != nil || st.Files != 0 {
+		t.Errorf("re-run: %+v, %v", st, err)
+	}
+}
+
 func TestCopyRefusesOverlap(t *testing.T) {
 	src, _ := sourceTree(t)
 	_, err := CopyMappings(context.Background(), src, filepath.Join(src, "inside"), []handlers.Mapping{{}}, Options{})
