@@ -41,8 +41,12 @@ type index struct {
 	files map[string]*entry
 	gen   uint32
 	buf   []byte // the rel path being built during a scan
-	// changed is set when the uploaded set changed since the state was saved.
+	// changed is set when the uploaded set, or the deletions waiting,
+	// changed since the state was saved.
 	changed bool
+	// dels are the keys whose deletion was waiting when the state file
+	// that load read was saved.
+	dels []string
 }
 
 func newIndex(root string, excl *excluder) *index {
@@ -228,11 +232,17 @@ func stateID(storeURL, prefix, root string) string {
 
 // save writes the uploaded set to path atomically: a header, the identity,
 // then one line per file: inode, size, mtime in ns, quoted path.
-func (ix *index) save(path, id string) error {
+func (ix *index) save(path, id string, dels map[string]error) error {
 	var b strings.Builder
 	b.Grow(64 * len(ix.files))
 	b.WriteString(stateHeader + "\n" + id + "\n")
 	var line []byte
+	for key := range dels {
+		// A deletion that waits for the store outlives a restart.
+		line = append(append(line[:0], delLine...), strconv.Quote(key)...)
+		line = append(line, '\n')
+		b.Write(line)
+	}
 	for rel, e := range ix.files {
 		if !e.uploaded {
 			continue
@@ -254,6 +264,9 @@ func (ix *index) save(path, id string) error {
 	ix.changed = false
 	return nil
 }
+
+// delLine starts a state file's line naming a key whose deletion waits.
+const delLine = "delete "
 
 // load reads a state file written by save for the same identity. It
 // returns false when there is none or it belongs to another store, prefix
@@ -279,6 +292,14 @@ func (ix *index) load(path, id string) (bool, error) {
 		return false, nil
 	}
 	for n := 3; sc.Scan(); n++ {
+		if q, ok := strings.CutPrefix(sc.Text(), delLine); ok {
+			key, err := strconv.Unquote(q)
+			if err != nil {
+				return false, fmt.Errorf("%s line %d: %w", path, n, err)
+			}
+			ix.dels = append(ix.dels, key)
+			continue
+		}
 		fields := strings.SplitN(sc.Text(), " ", 4)
 		if len(fields) != 4 {
 			return false, fmt.Errorf("%s line %d: malformed", path, n)

@@ -106,7 +106,7 @@ func TestStateRoundTrip(t *testing.T) {
 	res := scanOK(t, ix)
 	markAll(ix, res.dirty[:4])
 	state := filepath.Join(t.TempDir(), "state")
-	if err := ix.save(state, "id1"); err != nil {
+	if err := ix.save(state, "id1", nil); err != nil {
 		t.Fatal(err)
 	}
 

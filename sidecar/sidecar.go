@@ -426,6 +426,13 @@ func (s *sidecar) restore(ctx context.Context) {
 		case ok:
 			s.rep.Restored = "state file"
 			s.log.Info("uploaded files known from the state file", "state", s.cfg.StatePath, "files", len(s.ix.files))
+			if len(s.ix.dels) > 0 && s.cfg.Delete {
+				for _, k := range s.ix.dels {
+					s.dels[k] = nil
+				}
+				s.log.Info("deletions still waiting from before the restart", "objects", len(s.ix.dels))
+			}
+			s.ix.dels = nil
 			return
 		}
 	}
@@ -433,8 +440,8 @@ func (s *sidecar) restore(ctx context.Context) {
 }
 
 // compareWithStore marks as uploaded the files the store already holds with
-// the same size and a modification time no older than the file's (to the
-// second: S3 keeps seconds). It reads one listing, page by page.
+// the same size, stored after the file's last change (notOlder). It reads
+// one listing, page by page.
 func (s *sidecar) compareWithStore(ctx context.Context) {
 	res, err := s.ix.scan()
 	if err != nil || res.missing || res.files == 0 {
@@ -470,7 +477,7 @@ func (s *sidecar) compareWithStore(ctx context.Context) {
 		}
 		for _, o := range page {
 			e, ok := s.ix.files[o.Key[len(prefix):]]
-			if !ok || o.IsDir || e.cur.Size != o.Size || o.ModTime.Unix() < e.cur.ModTime/1e9 {
+			if !ok || o.IsDir || e.cur.Size != o.Size || !notOlder(o.ModTime, e.cur.ModTime) {
 				continue
 			}
 			e.up, e.uploaded = e.cur, true
@@ -481,6 +488,18 @@ func (s *sidecar) compareWithStore(ctx context.Context) {
 		}
 		token = next
 	}
+}
+
+// notOlder reports whether an object, stored at stored, holds a file
+// modified at modNs (Unix nanoseconds) as far as times can tell: stored no
+// earlier, to the nanosecond where the store keeps a fraction; where it
+// keeps whole seconds, in a later second (in the same one, the file may
+// have changed after the upload).
+func notOlder(stored time.Time, modNs int64) bool {
+	if stored.Nanosecond() != 0 {
+		return stored.UnixNano() >= modNs
+	}
+	return stored.Unix() > modNs/1e9
 }
 
 func (s *sidecar) key(rel string) string {
@@ -516,7 +535,9 @@ func (s *sidecar) cycle(ctx context.Context) int {
 	wrote := false
 	s.forget(res.gone)
 	for _, rel := range res.dirty {
-		delete(s.dels, s.key(rel)) // there again: its upload replaces the object
+		if _, ok := s.dels[s.key(rel)]; ok {
+			s.dropDel(s.key(rel)) // there again: its upload replaces the object
+		}
 	}
 	if len(s.dels) > 0 {
 		wrote = s.deletePending(ctx) || wrote
@@ -640,6 +661,12 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 	return len(files) - int(st.Files) - int(st.Gone) + partial
 }
 
+// dropDel ends the wait of k's deletion, in the state file too.
+func (s *sidecar) dropDel(k string) {
+	delete(s.dels, k)
+	s.ix.changed = true
+}
+
 // deletePending deletes the objects of deleted files; it reports whether
 // it deleted any.
 func (s *sidecar) deletePending(ctx context.Context) bool {
@@ -659,13 +686,13 @@ func (s *sidecar) deletePending(ctx context.Context) bool {
 		}
 		if s.exists(rel) {
 			// The file is back (re-created while its deletion waited).
-			delete(s.dels, k)
+			s.dropDel(k)
 			continue
 		}
 		if s.cfg.BeforeDelete != nil {
 			if err := s.cfg.BeforeDelete(k); err != nil {
 				s.log.Warn("not deleted: the object is kept", "key", k, "reason", err.Error())
-				delete(s.dels, k)
+				s.dropDel(k)
 				continue
 			}
 		}
@@ -680,7 +707,7 @@ func (s *sidecar) deletePending(ctx context.Context) bool {
 				s.log.Debug("after delete", "key", k, "error", err.Error())
 			}
 		}
-		delete(s.dels, k)
+		s.dropDel(k)
 		s.rep.Deleted++
 		s.cfg.Metrics.removed()
 		deleted = true
@@ -694,7 +721,7 @@ func (s *sidecar) save() {
 		return
 	}
 	s.savedAt = time.Now()
-	if err := s.ix.save(s.cfg.StatePath, s.id); err != nil {
+	if err := s.ix.save(s.cfg.StatePath, s.id, s.dels); err != nil {
 		if !s.stateWarned {
 			s.log.Warn("cannot save the state; after a restart, files will be compared with the store", "state", s.cfg.StatePath, "error", err.Error())
 			s.stateWarned = true

@@ -408,3 +408,98 @@ func TestRunUnreadableFolderAfterRestart(t *testing.T) {
 		t.Errorf("not uploaded: %+v (first class %v)", rep.NotUploaded, rep.FirstClass)
 	}
 }
+
+// notOlder: an object stored in the same whole second as the file's
+// change may predate it; with a fraction, times compare to the nanosecond.
+func TestNotOlder(t *testing.T) {
+	mod := time.Date(2026, 1, 2, 3, 4, 5, 500, time.UTC).UnixNano()
+	for _, c := range []struct {
+		stored time.Time
+		want   bool
+	}{
+		{time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), false}, // whole second, the same one
+		{time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC), true},
+		{time.Date(2026, 1, 2, 3, 4, 5, 400, time.UTC), false},
+		{time.Date(2026, 1, 2, 3, 4, 5, 500, time.UTC), true},
+		{time.Date(2026, 1, 2, 3, 4, 5, 900, time.UTC), true},
+	} {
+		if got := notOlder(c.stored, mod); got != c.want {
+			t.Errorf("stored %s: %v", c.stored.Format(time.RFC3339Nano), got)
+		}
+	}
+}
+
+// A sidecar started again without its state compares the folder with the
+// store's listing: a file changed after its upload, in the same second and
+// at the same size, is uploaded again.
+func TestRestartWithoutStateSameSecond(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := filepath.Join(t.TempDir(), "out")
+	write(t, root, "m.json", "v1")
+	until := filepath.Join(t.TempDir(), "until")
+	write(t, filepath.Dir(until), "until", "")
+	cfg := testConfig(b, root)
+	cfg.UntilFile = until
+	<-runAsync(t, context.Background(), cfg)
+	attrs, err := b.Attributes(context.Background(), "run/m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changed 1 ns after the upload: the same second, nearly always.
+	write(t, root, "m.json", "v2")
+	mod := attrs.ModTime.Add(time.Nanosecond)
+	os.Chtimes(filepath.Join(root, "m.json"), mod, mod)
+	rep := <-runAsync(t, context.Background(), cfg)
+	if !has(t, b, "run/m.json", "v2") {
+		t.Errorf("the store kept the old content: %+v", rep)
+	}
+}
+
+// A deletion (--delete) that the store refused when the sidecar stopped is
+// kept in the state file: the next sidecar, started with it, deletes the
+// object once the store lets it.
+func TestDeletionWaitsAcrossRestarts(t *testing.T) {
+	storeDir := t.TempDir()
+	b, err := fileblob.OpenBucket(storeDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	root := filepath.Join(t.TempDir(), "out")
+	write(t, root, "keep", "k")
+	write(t, root, "ckpt", "c")
+	state := filepath.Join(t.TempDir(), "state")
+	until := filepath.Join(t.TempDir(), "until")
+	cfg := testConfig(b, root)
+	cfg.UntilFile, cfg.Delete, cfg.StatePath, cfg.Grace = until, true, state, 300*time.Millisecond
+	done := runAsync(t, context.Background(), cfg)
+	eventually(t, "ckpt uploaded", func() bool { return has(t, b, "run/ckpt", "c") })
+	// The store cannot delete it now (a folder with something in it where
+	// the object's file was), and the job deletes its file.
+	obj := filepath.Join(storeDir, "run", "ckpt")
+	os.Remove(obj)
+	write(t, obj, "blocker", "x")
+	os.Remove(filepath.Join(root, "ckpt"))
+	eventually(t, "the deletion tried", func() bool {
+		st, _ := os.ReadFile(state)
+		return strings.Contains(string(st), `delete "run/ckpt"`)
+	})
+	write(t, filepath.Dir(until), "until", "")
+	<-done
+
+	// The store is back to normal, with the object.
+	os.RemoveAll(obj)
+	if err := b.WriteAll(context.Background(), "run/ckpt", []byte("c"), nil); err != nil {
+		t.Fatal(err)
+	}
+	rep := <-runAsync(t, context.Background(), cfg)
+	if ok, _ := b.Exists(context.Background(), "run/ckpt"); ok || rep.Deleted != 1 {
+		t.Errorf("the object of the deleted file is still there (deleted %d)", rep.Deleted)
+	}
+	if st, _ := os.ReadFile(state); strings.Contains(string(st), "delete ") {
+		t.Errorf("the state still lists the deletion:\n%s", st)
+	}
+	if !has(t, b, "run/keep", "k") {
+		t.Error("keep lost")
+	}
+}

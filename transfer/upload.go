@@ -359,6 +359,24 @@ func (u *uploader) uploadFile(ctx context.Context, f UploadFile) (FileResult, bo
 	}
 }
 
+// racyWait is how long to wait before a file modified at mtime, whose
+// reading started at start, can be read again knowing that a change is
+// seen: 0 when no write after start can have kept mtime. File systems
+// stamp times in ticks: a second where they keep whole seconds (mtime has
+// no fraction: older ext4 layouts, some network file systems), a few
+// milliseconds on kernels before 6.13 (the clock tick).
+func racyWait(mtime, start time.Time) time.Duration {
+	tick := 20 * time.Millisecond
+	if mtime.Nanosecond() == 0 {
+		tick = time.Second
+	}
+	end := mtime.Add(tick)
+	if !end.After(start) {
+		return 0
+	}
+	return max(time.Until(end), time.Millisecond)
+}
+
 // snapshot is what one pass over a file read and hashed.
 type snapshot struct {
 	md5 []byte
@@ -394,6 +412,20 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 	if !fi.Mode().IsRegular() {
 		return false, false, fault.New(fault.Usage, "%s: %s is not a regular file", u.opts.Conn, r.Rel)
 	}
+	if wait := racyWait(fi.ModTime(), time.Now()); wait > 0 {
+		// Modified so shortly before that a write while it is read could
+		// leave its time as it is (file systems stamp times in ticks):
+		// it is read once that tick is past, so that any later write shows.
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false, false, ctx.Err()
+		}
+		if fi, err = file.Stat(); err != nil {
+			return false, false, u.localFault(r.Rel, err)
+		}
+	}
+	start := time.Now()
 	before := StateOf(fi)
 	r.State = before
 	if u.opts.beforeSend != nil {
@@ -435,6 +467,11 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 			return true, false, nil
 		}
 		r.Partial = true
+	}
+	if racyWait(fi.ModTime(), start) > 0 && !r.prefixOK {
+		// Written again while this waited for its tick to pass: a write
+		// while it was read may not show; as a change, it is read again.
+		return true, false, nil
 	}
 	stored := digest()
 	switch {

@@ -608,3 +608,38 @@ func TestFileStateTimeBounds(t *testing.T) {
 		}
 	}
 }
+
+// On a file system that keeps whole seconds, a file modified in the
+// current second is read only once that second is past: a write while it
+// is read then shows in its time, and the object gets the final content.
+func TestUploadWaitsOutACoarseTick(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	v1, v2 := bytes.Repeat([]byte("1"), 100), bytes.Repeat([]byte("2"), 100)
+	root, list := tree(t, map[string][]byte{"m.json": v1}, "")
+	p := filepath.Join(root, "m.json")
+	tick := time.Now().Truncate(time.Second)
+	if err := os.Chtimes(p, tick, tick); err != nil {
+		t.Fatal(err)
+	}
+	opts := uploadOpts()
+	var readAt time.Time
+	opts.beforeSend = func(rel string, attempt int) {
+		if attempt == 0 {
+			readAt = time.Now()
+			// Rewritten, same size, stamped as such a file system does.
+			os.WriteFile(p, v2, 0o644)
+			now := time.Now().Truncate(time.Second)
+			os.Chtimes(p, now, now)
+		}
+	}
+	st, err := Upload(context.Background(), b, root, list, opts)
+	if err != nil || len(st.Failed) != 0 {
+		t.Fatalf("%v %v", err, st.Failed)
+	}
+	if readAt.Before(tick.Add(time.Second)) {
+		t.Errorf("read at %s, within the file's second %s", readAt.Format(time.RFC3339Nano), tick.Format(time.RFC3339))
+	}
+	if got, _ := b.ReadAll(context.Background(), "m.json"); !bytes.Equal(got, v2) {
+		t.Errorf("the object has %q, want the final content", got[:1])
+	}
+}
