@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -213,6 +214,9 @@ func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, o
 		return false, nil // fileblob refuses it, with its own error
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o777); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
+			return true, fault.New(fault.Usage, "%s: a file of an earlier upload has the name of one of its folders in the store (%w); it is kept: upload with --delete to mirror deletions, or remove it", key, err)
+		}
 		return true, err
 	}
 	dir := m.tmp
@@ -246,6 +250,9 @@ func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, o
 		return true, err
 	}
 	if err := os.Rename(f.Name(), target); err != nil {
+		if st, serr := os.Lstat(target); serr == nil && st.IsDir() {
+			return true, fault.New(fault.Usage, "%s: a folder of earlier uploads has its name in the store (%s); it is kept: upload with --delete to mirror deletions, or remove it", key, target)
+		}
 		return true, err
 	}
 	committed = true

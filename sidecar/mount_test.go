@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -193,4 +194,32 @@ func openTestMount(t *testing.T) (*Mount, string, string) {
 	}
 	t.Cleanup(func() { m.Bucket.Close() })
 	return m, dir, local
+}
+
+// An output whose name an earlier upload's folder (or file) holds in the
+// store, without --delete: refused as a usage error that says what is in
+// the way, and nothing is removed.
+func TestMountUploaderNameTaken(t *testing.T) {
+	m, dir, _ := openTestMount(t)
+	put := func(key string) error {
+		_, err := m.Uploader.UploadStream(context.Background(), m.Bucket, key, strings.NewReader("x"), &blob.WriterOptions{}, 0, 1)
+		return err
+	}
+	if err := put("run/deep/inner"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("run/ckpt"); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"run/deep": "a folder of earlier uploads has its name", "run/ckpt/step": "a file of an earlier upload has the name of one of its folders"} {
+		err := put(key)
+		if fault.ClassOf(err) != fault.Usage || !strings.Contains(fmt.Sprint(err), want) || !strings.Contains(fmt.Sprint(err), "--delete") {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+	for _, p := range []string{"run/deep/inner", "run/ckpt"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
 }
