@@ -461,6 +461,24 @@ func TestDownloadSelectionErrors(t *testing.T) {
 					t.Errorf("check %v: the error does not name the flag:\n%s", args, r.Stderr)
 				}
 			}
+			// An object given to --dirs, a folder to --files: the flag to
+			// use is named, by a run and by check.
+			for _, c := range []struct{ args, want string }{
+				{"--dirs=model.txt", `"ds/model.txt" is an object, not a folder; give it with --files`},
+				{"--files=sub", `"ds/sub" is a folder, not an object; give it with --dirs`},
+			} {
+				for _, cmd := range [][]string{{"--path", t.TempDir()}, {"check"}} {
+					args := append([]string{"--catalog", cat, "--connection", "data", c.args}, cmd...)
+					if cmd[0] == "check" {
+						args = append([]string{"check"}, args[:len(args)-1]...)
+					}
+					r := cli(t, env, args...)
+					r.expectCode(t, 4)
+					if !strings.Contains(r.Stderr, c.want) {
+						t.Errorf("%v: stderr lacks %q:\n%s", args, c.want, r.Stderr)
+					}
+				}
+			}
 			for _, c := range []struct {
 				args []string
 				code int

@@ -88,6 +88,23 @@ type job struct {
 // first, and on error or cancellation nothing half-written is left. The
 // file system is synced once at the end.
 func CopyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handlers.Mapping, opts Options) (Stats, error) {
+	created := ""
+	if abs, err := filepath.Abs(dstRoot); err == nil {
+		created = fsutil.FirstMissing(abs)
+	}
+	st, err := copyMappings(ctx, srcRoot, dstRoot, mappings, opts)
+	if err != nil && created != "" {
+		// A --path this run created: no empty folders are left of it.
+		abs, _ := filepath.Abs(dstRoot)
+		fsutil.RemoveEmptyDirs(abs) // abs included, when empty
+		if _, err := os.Lstat(abs); err != nil && abs != created {
+			fsutil.RemoveEmptyUpTo(filepath.Dir(abs), created)
+		}
+	}
+	return st, err
+}
+
+func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handlers.Mapping, opts Options) (Stats, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 8
 	}

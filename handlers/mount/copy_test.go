@@ -346,3 +346,25 @@ func TestCopyRerunChanges(t *testing.T) {
 		t.Errorf("after --checksum set the time, a plain re-run copies again: %+v", st)
 	}
 }
+
+// A failed copy into a --path it created leaves no empty folders of it;
+// a --path that was there stays.
+func TestCopyFailedLeavesNoNewFolders(t *testing.T) {
+	src, _ := sourceTree(t)
+	base := t.TempDir()
+	dst := filepath.Join(base, "new", "deep")
+	_, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{Src: "bin", Dst: "bin"}, {Src: "nope", Dst: "nope"}}, Options{})
+	if fault.ClassOf(err) != fault.NotFound {
+		t.Fatalf("err = %v", err)
+	}
+	if entries, _ := os.ReadDir(base); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+	existing := t.TempDir()
+	if _, err := CopyMappings(context.Background(), src, existing, []handlers.Mapping{{Src: "nope", Dst: "nope"}}, Options{}); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := os.Stat(existing); err != nil {
+		t.Errorf("the --path that was there: %v", err)
+	}
+}

@@ -152,7 +152,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	opts.Retried = &before
 	start := time.Now()
 	root, sels, err := h.selections(ctx, s, req, opts)
-	if err == nil && len(sels) > 1 {
+	if err == nil && (len(sels) > 1 || len(sels) == 1 && sels[0].Flag != "") {
 		err = s.present(ctx, req.Conn, sels, opts)
 	}
 	if err != nil {
@@ -321,11 +321,17 @@ func (s *Store) present(ctx context.Context, conn *connections.Connection, sels 
 			}
 		}
 		if !found {
-			what := "key or prefix"
-			if !sel.Dir {
-				what = "key"
+			// The other kind of name, given to the wrong flag?
+			if sel.Dir {
+				if attrs, err := s.object(ctx, sel.Key, opts); err == nil && attrs != nil {
+					return fault.New(fault.NotFound, "%s: %s: %q is an object, not a folder; give it with --files (or --paths)", conn, sel.Flag, sel.Key)
+				}
+				return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket", conn, sel.Flag, sel.Key)
 			}
-			return fault.New(fault.NotFound, "%s: %s: no object has the %s %q; check the name and schema.bucket", conn, sel.Flag, what, sel.Key)
+			if below, err := s.hasBelow(ctx, sel.Key, opts); err == nil && below {
+				return fault.New(fault.NotFound, "%s: %s: %q is a folder, not an object; give it with --dirs (or --paths)", conn, sel.Flag, sel.Key)
+			}
+			return fault.New(fault.NotFound, "%s: %s: no object has the key %q; check the name and schema.bucket", conn, sel.Flag, sel.Key)
 		}
 	}
 	return nil
