@@ -43,7 +43,10 @@ func newCLI(req *handlers.Request, sp *spec) (*cliEngine, error) {
 		"LANGUAGE=",
 		"GIT_PROTOCOL_FROM_USER=0",
 	}
-	var config [][2]string
+	// --path is often a folder another user owns (an emptyDir is root's,
+	// the container runs as another uid): git would refuse to work in the
+	// clone made there ("dubious ownership"). This process made the clone.
+	config := [][2]string{{"safe.directory", "*"}}
 	a := sp.auth
 	switch a.kind {
 	case authBasic, authStore:

@@ -412,18 +412,19 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if err := eng.finish(ctx, dir, sp.given.origin(), fetchSpec); err != nil {
 		return nil, h.describe(req, sp, err)
 	}
-	if err := dest.publish(); err != nil {
-		return nil, err
-	}
-	published = true
-
-	head, err := eng.head(ctx, req.Path)
+	// HEAD is read before the clone is published: a failure leaves
+	// nothing at --path.
+	head, err := eng.head(ctx, dir)
 	if err != nil {
 		return nil, h.describe(req, sp, err)
 	}
 	if head.commit != commit {
 		return nil, fault.New(fault.Internal, "%s: checked out %s but HEAD is %s", req.Conn, commit, head.commit)
 	}
+	if err := dest.publish(); err != nil {
+		return nil, err
+	}
+	published = true
 	details := map[string]any{
 		"url": sp.given.origin(), "commit": head.commit, "revision": sp.revision, "resolved": t.String(),
 		"engine": sp.engine, "auth": sp.auth.kind.String(), "shallow": head.shallow,

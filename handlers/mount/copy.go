@@ -387,6 +387,12 @@ func (c *copier) makeDir(dst string, perm fs.FileMode) error {
 		}
 		c.dirs.Add(1)
 	}
+	if dst == c.dstRoot {
+		// --path keeps its own mode: it is often a folder the pod made
+		// for several users (an emptyDir, group-writable), which this
+		// user may not chmod, and others must still write in.
+		return nil
+	}
 	c.mu.Lock()
 	c.dirModes = append(c.dirModes, dirMode{dst, perm})
 	c.mu.Unlock()
@@ -398,7 +404,7 @@ func (c *copier) applyDirModes() error {
 	for i := len(c.dirModes) - 1; i >= 0; i-- {
 		d := c.dirModes[i]
 		if err := os.Chmod(d.path, d.mode); err != nil {
-			return fault.FromSystem(err)
+			return fault.FromSystem(fmt.Errorf("%s: giving %s its mode in the mount: %w", c.opts.Conn, d.path, err))
 		}
 	}
 	return nil

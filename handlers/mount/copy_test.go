@@ -368,3 +368,26 @@ func TestCopyFailedLeavesNoNewFolders(t *testing.T) {
 		t.Errorf("the --path that was there: %v", err)
 	}
 }
+
+// --path keeps its own mode (an emptyDir's group-writable, setgid mode),
+// whatever the mount's root has; the folders below get the mount's.
+func TestCopyKeepsPathMode(t *testing.T) {
+	src, _ := sourceTree(t)
+	os.Chmod(src, 0o755)
+	os.Chmod(filepath.Join(src, "bin"), 0o750)
+	dst := t.TempDir()
+	if err := os.Chmod(dst, 0o2777|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(dst)
+	if _, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(dst)
+	if after.Mode() != before.Mode() {
+		t.Errorf("--path's mode %v, was %v", after.Mode(), before.Mode())
+	}
+	if st, _ := os.Stat(filepath.Join(dst, "bin")); st.Mode().Perm() != 0o750 {
+		t.Errorf("bin: %v", st.Mode())
+	}
+}
