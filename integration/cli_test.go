@@ -349,3 +349,40 @@ func TestFlagsOfOtherKindsRefused(t *testing.T) {
 	r := cli(t, nil, "--catalog", cat, "--connection", "data", "--path", dst, "--paths", "a.txt", "--checksum", "--workers", "2", "--force")
 	r.expectCode(t, 0)
 }
+
+// TestResultWrittenInPlace: a --result that is a file mounted on its own
+// (its folder read-only, the file writable, as a subPath mount is) is
+// written into; one that cannot be written at all fails the run, and the
+// termination log says so, not "ok".
+func TestResultWrittenInPlace(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.txt", "a")
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %s, mountPath: %s}}\n", dir, dir))
+	ro := t.TempDir()
+	result := writeFile(t, ro, "result.json", "")
+	tl := writeFile(t, t.TempDir(), "termination-log", "")
+	script := `mount --bind "$1" "$1" && mount --bind "$2" "$2" && mount -o remount,bind,ro "$1" && shift 2 && exec "$@"`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script, "sh", ro, result, binary, "--catalog", cat, "--connection", "data", "--result", result)
+	cmd.Env = baseEnv([]string{"INITIALIZER_TERMINATION_LOG=" + tl})
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(result); !strings.Contains(string(b), `"status": "ok"`) {
+		t.Errorf("result = %q", b)
+	}
+
+	// In a read-only folder, not there yet: exit 7, and the termination
+	// log says why.
+	missing := filepath.Join(ro, "new.json")
+	cmd = exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"`, "sh", ro,
+		binary, "--catalog", cat, "--connection", "data", "--result", missing)
+	cmd.Env = baseEnv([]string{"INITIALIZER_TERMINATION_LOG=" + tl})
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(out), "error: cannot write --result") {
+		t.Errorf("a read-only folder: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(tl); !strings.HasPrefix(string(b), "failed (exit 7): cannot write --result") {
+		t.Errorf("termination log = %q", b)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -288,9 +289,15 @@ func (a *app) finish(out outcome, res *handlers.Result, err error) error {
 		}
 		a.log.Info("done", "summary", summary, "seconds", round(out.DurationSeconds))
 	}
-	if werr := a.report(out); werr != nil && err == nil && !a.resultOptional {
+	if werr := a.writeResult(out); werr != nil && err == nil && !a.resultOptional {
+		// The work is done, but its result cannot be handed over: the
+		// run fails, and says so everywhere else.
 		err = werr
+		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), secret.Scrub(err.Error())
+		a.log.Error("failed", "connection", out.Connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
+		fmt.Fprintf(a.stderr, "error: %s\n", out.Error)
 	}
+	a.writeTerminationLog(out)
 	if err != nil {
 		return &commandError{err}
 	}
@@ -380,18 +387,42 @@ func (a *app) kindsOf(h handlers.Handler) string {
 }
 
 // report writes --result and the termination log.
-func (a *app) report(out outcome) (rerr error) {
-	if a.g.result != "" {
-		b, _ := json.MarshalIndent(out, "", "  ")
-		if _, err := fsutil.WriteFileAtomic(context.Background(), a.g.result, strings.NewReader(string(b)+"\n"), fsutil.FileMeta{Mode: 0o644}); err != nil {
-			a.log.Error("cannot write --result", "path", a.g.result, "error", err)
-			// The termination log is still written (below).
-			rerr = fault.FromSystem(fmt.Errorf("cannot write --result %s: %w", a.g.result, err))
-			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrNotExist) {
-				rerr = fault.Wrap(fault.Usage, fmt.Errorf("cannot write --result %s: %w; give a file in an existing folder", a.g.result, err))
+func (a *app) report(out outcome) error {
+	err := a.writeResult(out)
+	a.writeTerminationLog(out)
+	return err
+}
+
+// writeResult writes --result, when asked: to a temporary file renamed
+// into place, or, where that cannot be done (a file mounted on its own, a
+// folder this user may not create files in), into the file itself.
+func (a *app) writeResult(out outcome) error {
+	if a.g.result == "" {
+		return nil
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	b = append(b, '\n')
+	_, err := fsutil.WriteFileAtomic(context.Background(), a.g.result, bytes.NewReader(b), fsutil.FileMeta{Mode: 0o644})
+	if err != nil {
+		if st, serr := os.Stat(a.g.result); serr == nil && st.Mode().IsRegular() {
+			if werr := os.WriteFile(a.g.result, b, 0o644); werr == nil {
+				return nil
 			}
 		}
 	}
+	if err == nil {
+		return nil
+	}
+	a.log.Error("cannot write --result", "path", a.g.result, "error", err)
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrNotExist) {
+		return fault.Wrap(fault.Usage, fmt.Errorf("cannot write --result %s: %w; give a file in an existing folder", a.g.result, err))
+	}
+	return fault.FromSystem(fmt.Errorf("cannot write --result %s: %w; give a file in a writable folder (an emptyDir), or a file mounted there", a.g.result, err))
+}
+
+// writeTerminationLog writes the outcome's summary where Kubernetes reads
+// a container's last words, when the pod offers it.
+func (a *app) writeTerminationLog(out outcome) {
 	if tl := terminationLog(); fileExists(tl) {
 		summary := "ok: "
 		if out.Result != nil {
@@ -412,7 +443,6 @@ func (a *app) report(out outcome) (rerr error) {
 			a.log.Debug("termination log not written", "path", tl, "error", err)
 		}
 	}
-	return rerr
 }
 
 // warnMissingMounts warns of the connection's secret and configMap mounts
