@@ -168,3 +168,25 @@ func assertNoTemps(t *testing.T, dir string) {
 		return nil
 	})
 }
+
+// Where $TMPDIR cannot take a folder (a read-only root file system), a
+// private one is made under /dev/shm; with neither, the error says to set
+// TMPDIR.
+func TestPrivateTempDir(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	dir, err := PrivateTempDir("x-")
+	if _, serr := os.Stat("/dev/shm"); serr != nil {
+		if err == nil || !strings.Contains(err.Error(), "set TMPDIR") {
+			t.Errorf("no /dev/shm: %q, %v", dir, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	st, err := os.Stat(dir)
+	if err != nil || !strings.HasPrefix(dir, "/dev/shm/x-") || st.Mode().Perm() != 0o700 {
+		t.Errorf("%s: %v, %v", dir, st.Mode(), err)
+	}
+}

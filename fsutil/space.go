@@ -2,6 +2,7 @@ package fsutil
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -144,4 +145,19 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// PrivateTempDir makes a folder only this user may enter, for files that
+// may be secret (a key's copy, a handler's result): under $TMPDIR (or
+// /tmp), else under /dev/shm, which a container with a read-only root
+// file system still has. Its error says to set TMPDIR.
+func PrivateTempDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err == nil {
+		return dir, nil
+	}
+	if shm, serr := os.MkdirTemp("/dev/shm", pattern); serr == nil {
+		return shm, nil
+	}
+	return "", fmt.Errorf("%w; set TMPDIR to a writable folder (an emptyDir with a read-only root file system)", err)
 }

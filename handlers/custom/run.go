@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers"
 	"github.com/initializer/initializer/secret"
 )
@@ -37,7 +38,7 @@ type handlerResult struct {
 // SIGINT to it (and its children: it runs in its own process group).
 func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) (*handlers.Result, error) {
 	c := req.Conn
-	tmp, err := os.MkdirTemp("", "initializer-handler-")
+	tmp, err := fsutil.PrivateTempDir("initializer-handler-")
 	if err != nil {
 		return nil, fault.FromSystem(fmt.Errorf("%s: %w", c, err))
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers"
 	"github.com/initializer/initializer/secret"
 )
@@ -135,7 +136,7 @@ func (e *cliEngine) sshCommand(a *auth) (string, []string, error) {
 		}
 	}
 	if a.key != nil || a.passphrase.Reveal() != "" {
-		dir, err := os.MkdirTemp("", "initializer-git-")
+		dir, err := fsutil.PrivateTempDir("initializer-git-")
 		if err != nil {
 			return "", nil, fault.FromSystem(err)
 		}
