@@ -337,6 +337,8 @@ func classify(msg string) fault.Class {
 	switch {
 	case has("no space left on device", "disk quota exceeded", "read-only file system"):
 		return fault.LocalDisk
+	case usageHint(msg) != "":
+		return fault.Usage
 	case has("authentication failed", "could not read username", "could not read password",
 		"permission denied (publickey", "permission denied, please try again", "host key verification failed",
 		"returned error: 401", "returned error: 403", "http 401", "http 403", "access denied",
@@ -356,6 +358,21 @@ func classify(msg string) fault.Class {
 		return fault.Transient
 	}
 	return fault.Internal
+}
+
+// usageHint names the fix of a mistake of the settings that git's (or
+// ssh's, or curl's) message shows, which trying again would not mend; ""
+// for any other message.
+func usageHint(msg string) string {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "server gave http response to https client"), strings.Contains(m, "unexpected tls packet"),
+		strings.Contains(m, "wrong version number"):
+		return "the server speaks plain http, not https: give schema.url as http://"
+	case strings.Contains(m, "no user exists for uid"):
+		return "ssh needs this user (runAsUser) in the image's /etc/passwd: add it there, or use --git-engine go-git"
+	}
+	return ""
 }
 
 func (e *cliEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {

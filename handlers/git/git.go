@@ -255,6 +255,10 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 		}
 	case fault.Transient:
 		hint = "; the remote could not be reached after retries: check the URL's host and port, and the network"
+	case fault.Usage:
+		if h := usageHint(err.Error()); h != "" {
+			hint = "; " + h
+		}
 	}
 	return fault.Wrap(class, fmt.Errorf("%s: %w%s", req.Conn, err, hint))
 }

@@ -263,17 +263,20 @@ func TestStoreLookup(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	for msg, want := range map[string]fault.Class{
-		"fatal: Authentication failed for 'http://127.0.0.1/x.git/'":                          fault.Auth,
-		"fatal: could not read Username for 'http://h': terminal prompts disabled":            fault.Auth,
-		"git@h: Permission denied (publickey).":                                               fault.Auth,
-		"Host key verification failed. / fatal: Could not read from remote repository.":       fault.Auth,
-		"fatal: remote error: no such repository: /x.git":                                     fault.NotFound,
-		"fatal: repository 'http://h/x.git/' not found":                                       fault.NotFound,
-		"fatal: couldn't find remote ref refs/heads/x":                                        fault.NotFound,
-		"fatal: unable to access 'http://127.0.0.1:1/r.git/': Failed to connect to 127.0.0.1": fault.Transient,
-		"fatal: unable to connect to 127.0.0.1: Connection refused":                           fault.Transient,
-		"error: RPC failed; curl 18 / fatal: early EOF":                                       fault.Transient,
-		"fatal: write error: No space left on device":                                         fault.LocalDisk,
+		"fatal: Authentication failed for 'http://127.0.0.1/x.git/'":                                                    fault.Auth,
+		"fatal: could not read Username for 'http://h': terminal prompts disabled":                                      fault.Auth,
+		"git@h: Permission denied (publickey).":                                                                         fault.Auth,
+		"Host key verification failed. / fatal: Could not read from remote repository.":                                 fault.Auth,
+		"fatal: remote error: no such repository: /x.git":                                                               fault.NotFound,
+		"fatal: repository 'http://h/x.git/' not found":                                                                 fault.NotFound,
+		"fatal: couldn't find remote ref refs/heads/x":                                                                  fault.NotFound,
+		"fatal: unable to access 'http://127.0.0.1:1/r.git/': Failed to connect to 127.0.0.1":                           fault.Transient,
+		"fatal: unable to connect to 127.0.0.1: Connection refused":                                                     fault.Transient,
+		"error: RPC failed; curl 18 / fatal: early EOF":                                                                 fault.Transient,
+		"fatal: write error: No space left on device":                                                                   fault.LocalDisk,
+		"No user exists for uid 65532 / fatal: Could not read from remote repository.":                                  fault.Usage,
+		"fatal: unable to access 'https://h/r.git/': gnutls_handshake() failed: An unexpected TLS packet was received.": fault.Usage,
+		"fatal: unable to access 'https://h/r.git/': gnutls_handshake() failed: Error in the pull function.":            fault.Transient,
 		"something else": fault.Internal,
 	} {
 		if got := classify(msg); got != want {

@@ -264,8 +264,8 @@ func goGitClass(err error) fault.Class {
 			return c // disk full or read-only, permission, missing file
 		}
 	}
-	if c := classify(err.Error()); c == fault.LocalDisk {
-		return c // a message that lost its errno
+	if c := classify(err.Error()); c == fault.LocalDisk || c == fault.Usage {
+		return c // a message that lost its errno; a setting's mistake (a url.Error is a net.Error)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
