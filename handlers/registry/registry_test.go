@@ -3,9 +3,13 @@ package registry
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -181,5 +185,20 @@ func TestParseChallenges(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+// A host DNS does not know: Docker Hub's means the cluster's DNS (or
+// egress), any other the url to fix.
+func TestNetErrorUnknownHost(t *testing.T) {
+	v := &verifier{conn: &connections.Connection{Name: "r", Kind: connections.Registry}, attempts: 1}
+	for host, want := range map[string]string{
+		"registry-1.docker.io": "check its DNS and network access to Docker Hub",
+		"registry.example":     "; fix schema.url",
+	} {
+		err := v.netError(host, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}, nil)
+		if fault.ClassOf(err) != fault.NotFound || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", host, err)
+		}
 	}
 }

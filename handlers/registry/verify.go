@@ -357,11 +357,15 @@ func (v *verifier) netError(target string, err error, all []error) error {
 	case badCertificate(err):
 		return fault.New(fault.Usage, "%s: the TLS certificate of %s is not trusted (%v); add its CA to the container's trust store (SSL_CERT_FILE), or set schema.insecure: true to skip the check", v.conn, target, rootCause(err))
 	case errors.As(err, &dns) && dns.IsNotFound:
-		return fault.New(fault.NotFound, "%s: the registry host %s is not known to DNS (%v); fix schema.url", v.conn, dns.Name, dns)
+		fix := "fix schema.url"
+		if dns.Name == "registry-1.docker.io" || dns.Name == "auth.docker.io" {
+			fix = "Docker Hub's host is not known to the cluster's DNS: check its DNS and network access to Docker Hub (or name another registry in schema.url)"
+		}
+		return fault.New(fault.NotFound, "%s: the registry host %s is not known to DNS (%v); %s", v.conn, dns.Name, dns, fix)
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
-		return fault.New(fault.Transient, "%s: %s did not answer in time after %d attempts: %v", v.conn, target, v.attempts, rootCause(err))
+		return fault.New(fault.Transient, "%s: %s did not answer in time after %d attempts: %v; check the network (and schema.url)", v.conn, target, v.attempts, rootCause(err))
 	}
-	return fault.New(fault.Transient, "%s: cannot reach %s after %d attempts: %v", v.conn, target, v.attempts, rootCause(err))
+	return fault.New(fault.Transient, "%s: cannot reach %s after %d attempts: %v; check schema.url's host and port, and the network", v.conn, target, v.attempts, rootCause(err))
 }
 
 func isTimeout(err error) bool {

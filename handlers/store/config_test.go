@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -661,5 +663,31 @@ func TestOpenOptions(t *testing.T) {
 				t.Errorf("got URL %q prefix %q bucket %v provider %v", s.URL, s.Prefix, s.Bucket, s.Provider)
 			}
 		})
+	}
+}
+
+// A host AWS names after the bucket that DNS does not know is the
+// cluster's DNS (or egress) to check, not a setting the user did not give;
+// a custom endpoint's is that setting.
+func TestS3UnknownHostHint(t *testing.T) {
+	dnsErr := &net.DNSError{Err: "no such host", Name: "data.s3.us-east-1.amazonaws.com", IsNotFound: true}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "check its DNS and network access to AWS"},
+		{map[string]string{"AWS_ENDPOINT_URL": "http://minio.example:9000"}, "fix AWS_ENDPOINT_URL"},
+	} {
+		env := map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1"}
+		maps.Copy(env, c.env)
+		k := testKeys(t, connections.S3, "s3://data/p", nil, env)
+		s, err := Open(context.Background(), k.conn, k.keys, Options{Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg := s.explain(dnsErr, "listing").Error(); !strings.Contains(msg, c.want) {
+			t.Errorf("%v: %s", c.env, msg)
+		}
+		s.Close()
 	}
 }

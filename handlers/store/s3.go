@@ -641,6 +641,11 @@ func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Op
 			region:      "set AWS_REGION to the bucket's region",
 		},
 	}
+	if c.endpoint == "" {
+		// AWS's own host, named after the bucket and region: not a
+		// setting the user gave.
+		s.hints.host = "AWS's hosts are not known to the cluster's DNS: check its DNS and network access to AWS (or set AWS_ENDPOINT_URL for another S3 store)"
+	}
 	if c.assumeRole {
 		s.token = tokenService{match: []string{"operation error STS:"}, where: "STS (" + c.stsDisplay(cfg.Region) + ")", fix: "AWS_STS_ENDPOINT_URL",
 			auth: "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and that they may assume AWS_ROLE_ARN (" + c.roleARN + ")"}
