@@ -19,6 +19,7 @@ import (
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/secret"
 )
 
 // testKeys returns the key reader of a connection whose secret is mounted
@@ -689,5 +690,20 @@ func TestS3UnknownHostHint(t *testing.T) {
 			t.Errorf("%v: %s", c.env, msg)
 		}
 		s.Close()
+	}
+}
+
+// An access key ID names the key: a path or bucket name holding its text
+// is shown as it is; the secret key is blanked wherever it appears.
+func TestS3KeyIDNotBlanked(t *testing.T) {
+	k := testKeys(t, connections.S3, "s3://data/p", map[string]string{"AWS_ACCESS_KEY_ID": "team-keyid", "AWS_SECRET_ACCESS_KEY": "team-secret-value"},
+		map[string]string{"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
+	s, err := Open(context.Background(), k.conn, k.keys, Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := secret.Scrub("/data/team-keyid/x team-secret-value"); got != "/data/team-keyid/x "+secret.Redacted {
+		t.Errorf("scrubbed: %q", got)
 	}
 }
