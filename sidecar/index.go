@@ -327,7 +327,7 @@ func (ix *index) load(path, id string) (bool, error) {
 type excluder struct {
 	names, paths       []string // globs for any entry
 	dirNames, dirPaths []string // globs for folders only
-	exact              string   // a file excluded by its path from the root ("" for none)
+	exact              []string // files excluded by their paths from the root
 }
 
 func newExcluder(globs []string) (*excluder, error) {
@@ -390,8 +390,10 @@ func (x *excluder) file(name string, rel []byte) bool {
 	if matchAny(x.names, name) {
 		return true
 	}
-	if x.exact != "" && string(rel) == x.exact { // no allocation
-		return true
+	for _, e := range x.exact {
+		if string(rel) == e { // no allocation
+			return true
+		}
 	}
 	return len(x.paths) > 0 && matchAny(x.paths, view(rel))
 }

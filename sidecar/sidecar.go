@@ -254,8 +254,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// change it, and it would never be in the store as it is. Its
 	// temporary files (fsutil.TempPrefix) are excluded like any other.
 	if rel := below(cfg.Root, cfg.StatePath); rel != "" {
-		excl.exact = rel
+		excl.exact = append(excl.exact, rel)
 		s.log.Info("the state file is inside --path: it is not uploaded", "state", cfg.StatePath, "path", cfg.Root, "file", rel)
+	}
+	// Nor is the file that says the job has ended: it is no output.
+	if rel := below(cfg.Root, cfg.UntilFile); rel != "" {
+		excl.exact = append(excl.exact, rel)
 	}
 
 	// The end: the first of SIGTERM (ctx), the until file, the pod.

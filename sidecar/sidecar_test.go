@@ -503,3 +503,19 @@ func TestDeletionWaitsAcrossRestarts(t *testing.T) {
 		t.Error("keep lost")
 	}
 }
+
+// An --until-file inside the folder marks the end: it is not an output.
+func TestUntilFileInsideNotUploaded(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := filepath.Join(t.TempDir(), "out")
+	write(t, root, "model.bin", "m")
+	cfg := testConfig(b, root)
+	cfg.UntilFile = filepath.Join(root, "logs", ".done")
+	done := runAsync(t, context.Background(), cfg)
+	eventually(t, "model.bin uploaded", func() bool { return has(t, b, "run/model.bin", "m") })
+	write(t, root, "logs/.done", "")
+	rep := <-done
+	if ok, _ := b.Exists(context.Background(), "run/logs/.done"); ok || rep.Files != 1 {
+		t.Errorf("the end marker was uploaded (%d files)", rep.Files)
+	}
+}
