@@ -1170,3 +1170,29 @@ func TestDownloadPrefixScopedCredentials(t *testing.T) {
 	cli(t, env, "check", "--catalog", cat, "--connection", "data", "--files", "ds/big/a.txt,ds/big/a.txt").expectCode(t, 2)
 	cli(t, env, "check", "--catalog", cat, "--connection", "data", "--files", "../x").expectCode(t, 2)
 }
+
+// TestInvalidBucketName: a bucket (container) name the store refuses as a
+// name is named as such, with the field to fix (exit 2), by check and by a
+// run, which leaves nothing.
+func TestInvalidBucketName(t *testing.T) {
+	for _, c := range []struct{ kind, name string }{{"s3", "My_Bucket"}, {"wasb", "Data_X"}} {
+		for _, sk := range storeKinds {
+			if sk.kind != c.kind {
+				continue
+			}
+			entry, env := sk.open(t, "").connection(t, c.name, "p", false)
+			cat := storeCatalog(t, entry)
+			dst := filepath.Join(t.TempDir(), "out")
+			for _, args := range [][]string{{"check", "--catalog", cat, "--connection", "data"}, {"--catalog", cat, "--connection", "data", "--path", dst}} {
+				r := cli(t, env, args...)
+				r.expectCode(t, 2)
+				if want := fmt.Sprintf("%q is not a valid name for the store: fix schema.bucket", c.name); !strings.Contains(r.Stderr, want) {
+					t.Errorf("%s %s: stderr lacks %q:\n%s", c.kind, args[0], want, r.Stderr)
+				}
+			}
+			if _, err := os.Stat(dst); err == nil {
+				t.Errorf("%s: a run left %s", c.kind, dst)
+			}
+		}
+	}
+}

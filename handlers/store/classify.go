@@ -207,6 +207,23 @@ func isTokenOverHTTP(err error) bool {
 	return strings.Contains(err.Error(), "authorized requests are not permitted for non-TLS protected (https) endpoints")
 }
 
+// badBucketName reports a store refusing the bucket's (container's) name
+// itself.
+func badBucketName(err error) bool {
+	var ae smithy.APIError
+	var az *azcore.ResponseError
+	var ge *googleapi.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.ErrorCode() == "InvalidBucketName"
+	case errors.As(err, &az):
+		return az.ErrorCode == "InvalidResourceName" || az.ErrorCode == "ContainerNameInvalid"
+	case errors.As(err, &ge):
+		return ge.Code == 400 && strings.Contains(strings.ToLower(ge.Message), "bucket name")
+	}
+	return false
+}
+
 // wrongRegion returns the region an S3 store says the bucket is in, when it
 // refused a request signed for another ("the region 'us-east-1' is wrong;
 // expecting 'eu-west-1'"); "" otherwise.

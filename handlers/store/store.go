@@ -211,6 +211,8 @@ func (s *Store) explain(err error, op string) error {
 			msg = fmt.Sprintf("%s: %s %s failed: %s; a token credential (%s) needs an https endpoint: use an account key, a SAS token or a connection string with a plain-http endpoint", s.conn, op, where, cause, s.auth)
 		case speaksTLS(s.endpoint):
 			msg = fmt.Sprintf("%s: %s %s failed: %s; the endpoint speaks TLS, not plain http: give it as https://", s.conn, op, where, cause)
+		case badBucketName(err):
+			msg = fmt.Sprintf("%s: %s %s failed: %s; %q is not a valid name for the store: fix schema.bucket", s.conn, op, where, cause, s.name)
 		case s.hints.region != "" && wrongRegion(err) != "":
 			msg = fmt.Sprintf("%s: %s %s failed: %s; %s (the bucket's region is %s)", s.conn, op, where, cause, s.hints.region, wrongRegion(err))
 		default:
@@ -387,7 +389,7 @@ func (s *Store) Explain(err error, what string) error {
 	switch Classify(err) {
 	case fault.Auth:
 	case fault.Usage:
-		if !fromTheStore(err) || !(isTLS(err) || isPlainHTTP(err) || isTokenOverHTTP(err) || speaksTLS(s.endpoint) || s.hints.region != "" && wrongRegion(err) != "") {
+		if !fromTheStore(err) || !(isTLS(err) || isPlainHTTP(err) || isTokenOverHTTP(err) || badBucketName(err) || speaksTLS(s.endpoint) || s.hints.region != "" && wrongRegion(err) != "") {
 			return nil
 		}
 	default:
