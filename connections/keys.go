@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/initializer/initializer/fault"
@@ -23,6 +24,10 @@ import (
 type Keys struct {
 	conn   *Connection
 	getenv func(string) (string, bool)
+
+	mu    sync.Mutex
+	asked []string        // the keys looked up, as given
+	used  map[string]bool // the mounts a value or a whole file was read from
 }
 
 // Keys returns the credential look-up of c over the process environment.
@@ -95,6 +100,13 @@ func (k *Keys) Missing() []string {
 // trailing newline is dropped. An unreadable file is an Auth-class error that
 // names the file.
 func (k *Keys) Lookup(keys ...string) (secret.Value, bool, error) {
+	k.mu.Lock()
+	for _, key := range keys {
+		if !slices.Contains(k.asked, key) {
+			k.asked = append(k.asked, key)
+		}
+	}
+	k.mu.Unlock()
 	for _, key := range keys {
 		v, ok, err := k.lookup(key)
 		if err != nil || ok {
@@ -128,6 +140,7 @@ func (k *Keys) lookup(key string) (secret.Value, bool, error) {
 			}
 			s := strings.TrimRight(string(data), "\r\n")
 			if s != "" {
+				k.markUsed(m.dir)
 				return secret.New(s, m.secret, p), true, nil
 			}
 		}
@@ -154,7 +167,65 @@ func (k *Keys) Dirs() []string {
 	for _, m := range k.mounts() {
 		if st, err := os.Stat(m.dir); err == nil && st.IsDir() {
 			out = append(out, m.dir)
+			k.markUsed(m.dir) // its files are the handler's to read
 		}
+	}
+	return out
+}
+
+func (k *Keys) markUsed(dir string) {
+	k.mu.Lock()
+	if k.used == nil {
+		k.used = map[string]bool{}
+	}
+	k.used[dir] = true
+	k.mu.Unlock()
+}
+
+// Unused describes the secret and configMap mounts that are there and hold
+// files, none of which the handler read: their files are likely named
+// otherwise than the keys it looked up (aws_access_key_id.txt for
+// AWS_ACCESS_KEY_ID). File names are shown, never their contents.
+func (k *Keys) Unused() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.asked) == 0 {
+		return nil
+	}
+	var out []string
+	for _, m := range k.mounts() {
+		if k.used[m.dir] {
+			continue
+		}
+		entries, err := os.ReadDir(m.dir)
+		if err != nil {
+			continue
+		}
+		var names []string
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), "..") { // the kubelet's own (..data)
+				names = append(names, e.Name())
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		if len(names) > 8 {
+			names = append(names[:8], "…")
+		}
+		what := "configMap"
+		if m.secret {
+			what = "secret"
+		}
+		if m.name != "" {
+			what += " " + m.name
+		}
+		asked := k.asked
+		if len(asked) > 10 {
+			asked = append(slices.Clip(asked[:10]), "…")
+		}
+		out = append(out, fmt.Sprintf("%s: mountPath %s holds %s, but none is a key looked up (%s; also lower case, or without underscores)",
+			what, m.dir, strings.Join(names, ", "), strings.Join(asked, ", ")))
 	}
 	return out
 }

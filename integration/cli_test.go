@@ -277,6 +277,20 @@ func TestMissingSecretMount(t *testing.T) {
 	if want := "mountPath " + file + " is a file, not the folder the volume is mounted on"; !strings.Contains(r.Stderr, want) {
 		t.Errorf("a file as mountPath: stderr lacks %q:\n%s", want, r.Stderr)
 	}
+
+	// A mount whose files are named otherwise than the keys: the error
+	// lists them (names only), with the keys looked up.
+	dir := t.TempDir()
+	writeFile(t, dir, "service-account.json", `{"type": "service_account"}`)
+	cat = catalog(t, "connections:\n- {name: data, kind: gcs, schema: {bucket: \"gs://b/p\"}, secret: {name: gcs-key, mountPath: "+dir+"}}\n")
+	r = cli(t, []string{"GOOGLE_APPLICATION_CREDENTIALS=", "HOME=" + t.TempDir()}, "check", "--catalog", cat, "--connection", "data")
+	r.expectCode(t, 2)
+	if want := "secret gcs-key: mountPath " + dir + " holds service-account.json, but none is a key looked up ("; !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stderr, "GC_KEYFILE_DICT") {
+		t.Errorf("misnamed files: stderr lacks %q:\n%s", want, r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "service_account") {
+		t.Errorf("a file's content is shown:\n%s", r.Stderr)
+	}
 }
 
 // A flag refused before the command runs is in the termination log too;

@@ -351,6 +351,8 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	// the mount is the likelier cause.
 	if c := fault.ClassOf(err); len(missing) > 0 && (c == fault.Auth || c == fault.Usage) {
 		err = fault.Wrap(c, fmt.Errorf("%w (note: %s; mount it there or fix the catalog's mountPath)", err, strings.Join(missing, "; ")))
+	} else if unused := req.Keys.Unused(); len(unused) > 0 && (c == fault.Auth || c == fault.Usage) {
+		err = fault.Wrap(c, fmt.Errorf("%w (note: %s: name the files after the keys)", err, strings.Join(unused, "; ")))
 	}
 	return res, err
 }
