@@ -1011,4 +1011,9 @@ func TestSidecarTLSGivenAsHTTP(t *testing.T) {
 	if !found {
 		t.Errorf("no upload error says the endpoint speaks TLS:\n%s", p.stderr.String())
 	}
+	// The final error (--strict) says why, not only what.
+	if !strings.Contains(p.stderr.String(), "error: 1 files were not uploaded to s3://"+bucket+"/run (--strict); a.txt: ") ||
+		!strings.Contains(p.stderr.String(), "give it as https://; sidecar: 0 uploads") {
+		t.Errorf("the final error lacks the cause:\n%s", p.stderr.String())
+	}
 }

@@ -318,7 +318,16 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		return res, fault.Wrap(fault.ClassOf(rep.WatchError), fmt.Errorf("%w (the run stopped after uploading what was there: the end of the job cannot be seen)", rep.WatchError))
 	}
 	if len(rep.NotUploaded) > 0 && sf.strict {
-		return res, fault.New(rep.FirstClass, "%d files were not uploaded to %s (--strict): %s", len(rep.NotUploaded), cfg.StoreURL, res.Summary)
+		// The first failure's own error says why (it names the connection
+		// and the fix); the others are in the result.
+		first := rep.NotUploaded[0]
+		for _, f := range rep.NotUploaded {
+			if f.Class == rep.FirstClass.String() {
+				first = f
+				break
+			}
+		}
+		return res, fault.New(rep.FirstClass, "%d files were not uploaded to %s (--strict); %s: %s; %s", len(rep.NotUploaded), cfg.StoreURL, first.Path, first.Error, res.Summary)
 	}
 	return res, nil
 }
