@@ -329,6 +329,9 @@ func openAzure(ctx context.Context, k *keyReader, loc connections.Location, opts
 			where: "Microsoft Entra ID (the identity's token endpoint)", fix: "AZURE_AUTHORITY_HOST (and any proxy)",
 			auth: "check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or the workload identity's federation)",
 		}
+		if c.kind == azureDefault {
+			token.none = "give AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY, AZURE_CONNECTION_STRING, a SAS token (AZURE_SAS_TOKEN) or a service principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) in the connection's secret, or run the pod with a workload identity"
+		}
 	}
 	return &Store{
 		Bucket:   b,

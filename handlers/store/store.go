@@ -82,6 +82,9 @@ type tokenService struct {
 	where string   // what it is and where, for messages
 	fix   string   // the setting that points at it
 	auth  string   // what to check when it refuses the credentials
+	// none, when set, is what to give when a chain of credential sources
+	// found none that works (the default Azure credential).
+	none string
 }
 
 // failed reports an error of the token service.
@@ -249,11 +252,43 @@ func speaksTLS(endpoint string) bool {
 	return err == nil || !errors.As(err, &rh) && !errors.Is(err, io.EOF) && !fault.IsNetwork(err)
 }
 
+// attempted sums up the credential sources a chain tried, one short
+// clause each, from the identity library's message ("Attempted
+// credentials:" then a line per source, some with a whole HTTP response).
+func attempted(msg string) string {
+	_, rest, ok := strings.Cut(msg, "Attempted credentials:")
+	if !ok {
+		return strings.Join(strings.Fields(msg), " ")
+	}
+	var out []string
+	for _, line := range strings.Split(rest, "\n") {
+		line = strings.TrimSpace(line)
+		name, text, ok := strings.Cut(line, ": ")
+		if !ok || !strings.HasSuffix(name, "Credential") || strings.Contains(name, " ") {
+			continue // a line of a response's dump
+		}
+		if i := strings.Index(text, ". "); i > 0 {
+			text = text[:i] // its first sentence
+		}
+		text = strings.TrimSuffix(text, ".")
+		if len(text) > 100 {
+			text = text[:100] + "…"
+		}
+		out = append(out, name+": "+text)
+	}
+	if len(out) == 0 {
+		return "no source answered"
+	}
+	return strings.Join(out, "; ")
+}
+
 // explainToken explains a failure to get credentials from the token
 // service (class c), which is not the store's.
 func (s *Store) explainToken(c fault.Class, err error, cause string) string {
 	t := s.token
 	switch {
+	case t.none != "" && strings.Contains(err.Error(), "DefaultAzureCredential: failed to acquire a token"):
+		return fmt.Sprintf("%s: no credentials were given, and %s found none that works (%s); %s", s.conn, s.auth, attempted(err.Error()), t.none)
 	case c == fault.Usage && isTLS(err):
 		return fmt.Sprintf("%s: TLS to %s failed: %s; %s", s.conn, t.where, cause, s.hints.tls)
 	case c == fault.Transient:
