@@ -172,7 +172,11 @@ func parseDocument(errs *[]FieldError, d document) []*Connection {
 func parseValue(errs *[]FieldError, origin string, v any) []*Connection {
 	var out []*Connection
 	add := func(role, at string, v any) {
-		if c := parseConnection(errs, origin+" "+at, v); c != nil {
+		where := origin
+		if at != "" {
+			where += " " + at
+		}
+		if c := parseConnection(errs, where, v); c != nil {
 			c.Role = role
 			out = append(out, c)
 		}

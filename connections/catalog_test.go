@@ -337,3 +337,14 @@ func FuzzParseCatalog(f *testing.F) {
 		}
 	})
 }
+
+// A catalog that is one connection: its errors name the file alone, with
+// no stray space.
+func TestSingleConnectionErrorOrigin(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "one.yaml")
+	os.WriteFile(p, []byte("kind: s3\nschema: {bucket: \"s3://a\"}\n"), 0o644)
+	_, err := LoadPath(p)
+	if err == nil || !strings.Contains(err.Error(), p+": field name: is required") || strings.Contains(err.Error(), p+" :") {
+		t.Errorf("%v", err)
+	}
+}
