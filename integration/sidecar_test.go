@@ -598,6 +598,9 @@ func TestSidecarUnreadableFiles(t *testing.T) {
 		for _, f := range d["notUploaded"].([]any) {
 			m := f.(map[string]any)
 			failed = append(failed, m["path"].(string)+" "+m["class"].(string))
+			if m["path"] == "locked/" && !strings.Contains(m["error"].(string), "let this container's user read it") {
+				t.Errorf("strict=%v: locked/: %v", strict, m["error"])
+			}
 		}
 		if want := []string{"secret.bin auth", "locked/ auth"}; !slices.Equal(failed, want) {
 			t.Errorf("strict=%v: not uploaded %q, want %q\n%s", strict, failed, want, out)

@@ -863,10 +863,13 @@ func (s *sidecar) finish() {
 		}
 		p, k := d+"/", s.key(d)+"/"
 		if d == "" { // --path itself
-			p, k = ".", s.cfg.Prefix
+			p, k = "./", s.cfg.Prefix
 		}
-		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: p, Key: k,
-			Error: fmt.Sprintf("the folder cannot be read: %v; its files are not uploaded", err), Class: c.String()})
+		msg := fmt.Sprintf("the folder cannot be read: %v; its files are not uploaded", err)
+		if c == fault.Auth {
+			msg += ": let this container's user read it (the job's umask, the pod's fsGroup)"
+		}
+		s.rep.NotUploaded = append(s.rep.NotUploaded, Failure{Path: p, Key: k, Error: msg, Class: c.String()})
 		if s.rep.FirstClass == 0 {
 			s.rep.FirstClass = c
 		}
