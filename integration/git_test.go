@@ -437,7 +437,7 @@ func TestGitFailures(t *testing.T) {
 	}{
 		{name: "wrong password", url: httpURL, env: []string{"POLYAXON_GIT_CREDENTIALS=git:" + wrongPass}, code: 3, stderr: "credentials"},
 		{name: "no credentials", url: httpURL, code: 3, stderr: "POLYAXON_GIT_CREDENTIALS"},
-		{name: "unknown host key strict", url: sshURL, secret: wrongHosts, extra: []string{"--strict-host-key-checking"}, code: 3, stderr: "SSH"},
+		{name: "unknown host key strict", url: sshURL, secret: wrongHosts, extra: []string{"--strict-host-key-checking"}, code: 3, stderr: "the server's host key is not the one the known_hosts given holds for it"},
 		{name: "unknown host key", url: sshURL, secret: wrongHosts, code: 3, stderr: "known_hosts"},
 		{name: "key passphrase missing", url: sshURL, secret: noPassphrase, code: 3, stderr: "is protected by a passphrase and none was given; add SSH_PASSPHRASE"},
 		{name: "key passphrase wrong", url: sshURL, secret: wrongPassphrase, code: 3, stderr: "the passphrase given (SSH_PASSPHRASE) is wrong"},

@@ -309,8 +309,9 @@ func lastLines(s string, n int) string {
 	var kept []string
 	for _, l := range lines {
 		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "hint:") {
-			continue
+		if l == "" || strings.HasPrefix(l, "hint:") || strings.HasPrefix(l, "ssh-keygen -f ") ||
+			l == "Please make sure you have the correct access rights" || l == "and the repository exists." {
+			continue // advice of git's and ssh's own, which the hints replace
 		}
 		kept = append(kept, l)
 	}

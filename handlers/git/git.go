@@ -250,6 +250,10 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 			hint = "; the remote asks for credentials: give POLYAXON_GIT_CREDENTIALS (user:token), a username/password or token in the connection's secret, or an SSH key"
 		case authSSH:
 			hint = fmt.Sprintf("; check the SSH key (%s) is authorized on the server and the host key is in the known_hosts given", orDefault(sp.auth.keySource, "ssh's default keys"))
+			if m := strings.ToLower(err.Error()); strings.Contains(m, "key mismatch") || strings.Contains(m, "host identification has changed") ||
+				strings.Contains(m, "host key for") && strings.Contains(m, "has changed") {
+				hint = "; the server's host key is not the one the known_hosts given holds for it: check that known_hosts (the server may have been replaced, or the entry is stale)"
+			}
 		default:
 			hint = fmt.Sprintf("; check the credentials (from %s)", sp.auth.source)
 		}
