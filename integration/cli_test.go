@@ -400,3 +400,20 @@ func TestResultWrittenInPlace(t *testing.T) {
 		t.Errorf("termination log = %q", b)
 	}
 }
+
+// TestSidecarFlagRanges: each out-of-range sidecar flag is named alone,
+// with what to give (exit 2).
+func TestSidecarFlagRanges(t *testing.T) {
+	cat := catalog(t, "connections:\n- {name: b, kind: s3, schema: {bucket: \"s3://b\"}}\n")
+	for flag, want := range map[string]string{
+		"--part-size=3": "--part-size 3: give 5 or more", "--memory-budget=0": "--memory-budget 0: give a positive number",
+		"--part-concurrency=-1": "--part-concurrency -1: give a positive number", "--grace=0s": "--grace 0s: give a positive duration",
+		"--interval=-1s": "--interval -1s: give a positive duration",
+	} {
+		r := cli(t, nil, "sidecar", "--catalog", cat, "-c", "b", "--path", t.TempDir(), "--prefix", "p", flag)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("%s: stderr lacks %q:\n%s", flag, want, r.Stderr)
+		}
+	}
+}

@@ -346,14 +346,24 @@ func (sf *sidecarFlags) compat(cmd *cobra.Command, a *app) error {
 	if sf.monitorLogs || sf.monitorSpec {
 		a.log.Warn("--monitor-logs and --monitor-spec are accepted for compatibility but not implemented: the sidecar uploads files only")
 	}
-	if sf.interval <= 0 || sf.grace <= 0 || sf.checkInterval <= 0 {
-		return fault.New(fault.Usage, "--interval, --grace and --check-interval must be positive")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"interval", sf.interval}, {"grace", sf.grace}, {"check-interval", sf.checkInterval}} {
+		if d.v <= 0 {
+			return fault.New(fault.Usage, "--%s %s: give a positive duration (such as 10s or 1m)", d.name, d.v)
+		}
 	}
 	if sf.workers <= 0 || sf.workers > maxWorkers {
 		return fault.New(fault.Usage, "--workers %d: give a number from 1 to %d", sf.workers, maxWorkers)
 	}
-	if sf.partConc <= 0 || sf.budgetMiB <= 0 || sf.partMiB < 5 {
-		return fault.New(fault.Usage, "--part-concurrency and --memory-budget must be positive and --part-size at least 5 (MiB, S3's smallest part)")
+	switch {
+	case sf.partConc <= 0:
+		return fault.New(fault.Usage, "--part-concurrency %d: give a positive number", sf.partConc)
+	case sf.budgetMiB <= 0:
+		return fault.New(fault.Usage, "--memory-budget %d: give a positive number of MiB", sf.budgetMiB)
+	case sf.partMiB < 5:
+		return fault.New(fault.Usage, "--part-size %d: give 5 or more (MiB, S3's smallest part)", sf.partMiB)
 	}
 	return nil
 }
