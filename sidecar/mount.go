@@ -39,7 +39,12 @@ const staleShared = time.Hour
 // below top (a rename into it would cross file systems).
 func mountTemps(mount, top string) (string, error) {
 	dir := filepath.Join(mount, mountTempDir)
-	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, 0o777); err == nil {
+		// Shared as /tmp is: the sidecars of other users of the volume
+		// (another runAsUser, the same fsGroup) write theirs there too,
+		// and none may remove another's. (Mkdir's mode lost the umask.)
+		_ = os.Chmod(dir, 0o777|os.ModeSticky)
+	} else if !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
 	st, err := os.Lstat(dir)

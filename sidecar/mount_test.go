@@ -43,6 +43,10 @@ func TestOpenMountTempsInHiddenFolder(t *testing.T) {
 	if left, _ := os.ReadDir(m.TempDir); len(left) != 0 {
 		t.Errorf("left in the temporary folder: %v", left)
 	}
+	// Shared with the sidecars of the volume's other users, as /tmp is.
+	if st, err := os.Stat(m.TempDir); err != nil || st.Mode()&(os.ModeSticky|os.ModePerm) != os.ModeSticky|0o777 {
+		t.Errorf("the temporary folder's mode: %v", st.Mode())
+	}
 }
 
 func TestIsFileblobTemp(t *testing.T) {
