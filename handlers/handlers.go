@@ -66,7 +66,7 @@ func ParseMappings(conn fmt.Stringer, flag string, specs []string) ([]Mapping, e
 			dst, err = fsutil.CleanRel(dst)
 		}
 		if err != nil {
-			return nil, fault.New(fault.Usage, "%s: %s %q: %w; give paths relative to the connection's root, as src or src:dst", conn, flag, spec, err)
+			return nil, fault.New(fault.Usage, "%s: %s %q: %w; give a source relative to the connection's root and a destination relative to --path, as src or src:dst", conn, flag, spec, err)
 		}
 		out = append(out, Mapping{Src: cs, Dst: dst, Into: hasDst && strings.HasSuffix(spec, "/")})
 	}
@@ -87,6 +87,9 @@ func CheckTargets(conn fmt.Stringer, names, dsts []string) error {
 	for i := range dsts {
 		for j := i + 1; j < len(dsts); j++ {
 			a, b := dsts[i], dsts[j]
+			if names[i] == names[j] && a == b {
+				return fault.New(fault.Usage, "%s: %s is given twice; give it once", conn, names[i])
+			}
 			if a == b || a == "" || b == "" || strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/") {
 				return fault.New(fault.Usage, "%s: %s and %s write to the same place (%s and %s): one would overwrite the other; give them separate destinations (src:dst)", conn, names[i], names[j], show(a), show(b))
 			}

@@ -417,3 +417,25 @@ func TestSidecarFlagRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestMappingMistakes: an entry given twice is named as such, and --paths
+// without --path names the connection.
+func TestMappingMistakes(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, src, "a.txt", "a")
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--path", t.TempDir(), "--paths", "a.txt,a.txt"}, `connection "data" (host_path): --paths "a.txt:a.txt" is given twice; give it once`},
+		{[]string{"--paths", "a.txt"}, `connection "data" (host_path): --paths needs --path`},
+		{[]string{"--path", t.TempDir(), "--paths", "a.txt:../up"}, "a destination relative to --path"},
+	} {
+		r := cli(t, nil, append([]string{"--catalog", cat, "--connection", "data"}, c.args...)...)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("%v: stderr lacks %q:\n%s", c.args, c.want, r.Stderr)
+		}
+	}
+}

@@ -329,7 +329,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		return nil, err
 	}
 	if len(mappings) > 0 && jf.path == "" && action != "check" {
-		return nil, fault.New(fault.Usage, "--paths needs --path, the folder to copy them into")
+		return nil, fault.New(fault.Usage, "%s: --paths needs --path, the folder to copy them into", conn)
 	}
 	req := &handlers.Request{
 		Conn: conn, Keys: conn.Keys(), Path: jf.path, Paths: mappings,
