@@ -439,3 +439,19 @@ func TestMappingMistakes(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyTargetNamesTheFix: a --path on a read-only file system
+// fails with the local-disk code and says what to give.
+func TestReadOnlyTargetNamesTheFix(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, src, "a.txt", "a")
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	ro := t.TempDir()
+	cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"`, "sh", ro,
+		binary, "--catalog", cat, "--connection", "data", "--path", filepath.Join(ro, "out"))
+	cmd.Env = baseEnv(nil)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(out), "that file system is read-only: give a folder on a writable volume") {
+		t.Errorf("%v\n%s", err, out)
+	}
+}

@@ -347,6 +347,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	} else {
 		res, err = h.Run(ctx, req)
 	}
+	err = localHint(err)
 	// Credentials refused or missing while a mount of them is not there:
 	// the mount is the likelier cause.
 	if c := fault.ClassOf(err); len(missing) > 0 && (c == fault.Auth || c == fault.Usage) {
@@ -355,6 +356,23 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		err = fault.Wrap(c, fmt.Errorf("%w (note: %s: name the files after the keys)", err, strings.Join(unused, "; ")))
 	}
 	return res, err
+}
+
+// localHint adds what to do to a local file system's refusal that does not
+// say it yet: a read-only file system, or a folder this user may not
+// write in.
+func localHint(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch c := fault.ClassOf(err); {
+	case errors.Is(err, syscall.EROFS) && !strings.Contains(msg, "read-write") && !strings.Contains(msg, "writable"):
+		return fault.Wrap(c, fmt.Errorf("%w; that file system is read-only: give a folder on a writable volume (an emptyDir, or a volume mounted read-write)", err))
+	case errors.Is(err, syscall.EACCES) && !strings.Contains(msg, "securityContext") && !strings.Contains(msg, "fsGroup"):
+		return fault.Wrap(c, fmt.Errorf("%w; let this container's user (uid %d) write there: the volume's owner or mode, or the pod's securityContext (runAsUser, fsGroup)", err, os.Getuid()))
+	}
+	return err
 }
 
 // givenFlags lists the flags given on cmd's command line.
