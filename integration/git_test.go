@@ -447,6 +447,7 @@ func TestGitFailures(t *testing.T) {
 		{name: "missing repository", url: f.env.DaemonURL + "/no-such-repo.git", code: 4, stderr: "no-such-repo"},
 		{name: "missing repository over http", url: f.env.HTTPURL + "/no-such-repo.git", env: []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.httpPassword}, code: 4, stderr: "not found"},
 		{name: "unreachable server", url: "http://127.0.0.1:1/repo.git", code: 5, stderr: "retries"},
+		{name: "unknown host", url: "http://nosuchhost.invalid/repo.git", code: 4, stderr: "the host nosuchhost.invalid does not exist: check schema.url"},
 		{name: "https to a plain-http server", url: strings.Replace(httpURL, "http://", "https://", 1), env: []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.httpPassword}, code: 2, stderr: "the server speaks plain http, not https: give schema.url as http://"},
 		{name: "unknown flag", url: httpURL, extra: []string{"--flags", "--depth 1,--mirror"}, code: 2, stderr: "--mirror"},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,7 +222,26 @@ func (e *cliEngine) run(ctx context.Context, dir string, args ...string) (string
 		return "", fault.New(c, "git %s (%s): the Git LFS content of %s could not be fetched (check the LFS objects on the server and the credentials): %s",
 			args[0], e.url, strings.Join(files, ", "), lastLines(dropLines(all, lfsNoise...), 6))
 	}
-	return "", fault.New(classify(msg), "git %s (%s): %s", args[0], e.url, msg)
+	c := classify(msg)
+	if c == fault.Transient && unknownHost(ctx, msg, e.url.Host) {
+		return "", fault.New(fault.NotFound, "git %s (%s): %s", args[0], e.url, msg)
+	}
+	return "", fault.New(c, "git %s (%s): %s", args[0], e.url, msg)
+}
+
+// unknownHost reports, for git's "could not resolve host" (curl's and
+// ssh's), that DNS says the host does not exist, rather than that it could
+// not answer: a name to fix, not a failure to try again.
+func unknownHost(ctx context.Context, msg, host string) bool {
+	m := strings.ToLower(msg)
+	if host == "" || !strings.Contains(m, "could not resolve host") {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := net.DefaultResolver.LookupHost(ctx, host)
+	var dns *net.DNSError
+	return errors.As(err, &dns) && dns.IsNotFound
 }
 
 // waitGroup waits until the processes of group pgid (git's helpers, which

@@ -263,6 +263,10 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 		if h := usageHint(err.Error()); h != "" {
 			hint = "; " + h
 		}
+	case fault.NotFound:
+		if m := strings.ToLower(err.Error()); strings.Contains(m, "could not resolve host") || strings.Contains(m, "no such host") {
+			hint = fmt.Sprintf("; the host %s does not exist: check schema.url", sp.fetch.Host)
+		}
 	}
 	return fault.Wrap(class, fmt.Errorf("%s: %w%s", req.Conn, err, hint))
 }

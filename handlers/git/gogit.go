@@ -267,6 +267,10 @@ func goGitClass(err error) fault.Class {
 	if c := classify(err.Error()); c == fault.LocalDisk || c == fault.Usage {
 		return c // a message that lost its errno; a setting's mistake (a url.Error is a net.Error)
 	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return fault.NotFound // a name to fix, not a failure to try again
+	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fault.Transient
