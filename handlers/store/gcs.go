@@ -181,23 +181,28 @@ func (c *gcsConfig) credentials(ctx context.Context, k *keyReader) (*google.Cred
 		Type       string `json:"type"`
 		PrivateKey string `json:"private_key"`
 	}
+	// The key, as messages name it: where it came from, and its file.
+	what := "the GCS key: " + c.auth
+	if c.keyPath != "" {
+		what += ", " + c.keyPath + ","
+	}
 	if err := json.Unmarshal(key, &head); err != nil {
-		return nil, k.usage("the GCS key (%s) is not JSON", c.auth)
+		return nil, k.usage("%s is not JSON; give the key file as Google issued it (a service account's .json key)", what)
 	}
 	if head.Type == "service_account" {
 		// The OAuth library parses it only for the first token, and its
 		// failure would read as refused credentials.
 		if err := parsePrivateKey(head.PrivateKey); err != nil {
-			return nil, k.usage("the GCS key (%s): its private_key %v; use the key file as Google issued it", c.auth, err)
+			return nil, k.usage("%s: its private_key %v; give the key file as Google issued it", what, err)
 		}
 	}
 	t, ok := credTypes[head.Type]
 	if !ok {
-		return nil, k.usage("the GCS key (%s) has type %q: expected service_account, authorized_user, external_account or impersonated_service_account", c.auth, head.Type)
+		return nil, k.usage("%s has type %q: expected service_account, authorized_user, external_account or impersonated_service_account", what, head.Type)
 	}
 	creds, err := google.CredentialsFromJSONWithTypeAndParams(ctx, key, t, params)
 	if err != nil {
-		return nil, k.usage("the GCS key (%s) is not valid: %v", c.auth, err)
+		return nil, k.usage("%s is not valid: %v; give the key file as Google issued it", what, err)
 	}
 	return creds, nil
 }

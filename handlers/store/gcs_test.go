@@ -181,3 +181,15 @@ func TestGCSWatchUploadChunks(t *testing.T) {
 		}
 	}
 }
+
+// A key file that is no key names the file itself and the fix.
+func TestGCSKeyFileNotJSON(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "key.json")
+	os.WriteFile(p, []byte("not json"), 0o600)
+	k := testKeys(t, connections.GCS, "gs://b/p", nil, map[string]string{"GC_KEY_PATH": p})
+	_, err := Open(context.Background(), k.conn, k.keys, Options{Workers: 2})
+	if err == nil || !strings.Contains(err.Error(), ", "+p+", is not JSON; give the key file as Google issued it") || strings.Contains(err.Error(), "((") {
+		t.Errorf("%v", err)
+	}
+}
