@@ -264,8 +264,12 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 			hint = "; " + h
 		}
 	case fault.NotFound:
-		if m := strings.ToLower(err.Error()); strings.Contains(m, "could not resolve host") || strings.Contains(m, "no such host") {
+		switch m := strings.ToLower(err.Error()); {
+		case strings.Contains(m, "could not resolve host") || strings.Contains(m, "no such host"):
 			hint = fmt.Sprintf("; the host %s does not exist: check schema.url", sp.fetch.Host)
+		case strings.Contains(m, "repository not found"), strings.Contains(m, "no such repository"), strings.Contains(m, "does not appear to be a git repository"),
+			strings.Contains(m, "repository '") && strings.Contains(m, "' not found"):
+			hint = "; check schema.url (some servers also answer so for a private repository the credentials may not see)"
 		}
 	}
 	return fault.Wrap(class, fmt.Errorf("%s: %w%s", req.Conn, err, hint))
