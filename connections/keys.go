@@ -27,7 +27,8 @@ type Keys struct {
 
 	mu    sync.Mutex
 	asked []string        // the keys looked up, as given
-	used  map[string]bool // the mounts a value or a whole file was read from
+	used  map[string]bool // the mounts a key's file or a whole file was found in
+	found bool            // a secret value was found (a mount, the environment)
 }
 
 // Keys returns the credential look-up of c over the process environment.
@@ -136,11 +137,13 @@ func (k *Keys) lookup(key string) (secret.Value, bool, error) {
 			case errors.Is(err, fs.ErrNotExist), isDirErr(err), errors.Is(err, syscall.ENOTDIR):
 				continue // (a mountPath that is no folder: Missing says so)
 			case err != nil:
+				k.markUsed(m.dir) // named right, but unreadable
 				return secret.Value{}, false, fault.New(fault.Auth, "%s: cannot read %s: %w", k.conn, p, err)
 			}
 			s := strings.TrimRight(string(data), "\r\n")
 			if s != "" {
 				k.markUsed(m.dir)
+				k.markFound(m.secret)
 				return secret.New(s, m.secret, p), true, nil
 			}
 		}
@@ -148,6 +151,7 @@ func (k *Keys) lookup(key string) (secret.Value, bool, error) {
 	for _, prefix := range []string{"", "POLYAXON_"} {
 		for _, name := range cands {
 			if v, ok := k.getenv(prefix + name); ok && v != "" {
+				k.markFound(true)
 				return secret.New(v, true, "$"+prefix+name), true, nil
 			}
 		}
@@ -173,6 +177,14 @@ func (k *Keys) Dirs() []string {
 	return out
 }
 
+func (k *Keys) markFound(isSecret bool) {
+	if isSecret {
+		k.mu.Lock()
+		k.found = true
+		k.mu.Unlock()
+	}
+}
+
 func (k *Keys) markUsed(dir string) {
 	k.mu.Lock()
 	if k.used == nil {
@@ -182,19 +194,21 @@ func (k *Keys) markUsed(dir string) {
 	k.mu.Unlock()
 }
 
-// Unused describes the secret and configMap mounts that are there and hold
-// files, none of which the handler read: their files are likely named
-// otherwise than the keys it looked up (aws_access_key_id.txt for
-// AWS_ACCESS_KEY_ID). File names are shown, never their contents.
+// Unused describes, when no secret value was found anywhere, the secret
+// mounts that are there and hold files, none of which the handler read:
+// their files are likely named otherwise than the keys it looked up
+// (aws_access_key_id.txt for AWS_ACCESS_KEY_ID). File names are shown,
+// never their contents. (A configMap's files are often read by path, a
+// CA bundle say: they are not told about.)
 func (k *Keys) Unused() []string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if len(k.asked) == 0 {
+	if len(k.asked) == 0 || k.found {
 		return nil
 	}
 	var out []string
 	for _, m := range k.mounts() {
-		if k.used[m.dir] {
+		if k.used[m.dir] || !m.secret {
 			continue
 		}
 		entries, err := os.ReadDir(m.dir)
@@ -213,10 +227,7 @@ func (k *Keys) Unused() []string {
 		if len(names) > 8 {
 			names = append(names[:8], "…")
 		}
-		what := "configMap"
-		if m.secret {
-			what = "secret"
-		}
+		what := "secret"
 		if m.name != "" {
 			what += " " + m.name
 		}

@@ -291,6 +291,46 @@ func TestMissingSecretMount(t *testing.T) {
 	if strings.Contains(r.Stderr, "service_account") {
 		t.Errorf("a file's content is shown:\n%s", r.Stderr)
 	}
+	// A configMap's files are not told about (a CA bundle is read by path).
+	cm := t.TempDir()
+	writeFile(t, cm, "ca.crt", "-----BEGIN CERTIFICATE-----")
+	cat = catalog(t, "connections:\n- {name: data, kind: gcs, schema: {bucket: \"gs://b/p\"}, configMap: {name: ca, mountPath: "+cm+"}}\n")
+	r = cli(t, []string{"GOOGLE_APPLICATION_CREDENTIALS=", "HOME=" + t.TempDir()}, "check", "--catalog", cat, "--connection", "data")
+	r.expectCode(t, 2)
+	if strings.Contains(r.Stderr, "holds ca.crt") {
+		t.Errorf("a configMap's files are blamed:\n%s", r.Stderr)
+	}
+}
+
+// TestUnreadableSecretFile: a secret's key file this user may not read
+// says to let it read it, and does not blame the files' names.
+func TestUnreadableSecretFile(t *testing.T) {
+	base, err := os.MkdirTemp("", "secret-uid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	bin := filepath.Join(base, "initializer")
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, data, 0o755)
+	sec := filepath.Join(base, "sec")
+	os.Mkdir(sec, 0o755)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		os.WriteFile(filepath.Join(sec, k), []byte("x"), 0o600) // root's
+	}
+	cat := filepath.Join(base, "catalog.yaml")
+	os.WriteFile(cat, []byte("connections:\n- {name: data, kind: s3, schema: {bucket: \"s3://b/p\"}, secret: {name: creds, mountPath: "+sec+"}}\n"), 0o644)
+	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "check", "--catalog", cat, "--connection", "data")
+	cmd.Env = baseEnv([]string{"HOME=" + base})
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "let this container's user (uid 65534) read it") ||
+		strings.Contains(string(out), "none is a key looked up") || strings.Contains(string(out), "write there") {
+		t.Errorf("%v\n%s", err, out)
+	}
 }
 
 // A flag refused before the command runs is in the termination log too;

@@ -220,7 +220,7 @@ func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, o
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o777); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
-			return true, fault.New(fault.Usage, "%s: a file of an earlier upload has the name of one of its folders in the store (%w); it is kept: upload with --delete to mirror deletions, or remove it", key, err)
+			return true, fault.New(fault.Usage, "%s: a file of an earlier upload has the name of one of its folders in the store (%w); it is kept: remove it from the store (--delete removes the objects of files this sidecar saw deleted)", key, err)
 		}
 		return true, err
 	}
@@ -256,7 +256,7 @@ func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, o
 	}
 	if err := os.Rename(f.Name(), target); err != nil {
 		if st, serr := os.Lstat(target); serr == nil && st.IsDir() {
-			return true, fault.New(fault.Usage, "%s: a folder of earlier uploads has its name in the store (%s); it is kept: upload with --delete to mirror deletions, or remove it", key, target)
+			return true, fault.New(fault.Usage, "%s: a folder of earlier uploads has its name in the store (%s); it is kept: remove it from the store (--delete removes the objects of files this sidecar saw deleted)", key, target)
 		}
 		return true, err
 	}

@@ -371,10 +371,13 @@ func racyWait(mtime, start time.Time) time.Duration {
 		tick = time.Second
 	}
 	end := mtime.Add(tick)
-	if !end.After(start) {
+	if !end.After(start) || mtime.After(start) {
+		// Long modified; or stamped ahead of this clock (a network file
+		// system's server, an archive's times): a write from now on
+		// stamps another time.
 		return 0
 	}
-	return max(time.Until(end), time.Millisecond)
+	return min(max(time.Until(end), time.Millisecond), tick)
 }
 
 // snapshot is what one pass over a file read and hashed.
@@ -412,10 +415,16 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 	if !fi.Mode().IsRegular() {
 		return false, false, fault.New(fault.Usage, "%s: %s is not a regular file", u.opts.Conn, r.Rel)
 	}
-	if wait := racyWait(fi.ModTime(), time.Now()); wait > 0 {
-		// Modified so shortly before that a write while it is read could
-		// leave its time as it is (file systems stamp times in ticks):
-		// it is read once that tick is past, so that any later write shows.
+	// Modified so shortly before that a write while it is read could leave
+	// its time as it is (file systems stamp times in ticks): it is read once
+	// that tick is past, so that any later write shows. A file written
+	// again meanwhile is waited for a few times, then read as it is (its
+	// next write, in a later tick, shows).
+	for range 3 {
+		wait := racyWait(fi.ModTime(), time.Now())
+		if wait == 0 {
+			break
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -425,7 +434,6 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 			return false, false, u.localFault(r.Rel, err)
 		}
 	}
-	start := time.Now()
 	before := StateOf(fi)
 	r.State = before
 	if u.opts.beforeSend != nil {
@@ -467,11 +475,6 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 			return true, false, nil
 		}
 		r.Partial = true
-	}
-	if racyWait(fi.ModTime(), start) > 0 && !r.prefixOK {
-		// Written again while this waited for its tick to pass: a write
-		// while it was read may not show; as a change, it is read again.
-		return true, false, nil
 	}
 	stored := digest()
 	switch {

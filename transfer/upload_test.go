@@ -643,3 +643,25 @@ func TestUploadWaitsOutACoarseTick(t *testing.T) {
 		t.Errorf("the object has %q, want the final content", got[:1])
 	}
 }
+
+// racyWait: nothing for a file modified long ago or stamped ahead of this
+// clock; never more than one tick.
+func TestRacyWait(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		mtime time.Time
+		max   time.Duration
+		zero  bool
+	}{
+		{now.Add(-time.Hour), 0, true},
+		{now.Add(10 * time.Minute), 0, true}, // a clock ahead of this one
+		{now.Add(10 * time.Minute).Truncate(time.Second), 0, true},
+		{now.Add(-5 * time.Millisecond), 20 * time.Millisecond, false},
+		{now.Truncate(time.Second), time.Second, false},
+	} {
+		w := racyWait(c.mtime, now)
+		if c.zero != (w == 0) || w > c.max && !c.zero {
+			t.Errorf("modified %v from now: wait %v", c.mtime.Sub(now), w)
+		}
+	}
+}

@@ -370,6 +370,9 @@ func localHint(err error) error {
 	case errors.Is(err, syscall.EROFS) && !strings.Contains(msg, "read-write") && !strings.Contains(msg, "writable"):
 		return fault.Wrap(c, fmt.Errorf("%w; that file system is read-only: give a folder on a writable volume (an emptyDir, or a volume mounted read-write)", err))
 	case errors.Is(err, syscall.EACCES) && !strings.Contains(msg, "securityContext") && !strings.Contains(msg, "fsGroup"):
+		if strings.Contains(msg, "cannot read") {
+			return fault.Wrap(c, fmt.Errorf("%w; let this container's user (uid %d) read it: the file's owner or mode (a secret volume's defaultMode), or the pod's securityContext (runAsUser, fsGroup)", err, os.Getuid()))
+		}
 		return fault.Wrap(c, fmt.Errorf("%w; let this container's user (uid %d) write there: the volume's owner or mode, or the pod's securityContext (runAsUser, fsGroup)", err, os.Getuid()))
 	}
 	return err

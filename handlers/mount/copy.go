@@ -68,7 +68,11 @@ type copier struct {
 	ignored  []string
 	dirModes []dirMode
 	prog     *transfer.Progress
+	maps     []srcDst // every mapping's source (real path) and destination
 }
+
+// srcDst is a mapping resolved: what is copied, to where.
+type srcDst struct{ src, dst string }
 
 type dirMode struct {
 	path string
@@ -136,8 +140,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	}
 
 	// Plan: resolve every mapping, then check free space for what must be written.
-	type resolved struct{ src, dst string }
-	var plan []resolved
+	var plan []srcDst
 	var need int64
 	for _, m := range mappings {
 		src, isFile, err := resolveSrc(real, m, opts.Conn)
@@ -148,12 +151,15 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		if isFile {
 			dst = filepath.Join(dstAbs, filepath.FromSlash(m.FileDst())) // src:dir/ puts a file into dir
 		}
-		n, err := c.pendingBytes(ctx, src, dst)
+		plan = append(plan, srcDst{src, dst})
+	}
+	c.maps = plan // links lead to what any of them copies
+	for _, p := range plan {
+		n, err := c.pendingBytes(ctx, p.src, p.dst)
 		if err != nil {
 			return Stats{}, err
 		}
 		need += n
-		plan = append(plan, resolved{src, dst})
 	}
 	if space, err := fsutil.FreeSpace(dstAbs); err == nil && uint64(need) > space.Free {
 		return Stats{}, fault.New(fault.LocalDisk, "%s: not enough space at %s: %s to copy, %s free; give the volume more room or copy fewer --paths", opts.Conn, dstRoot, human(uint64(need)), human(space.Free))
@@ -246,7 +252,7 @@ func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, erro
 			}
 		case d.Type()&fs.ModeSymlink != 0:
 			// A link copied as the file it leads to (linkAction).
-			if _, file, _ := c.linkAction(p, src); file != nil {
+			if _, file, _ := c.linkAction(p, target(src, dst, p), src); file != nil {
 				info = file
 			}
 		}
@@ -300,7 +306,7 @@ func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) err
 				return ctx.Err()
 			}
 		case mode&fs.ModeSymlink != 0:
-			rel, file, why := c.linkAction(p, src)
+			rel, file, why := c.linkAction(p, to, src)
 			switch {
 			case why != "":
 				c.ignore(p, why)
@@ -516,14 +522,15 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 	return nil
 }
 
-// linkAction decides what the copy of the link at src, met while copying
-// the folder root, is: a link to what it leads to, when that is copied too
-// (inside root), as the relative link rel; else, for a file elsewhere in the
-// mount, that file (file, read through the link), as rsync's
-// --copy-unsafe-links does; anything else is left out, why saying why: a
-// link out of the mount, a dangling link, a link to a folder outside root
-// (to be copied with its own --paths).
-func (c *copier) linkAction(src, root string) (rel string, file fs.FileInfo, why string) {
+// linkAction decides what the copy (at dst) of the link at src, met while
+// copying the folder root, is: a link to what it leads to, when that is
+// copied too (inside root, or by another mapping, wherever that one puts
+// it), as the relative link rel; else, for a file elsewhere in the mount,
+// that file (file, read through the link), as rsync's --copy-unsafe-links
+// does; anything else is left out, why saying why: a link out of the
+// mount, a dangling link, a link to a folder no mapping copies (to be
+// copied with its own --paths).
+func (c *copier) linkAction(src, dst, root string) (rel string, file fs.FileInfo, why string) {
 	resolved, err := filepath.EvalSymlinks(src)
 	if err != nil {
 		return "", nil, "dangling link"
@@ -532,6 +539,14 @@ func (c *copier) linkAction(src, root string) (rel string, file fs.FileInfo, why
 		return "", nil, "link points outside the mount"
 	}
 	if !fsutil.Within(root, resolved) {
+		// Copied by another mapping: a link to where that one puts it.
+		for _, m := range c.maps {
+			if m.src != root && fsutil.Within(m.src, resolved) {
+				if rel, err := filepath.Rel(filepath.Dir(dst), target(m.src, m.dst, resolved)); err == nil {
+					return rel, nil, ""
+				}
+			}
+		}
 		st, err := os.Stat(resolved)
 		switch {
 		case err != nil:

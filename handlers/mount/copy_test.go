@@ -192,6 +192,24 @@ func TestCopyLinksOutsideThePaths(t *testing.T) {
 	if err != nil || st.Files != 0 {
 		t.Errorf("re-run: %+v, %v", st, err)
 	}
+
+	// A link to a folder another --paths copies leads to where that one
+	// puts it, renamed or not.
+	dst2 := t.TempDir()
+	maps, err = handlers.ParseMappings(conn(t, "host_path", "/mnt", false), "--paths", []string{"train:job/train", "ckpt:saved/ckpt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = CopyMappings(context.Background(), src, dst2, maps, Options{})
+	if err != nil || len(st.Ignored) != 0 {
+		t.Fatalf("%+v, %v", st, err)
+	}
+	if l, err := os.Readlink(filepath.Join(dst2, "job/train/ckpts")); err != nil || l != "../../saved/ckpt" {
+		t.Errorf("ckpts -> %q, %v", l, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dst2, "job/train/ckpts/v2.bin")); err != nil || string(got) != "v2" {
+		t.Errorf("through the link: %q, %v", got, err)
+	}
 }
 
 func TestCopyRefusesOverlap(t *testing.T) {

@@ -263,10 +263,14 @@ func attempted(msg string) string {
 	var out []string
 	for _, line := range strings.Split(rest, "\n") {
 		line = strings.TrimSpace(line)
-		name, text, ok := strings.Cut(line, ": ")
-		if !ok || !strings.HasSuffix(name, "Credential") || strings.Contains(name, " ") {
+		// "EnvironmentCredential: missing …", or "ManagedIdentityCredential
+		// authentication failed. " followed by the response's lines.
+		name, text, _ := strings.Cut(line, " ")
+		name = strings.TrimSuffix(name, ":")
+		if !strings.HasSuffix(name, "Credential") {
 			continue // a line of a response's dump
 		}
+		text = strings.TrimSpace(text)
 		if i := strings.Index(text, ". "); i > 0 {
 			text = text[:i] // its first sentence
 		}
