@@ -42,8 +42,13 @@ func mountTemps(mount, top string) (string, error) {
 	if err := os.Mkdir(dir, 0o777); err == nil {
 		// Shared as /tmp is: the sidecars of other users of the volume
 		// (another runAsUser, the same fsGroup) write theirs there too,
-		// and none may remove another's. (Mkdir's mode lost the umask.)
-		_ = os.Chmod(dir, 0o777|os.ModeSticky)
+		// and none may remove another's. (Mkdir's mode lost the umask;
+		// an inherited setgid bit stays, so that files keep the group.)
+		setgid := os.FileMode(0)
+		if st, err := os.Stat(dir); err == nil {
+			setgid = st.Mode() & os.ModeSetgid
+		}
+		_ = os.Chmod(dir, 0o777|os.ModeSticky|setgid)
 	} else if !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
@@ -218,11 +223,11 @@ func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, o
 	if !fsutil.Within(m.dir, target) || target == m.dir {
 		return false, nil // fileblob refuses it, with its own error
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o777); err != nil {
+	if err := mkdirShared(filepath.Dir(target)); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
 			return true, fault.New(fault.Usage, "%s: a file of an earlier upload has the name of one of its folders in the store (%w); it is kept: remove it from the store (--delete removes the objects of files this sidecar saw deleted)", key, err)
 		}
-		return true, err
+		return true, mountFault(err)
 	}
 	dir := m.tmp
 	if dir == "" {
@@ -258,10 +263,41 @@ func (m MountUploader) upload(ctx context.Context, b *blob.Bucket, key string, o
 		if st, serr := os.Lstat(target); serr == nil && st.IsDir() {
 			return true, fault.New(fault.Usage, "%s: a folder of earlier uploads has its name in the store (%s); it is kept: remove it from the store (--delete removes the objects of files this sidecar saw deleted)", key, target)
 		}
-		return true, err
+		return true, mountFault(err)
 	}
 	committed = true
 	return true, nil
+}
+
+// mkdirShared makes dir and the folders above it that are missing, each
+// group-writable (the umask left aside) and keeping the setgid bit it
+// inherits: the volume's other users (the pod's fsGroup) upload there too.
+func mkdirShared(dir string) error {
+	top := fsutil.FirstMissing(dir)
+	if err := os.MkdirAll(dir, 0o777); err != nil || top == "" {
+		return err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil {
+			_ = os.Chmod(d, st.Mode()&(os.ModePerm|os.ModeSetgid)|0o770)
+		}
+		if d == top || d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// mountFault explains a mount store's refusal to this user, or its file
+// system's being read-only: not the store's credentials, the volume's
+// owner and mode.
+func mountFault(err error) error {
+	switch {
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fault.New(fault.Auth, "%v; let this container's user (uid %d) write there: the volume's owner or mode, or the pod's securityContext (fsGroup, runAsUser)", err, os.Getuid())
+	case errors.Is(err, syscall.EROFS):
+		return fault.New(fault.LocalDisk, "%v; mount the volume read-write", err)
+	}
+	return err
 }
 
 // createUploadTemp creates a temporary file in dir named like fileblob's

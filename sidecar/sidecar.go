@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -241,6 +242,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := foreignState(cfg.StatePath); err != nil {
 		return Report{}, err
 	}
+	if cfg.UntilFile != "" {
+		// A file this user cannot look for would never be seen: the run
+		// would not end.
+		if _, err := os.Stat(cfg.UntilFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Report{}, fault.New(fault.Usage, "--until-file %s cannot be looked for by this container's user (uid %d): %v; give a file in a folder it may enter (a shared emptyDir, the pod's fsGroup)", cfg.UntilFile, os.Getuid(), err)
+		}
+	}
 	if cfg.StatePath != "" {
 		// Through a link: the file it leads to is kept up to date (a
 		// rename onto the link would replace the link).
@@ -368,11 +376,17 @@ func (s *sidecar) watchEnd(ctx context.Context, end func(string)) {
 	t := time.NewTicker(s.cfg.CheckInterval)
 	defer t.Stop()
 	failures, refused := 0, 0
+	untilWarned := false
 	for {
 		if s.cfg.UntilFile != "" {
-			if _, err := os.Stat(s.cfg.UntilFile); err == nil {
+			_, err := os.Stat(s.cfg.UntilFile)
+			if err == nil {
 				end("file " + s.cfg.UntilFile + " exists")
 				return
+			}
+			if !errors.Is(err, fs.ErrNotExist) && !untilWarned {
+				untilWarned = true
+				s.log.Warn("--until-file cannot be looked for (its folder changed?): the end of the job is not seen until it can", "error", err.Error())
 			}
 		}
 		if s.cfg.Watch != nil {
@@ -504,6 +518,14 @@ func notOlder(stored time.Time, modNs int64) bool {
 		return stored.UnixNano() >= modNs
 	}
 	return stored.Unix() > modNs/1e9
+}
+
+// files is "1 file" or "n files".
+func files(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
 }
 
 func (s *sidecar) key(rel string) string {
@@ -927,7 +949,7 @@ func (r Report) Summary(storeURL string) string {
 			}
 			names += f.Path
 		}
-		s += fmt.Sprintf("; %d files NOT uploaded: %s", n, names)
+		s += fmt.Sprintf("; %s NOT uploaded: %s", files(n), names)
 	} else {
 		s += "; every file is in the store"
 	}

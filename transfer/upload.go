@@ -939,6 +939,11 @@ func (u *uploader) remoteFault(r *FileResult, err error) error {
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		c = fe.Class
+		if c != fault.Transient {
+			// Classified, and explained, by the provider (a mount
+			// store's folder, say): its own words, not a bucket's.
+			return fault.Wrap(c, fmt.Errorf("%s: upload of %s to %q: %w", u.opts.Conn, r.Rel, r.Key, err))
+		}
 	}
 	if u.opts.Explain != nil && c == fault.Usage && fe == nil {
 		// (A refusal keeps the message below, which names the write

@@ -327,7 +327,11 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 				break
 			}
 		}
-		return res, fault.New(rep.FirstClass, "%d files were not uploaded to %s (--strict); %s: %s; %s", len(rep.NotUploaded), cfg.StoreURL, first.Path, first.Error, res.Summary)
+		what := fmt.Sprintf("%d files were", len(rep.NotUploaded))
+		if len(rep.NotUploaded) == 1 {
+			what = "1 file was"
+		}
+		return res, fault.New(rep.FirstClass, "%s: %s not uploaded to %s (--strict); %s: %s; %s", conn, what, cfg.StoreURL, first.Path, first.Error, res.Summary)
 	}
 	return res, nil
 }

@@ -409,7 +409,13 @@ func (c *copier) makeDir(dst string, perm fs.FileMode) error {
 func (c *copier) applyDirModes() error {
 	for i := len(c.dirModes) - 1; i >= 0; i-- {
 		d := c.dirModes[i]
-		if err := os.Chmod(d.path, d.mode); err != nil {
+		mode := d.mode
+		if st, err := os.Stat(d.path); err == nil {
+			// A setgid bit inherited from --path (an emptyDir's, for the
+			// pod's fsGroup) stays: files made there later keep the group.
+			mode |= st.Mode() & os.ModeSetgid
+		}
+		if err := os.Chmod(d.path, mode); err != nil {
 			return fault.FromSystem(fmt.Errorf("%s: giving %s its mode in the mount: %w", c.opts.Conn, d.path, err))
 		}
 	}

@@ -405,7 +405,7 @@ func TestCopyKeepsPathMode(t *testing.T) {
 	if after.Mode() != before.Mode() {
 		t.Errorf("--path's mode %v, was %v", after.Mode(), before.Mode())
 	}
-	if st, _ := os.Stat(filepath.Join(dst, "bin")); st.Mode().Perm() != 0o750 {
-		t.Errorf("bin: %v", st.Mode())
+	if st, _ := os.Stat(filepath.Join(dst, "bin")); st.Mode().Perm() != 0o750 || st.Mode()&os.ModeSetgid == 0 {
+		t.Errorf("bin: %v (the mount's mode, and the setgid bit it inherited)", st.Mode())
 	}
 }
