@@ -310,6 +310,22 @@ connections:
 	if !strings.Contains(r.Stderr, "is not executable; chmod +x it") {
 		t.Errorf("stderr: %s", r.Stderr)
 	}
+	// On PATH without its execute bits: named as such, not as missing.
+	bin := t.TempDir()
+	writeFile(t, bin, "initializer-handler-slack", "#!/bin/sh\nexit 0\n")
+	r = cli(t, []string{"PATH=" + bin + ":" + os.Getenv("PATH")}, "--catalog", cat, "-c", "alerts", "--path", t.TempDir())
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "initializer-handler-slack (mode -rw-r--r--) is on PATH but this user") {
+		t.Errorf("not executable on PATH: %s", r.Stderr)
+	}
+	// A script whose interpreter the image lacks: the interpreter is named.
+	noInterp := writeFile(t, t.TempDir(), "handler.sh", "#!/no/such/interpreter -e\nexit 0\n")
+	os.Chmod(noInterp, 0o755)
+	r = cli(t, nil, "--catalog", cat, "-c", "alerts", "--handler", noInterp, "--path", t.TempDir())
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "its interpreter (/no/such/interpreter -e, on its #! line) is not in this image") {
+		t.Errorf("missing interpreter: %s", r.Stderr)
+	}
 	// check reports the missing handler without failing.
 	r = cli(t, nil, "check", "--catalog", cat, "-c", "alerts")
 	r.expectCode(t, 0)

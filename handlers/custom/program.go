@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
 )
@@ -54,11 +56,30 @@ func (h *Handler) resolve(c *connections.Connection) (program, error) {
 		}
 	}
 	path, _ := h.getenv("PATH")
+	if found := notExecutable(names, path); found != "" {
+		return program{}, fault.New(fault.Usage, "%s: kind %s: the handler program %s is on PATH but this user (uid %d) may not run it; make it executable for all (chmod a+rx, as an image built as root needs)",
+			c, c.Kind, found, os.Getuid())
+	}
 	return program{}, fault.New(fault.Usage,
 		"%s: kind %s has no built-in handler and no handler program was found; give one with --handler PROGRAM, "+
 			"or install an executable named %s on PATH (PATH=%s). The program gets the connection as JSON in $INITIALIZER_CONNECTION "+
 			"and the target folder in $INITIALIZER_PATH; see %q in the README",
 		c, c.Kind, strings.Join(names, " or "), path, readmeSection)
+}
+
+// notExecutable returns a file named after one of names in a folder of
+// path that is there but that this user may not run ("" when none): a
+// handler installed without its execute bits, or only for its owner.
+func notExecutable(names []string, path string) string {
+	for _, dir := range filepath.SplitList(path) {
+		for _, name := range names {
+			p := filepath.Join(dir, name)
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && unix.Access(p, unix.X_OK) != nil {
+				return fmt.Sprintf("%s (mode %v)", p, st.Mode().Perm())
+			}
+		}
+	}
+	return ""
 }
 
 // resolveFlag reads --handler: a path or a name on PATH, optionally followed

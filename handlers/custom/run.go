@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -239,7 +240,30 @@ func startError(req *handlers.Request, prog program, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return fault.New(fault.Usage, "%s: cannot run handler %s: permission denied (chmod +x it, and check its folder's permissions)", req.Conn, prog.Path)
 	}
+	if errors.Is(err, fs.ErrNotExist) {
+		// The program is there (it was found): what is missing is the
+		// interpreter its #! line names.
+		if line := shebang(prog.Path); line != "" {
+			return fault.New(fault.Usage, "%s: cannot run handler %s: its interpreter (%s, on its #! line) is not in this image; install it, or point the #! line at one that is", req.Conn, prog.Path, line)
+		}
+	}
 	return fault.New(fault.Usage, "%s: cannot run handler %s: %v", req.Conn, prog.Path, err)
+}
+
+// shebang returns the interpreter a script's #! line names, "" for none.
+func shebang(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 256)
+	n, _ := io.ReadFull(f, b)
+	line, _, _ := strings.Cut(string(b[:n]), "\n")
+	if rest, ok := strings.CutPrefix(line, "#!"); ok {
+		return strings.TrimSpace(rest)
+	}
+	return ""
 }
 
 // readResult reads the optional result a handler wrote; nil when none.
