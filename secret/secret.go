@@ -52,6 +52,32 @@ func (v Value) Reveal() string {
 // for scrubbing, so logs and errors keep showing it.
 func (v Value) Setting() string { return v.raw }
 
+// Name returns the content of a value that names an account (a user name,
+// an access key ID): like a setting, it is not blanked wherever its text
+// appears (an organisation's or a bucket's name, a path), since it opens
+// nothing by itself. One that looks like a token (long, or with a known
+// token's prefix), which some put in a user name's field, is handled as a
+// secret.
+func (v Value) Name() string {
+	if v.secret && looksLikeToken(v.raw) {
+		Register(v.raw)
+	}
+	return v.raw
+}
+
+// looksLikeToken reports a value that may be a token rather than a name.
+func looksLikeToken(s string) bool {
+	if len(s) >= 32 {
+		return true
+	}
+	for _, p := range []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "gldt-", "xoxb-", "xoxp-", "ya29."} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // IsSecret says whether the value must not be printed.
 func (v Value) IsSecret() bool { return v.secret }
 

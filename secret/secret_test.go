@@ -93,3 +93,16 @@ func TestHandlerScrubs(t *testing.T) {
 		t.Errorf("leaked: %s", buf.String())
 	}
 }
+
+// A user name or key ID is shown wherever its text appears; one that looks
+// like a token is blanked as any secret.
+func TestNameNotScrubbed(t *testing.T) {
+	New("acme-ml-team", true, "f").Name()
+	New("ghp_0123456789abcdefghijklmnopqrstuvwxyz", true, "f").Name()
+	if got := Scrub("https://git.example/acme-ml-team/repo.git"); got != "https://git.example/acme-ml-team/repo.git" {
+		t.Errorf("a user name was blanked: %q", got)
+	}
+	if got := Scrub("token ghp_0123456789abcdefghijklmnopqrstuvwxyz"); got != "token "+Redacted {
+		t.Errorf("a token in a user name's field was shown: %q", got)
+	}
+}

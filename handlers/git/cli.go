@@ -59,7 +59,7 @@ func newCLI(req *handlers.Request, sp *spec) (*cliEngine, error) {
 		if a.kind == authBasic {
 			config = append(config, [2]string{"credential." + scope + ".helper",
 				`!f() { test "$1" = get || exit 0; echo "username=$INITIALIZER_GIT_USERNAME"; echo "password=$INITIALIZER_GIT_PASSWORD"; }; f`})
-			env = append(env, "INITIALIZER_GIT_USERNAME="+a.user.Reveal(), "INITIALIZER_GIT_PASSWORD="+a.pass.Reveal())
+			env = append(env, "INITIALIZER_GIT_USERNAME="+a.user.Name(), "INITIALIZER_GIT_PASSWORD="+a.pass.Reveal())
 		} else {
 			// Read-only use of the store: git would otherwise rewrite it.
 			config = append(config, [2]string{"credential." + scope + ".helper",

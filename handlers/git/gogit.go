@@ -64,7 +64,7 @@ func goGitAuth(a *auth, u remote) (transport.AuthMethod, error) {
 		if !u.isHTTP() {
 			return nil, nil
 		}
-		return &githttp.BasicAuth{Username: a.user.Reveal(), Password: a.pass.Reveal()}, nil
+		return &githttp.BasicAuth{Username: a.user.Name(), Password: a.pass.Reveal()}, nil
 	case authStore:
 		if !u.isHTTP() {
 			return nil, nil

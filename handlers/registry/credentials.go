@@ -48,7 +48,7 @@ func (c *credentials) kind() string {
 func (c *credentials) entry() json.RawMessage {
 	var e authEntry
 	if !c.Password.IsZero() {
-		e.Auth = base64.StdEncoding.EncodeToString([]byte(c.Username.Reveal() + ":" + c.Password.Reveal()))
+		e.Auth = base64.StdEncoding.EncodeToString([]byte(c.Username.Name() + ":" + c.Password.Reveal()))
 	}
 	if !c.IdentityToken.IsZero() {
 		e.IdentityToken = c.IdentityToken.Reveal()

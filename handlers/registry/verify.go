@@ -119,7 +119,7 @@ func (v *verifier) basic(ctx context.Context, ping string, cr *credentials) (ver
 	resp, err := v.do(ctx, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodGet, ping, nil)
 		if err == nil {
-			req.SetBasicAuth(cr.Username.Reveal(), cr.Password.Reveal())
+			req.SetBasicAuth(cr.Username.Name(), cr.Password.Reveal())
 		}
 		return req, err
 	})
@@ -203,13 +203,13 @@ func (v *verifier) basicToken(ctx context.Context, realm *url.URL, ch map[string
 		q.Set("scope", s)
 	}
 	if !cr.Username.IsZero() && !cr.Password.IsZero() {
-		q.Set("account", cr.Username.Reveal())
+		q.Set("account", cr.Username.Name())
 	}
 	u.RawQuery = q.Encode()
 	resp, err := v.do(ctx, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodGet, u.String(), nil)
 		if err == nil && !cr.Password.IsZero() {
-			req.SetBasicAuth(cr.Username.Reveal(), cr.Password.Reveal())
+			req.SetBasicAuth(cr.Username.Name(), cr.Password.Reveal())
 		}
 		return req, err
 	})

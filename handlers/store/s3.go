@@ -391,9 +391,8 @@ func (c *s3Config) awsConfig(ctx context.Context, workers, attempts int, log *sl
 	if c.static {
 		load = append(load, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
 			// The key ID names the key, as a user name does: it is shown
-			// (not blanked wherever its text appears, in a path or a
-			// bucket's name); the secret key and the token are not.
-			c.accessKey.Setting(), c.secretKey.Reveal(), c.token.Reveal())))
+			// (secret.Value.Name); the secret key and the token are not.
+			c.accessKey.Name(), c.secretKey.Reveal(), c.token.Reveal())))
 	}
 	if c.reqChecksum != 0 {
 		load = append(load, config.WithRequestChecksumCalculation(c.reqChecksum))
