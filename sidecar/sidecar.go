@@ -749,7 +749,7 @@ func (s *sidecar) save() {
 	s.savedAt = time.Now()
 	if err := s.ix.save(s.cfg.StatePath, s.id, s.dels); err != nil {
 		if !s.stateWarned {
-			s.log.Warn("cannot save the state; after a restart, files will be compared with the store", "state", s.cfg.StatePath, "error", err.Error())
+			s.log.Warn("cannot save the state; after a restart, files will be compared with the store (give --state a file on a writable volume, an emptyDir say, or --state none)", "state", s.cfg.StatePath, "error", err.Error())
 			s.stateWarned = true
 		}
 		return
