@@ -326,6 +326,14 @@ connections:
 	if !strings.Contains(r.Stderr, "its interpreter (/no/such/interpreter -e, on its #! line) is not in this image") {
 		t.Errorf("missing interpreter: %s", r.Stderr)
 	}
+	// Windows line endings: the kernel looks for "/bin/sh\r".
+	crlf := writeFile(t, t.TempDir(), "handler.sh", "#!/bin/sh\r\nexit 0\r\n")
+	os.Chmod(crlf, 0o755)
+	r = cli(t, nil, "--catalog", cat, "-c", "alerts", "--handler", crlf, "--path", t.TempDir())
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "it has Windows line endings (CRLF)") {
+		t.Errorf("CRLF: %s", r.Stderr)
+	}
 	// check reports the missing handler without failing.
 	r = cli(t, nil, "check", "--catalog", cat, "-c", "alerts")
 	r.expectCode(t, 0)

@@ -1015,7 +1015,7 @@ func TestSidecarTLSGivenAsHTTP(t *testing.T) {
 		t.Errorf("no upload error says the endpoint speaks TLS:\n%s", p.stderr.String())
 	}
 	// The final error (--strict) says why, not only what.
-	if !strings.Contains(p.stderr.String(), `error: connection "data" (s3): 1 file was not uploaded to s3://`+bucket+"/run (--strict); a.txt: ") ||
+	if !strings.Contains(p.stderr.String(), `error: connection "data" (s3): 1 file was not uploaded to s3://`+bucket+"/run (--strict); a.txt: upload of a.txt") ||
 		!strings.Contains(p.stderr.String(), "give it as https://; sidecar: 0 uploads") {
 		t.Errorf("the final error lacks the cause:\n%s", p.stderr.String())
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -245,7 +246,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.UntilFile != "" {
 		// A file this user cannot look for would never be seen: the run
 		// would not end.
-		if _, err := os.Stat(cfg.UntilFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(cfg.UntilFile); errors.Is(err, syscall.ENOTDIR) {
+			return Report{}, fault.New(fault.Usage, "--until-file %s: a part of its path is a file, not a folder: %v; give a file in a folder", cfg.UntilFile, err)
+		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Report{}, fault.New(fault.Usage, "--until-file %s cannot be looked for by this container's user (uid %d): %v; give a file in a folder it may enter (a shared emptyDir, the pod's fsGroup)", cfg.UntilFile, os.Getuid(), err)
 		}
 	}

@@ -371,14 +371,19 @@ func racyWait(mtime, start time.Time) time.Duration {
 		tick = time.Second
 	}
 	end := mtime.Add(tick)
-	if !end.After(start) || mtime.After(start) {
-		// Long modified; or stamped ahead of this clock (a network file
-		// system's server, an archive's times): a write from now on
-		// stamps another time.
+	if !end.After(start) || mtime.After(start.Add(racyAhead)) {
+		// Long modified; or stamped far ahead of this clock (an archive's
+		// times): no wait would see its tick pass.
 		return 0
 	}
-	return min(max(time.Until(end), time.Millisecond), tick)
+	// (A time a little ahead, from a file server whose clock runs ahead,
+	// is waited out too: that server stamps the next write.)
+	return min(max(time.Until(end), time.Millisecond), racyAhead+tick)
 }
+
+// racyAhead is how far ahead of this clock a file's time may be and still
+// be waited for (racyWait).
+const racyAhead = 2 * time.Second
 
 // snapshot is what one pass over a file read and hashed.
 type snapshot struct {

@@ -613,11 +613,17 @@ func TestFileStateTimeBounds(t *testing.T) {
 // current second is read only once that second is past: a write while it
 // is read then shows in its time, and the object gets the final content.
 func TestUploadWaitsOutACoarseTick(t *testing.T) {
+	for _, ahead := range []time.Duration{0, 1500 * time.Millisecond} { // (a file server's clock ahead of this one)
+		uploadWaitsOutACoarseTick(t, ahead)
+	}
+}
+
+func uploadWaitsOutACoarseTick(t *testing.T, ahead time.Duration) {
 	b := memblob.OpenBucket(nil)
 	v1, v2 := bytes.Repeat([]byte("1"), 100), bytes.Repeat([]byte("2"), 100)
 	root, list := tree(t, map[string][]byte{"m.json": v1}, "")
 	p := filepath.Join(root, "m.json")
-	tick := time.Now().Truncate(time.Second)
+	tick := time.Now().Add(ahead).Truncate(time.Second)
 	if err := os.Chtimes(p, tick, tick); err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +634,7 @@ func TestUploadWaitsOutACoarseTick(t *testing.T) {
 			readAt = time.Now()
 			// Rewritten, same size, stamped as such a file system does.
 			os.WriteFile(p, v2, 0o644)
-			now := time.Now().Truncate(time.Second)
+			now := time.Now().Add(ahead).Truncate(time.Second)
 			os.Chtimes(p, now, now)
 		}
 	}
@@ -636,16 +642,17 @@ func TestUploadWaitsOutACoarseTick(t *testing.T) {
 	if err != nil || len(st.Failed) != 0 {
 		t.Fatalf("%v %v", err, st.Failed)
 	}
-	if readAt.Before(tick.Add(time.Second)) {
-		t.Errorf("read at %s, within the file's second %s", readAt.Format(time.RFC3339Nano), tick.Format(time.RFC3339))
+	if readAt.Add(ahead).Before(tick.Add(time.Second)) {
+		t.Errorf("ahead %v: read at %s, within the file's second %s", ahead, readAt.Format(time.RFC3339Nano), tick.Format(time.RFC3339))
 	}
 	if got, _ := b.ReadAll(context.Background(), "m.json"); !bytes.Equal(got, v2) {
 		t.Errorf("the object has %q, want the final content", got[:1])
 	}
 }
 
-// racyWait: nothing for a file modified long ago or stamped ahead of this
-// clock; never more than one tick.
+// racyWait: nothing for a file modified long ago or stamped far ahead of
+// this clock; a little ahead (a file server's clock) is waited out; never
+// more than that lead and a tick.
 func TestRacyWait(t *testing.T) {
 	now := time.Now()
 	for _, c := range []struct {
@@ -654,8 +661,9 @@ func TestRacyWait(t *testing.T) {
 		zero  bool
 	}{
 		{now.Add(-time.Hour), 0, true},
-		{now.Add(10 * time.Minute), 0, true}, // a clock ahead of this one
+		{now.Add(10 * time.Minute), 0, true}, // an archive's time
 		{now.Add(10 * time.Minute).Truncate(time.Second), 0, true},
+		{now.Add(600 * time.Millisecond).Truncate(time.Second), 3 * time.Second, false}, // a file server ahead
 		{now.Add(-5 * time.Millisecond), 20 * time.Millisecond, false},
 		{now.Truncate(time.Second), time.Second, false},
 	} {

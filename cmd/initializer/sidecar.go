@@ -331,7 +331,8 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		if len(rep.NotUploaded) == 1 {
 			what = "1 file was"
 		}
-		return res, fault.New(rep.FirstClass, "%s: %s not uploaded to %s (--strict); %s: %s; %s", conn, what, cfg.StoreURL, first.Path, first.Error, res.Summary)
+		cause := strings.TrimPrefix(first.Error, conn.String()+": ")
+		return res, fault.New(rep.FirstClass, "%s: %s not uploaded to %s (--strict); %s: %s; %s", conn, what, cfg.StoreURL, first.Path, cause, res.Summary)
 	}
 	return res, nil
 }

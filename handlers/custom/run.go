@@ -243,14 +243,19 @@ func startError(req *handlers.Request, prog program, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		// The program is there (it was found): what is missing is the
 		// interpreter its #! line names.
-		if line := shebang(prog.Path); line != "" {
-			return fault.New(fault.Usage, "%s: cannot run handler %s: its interpreter (%s, on its #! line) is not in this image; install it, or point the #! line at one that is", req.Conn, prog.Path, line)
+		if line := shebang(prog.Path); strings.HasSuffix(line, "\r") {
+			return fault.New(fault.Usage, "%s: cannot run handler %s: it has Windows line endings (CRLF), so its #! line names %q; convert it to Unix line endings (dos2unix)", req.Conn, prog.Path, line)
+		} else if interp, _, _ := strings.Cut(line, " "); interp != "" {
+			if _, serr := os.Stat(interp); serr != nil {
+				return fault.New(fault.Usage, "%s: cannot run handler %s: its interpreter (%s, on its #! line) is not in this image; install it, or point the #! line at one that is", req.Conn, prog.Path, line)
+			}
 		}
 	}
 	return fault.New(fault.Usage, "%s: cannot run handler %s: %v", req.Conn, prog.Path, err)
 }
 
-// shebang returns the interpreter a script's #! line names, "" for none.
+// shebang returns what a script's #! line names (the interpreter and its
+// arguments), "" for none.
 func shebang(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -261,7 +266,7 @@ func shebang(path string) string {
 	n, _ := io.ReadFull(f, b)
 	line, _, _ := strings.Cut(string(b[:n]), "\n")
 	if rest, ok := strings.CutPrefix(line, "#!"); ok {
-		return strings.TrimSpace(rest)
+		return strings.TrimLeft(rest, " \t") // a trailing \r stays: the kernel reads it as part of the name
 	}
 	return ""
 }

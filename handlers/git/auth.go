@@ -125,7 +125,9 @@ func resolveAuth(conn *connections.Connection, keys *connections.Keys, u remote,
 		case hasToken && hasUser:
 			a.user, a.pass, a.source = user, token, token.Source()
 		case hasToken:
-			// A token alone goes where upstream puts a bare token: the user name.
+			// A token alone goes where upstream puts a bare token: the user
+			// name, which is shown (secret.Value.Name); a token is not.
+			_ = token.Reveal()
 			a.user, a.source = token, token.Source()
 		default:
 			return fail(fault.New(fault.Usage, "%s: a password was found (%s) but no user name; add a username key (GIT_USERNAME) to the secret, or give POLYAXON_GIT_CREDENTIALS as user:password", conn, pass.Source()))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/secret"
 	"github.com/initializer/initializer/handlers"
 )
 
@@ -494,5 +495,23 @@ func TestDestLink(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dangling, "new.txt")); err != nil {
 		t.Errorf("--force did not replace the link to nothing: %v", err)
+	}
+}
+
+// A token given alone goes in the user name's place, where a short one
+// would not look like a token: it is still blanked wherever it appears.
+func TestTokenAloneScrubbed(t *testing.T) {
+	c, keys := keysOf(t, "connections:\n  - name: repo\n    kind: git\n    schema: {url: \"https://h/r.git\"}\n", map[string]string{"GIT_TOKEN": "tok-4a7Z91"})
+	u, err := parseRemote("https://h/r.git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := resolveAuth(c, keys, u, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a.user.Name() // as the engines hand it over
+	if got := secret.Scrub("echoed tok-4a7Z91"); got != "echoed "+secret.Redacted {
+		t.Errorf("the token shows: %q", got)
 	}
 }
