@@ -12,8 +12,8 @@ import (
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
-	"github.com/initializer/initializer/secret"
 	"github.com/initializer/initializer/handlers"
+	"github.com/initializer/initializer/secret"
 )
 
 func TestParseOptions(t *testing.T) {
