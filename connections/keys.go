@@ -57,6 +57,18 @@ type mount struct {
 	name   string // the secret's or configMap's name, for messages
 }
 
+// label names the mount for messages: "secret creds", "configMap ca".
+func (m mount) label() string {
+	s := "configMap"
+	if m.secret {
+		s = "secret"
+	}
+	if m.name != "" {
+		s += " " + m.name
+	}
+	return s
+}
+
 func (k *Keys) mounts() []mount {
 	var out []mount
 	if r := k.conn.Secret; r != nil && r.MountPath != "" {
@@ -78,13 +90,7 @@ func (k *Keys) Missing() []string {
 		if err == nil && st.IsDir() {
 			continue
 		}
-		what := "configMap"
-		if m.secret {
-			what = "secret"
-		}
-		if m.name != "" {
-			what += " " + m.name
-		}
+		what := m.label()
 		if err == nil {
 			out = append(out, fmt.Sprintf("%s: mountPath %s is a file, not the folder the volume is mounted on", what, m.dir))
 			continue
@@ -227,10 +233,7 @@ func (k *Keys) Unused() []string {
 		if len(names) > 8 {
 			names = append(names[:8], "…")
 		}
-		what := "secret"
-		if m.name != "" {
-			what += " " + m.name
-		}
+		what := m.label()
 		asked := k.asked
 		if len(asked) > 10 {
 			asked = append(slices.Clip(asked[:10]), "…")

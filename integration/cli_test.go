@@ -305,18 +305,7 @@ func TestMissingSecretMount(t *testing.T) {
 // TestUnreadableSecretFile: a secret's key file this user may not read
 // says to let it read it, and does not blame the files' names.
 func TestUnreadableSecretFile(t *testing.T) {
-	base, err := os.MkdirTemp("", "secret-uid-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
-	bin := filepath.Join(base, "initializer")
-	data, err := os.ReadFile(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(bin, data, 0o755)
+	base := sharedDir(t, 0o755)
 	sec := filepath.Join(base, "sec")
 	os.Mkdir(sec, 0o755)
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
@@ -324,12 +313,10 @@ func TestUnreadableSecretFile(t *testing.T) {
 	}
 	cat := filepath.Join(base, "catalog.yaml")
 	os.WriteFile(cat, []byte("connections:\n- {name: data, kind: s3, schema: {bucket: \"s3://b/p\"}, secret: {name: creds, mountPath: "+sec+"}}\n"), 0o644)
-	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "check", "--catalog", cat, "--connection", "data")
-	cmd.Env = baseEnv([]string{"HOME=" + base})
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "let this container's user (uid 65534) read it") ||
-		strings.Contains(string(out), "none is a key looked up") || strings.Contains(string(out), "write there") {
-		t.Errorf("%v\n%s", err, out)
+	code, out := runCmd(t, []string{"HOME=" + base}, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary, "check", "--catalog", cat, "--connection", "data")
+	if code != 3 || !strings.Contains(out, "let this container's user (uid 65534) read it") ||
+		strings.Contains(out, "none is a key looked up") || strings.Contains(out, "write there") {
+		t.Errorf("exit %d\n%s", code, out)
 	}
 }
 
@@ -416,11 +403,9 @@ func TestResultWrittenInPlace(t *testing.T) {
 	result := writeFile(t, ro, "result.json", "")
 	tl := writeFile(t, t.TempDir(), "termination-log", "")
 	script := `mount --bind "$1" "$1" && mount --bind "$2" "$2" && mount -o remount,bind,ro "$1" && shift 2 && exec "$@"`
-	cmd := exec.Command("unshare", "-m", "sh", "-c", script, "sh", ro, result, binary, "--catalog", cat, "--connection", "data", "--result", result)
-	cmd.Env = baseEnv([]string{"INITIALIZER_TERMINATION_LOG=" + tl})
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	env := []string{"INITIALIZER_TERMINATION_LOG=" + tl}
+	if code, out := runCmd(t, env, "unshare", "-m", "sh", "-c", script, "sh", ro, result, binary, "--catalog", cat, "--connection", "data", "--result", result); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
 	}
 	if b, _ := os.ReadFile(result); !strings.Contains(string(b), `"status": "ok"`) {
 		t.Errorf("result = %q", b)
@@ -429,12 +414,9 @@ func TestResultWrittenInPlace(t *testing.T) {
 	// In a read-only folder, not there yet: exit 7, and the termination
 	// log says why.
 	missing := filepath.Join(ro, "new.json")
-	cmd = exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"`, "sh", ro,
-		binary, "--catalog", cat, "--connection", "data", "--result", missing)
-	cmd.Env = baseEnv([]string{"INITIALIZER_TERMINATION_LOG=" + tl})
-	out, err = cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(out), "error: cannot write --result") {
-		t.Errorf("a read-only folder: %v\n%s", err, out)
+	code, out := runCmd(t, env, "unshare", "-m", "sh", "-c", readOnlyThen, "sh", ro, binary, "--catalog", cat, "--connection", "data", "--result", missing)
+	if code != 7 || !strings.Contains(out, "error: cannot write --result") {
+		t.Errorf("a read-only folder: exit %d\n%s", code, out)
 	}
 	if b, _ := os.ReadFile(tl); !strings.HasPrefix(string(b), "failed (exit 7): cannot write --result") {
 		t.Errorf("termination log = %q", b)
@@ -487,11 +469,13 @@ func TestReadOnlyTargetNamesTheFix(t *testing.T) {
 	writeFile(t, src, "a.txt", "a")
 	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
 	ro := t.TempDir()
-	cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"`, "sh", ro,
-		binary, "--catalog", cat, "--connection", "data", "--path", filepath.Join(ro, "out"))
-	cmd.Env = baseEnv(nil)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(out), "that file system is read-only: give a folder on a writable volume") {
-		t.Errorf("%v\n%s", err, out)
+	code, out := runCmd(t, nil, "unshare", "-m", "sh", "-c", readOnlyThen, "sh", ro, binary, "--catalog", cat, "--connection", "data", "--path", filepath.Join(ro, "out"))
+	if code != 7 || !strings.Contains(out, "that file system is read-only: give a folder on a writable volume") {
+		t.Errorf("exit %d\n%s", code, out)
 	}
 }
+
+// readOnlyThen, run by sh -c with a folder and a command, makes the folder
+// read-only in a private mount namespace (unshare -m), then runs the
+// command there.
+const readOnlyThen = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"`

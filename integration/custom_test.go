@@ -318,21 +318,19 @@ connections:
 	if !strings.Contains(r.Stderr, "initializer-handler-slack (mode -rw-r--r--) is on PATH but this user") {
 		t.Errorf("not executable on PATH: %s", r.Stderr)
 	}
-	// A script whose interpreter the image lacks: the interpreter is named.
-	noInterp := writeFile(t, t.TempDir(), "handler.sh", "#!/no/such/interpreter -e\nexit 0\n")
-	os.Chmod(noInterp, 0o755)
-	r = cli(t, nil, "--catalog", cat, "-c", "alerts", "--handler", noInterp, "--path", t.TempDir())
-	r.expectCode(t, 2)
-	if !strings.Contains(r.Stderr, "its interpreter (/no/such/interpreter -e, on its #! line) is not in this image") {
-		t.Errorf("missing interpreter: %s", r.Stderr)
-	}
-	// Windows line endings: the kernel looks for "/bin/sh\r".
-	crlf := writeFile(t, t.TempDir(), "handler.sh", "#!/bin/sh\r\nexit 0\r\n")
-	os.Chmod(crlf, 0o755)
-	r = cli(t, nil, "--catalog", cat, "-c", "alerts", "--handler", crlf, "--path", t.TempDir())
-	r.expectCode(t, 2)
-	if !strings.Contains(r.Stderr, "it has Windows line endings (CRLF)") {
-		t.Errorf("CRLF: %s", r.Stderr)
+	// A script whose interpreter the image lacks names the interpreter;
+	// one with Windows line endings (the kernel looks for "/bin/sh\r") says so.
+	for script, want := range map[string]string{
+		"#!/no/such/interpreter -e\nexit 0\n": "its interpreter (/no/such/interpreter -e, on its #! line) is not in this image",
+		"#!/bin/sh\r\nexit 0\r\n":             "it has Windows line endings (CRLF)",
+	} {
+		handler := writeFile(t, t.TempDir(), "handler.sh", script)
+		os.Chmod(handler, 0o755)
+		r = cli(t, nil, "--catalog", cat, "-c", "alerts", "--handler", handler, "--path", t.TempDir())
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("%q: stderr lacks %q: %s", script, want, r.Stderr)
+		}
 	}
 	// check reports the missing handler without failing.
 	r = cli(t, nil, "check", "--catalog", cat, "-c", "alerts")

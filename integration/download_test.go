@@ -627,14 +627,9 @@ func TestDownloadRetriesFirstRequest(t *testing.T) {
 // for once (neither the engine nor the store's client retries), and the
 // run ends with exit 5; with --retries 2 it is asked for again.
 func TestDownloadRetriesZero(t *testing.T) {
-	env := testenv.Load(t)
-	real := map[string]string{"s3": env.S3().Endpoint, "gcs": env.GCS().Endpoint, "wasb": env.Azure().Endpoint}
 	for _, sk := range storeKinds {
 		t.Run(sk.kind, func(t *testing.T) {
-			target, err := url.Parse(real[sk.kind])
-			if err != nil || target.Host == "" {
-				t.Fatalf("the %s server's endpoint %q", sk.kind, real[sk.kind])
-			}
+			target := sharedEndpoint(t, sk.kind)
 			st := sk.open(t, "")
 			bucket := st.newBucket(t)
 			st.put(t, bucket, "ds/ok.txt", strings.NewReader("ok"), 2)

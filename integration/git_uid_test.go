@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -15,20 +14,7 @@ import (
 // ownership").
 func TestGitCloneAsAnotherUser(t *testing.T) {
 	f := newGitFixture(t)
-	base, err := os.MkdirTemp("", "git-uid-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o777)
-	bin := filepath.Join(base, "initializer")
-	data, err := os.ReadFile(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	base := sharedDir(t, 0o777)
 	cat := filepath.Join(base, "catalog.yaml")
 	if err := os.WriteFile(cat, []byte(fmt.Sprintf("connections:\n  - {name: repo, kind: git, schema: {url: %q}}\n", f.env.DaemonURL+"/"+f.name)), 0o644); err != nil {
 		t.Fatal(err)
@@ -42,12 +28,11 @@ func TestGitCloneAsAnotherUser(t *testing.T) {
 			os.Chmod(empty, 0o777)
 			// A mount point, as an emptyDir is: the clone cannot take its
 			// place, and the folder stays root's.
-			cmd := exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$1" "$1" && exec setpriv --reuid 65534 --regid 65534 --clear-groups "$2" --catalog "$3" --connection repo --path "$1" --git-engine "$4"`,
-				"sh", empty, bin, cat, eng)
-			cmd.Env = baseEnv([]string{"HOME=" + base})
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
+			code, out := runCmd(t, []string{"HOME=" + base}, "unshare", "-m", "sh", "-c",
+				`mount --bind "$1" "$1" && exec setpriv --reuid 65534 --regid 65534 --clear-groups "$2" --catalog "$3" --connection repo --path "$1" --git-engine "$4"`,
+				"sh", empty, binary, cat, eng)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, out)
 			}
 			if got, err := os.ReadFile(filepath.Join(empty, "b.txt")); err != nil || string(got) != "three\n" {
 				t.Errorf("b.txt: %q, %v\n%s", got, err, out)

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Every user may run it: some tests run it as another user (setpriv).
+	os.Chmod(dir, 0o755)
 	binary = filepath.Join(dir, "initializer")
 	_, self, _, _ := runtime.Caller(0)
 	build := exec.Command("go", "build", "-o", binary, "./cmd/initializer")
@@ -83,6 +86,37 @@ func cliCmd(t *testing.T, env []string, wrapper string, args ...string) run {
 		}
 	}
 	return r
+}
+
+// sharedDir returns a new folder of mode perm that every user may enter
+// (t.TempDir's parent is the test's own), for tests that run the binary as
+// another user; it is removed at the end.
+func sharedDir(t *testing.T, perm os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "initializer-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, perm)
+	return dir
+}
+
+// runCmd runs name with args (the binary behind setpriv or unshare), with
+// baseEnv(env), and returns its exit code and its combined output.
+func runCmd(t *testing.T, env []string, name string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = baseEnv(env)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(out)
+	case err != nil:
+		t.Fatalf("running %s: %v", name, err)
+	}
+	return 0, string(out)
 }
 
 func baseEnv(extra []string) []string {

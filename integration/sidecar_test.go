@@ -544,20 +544,7 @@ func TestSidecarAzureRefused(t *testing.T) {
 func TestSidecarUnreadableFiles(t *testing.T) {
 	tg := scS3(t, "")
 	s := testenv.Load(t).S3()
-	base, err := os.MkdirTemp("", "sidecar-uid-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o777)
-	bin := filepath.Join(base, "initializer")
-	data, err := os.ReadFile(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	base := sharedDir(t, 0o777)
 	cat := writeFile(t, base, "catalog.yaml", fmt.Sprintf("connections:\n  - {name: data, kind: s3, schema: {bucket: \"s3://%s\"}}\n", tg.bucket))
 	os.Chmod(cat, 0o644)
 	dir := filepath.Join(base, "out")
@@ -570,21 +557,13 @@ func TestSidecarUnreadableFiles(t *testing.T) {
 	until := writeFile(t, base, "done", "")
 	for _, strict := range []bool{false, true} {
 		result := filepath.Join(base, fmt.Sprintf("result-%v.json", strict))
-		args := []string{"--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "sidecar", "--catalog", cat, "-c", "data",
+		args := []string{"--reuid", "65534", "--regid", "65534", "--clear-groups", binary, "sidecar", "--catalog", cat, "-c", "data",
 			"--path", dir, "--prefix", fmt.Sprintf("run-%v", strict), "--state", "none", "--until-file", until, "--grace", "20s", "--result", result}
 		if strict {
 			args = append(args, "--strict")
 		}
-		cmd := exec.Command("setpriv", args...)
-		cmd.Env = baseEnv([]string{"AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s.SecretAccessKey,
-			"AWS_ENDPOINT_URL=" + s.Endpoint, "AWS_REGION=" + s.Region, "AWS_EC2_METADATA_DISABLED=true"})
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		code, out := runCmd(t, []string{"AWS_ACCESS_KEY_ID=" + s.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s.SecretAccessKey,
+			"AWS_ENDPOINT_URL=" + s.Endpoint, "AWS_REGION=" + s.Region, "AWS_EC2_METADATA_DISABLED=true"}, "setpriv", args...)
 		if want := map[bool]int{false: 0, true: 3}[strict]; code != want {
 			t.Fatalf("strict=%v: exit %d, want %d\n%s", strict, code, want, out)
 		}

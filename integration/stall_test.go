@@ -78,19 +78,27 @@ func (p *stallProxy) serve() {
 	}
 }
 
+// sharedEndpoint is the URL of the shared test server of a store kind, for
+// a proxy to stand in front of.
+func sharedEndpoint(t *testing.T, kind string) *url.URL {
+	t.Helper()
+	env := testenv.Load(t)
+	raw := map[string]string{"s3": env.S3().Endpoint, "gcs": env.GCS().Endpoint, "wasb": env.Azure().Endpoint}[kind]
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		t.Fatalf("the %s server's endpoint %q", kind, raw)
+	}
+	return u
+}
+
 // TestDownloadStalledConnection: a download whose connection stops
 // sending, without closing, is cut after --read-timeout and retried, on
 // every store, for whole and ranged reads and for listings; one that
 // stalls every time ends with exit 5, names the stall, and leaves nothing.
 func TestDownloadStalledConnection(t *testing.T) {
-	env := testenv.Load(t)
-	real := map[string]string{"s3": env.S3().Endpoint, "gcs": env.GCS().Endpoint, "wasb": env.Azure().Endpoint}
 	for _, sk := range storeKinds {
 		t.Run(sk.kind, func(t *testing.T) {
-			u, err := url.Parse(real[sk.kind])
-			if err != nil || u.Host == "" {
-				t.Fatalf("the %s server's endpoint %q", sk.kind, real[sk.kind])
-			}
+			u := sharedEndpoint(t, sk.kind)
 			st := sk.open(t, "")
 			bucket := st.newBucket(t)
 			const size = 4 << 20

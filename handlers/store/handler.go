@@ -158,7 +158,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if err != nil {
 		// Nothing was downloaded: the result says so, with zero counts.
 		return &handlers.Result{Summary: fmt.Sprintf("%s: nothing downloaded from %s", req.Conn, s.URL), Path: req.Path,
-			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0, "retries": before.Load(), "transferSeconds": time.Since(start).Seconds()}}, s.tlsHint(err)
+			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0, "retries": before.Load(), "transferSeconds": time.Since(start).Seconds()}}, err
 	}
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
@@ -181,7 +181,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 				err = perr
 			}
 		}
-		return res, s.tlsHint(err)
+		return res, err
 	}
 	return res, nil
 }
@@ -195,16 +195,6 @@ func fromTheStore(err error) bool {
 	var az *azcore.ResponseError
 	var ge *googleapi.Error
 	return errors.As(err, &status) || errors.As(err, &ue) || errors.As(err, &op) || errors.As(err, &az) || errors.As(err, &ge)
-}
-
-// tlsHint adds to a usage error that the endpoint, given as http://, speaks
-// TLS, when it does and the error does not say so yet: the store's answer
-// to plain http on a TLS port is a bare 400, whichever request met it.
-func (s *Store) tlsHint(err error) error {
-	if fault.ClassOf(err) != fault.Usage || !fromTheStore(err) || strings.Contains(err.Error(), "speaks TLS") || !speaksTLS(s.endpoint) {
-		return err
-	}
-	return fault.Wrap(fault.Usage, fmt.Errorf("%w; the endpoint speaks TLS, not plain http: give it as https://", err))
 }
 
 func workers(req *handlers.Request) int {
