@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,7 +67,7 @@ func Load(path string, getenv func(string) (string, bool)) (*Catalog, error) {
 	if v, ok := getenv(EnvCatalog); ok && strings.TrimSpace(v) != "" {
 		return Parse([]byte(v), "$"+EnvCatalog)
 	}
-	if _, err := os.Stat(DefaultPath); err == nil {
+	if _, err := os.Stat(DefaultPath); err == nil || errors.Is(err, fs.ErrPermission) {
 		return LoadPath(DefaultPath)
 	}
 	return nil, fault.New(fault.Usage, "no connection catalog: pass --catalog PATH, set %s to the catalog's JSON, or mount it at %s", EnvCatalog, DefaultPath)
@@ -77,18 +78,18 @@ func Load(path string, getenv func(string) (string, bool)) (*Catalog, error) {
 func LoadPath(path string) (*Catalog, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+		return nil, unreadable(err)
 	}
 	if !st.IsDir() {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+			return nil, unreadable(err)
 		}
 		return Parse(data, path)
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
-		return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+		return nil, unreadable(err)
 	}
 	var docs []document
 	for _, e := range entries {
@@ -107,7 +108,7 @@ func LoadPath(path string) (*Catalog, error) {
 		}
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
+			return nil, unreadable(err)
 		}
 		docs = append(docs, document{name: file, data: data})
 	}
@@ -115,6 +116,16 @@ func LoadPath(path string) (*Catalog, error) {
 		return nil, fault.New(fault.Usage, "the connection catalog folder %s has no .yaml, .yml or .json file", path)
 	}
 	return parseDocuments(path, docs)
+}
+
+// unreadable is the error for a catalog that cannot be read: one this user
+// may not read is a permission fault (exit 3), like any mount it may not
+// read; anything else (missing, not a catalog) is the spec's (exit 2).
+func unreadable(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fault.New(fault.Auth, "cannot read the connection catalog: %w; let this container's user (uid %d) read it: the file's owner or mode (a ConfigMap volume's defaultMode), or the pod's securityContext (runAsUser, fsGroup)", err, os.Getuid())
+	}
+	return fault.New(fault.Usage, "cannot read the connection catalog: %w", err)
 }
 
 type document struct {

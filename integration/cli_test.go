@@ -479,3 +479,24 @@ func TestReadOnlyTargetNamesTheFix(t *testing.T) {
 // read-only in a private mount namespace (unshare -m), then runs the
 // command there.
 const readOnlyThen = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"`
+
+// TestUnreadableCatalog: a catalog this user may not read is a permission
+// fault (exit 3, like any mount it may not read) that says what to give,
+// whether it is a file, a folder's file or behind a folder it may not enter.
+func TestUnreadableCatalog(t *testing.T) {
+	base := sharedDir(t, 0o755)
+	file := filepath.Join(base, "catalog.yaml")
+	os.WriteFile(file, []byte("connections:\n- {name: data, kind: host_path, schema: {mountPath: /tmp}}\n"), 0o600) // root's
+	folder := filepath.Join(base, "cm")
+	os.Mkdir(folder, 0o755)
+	os.WriteFile(filepath.Join(folder, "c.yaml"), []byte("connections: []\n"), 0o600)
+	closed := filepath.Join(base, "closed")
+	os.Mkdir(closed, 0o700)
+	os.WriteFile(filepath.Join(closed, "c.yaml"), []byte("connections: []\n"), 0o644)
+	for _, cat := range []string{file, folder, filepath.Join(closed, "c.yaml")} {
+		code, out := runCmd(t, []string{"HOME=" + base}, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary, "check", "--catalog", cat, "--connection", "data")
+		if code != 3 || !strings.Contains(out, "cannot read the connection catalog") || !strings.Contains(out, "let this container's user (uid 65534) read it") {
+			t.Errorf("%s: exit %d\n%s", cat, code, out)
+		}
+	}
+}
