@@ -70,7 +70,7 @@ func createTemp(dir string, perm fs.FileMode) (*os.File, error) {
 
 // FileMeta is what WriteFileAtomic sets on the published file.
 type FileMeta struct {
-	Mode    fs.FileMode // permission bits; 0 means 0644
+	Mode    fs.FileMode // permission bits, as given (0 is no access)
 	ModTime time.Time   // zero means now
 	// Created is the perm the file was created with by CreateTempMode;
 	// 0 means CreateTemp's 0600.
@@ -112,9 +112,6 @@ func WriteFileAtomic(ctx context.Context, path string, r io.Reader, meta FileMet
 // to path. The caller removes f's file when Publish fails.
 func Publish(f *os.File, path string, meta FileMeta) error {
 	mode := meta.Mode.Perm()
-	if mode == 0 {
-		mode = 0o644
-	}
 	created := meta.Created.Perm()
 	if created == 0 {
 		created = 0o600

@@ -500,3 +500,32 @@ func TestUnreadableCatalog(t *testing.T) {
 		}
 	}
 }
+
+// TestMountCopyRerunIntoReadOnlyFolders: as a user other than root, a
+// re-run updates a copy whose folders the first run gave the source's
+// read-only mode (it makes them writable while it fills them).
+func TestMountCopyRerunIntoReadOnlyFolders(t *testing.T) {
+	base := sharedDir(t, 0o755)
+	src := filepath.Join(base, "src")
+	os.MkdirAll(filepath.Join(src, "ro"), 0o755)
+	os.WriteFile(filepath.Join(src, "ro", "a"), []byte("one"), 0o644)
+	os.Chmod(filepath.Join(src, "ro"), 0o555)
+	dst := filepath.Join(base, "dst")
+	os.Mkdir(dst, 0o755)
+	os.Chown(dst, 65534, 65534)
+	cat := filepath.Join(base, "catalog.yaml")
+	os.WriteFile(cat, []byte(fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s, readOnly: true}}\n", src)), 0o644)
+	for run, content := range []string{"one", "two, longer"} {
+		os.WriteFile(filepath.Join(src, "ro", "a"), []byte(content), 0o644)
+		code, out := runCmd(t, []string{"HOME=" + base}, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary, "--catalog", cat, "--connection", "data", "--path", dst)
+		if code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", run+1, code, out)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dst, "ro", "a")); string(b) != content {
+			t.Fatalf("run %d: copy holds %q", run+1, b)
+		}
+		if st, _ := os.Stat(filepath.Join(dst, "ro")); st.Mode().Perm() != 0o555 {
+			t.Errorf("run %d: folder mode %v", run+1, st.Mode().Perm())
+		}
+	}
+}

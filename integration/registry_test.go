@@ -308,6 +308,19 @@ func TestRegistryEmptyOrInvalidExistingConfig(t *testing.T) {
 		t.Errorf("config.json written over an empty one: %v", got)
 	}
 
+	// A config.json that is a link to a shared file: written where it leads, the link kept.
+	shared := writeFile(t, t.TempDir(), "shared.json", "")
+	linked := filepath.Join(t.TempDir(), "config.json")
+	os.Symlink(shared, linked)
+	r = cli(t, nil, "--catalog", cat, "-c", "docker", "--path", filepath.Dir(linked))
+	r.expectCode(t, 0)
+	if st, err := os.Lstat(linked); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the config.json link was replaced: %v %v", st, err)
+	}
+	if got := regReadJSON(t, shared); !reflect.DeepEqual(got, want) {
+		t.Errorf("the file the link leads to: %v", got)
+	}
+
 	bad := writeFile(t, t.TempDir(), "config.json", `{"credHelpers": "gcloud"}`)
 	r = cli(t, nil, "--catalog", cat, "-c", "docker", "--path", filepath.Dir(bad))
 	r.expectCode(t, 2)

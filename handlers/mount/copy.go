@@ -41,6 +41,7 @@ type Options struct {
 	Force bool
 
 	beforeFile func(src string) // test hook, called as each file copy starts
+	afterCopy  func(src string) // test hook, called as each file's bytes are copied
 }
 
 // Stats count what a copy did.
@@ -126,12 +127,20 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	if err != nil {
 		return Stats{}, fault.FromSystem(err)
 	}
-	if fsutil.Within(real, dstAbs) || fsutil.Within(dstAbs, real) {
+	// Compared as they really are: a --path reached through a link into
+	// the mount (or the mount's) overlaps as much as one given plainly.
+	if dstReal := fsutil.Resolve(dstAbs); fsutil.Within(real, dstAbs) || fsutil.Within(dstAbs, real) ||
+		fsutil.Within(real, dstReal) || fsutil.Within(dstReal, real) {
 		return Stats{}, fault.New(fault.Usage, "%s: --path %s and the mount %s overlap; copy into a folder outside the mount", opts.Conn, dstRoot, srcRoot)
 	}
 	c := &copier{opts: opts, srcRoot: real, dstRoot: dstAbs}
 	if err := c.makeRoot(dstRoot); err != nil {
 		return Stats{}, err
+	}
+	if r, err := filepath.EvalSymlinks(dstAbs); err == nil && r != dstAbs {
+		// A --path that is a link to a folder (a volume mounted elsewhere)
+		// is that folder: the copy goes into it, never over the link.
+		dstAbs, c.dstRoot = r, r
 	}
 	if n, err := fsutil.RemoveTemps(dstAbs); err != nil {
 		return Stats{}, fault.FromSystem(err)
@@ -269,9 +278,15 @@ func target(src, dst, p string) string {
 	return filepath.Join(dst, rel)
 }
 
+// walkErr is the error for p, met in the mount while walking or copying
+// it, which could not be read. Every source was there when the copy began:
+// one missing now was removed since.
 func (c *copier) walkErr(p string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return fault.New(fault.Auth, "%s: cannot read %s in the mount: %v; fix its permissions or the pod's securityContext", c.opts.Conn, p, err)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fault.New(fault.NotFound, "%s: %s was removed from the mount while the copy ran; run again once nothing removes files from it", c.opts.Conn, p)
 	}
 	return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
 }
@@ -386,6 +401,12 @@ func (c *copier) makeDir(dst string, perm fs.FileMode) error {
 	}
 	switch {
 	case err == nil:
+		if dst != c.dstRoot && st.Mode().Perm()&0o300 != 0o300 {
+			// A folder an earlier copy gave a read-only mode: owner-writable
+			// again while this one fills it (the source's mode is set at the
+			// end). Not this user's: the writes say what to do.
+			_ = os.Chmod(dst, st.Mode()&(fs.ModePerm|fs.ModeSetgid|fs.ModeSticky)|0o300)
+		}
 	default:
 		// Owner-writable while the copy fills it; the source's mode is set at the end.
 		if err := os.MkdirAll(dst, perm|0o700); err != nil {
@@ -507,25 +528,61 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 			return nil
 		}
 	}
+	// A file changed while it was copied is copied once more, from what
+	// it is then; one that changes again fails the run (exit 6).
+	for try := 0; ; try++ {
+		n, changed, err := c.copyOnce(ctx, j)
+		if err != nil {
+			return err
+		}
+		if changed == "" {
+			c.files.Add(1)
+			c.prog.Live.Add(n) // the bytes written, for the progress and the stats
+			return nil
+		}
+		if try == 1 {
+			return fault.New(fault.Integrity, "%s: %s changed while it was copied, twice (%s); copy it once nothing writes it (a log or a file still being written: leave it out with --paths)", c.opts.Conn, j.src, changed)
+		}
+		c.opts.Log.Warn("changed while it was copied, copying it again", "path", j.src, "change", changed)
+	}
+}
+
+// copyOnce copies j's file as it is when opened (its size, mode and time
+// then, not the walk's), and says how it changed during the copy, if it
+// did: the copy is then removed.
+func (c *copier) copyOnce(ctx context.Context, j job) (n int64, changed string, err error) {
 	f, err := os.Open(j.src)
 	if err != nil {
-		return c.walkErr(j.src, err)
+		return 0, "", c.walkErr(j.src, err)
 	}
 	defer f.Close()
-	n, err := fsutil.WriteFileAtomic(ctx, j.dst, f, fsutil.FileMeta{Mode: j.info.Mode().Perm(), ModTime: j.info.ModTime()})
+	before, err := f.Stat()
+	if err != nil {
+		return 0, "", c.walkErr(j.src, err)
+	}
+	n, err = fsutil.WriteFileAtomic(ctx, j.dst, f, fsutil.FileMeta{Mode: before.Mode().Perm(), ModTime: before.ModTime()})
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return n, "", ctx.Err()
 		}
-		return fault.FromSystem(fmt.Errorf("%s: copying %s to %s: %w", c.opts.Conn, j.src, j.dst, err))
+		return n, "", fault.FromSystem(fmt.Errorf("%s: copying %s to %s: %w", c.opts.Conn, j.src, j.dst, err))
 	}
-	if n != j.info.Size() {
-		os.Remove(j.dst)
-		return fault.New(fault.Integrity, "%s: %s changed while it was copied (%d bytes expected, %d read); run again", c.opts.Conn, j.src, j.info.Size(), n)
+	if c.opts.afterCopy != nil {
+		c.opts.afterCopy(j.src)
 	}
-	c.files.Add(1)
-	c.prog.Live.Add(n) // the bytes written, for the progress and the stats
-	return nil
+	after, err := f.Stat()
+	switch {
+	case err != nil:
+		return n, "", c.walkErr(j.src, err)
+	case n != before.Size():
+		changed = fmt.Sprintf("%d bytes when opened, %d read", before.Size(), n)
+	case after.Size() != n || !after.ModTime().Equal(before.ModTime()):
+		changed = fmt.Sprintf("written to during the copy: %d bytes now", after.Size())
+	default:
+		return n, "", nil
+	}
+	os.Remove(j.dst)
+	return n, changed, nil
 }
 
 // linkAction decides what the copy (at dst) of the link at src, met while

@@ -409,3 +409,99 @@ func TestCopyKeepsPathMode(t *testing.T) {
 		t.Errorf("bin: %v (the mount's mode, and the setgid bit it inherited)", st.Mode())
 	}
 }
+
+// A --path reached through a link into the mount overlaps it as much as
+// one given plainly: refused, nothing written into the mount.
+func TestCopyPathThroughLinkIntoMount(t *testing.T) {
+	src, _ := sourceTree(t)
+	link := filepath.Join(t.TempDir(), "to-mount")
+	os.Symlink(src, link)
+	_, err := CopyMappings(context.Background(), src, filepath.Join(link, "out"), []handlers.Mapping{{}}, Options{Conn: "data"})
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "overlap") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(src, "out")); err == nil {
+		t.Error("the copy wrote into the mount")
+	}
+}
+
+// A --path that is a link to a folder is that folder: the copy goes into
+// it and the link stays.
+func TestCopyPathIsLinkToFolder(t *testing.T) {
+	src, _ := sourceTree(t)
+	base := t.TempDir()
+	real, link := filepath.Join(base, "volume"), filepath.Join(base, "data")
+	os.Mkdir(real, 0o755)
+	os.Symlink(real, link)
+	for _, force := range []bool{false, true} {
+		if _, err := CopyMappings(context.Background(), src, link+"/", []handlers.Mapping{{}}, Options{Conn: "data", Force: force}); err != nil {
+			t.Fatalf("force=%v: %v", force, err)
+		}
+		if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("force=%v: the link was replaced: %v %v", force, st, err)
+		}
+		if got := read(t, filepath.Join(real, "a.txt")); got != "alpha" {
+			t.Fatalf("force=%v: a.txt = %q", force, got)
+		}
+	}
+}
+
+// A file with no permissions at all is copied with none, not with a
+// default mode, on the first run as on re-runs.
+func TestCopyKeepsModeZero(t *testing.T) {
+	src := t.TempDir()
+	write(t, src, "locked", "private", 0)
+	dst := filepath.Join(t.TempDir(), "out")
+	for run := 1; run <= 2; run++ {
+		if _, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{Conn: "data"}); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(filepath.Join(dst, "locked")); err != nil || st.Mode().Perm() != 0 {
+			t.Fatalf("run %d: %v %v", run, st.Mode(), err)
+		}
+	}
+}
+
+// A file written to while it is copied is copied once more, from what it
+// is then; one written to again fails with exit 6 and leaves no copy.
+func TestCopyFileChangedDuringCopy(t *testing.T) {
+	for _, times := range []int{1, 2} {
+		src := t.TempDir()
+		write(t, src, "log", "first", 0o644)
+		dst := filepath.Join(t.TempDir(), "out")
+		var calls atomic.Int32
+		_, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{Conn: "data", afterCopy: func(p string) {
+			if int(calls.Add(1)) <= times {
+				f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+				f.WriteString(" more")
+				f.Close()
+			}
+		}})
+		switch times {
+		case 1:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := read(t, filepath.Join(dst, "log")); got != "first more" {
+				t.Fatalf("copy = %q", got)
+			}
+		case 2:
+			if fault.ClassOf(err) != fault.Integrity || !strings.Contains(err.Error(), "changed while it was copied, twice") {
+				t.Fatalf("err = %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(dst, "log")); err == nil {
+				t.Error("a copy was left")
+			}
+		}
+	}
+}
+
+// A file removed from the mount while the copy runs is named as such.
+func TestCopyFileRemovedDuringCopy(t *testing.T) {
+	src := t.TempDir()
+	write(t, src, "gone", "x", 0o644)
+	_, err := CopyMappings(context.Background(), src, filepath.Join(t.TempDir(), "out"), []handlers.Mapping{{}}, Options{Conn: "data", beforeFile: func(p string) { os.Remove(p) }})
+	if fault.ClassOf(err) != fault.NotFound || !strings.Contains(err.Error(), "was removed from the mount while the copy ran") {
+		t.Fatalf("err = %v", err)
+	}
+}

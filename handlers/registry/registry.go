@@ -308,6 +308,13 @@ func writeConfig(ctx context.Context, req *handlers.Request, path string, src co
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return mr, 0, fault.FromSystem(fmt.Errorf("%s: creating %s: %w; give --path a writable folder", c, dir, err))
 	}
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		// A config.json that is a link (to a file shared with other tools)
+		// is written where it leads, as docker does: the link stays.
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			path = real
+		}
+	}
 	n, err := fsutil.WriteFileAtomic(ctx, path, bytes.NewReader(dst.encode()), fsutil.FileMeta{Mode: 0o600})
 	if err != nil {
 		return mr, 0, fault.FromSystem(fmt.Errorf("%s: writing %s: %w; give --path a writable folder", c, path, err))
