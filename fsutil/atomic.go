@@ -215,3 +215,56 @@ func futimens(f *os.File, t time.Time) error {
 	}
 	return nil
 }
+
+// Allocated is the room a file takes on its file system: its size, or less
+// for a sparse file (one with holes), whose copy by CopyFileAtomic keeps them.
+func Allocated(info fs.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < info.Size() {
+		return st.Blocks * 512
+	}
+	return info.Size()
+}
+
+// CopyFileAtomic is WriteFileAtomic of the file src, of size bytes (its
+// size when opened), from its start. A sparse src is copied with its holes
+// (they read as zeros and take no room): only its data is read and
+// written. It returns the number of bytes the copy holds.
+func CopyFileAtomic(ctx context.Context, path string, src *os.File, size int64, meta FileMeta) (n int64, err error) {
+	info, err := src.Stat()
+	if err != nil || Allocated(info) >= size {
+		return WriteFileAtomic(ctx, path, src, meta)
+	}
+	f, err := CreateTemp(path)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	fd := int(src.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO || err == nil && data >= size {
+			break // holes to the end
+		}
+		if err != nil {
+			return 0, &fs.PathError{Op: "seek", Path: src.Name(), Err: err}
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return 0, &fs.PathError{Op: "seek", Path: src.Name(), Err: err}
+		}
+		hole = min(hole, size)
+		if _, err := io.Copy(io.NewOffsetWriter(f, data), ContextReader(ctx, io.NewSectionReader(src, data, hole-data))); err != nil {
+			return 0, err
+		}
+		off = hole
+	}
+	if err := f.Truncate(size); err != nil {
+		return 0, err
+	}
+	return size, Publish(f, path, meta)
+}

@@ -243,7 +243,8 @@ func resolveSrc(real string, m handlers.Mapping, conn string) (src string, isFil
 	return resolved, false, nil
 }
 
-// pendingBytes sums the sizes of the regular files under src that differ at dst.
+// pendingBytes sums the room the regular files under src that differ at
+// dst take.
 func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -266,7 +267,7 @@ func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, erro
 			}
 		}
 		if info != nil && info.Mode().IsRegular() && !upToDate(info, target(src, dst, p)) {
-			n += info.Size()
+			n += fsutil.Allocated(info) // a sparse file's copy keeps its holes
 		}
 		return nil
 	})
@@ -560,7 +561,7 @@ func (c *copier) copyOnce(ctx context.Context, j job) (n int64, changed string, 
 	if err != nil {
 		return 0, "", c.walkErr(j.src, err)
 	}
-	n, err = fsutil.WriteFileAtomic(ctx, j.dst, f, fsutil.FileMeta{Mode: before.Mode().Perm(), ModTime: before.ModTime()})
+	n, err = fsutil.CopyFileAtomic(ctx, j.dst, f, before.Size(), fsutil.FileMeta{Mode: before.Mode().Perm(), ModTime: before.ModTime()})
 	if err != nil {
 		if ctx.Err() != nil {
 			return n, "", ctx.Err()

@@ -505,3 +505,29 @@ func TestCopyFileRemovedDuringCopy(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A sparse file is copied with its holes: the same bytes, no more room.
+func TestCopySparseFile(t *testing.T) {
+	src := t.TempDir()
+	f, err := os.Create(filepath.Join(src, "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("head"), 0)
+	f.WriteAt([]byte("middle"), 64<<20)
+	f.Truncate(256 << 20) // a hole to the end
+	f.Close()
+	dst := filepath.Join(t.TempDir(), "out")
+	st, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{Conn: "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := read(t, filepath.Join(src, "disk.img")), read(t, filepath.Join(dst, "disk.img"))
+	if a != b {
+		t.Fatal("the copy differs")
+	}
+	info, _ := os.Stat(filepath.Join(dst, "disk.img"))
+	if fsutil.Allocated(info) > 1<<20 || st.Files != 1 {
+		t.Errorf("the copy takes %d bytes of %d; stats %+v", fsutil.Allocated(info), info.Size(), st)
+	}
+}
