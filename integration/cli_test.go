@@ -529,3 +529,23 @@ func TestMountCopyRerunIntoReadOnlyFolders(t *testing.T) {
 		}
 	}
 }
+
+// TestResultToDevice: a --result that is a device (/dev/null, /dev/stdout)
+// is written to, not replaced by a file.
+func TestResultToDevice(t *testing.T) {
+	dir := t.TempDir()
+	null := filepath.Join(dir, "null")
+	if err := syscall.Mknod(null, syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+		t.Fatalf("mknod: %v", err)
+	}
+	src := t.TempDir()
+	writeFile(t, src, "a.txt", "x")
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	code, out := runCmd(t, nil, binary, "--catalog", cat, "--connection", "data", "--result", null)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if st, err := os.Lstat(null); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("the device was replaced: %v %v", st.Mode(), err)
+	}
+}

@@ -425,6 +425,16 @@ func (a *app) writeResult(out outcome) error {
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	b = append(b, '\n')
+	if st, serr := os.Stat(a.g.result); serr == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		// A device or a pipe (--result /dev/stdout, /dev/null): written to,
+		// never renamed over.
+		err := writeInPlace(a.g.result, b)
+		if err == nil {
+			return nil
+		}
+		a.log.Error("cannot write --result", "path", a.g.result, "error", err)
+		return fault.FromSystem(fmt.Errorf("cannot write --result %s: %w", a.g.result, err))
+	}
 	_, err := fsutil.WriteFileAtomic(context.Background(), a.g.result, bytes.NewReader(b), fsutil.FileMeta{Mode: 0o644})
 	if err != nil {
 		if st, serr := os.Stat(a.g.result); serr == nil && st.Mode().IsRegular() {
@@ -441,6 +451,20 @@ func (a *app) writeResult(out outcome) error {
 		return fault.Wrap(fault.Usage, fmt.Errorf("cannot write --result %s: %w; give a file in an existing folder", a.g.result, err))
 	}
 	return fault.FromSystem(fmt.Errorf("cannot write --result %s: %w; give a file in a writable folder (an emptyDir), or a file mounted there", a.g.result, err))
+}
+
+// writeInPlace writes b to the existing non-regular file p (a pipe with
+// no reader fails at once rather than blocking).
+func writeInPlace(p string, b []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // writeTerminationLog writes the outcome's summary where Kubernetes reads
