@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +37,36 @@ func TestGitCloneAsAnotherUser(t *testing.T) {
 			}
 			if got, err := os.ReadFile(filepath.Join(empty, "b.txt")); err != nil || string(got) != "three\n" {
 				t.Errorf("b.txt: %q, %v\n%s", got, err, out)
+			}
+		})
+	}
+}
+
+// TestGitRerunByUserWhoMayNotWrite: a re-run by a user who may not write
+// the clone's .git (another uid of the pod's group, the clone made by the
+// first) is a permission fault (exit 3) that says what to give, on both
+// engines; not git's unrelated "remote origin already exists" (exit 1), nor
+// a hint about credentials.
+func TestGitRerunByUserWhoMayNotWrite(t *testing.T) {
+	f := newGitFixture(t)
+	base := sharedDir(t, 0o777)
+	cat := filepath.Join(base, "catalog.yaml")
+	if err := os.WriteFile(cat, []byte(fmt.Sprintf("connections:\n  - {name: repo, kind: git, schema: {url: %q}}\n", f.env.DaemonURL+"/"+f.name)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			code := filepath.Join(base, "code-"+eng)
+			as := func(uid string) (int, string) {
+				return runCmd(t, []string{"HOME=" + base}, "setpriv", "--reuid", uid, "--regid", uid, "--groups", "2000", binary,
+					"--catalog", cat, "--connection", "repo", "--path", code, "--git-engine", eng)
+			}
+			if c, out := as("1001"); c != 0 {
+				t.Fatalf("first clone: exit %d\n%s", c, out)
+			}
+			c, out := as("1002")
+			if c != 3 || !strings.Contains(out, "let this container's user (uid 1002) write to --path") || strings.Contains(out, "credentials") {
+				t.Errorf("exit %d\n%s", c, out)
 			}
 		})
 	}

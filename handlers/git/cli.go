@@ -223,6 +223,9 @@ func (e *cliEngine) run(ctx context.Context, dir string, args ...string) (string
 			args[0], e.url, strings.Join(files, ", "), lastLines(dropLines(all, lfsNoise...), 6))
 	}
 	c := classify(msg)
+	if localPermission(msg) {
+		return "", fault.New(c, "git %s (%s): %s; let this container's user (uid %d) write to --path: its owner or mode, or the pod's securityContext (runAsUser, fsGroup)", args[0], e.url, msg, os.Getuid())
+	}
 	if c == fault.Transient && unknownHost(ctx, msg, e.url.Host) {
 		return "", fault.New(fault.NotFound, "git %s (%s): %s", args[0], e.url, msg)
 	}
@@ -366,6 +369,8 @@ func classify(msg string) fault.Class {
 		"remote host identification has changed", "no such identity", "incorrect passphrase",
 		"too many authentication failures", "invalid username or password", "load key"):
 		return fault.Auth
+	case localPermission(msg):
+		return fault.Auth
 	case has("repository not found", "no such repository", "does not appear to be a git repository", "returned error: 404",
 		"couldn't find remote ref", "not our ref", "no such remote ref", "unknown revision",
 		"not a valid object name", "did not match any", "not a tree object", "bad object", "not found",
@@ -379,6 +384,14 @@ func classify(msg string) fault.Class {
 		return fault.Transient
 	}
 	return fault.Internal
+}
+
+// localPermission reports that git's message is about a local file this
+// user may not write (not a server's refusal, nor ssh's).
+func localPermission(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "permission denied") && !strings.Contains(m, "permission denied (") &&
+		!strings.Contains(m, "please try again") && !strings.Contains(m, "remote:")
 }
 
 // usageHint names the fix of a mistake of the settings that git's (or
@@ -464,12 +477,12 @@ func (e *cliEngine) init(ctx context.Context, dir string) error {
 }
 
 func (e *cliEngine) setOrigin(ctx context.Context, dir, url string) error {
-	if _, err := e.run(ctx, dir, "remote", "set-url", "origin", url); err != nil {
+	_, err := e.run(ctx, dir, "remote", "set-url", "origin", url)
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "no such remote") {
 		// A clone whose origin was removed.
 		_, err = e.run(ctx, dir, "remote", "add", "origin", url)
-		return err
 	}
-	return nil
+	return err
 }
 
 func (e *cliEngine) fetch(ctx context.Context, dir string, f fetchSpec) error {

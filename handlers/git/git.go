@@ -12,7 +12,9 @@ package git
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -245,6 +247,13 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 	hint := ""
 	switch class {
 	case fault.Auth:
+		if localPermission(err.Error()) || errors.Is(err, fs.ErrPermission) {
+			// A file this user may not write, not a credential.
+			if !strings.Contains(err.Error(), "let this container's user") {
+				hint = fmt.Sprintf("; let this container's user (uid %d) write to --path: its owner or mode, or the pod's securityContext (runAsUser, fsGroup)", os.Getuid())
+			}
+			break
+		}
 		switch sp.auth.kind {
 		case authNone:
 			hint = "; the remote asks for credentials: give POLYAXON_GIT_CREDENTIALS (user:token), a username/password or token in the connection's secret, or an SSH key"
