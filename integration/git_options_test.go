@@ -291,6 +291,13 @@ func TestGitCheck(t *testing.T) {
 			r.expectCode(t, 3)
 			r = cli(t, []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.env.HTTPPassword}, "check", "--catalog", gitCatalog(t, url, "nope", nil, ""), "--connection", "repo", "--git-engine", eng)
 			r.expectCode(t, 4)
+			// A commit at no ref's tip cannot be verified from the refs: the
+			// summary does not claim the remote has it.
+			r = cli(t, []string{"POLYAXON_GIT_CREDENTIALS=git:" + f.env.HTTPPassword}, "check", "--catalog", gitCatalog(t, url, "deadbeefdeadbeefdeadbeefdeadbeefdeadbeef", nil, ""), "--connection", "repo", "--git-engine", eng)
+			r.expectCode(t, 0)
+			if s := r.Result["result"].(map[string]any)["summary"].(string); strings.Contains(s, "has commit") || !strings.Contains(s, "known only when a run fetches it") {
+				t.Errorf("summary = %q", s)
+			}
 		})
 	}
 }

@@ -217,8 +217,15 @@ func (h *Handler) check(ctx context.Context, req *handlers.Request) (*handlers.R
 		return nil, fault.Wrap(fault.ClassOf(err), fmt.Errorf("%s: %w", req.Conn, err))
 	}
 	req.Log.Info("git remote checked", "url", sp.given.origin(), "revision", t.String(), "commit", t.commit, "engine", sp.engine)
+	summary := fmt.Sprintf("%s: %s is reachable and has %s", req.Conn, sp.given.origin(), t)
+	if t.ref == "" {
+		// No ref's tip: the refs a remote lists cannot say whether it has
+		// the commit; only fetching it can.
+		summary = fmt.Sprintf("%s: %s is reachable; %s is at no branch or tag tip, so whether the remote has it is known only when a run fetches it", req.Conn, sp.given.origin(), t)
+		req.Log.Warn("the commit is at no branch or tag tip: not verified without fetching", "revision", t.String())
+	}
 	return &handlers.Result{
-		Summary: fmt.Sprintf("%s: %s is reachable and has %s", req.Conn, sp.given.origin(), t),
+		Summary: summary,
 		Details: map[string]any{"url": sp.given.origin(), "revision": sp.revision, "resolved": t.String(), "commit": t.commit, "engine": sp.engine, "auth": sp.auth.kind.String()},
 	}, nil
 }
