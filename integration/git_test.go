@@ -480,3 +480,39 @@ func TestGitFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestGitRerunKeepsUntrackedInTheWay: a re-run at a revision that has a
+// file where the clone holds an untracked one (the job's, the user's) is
+// refused, naming it, on both engines; the file and the clone stay as they
+// were. The same content as the revision's is no one's (a stopped run's):
+// taken over. --force replaces it.
+func TestGitRerunKeepsUntrackedInTheWay(t *testing.T) {
+	f := newGitFixture(t)
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "code")
+			details(t, clone(t, nil, gitCatalog(t, f.env.DaemonURL+"/"+f.name, "v1.0", nil, ""), dir, eng))
+			writeFile(t, dir, "b.txt", "my results\n") // main adds b.txt
+			writeFile(t, dir, "c.txt", "four\n")       // and c.txt: the same content
+			cat := gitCatalog(t, f.env.DaemonURL+"/"+f.name, "main", nil, "")
+			r := clone(t, nil, cat, dir, eng)
+			r.expectCode(t, 2)
+			if !strings.Contains(r.Stderr, "holds files the clone does not track where branch main has files of its own: b.txt; move them away, or pass --force") {
+				t.Errorf("stderr:\n%s", r.Stderr)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "b.txt")); string(b) != "my results\n" {
+				t.Errorf("the untracked file was replaced: %q", b)
+			}
+			if commit, _ := headOf(t, dir); commit != f.c2 {
+				t.Errorf("HEAD moved to %s", commit)
+			}
+			details(t, clone(t, nil, cat, dir, eng, "--force"))
+			if b, _ := os.ReadFile(filepath.Join(dir, "b.txt")); string(b) != "three\n" {
+				t.Errorf("--force: b.txt = %q", b)
+			}
+			if out := gitCmd(t, dir, "status", "--porcelain", "--untracked-files=no"); out != "" {
+				t.Errorf("the work tree is not clean:\n%s", out)
+			}
+		})
+	}
+}

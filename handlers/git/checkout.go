@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,34 +26,30 @@ import (
 	"github.com/initializer/initializer/fault"
 )
 
-// checkoutWorkers is how many files checkoutFresh writes at once.
+// checkoutWorkers is how many files checkoutTree writes at once.
 func checkoutWorkers() int {
 	n := runtime.GOMAXPROCS(0)
 	return min(max(n, 2), 8)
 }
 
-// checkoutFresh writes the tree of commit h into the empty work tree of the
-// new clone at dir and writes its index: go-git's checkout for a fresh
-// clone, without its diff of the index against the work tree (there is
-// nothing to compare with) and in parallel. Each worker reads objects
-// through storage of its own, since go-git's storage is not safe for
-// concurrent use. Symbolic links are made last, so that no file is ever
-// written through one.
-func checkoutFresh(ctx context.Context, dir string, r *gogit.Repository, h plumbing.Hash) error {
+// item is a tree entry to check out: a file, a link or a submodule.
+type item struct {
+	name string
+	hash plumbing.Hash
+	mode filemode.FileMode
+}
+
+// listTree lists the files, links and submodules of commit h's tree, and
+// the folders that hold them (sorted, parents first).
+func listTree(r *gogit.Repository, h plumbing.Hash) (files, links, gitlinks []item, dirList []string, err error) {
 	c, err := r.CommitObject(h)
 	if err != nil {
-		return fault.New(fault.NotFound, "commit %s: %v", h, err)
+		return nil, nil, nil, nil, fault.New(fault.NotFound, "commit %s: %v", h, err)
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return fault.New(fault.NotFound, "tree of commit %s: %v", h, err)
+		return nil, nil, nil, nil, fault.New(fault.NotFound, "tree of commit %s: %v", h, err)
 	}
-	type item struct {
-		name string
-		hash plumbing.Hash
-		mode filemode.FileMode
-	}
-	var files, links, gitlinks []item
 	dirs := map[string]bool{}
 	walker := object.NewTreeWalker(tree, true, nil)
 	defer walker.Close()
@@ -61,10 +59,10 @@ func checkoutFresh(ctx context.Context, dir string, r *gogit.Repository, h plumb
 			break
 		}
 		if err != nil {
-			return fault.New(fault.Integrity, "reading the tree of %s: %v", h, err)
+			return nil, nil, nil, nil, fault.New(fault.Integrity, "reading the tree of %s: %v", h, err)
 		}
 		if err := validTreePath(name); err != nil {
-			return fault.New(fault.Integrity, "commit %s: %v", h, err)
+			return nil, nil, nil, nil, fault.New(fault.Integrity, "commit %s: %v", h, err)
 		}
 		it := item{name: name, hash: e.Hash, mode: e.Mode}
 		switch e.Mode {
@@ -78,36 +76,93 @@ func checkoutFresh(ctx context.Context, dir string, r *gogit.Repository, h plumb
 		case filemode.Regular, filemode.Executable, filemode.Deprecated:
 			files = append(files, it)
 		default:
-			return fault.New(fault.Integrity, "commit %s: %s has an unknown file mode %o", h, name, uint32(e.Mode))
+			return nil, nil, nil, nil, fault.New(fault.Integrity, "commit %s: %s has an unknown file mode %o", h, name, uint32(e.Mode))
 		}
 		if d := path.Dir(name); d != "." {
 			dirs[d] = true
 		}
 	}
-	dirList := make([]string, 0, len(dirs))
+	dirList = make([]string, 0, len(dirs))
 	for d := range dirs {
 		dirList = append(dirList, d)
 	}
 	sort.Strings(dirList)
-	for _, d := range dirList {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil {
-			return fault.FromSystem(err)
+	return files, links, gitlinks, dirList, nil
+}
+
+// checkoutTree writes the tree of commit h into the work tree at dir and
+// writes its index, in parallel: each worker reads objects through storage
+// of its own, since go-git's storage is not safe for concurrent use.
+// Symbolic links are made last, so that no file is ever written through
+// one.
+//
+// With old, the index of the clone's checkout, it is git checkout --force:
+// a tracked file whose content and stat data are unchanged is kept, any
+// other is written again; tracked files the new tree drops are removed;
+// untracked files are left alone (the driver refused, before, those the new
+// tree would replace, unless --force). Without, the work tree is empty (a
+// fresh clone): there is nothing to compare with.
+func checkoutTree(ctx context.Context, dir string, r *gogit.Repository, h plumbing.Hash, old []*index.Entry) error {
+	files, links, gitlinks, dirList, err := listTree(r, h)
+	if err != nil {
+		return err
+	}
+	oldBy := make(map[string]*index.Entry, len(old))
+	for _, e := range old {
+		oldBy[e.Name] = e
+	}
+	if len(old) == 0 {
+		if err := makeDirs(dir, dirList); err != nil {
+			return err
 		}
 	}
 
+	// What must be written: everything on a fresh clone; on an update, what
+	// changed, or what no longer matches its index entry.
 	entries := make([]*index.Entry, len(files)+len(links)+len(gitlinks))
+	var todo []int
+	for i, f := range append(append([]item{}, files...), links...) {
+		if e := oldBy[f.name]; e != nil && e.Hash == f.hash && e.Mode == f.mode && unchanged(filepath.Join(dir, filepath.FromSlash(f.name)), e) {
+			entries[i] = e
+			continue
+		}
+		todo = append(todo, i)
+	}
+	// A fresh clone's files are written in place (the driver removes the
+	// staging clone if the run stops). An update writes the new contents
+	// beside, in .git, first, where a stop leaves nothing to undo, then
+	// moves them into place and removes what the new tree drops in one
+	// pass that is not interrupted: the work tree is never half one
+	// revision and half the other.
+	update := len(old) > 0
+	staged := ""
+	if update {
+		staged = filepath.Join(dir, ".git", "initializer-checkout")
+		os.RemoveAll(staged)
+		if err := os.Mkdir(staged, 0o700); err != nil {
+			return fault.FromSystem(err)
+		}
+		defer os.RemoveAll(staged)
+	}
 	workers := checkoutWorkers()
 	g, gctx := errgroup.WithContext(ctx)
 	for w := 0; w < workers; w++ {
 		g.Go(func() error {
 			st, _ := storage(dir)
 			defer st.Close()
-			for i := w; i < len(files); i += workers {
+			for k := w; k < len(todo); k += workers {
+				i := todo[k]
+				if i >= len(files) {
+					break // the links, in order, below
+				}
 				if err := gctx.Err(); err != nil {
 					return err
 				}
 				f := files[i]
 				p := filepath.Join(dir, filepath.FromSlash(f.name))
+				if update {
+					p = filepath.Join(staged, strconv.Itoa(i))
+				}
 				obj, err := st.EncodedObject(plumbing.BlobObject, f.hash)
 				if err != nil {
 					return fault.New(fault.Integrity, "blob %s (%s): %v", f.hash, f.name, err)
@@ -115,8 +170,10 @@ func checkoutFresh(ctx context.Context, dir string, r *gogit.Repository, h plumb
 				if err := writeBlob(p, obj, f.mode); err != nil {
 					return err
 				}
-				if entries[i], err = indexEntry(p, f.name, f.hash, f.mode); err != nil {
-					return err
+				if !update {
+					if entries[i], err = indexEntry(p, f.name, f.hash, f.mode); err != nil {
+						return err
+					}
 				}
 			}
 			return nil
@@ -125,8 +182,17 @@ func checkoutFresh(ctx context.Context, dir string, r *gogit.Repository, h plumb
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for i, l := range links {
-		p := filepath.Join(dir, filepath.FromSlash(l.name))
+	targets := make(map[int]string)
+	for _, i := range todo {
+		if i < len(files) {
+			continue
+		}
+		if !update {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		l := links[i-len(files)]
 		obj, err := r.Storer.EncodedObject(plumbing.BlobObject, l.hash)
 		if err != nil {
 			return fault.New(fault.Integrity, "blob %s (%s): %v", l.hash, l.name, err)
@@ -140,10 +206,53 @@ func checkoutFresh(ctx context.Context, dir string, r *gogit.Repository, h plumb
 		if err != nil {
 			return fault.New(fault.Integrity, "blob %s: %v", l.hash, err)
 		}
-		if err := os.Symlink(string(target), p); err != nil {
+		targets[i] = string(target)
+	}
+	if update {
+		// From here on, not interrupted: a few renames and removals.
+		if err := removeDropped(dir, old, files, links, gitlinks); err != nil {
+			return err
+		}
+	}
+	if err := makeDirs(dir, dirList); err != nil {
+		return err
+	}
+	for _, i := range todo {
+		if i >= len(files) {
+			continue
+		}
+		if !update {
+			continue
+		}
+		f := files[i]
+		p := filepath.Join(dir, filepath.FromSlash(f.name))
+		if err := clearPath(p); err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(staged, strconv.Itoa(i)), p); err != nil {
 			return fault.FromSystem(err)
 		}
-		if entries[len(files)+i], err = indexEntry(p, l.name, l.hash, l.mode); err != nil {
+		var err error
+		if entries[i], err = indexEntry(p, f.name, f.hash, f.mode); err != nil {
+			return err
+		}
+	}
+	for _, i := range todo {
+		if i < len(files) {
+			continue
+		}
+		l := links[i-len(files)]
+		p := filepath.Join(dir, filepath.FromSlash(l.name))
+		if update {
+			if err := clearPath(p); err != nil {
+				return err
+			}
+		}
+		if err := os.Symlink(targets[i], p); err != nil {
+			return fault.FromSystem(err)
+		}
+		var err error
+		if entries[i], err = indexEntry(p, l.name, l.hash, l.mode); err != nil {
 			return err
 		}
 	}
@@ -153,6 +262,179 @@ func checkoutFresh(ctx context.Context, dir string, r *gogit.Repository, h plumb
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	if err := r.Storer.SetIndex(&index.Index{Version: 2, Entries: entries}); err != nil {
 		return fault.FromSystem(fmt.Errorf("writing the index: %w", err))
+	}
+	return nil
+}
+
+// removeDropped removes the files and links of the old checkout that the
+// new tree does not have at their path (as git does: submodules' folders
+// stay), and the folders that leaves empty.
+func removeDropped(dir string, old []*index.Entry, items ...[]item) error {
+	kept := map[string]bool{}
+	for _, list := range items {
+		for _, it := range list {
+			kept[it.name] = true
+		}
+	}
+	for _, e := range old {
+		if kept[e.Name] || e.Mode == filemode.Submodule {
+			continue
+		}
+		p := filepath.Join(dir, filepath.FromSlash(e.Name))
+		if st, err := os.Lstat(p); err != nil || st.IsDir() {
+			continue // gone already, or a folder the job made there: left alone
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fault.FromSystem(err)
+		}
+		for d := filepath.Dir(p); d != dir && len(d) > len(dir); d = filepath.Dir(d) {
+			if os.Remove(d) != nil {
+				break // not empty
+			}
+		}
+	}
+	return nil
+}
+
+// inTheWay lists (up to max) the untracked files and folders of the work
+// tree at dir that checking out next would replace: a file or link where
+// next has one with other content, anything where next has a submodule's
+// folder or a file's folder, a folder holding untracked files where next
+// has a file. tracked is what the index holds now. git checkout refuses
+// them as "would be overwritten"; they are the job's (or the user's).
+func inTheWay(dir string, tracked map[string]bool, next []item, max int) []string {
+	var found []string
+	seen := map[string]bool{}
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			found = append(found, name)
+		}
+	}
+	for _, it := range next {
+		if len(found) >= max {
+			break
+		}
+		if tracked[it.name] {
+			continue
+		}
+		p := filepath.Join(dir, filepath.FromSlash(it.name))
+		st, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, syscall.ENOTDIR):
+			// A file on the way: in the way unless tracked (it goes).
+			for a := path.Dir(it.name); a != "."; a = path.Dir(a) {
+				if st, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(a))); err == nil && !st.IsDir() {
+					if !tracked[a] {
+						add(a)
+					}
+					break
+				}
+			}
+		case err != nil:
+		case it.mode == filemode.Submodule:
+			if !st.IsDir() {
+				add(it.name)
+			}
+		case st.IsDir():
+			if untrackedUnder(dir, it.name, tracked) {
+				add(it.name + "/")
+			}
+		case !sameBlob(p, st, it):
+			add(it.name)
+		}
+	}
+	return found
+}
+
+// untrackedUnder reports whether the folder name of the work tree at dir
+// holds anything the index does not track.
+func untrackedUnder(dir, name string, tracked map[string]bool) bool {
+	found := false
+	filepath.WalkDir(filepath.Join(dir, filepath.FromSlash(name)), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if !tracked[filepath.ToSlash(rel)] {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+// sameBlob reports whether the file or link at p (st) holds its content
+// already (what a stopped run left there, say): nothing of the user's.
+func sameBlob(p string, st fs.FileInfo, it item) bool {
+	switch {
+	case it.mode == filemode.Symlink && st.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(p)
+		return err == nil && plumbing.ComputeHash(plumbing.BlobObject, []byte(target)) == it.hash
+	case it.mode != filemode.Symlink && st.Mode().IsRegular():
+		f, err := os.Open(p)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		h := plumbing.NewHasher(plumbing.BlobObject, st.Size())
+		_, err = io.Copy(h, f)
+		return err == nil && h.Sum() == it.hash
+	}
+	return false
+}
+
+// makeDirs makes the folders of the tree (parents first), replacing a file
+// or link that stands where one goes (a tracked file that is a folder now,
+// or, with --force, an untracked one in the way).
+func makeDirs(dir string, dirList []string) error {
+	for _, d := range dirList {
+		p := filepath.Join(dir, filepath.FromSlash(d))
+		if st, err := os.Lstat(p); err == nil && !st.IsDir() {
+			if err := os.Remove(p); err != nil {
+				return fault.FromSystem(err)
+			}
+		}
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fault.FromSystem(err)
+		}
+	}
+	return nil
+}
+
+// unchanged reports whether the file or link at p still matches its index
+// entry's stat data (git's test for a clean work tree file).
+func unchanged(p string, e *index.Entry) bool {
+	st, err := os.Lstat(p)
+	if err != nil || int64(e.Size) != st.Size()&0xffffffff || !st.ModTime().Equal(e.ModifiedAt) {
+		return false
+	}
+	switch e.Mode {
+	case filemode.Symlink:
+		return st.Mode()&fs.ModeSymlink != 0
+	case filemode.Executable:
+		return st.Mode().IsRegular() && st.Mode().Perm()&0o100 != 0
+	default:
+		return st.Mode().IsRegular() && st.Mode().Perm()&0o100 == 0
+	}
+}
+
+// clearPath removes what stands at p before a file or link is written
+// there: a file or a link, or a folder (emptied of tracked files, or one
+// --force lets this run replace).
+func clearPath(p string) error {
+	st, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fault.FromSystem(err)
+	case st.IsDir():
+		return fault.FromSystem(os.RemoveAll(p))
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fault.FromSystem(err)
 	}
 	return nil
 }

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
 	"github.com/initializer/initializer/handlers"
@@ -537,6 +540,37 @@ func (e *cliEngine) checkout(ctx context.Context, dir, commit, branch string) er
 		}
 	}
 	return nil
+}
+
+func (e *cliEngine) trees(ctx context.Context, dir, commit string) (map[string]bool, []item, error) {
+	out, err := e.run(ctx, dir, "ls-files", "-z")
+	if err != nil {
+		return nil, nil, err
+	}
+	tracked := map[string]bool{}
+	for _, name := range strings.Split(out, "\x00") {
+		if name != "" {
+			tracked[name] = true
+		}
+	}
+	if out, err = e.run(ctx, dir, "ls-tree", "-r", "-z", commit); err != nil {
+		return nil, nil, err
+	}
+	var next []item
+	for _, line := range strings.Split(out, "\x00") {
+		// <mode> SP <type> SP <hash> TAB <path>
+		meta, name, ok := strings.Cut(line, "\t")
+		f := strings.Fields(meta)
+		if !ok || len(f) != 3 {
+			continue
+		}
+		mode, err := filemode.New(f[0])
+		if err != nil {
+			continue
+		}
+		next = append(next, item{name: name, hash: plumbing.NewHash(f[2]), mode: mode})
+	}
+	return tracked, next, nil
 }
 
 func (e *cliEngine) submodules(ctx context.Context, dir string, shallow bool) ([]string, error) {

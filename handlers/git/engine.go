@@ -20,6 +20,9 @@ type engine interface {
 	// checkout forces the work tree to commit, on a local branch tracking
 	// origin/branch when branch is set, else detached.
 	checkout(ctx context.Context, dir, commit, branch string) error
+	// trees lists the paths the clone at dir tracks now, and the files,
+	// links and submodules of commit's tree.
+	trees(ctx context.Context, dir, commit string) (tracked map[string]bool, next []item, err error)
 	// submodules initialises and updates the submodules recursively and
 	// returns their paths.
 	submodules(ctx context.Context, dir string, shallow bool) ([]string, error)

@@ -412,8 +412,34 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	if t.kind == "branch" && !sp.opts.ExperimentalFetch {
 		branch = t.name
 	}
+	if !direct && !dest.fresh && !req.Force {
+		// git checkout --force would replace the untracked files the new
+		// revision has at their paths: the job's, or the user's.
+		tracked, next, err := eng.trees(ctx, dir, commit)
+		if err != nil {
+			return nil, h.describe(req, sp, err)
+		}
+		if way := inTheWay(dir, tracked, next, 11); len(way) > 0 {
+			more := ""
+			if len(way) > 10 {
+				way, more = way[:10], ", …"
+			}
+			return nil, fault.New(fault.Usage, "%s: --path %s holds files the clone does not track where %s has files of its own: %s%s; move them away, or pass --force to replace them", req.Conn, req.Path, t, strings.Join(way, ", "), more)
+		}
+	}
 	if !direct {
-		if err := eng.checkout(ctx, dir, commit, branch); err != nil {
+		cctx := ctx
+		if !dest.fresh {
+			// Changing the clone in place: once begun, the checkout ends
+			// (the go-git engine writes the new contents aside first, and
+			// stops within that step); a stop midway would leave the tree
+			// half one revision, half the other.
+			cctx = context.WithoutCancel(ctx)
+			if sp.engine == EngineGoGit {
+				cctx = ctx
+			}
+		}
+		if err := eng.checkout(cctx, dir, commit, branch); err != nil {
 			return nil, h.describe(req, sp, err)
 		}
 	}

@@ -20,8 +20,6 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -485,16 +483,11 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 	if err != nil {
 		return err
 	}
-	w, err := r.Worktree()
-	if err != nil {
-		return e.wrap("worktree", err)
-	}
 	h := plumbing.NewHash(commit)
 	idx, err := r.Storer.Index()
 	if err != nil {
 		return e.wrap("read the index", err)
 	}
-	fresh := len(idx.Entries) == 0
 	head := plumbing.NewHashReference(plumbing.HEAD, h)
 	if branch != "" {
 		name := plumbing.NewBranchReferenceName(branch)
@@ -506,11 +499,7 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 	if err := r.Storer.SetReference(head); err != nil {
 		return e.wrap("set HEAD", err)
 	}
-	if fresh {
-		err = checkoutFresh(ctx, dir, r, h)
-	} else {
-		err = e.resetTracked(r, w, idx, h)
-	}
+	err = checkoutTree(ctx, dir, r, h, idx.Entries) // none on a fresh clone
 	if err != nil || branch == "" {
 		return err
 	}
@@ -522,42 +511,21 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 	return e.wrap("write config", r.SetConfig(cfg))
 }
 
-// resetTracked is git checkout --force in an existing clone: it resets the
-// files tracked before or after to commit h, and leaves untracked files (the
-// job's own) alone, which go-git's hard reset would delete.
-func (e *goGitEngine) resetTracked(r *gogit.Repository, w *gogit.Worktree, idx *index.Index, h plumbing.Hash) error {
-	c, err := r.CommitObject(h)
+func (e *goGitEngine) trees(ctx context.Context, dir, commit string) (map[string]bool, []item, error) {
+	r, err := e.open(dir)
 	if err != nil {
-		return e.wrap("read commit", err)
+		return nil, nil, err
 	}
-	t, err := c.Tree()
+	idx, err := r.Storer.Index()
 	if err != nil {
-		return e.wrap("read tree", err)
+		return nil, nil, e.wrap("read the index", err)
 	}
-	seen := map[string]bool{}
-	var files []string
-	for _, entry := range idx.Entries {
-		if !seen[entry.Name] {
-			seen[entry.Name] = true
-			files = append(files, entry.Name)
-		}
+	tracked := make(map[string]bool, len(idx.Entries))
+	for _, en := range idx.Entries {
+		tracked[en.Name] = true
 	}
-	walker := object.NewTreeWalker(t, true, nil)
-	defer walker.Close()
-	for {
-		name, entry, err := walker.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return e.wrap("read tree", err)
-		}
-		if entry.Mode != filemode.Dir && !seen[name] {
-			seen[name] = true
-			files = append(files, name)
-		}
-	}
-	return e.checkoutErr(w.Reset(&gogit.ResetOptions{Commit: h, Mode: gogit.HardReset, Files: files}))
+	files, links, gitlinks, _, err := listTree(r, plumbing.NewHash(commit))
+	return tracked, append(append(files, links...), gitlinks...), err
 }
 
 func (e *goGitEngine) checkoutErr(err error) error {

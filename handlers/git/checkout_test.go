@@ -1,0 +1,91 @@
+package git
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// An update of a clone in place that is stopped before its files are moved
+// into place leaves the work tree at the old revision, whole; run again, it
+// leaves it at the new one, clean for git.
+func TestCheckoutUpdateStoppedLeavesOldTree(t *testing.T) {
+	dir := t.TempDir()
+	gitIn(t, dir, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("one\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.txt"), []byte("gone later\n"), 0o644)
+	gitIn(t, dir, "add", ".")
+	gitIn(t, dir, "commit", "-q", "-m", "A")
+	a := gitIn(t, dir, "rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("two\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d", "c.txt"), []byte("new\n"), 0o644)
+	gitIn(t, dir, "rm", "-q", "b.txt")
+	gitIn(t, dir, "add", ".")
+	gitIn(t, dir, "commit", "-q", "-m", "B")
+	b := gitIn(t, dir, "rev-parse", "HEAD")
+	gitIn(t, dir, "checkout", "-q", a)
+	os.WriteFile(filepath.Join(dir, "output.log"), []byte("the job's\n"), 0o644)
+
+	r, err := gogit.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := r.Storer.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := checkoutTree(ctx, dir, r, plumbing.NewHash(b), idx.Entries); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(got) != "one\n" {
+		t.Errorf("a.txt = %q", got)
+	}
+	for _, name := range []string{"b.txt", "output.log"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, name := range []string{"d", ".git/initializer-checkout"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s is there", name)
+		}
+	}
+
+	if err := checkoutTree(context.Background(), dir, r, plumbing.NewHash(b), idx.Entries); err != nil {
+		t.Fatal(err)
+	}
+	r.Storer.SetReference(plumbing.NewHashReference(plumbing.HEAD, plumbing.NewHash(b)))
+	if got, _ := os.ReadFile(filepath.Join(dir, "d", "c.txt")); string(got) != "new\n" {
+		t.Errorf("d/c.txt = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.txt")); err == nil {
+		t.Error("b.txt, dropped by B, is still there")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output.log")); err != nil {
+		t.Errorf("the untracked file went: %v", err)
+	}
+	if out := gitIn(t, dir, "status", "--porcelain", "--untracked-files=no"); out != "" {
+		t.Errorf("not clean:\n%s", out)
+	}
+}
