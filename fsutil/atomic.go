@@ -59,6 +59,7 @@ func createTemp(dir string, perm fs.FileMode) (*os.File, error) {
 		name := filepath.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
 		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.Perm()))
 		if err == nil {
+			lock(fd)
 			return os.NewFile(uintptr(fd), name), nil
 		}
 		if err == unix.EINTR || (err == unix.EEXIST && try < 100) {
@@ -156,9 +157,35 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// lock takes an advisory lock on the open file or folder fd for as long as
+// it is open: it marks a live run's temporary file or folder, which InUse
+// then tells from one a killed run left behind.
+func lock(fd int) { _ = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) }
+
+// Lock marks the temporary folder p as in use by this run, until the
+// process ends.
+func Lock(p string) {
+	if fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_DIRECTORY, 0); err == nil {
+		lock(fd) // held until exit: the descriptor is not closed
+	}
+}
+
+// InUse reports whether the temporary file or folder p is held by a live
+// run (another process: a second run into the same --path, or into a
+// folder around it), which must not lose it.
+func InUse(p string) bool {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == unix.EWOULDBLOCK
+}
+
 // RemoveTemps removes every file under root whose name starts with
-// TempPrefix (left by an earlier run that was killed) and returns how many it
-// removed. A missing root is not an error.
+// TempPrefix (left by an earlier run that was killed; not those of a run
+// still writing, see InUse) and returns how many it removed. A missing root
+// is not an error.
 func RemoveTemps(root string) (int, error) {
 	removed := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -168,7 +195,7 @@ func RemoveTemps(root string) (int, error) {
 			}
 			return err
 		}
-		if !d.IsDir() && strings.HasPrefix(d.Name(), TempPrefix) {
+		if !d.IsDir() && strings.HasPrefix(d.Name(), TempPrefix) && !InUse(p) {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
@@ -192,8 +219,8 @@ func RemoveTempsIn(dir string) (int, error) {
 	}
 	removed := 0
 	for _, e := range entries {
-		if !e.IsDir() && strings.HasPrefix(e.Name(), TempPrefix) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if p := filepath.Join(dir, e.Name()); !e.IsDir() && strings.HasPrefix(e.Name(), TempPrefix) && !InUse(p) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return removed, err
 			}
 			removed++

@@ -190,3 +190,25 @@ func TestPrivateTempDir(t *testing.T) {
 		t.Errorf("%s: %v, %v", dir, st.Mode(), err)
 	}
 }
+
+// A temporary file a live run holds (another process's, or another open of
+// it) is left by RemoveTemps; once closed, it is a leftover and goes.
+func TestRemoveTempsLeavesLiveOnes(t *testing.T) {
+	dir := t.TempDir()
+	f, err := CreateTemp(filepath.Join(dir, "sub", "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, remove := range []func(string) (int, error){RemoveTemps, func(string) (int, error) { return RemoveTempsIn(filepath.Dir(f.Name())) }} {
+		if n, err := remove(dir); err != nil || n != 0 {
+			t.Fatalf("removed %d (%v) of a live run's", n, err)
+		}
+		if _, err := os.Stat(f.Name()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	if n, err := RemoveTemps(dir); err != nil || n != 1 {
+		t.Fatalf("removed %d, %v", n, err)
+	}
+}

@@ -6,6 +6,7 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -138,4 +139,44 @@ func RemoveEmptyDirs(dir string) {
 		}
 	}
 	os.Remove(dir) // fails, as it should, when anything is left
+}
+
+// Folder holds a folder open, to tell later whether its path still leads
+// to it: the open folder's inode cannot be reused by a new one meanwhile.
+type Folder struct {
+	path string
+	f    *os.File
+}
+
+// Hold opens the folder p; nil (whose Replaced says nothing) when it cannot.
+func Hold(p string) *Folder {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	return &Folder{path: p, f: f}
+}
+
+// Replaced reports, as an error naming it, that the folder's path no
+// longer leads to it: it was removed, or replaced by another (or made
+// again). nil when it still does.
+func (h *Folder) Replaced() error {
+	if h == nil {
+		return nil
+	}
+	was, err := h.f.Stat()
+	if err != nil {
+		return nil
+	}
+	if now, err := os.Stat(h.path); err == nil && os.SameFile(was, now) || err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("--path %s was removed or replaced", h.path)
+}
+
+// Close lets the folder go.
+func (h *Folder) Close() {
+	if h != nil {
+		h.f.Close()
+	}
 }

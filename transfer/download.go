@@ -134,6 +134,8 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 		}
 		return Stats{}, d.localFault(fmt.Errorf("cannot create --path %s: %w", root, err))
 	}
+	held := fsutil.Hold(root)
+	defer held.Close()
 	if err := d.removeTemps(sels); err != nil {
 		return Stats{}, err
 	}
@@ -173,6 +175,11 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 		})
 	}
 	err := g.Wait()
+	if rerr := held.Replaced(); rerr != nil && ctx.Err() == nil {
+		// The cause of whatever else failed (a rename into a folder
+		// that is gone), or of files missing from a "successful" run.
+		err = fault.New(fault.LocalDisk, "%s: %v while the download wrote into it (by another container or process?): files may be missing; run again, with nothing else removing --path", opts.Conn, rerr)
+	}
 	if n := d.noHash.Load(); n > 0 {
 		opts.Log.Warn("--checksum: the store keeps no hash of some objects (S3 multipart uploads or objects encrypted with KMS or a customer key, Azure blobs uploaded in blocks); they were compared by size and modification time", "objects", n)
 	}
@@ -1029,7 +1036,7 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 	}
 	if o.md5 != nil || o.hasCRC {
 		h := newVerifier(o)
-		if _, err := io.Copy(h, io.NewSectionReader(f, 0, o.size)); err != nil {
+		if _, err := io.Copy(h, fsutil.ContextReader(ctx, io.NewSectionReader(f, 0, o.size))); err != nil {
 			return d.localFault(err)
 		}
 		if err := h.check(); err != nil {

@@ -938,3 +938,27 @@ func TestDownloadTotalsEarly(t *testing.T) {
 		t.Errorf("no progress line with the totals while the first files came: %v", rl.recs)
 	}
 }
+
+// --path removed while the download writes into it: the run fails (exit 7)
+// naming that, whatever else it met (a rename into a folder that is gone,
+// or nothing, the workers making the folders again): never "ok" with files
+// missing.
+func TestDownloadPathRemovedMidway(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	for i := range 60 {
+		put(t, b, fmt.Sprintf("d%d/f%03d", i%3, i), randomBytes(1<<10, uint64(i)))
+	}
+	dst := filepath.Join(t.TempDir(), "data")
+	var n atomic.Int32
+	o := testOpts()
+	o.Workers = 1
+	o.beforeObject = func(string) {
+		if n.Add(1) == 30 {
+			os.RemoveAll(dst)
+		}
+	}
+	_, err := Download(context.Background(), b, whole, dst, o)
+	if fault.ClassOf(err) != fault.LocalDisk || !strings.Contains(err.Error(), "was removed or replaced while the download wrote into it") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/initializer/initializer/fsutil"
 )
 
 func gitIn(t *testing.T, dir string, args ...string) string {
@@ -87,5 +89,23 @@ func TestCheckoutUpdateStoppedLeavesOldTree(t *testing.T) {
 	}
 	if out := gitIn(t, dir, "status", "--porcelain", "--untracked-files=no"); out != "" {
 		t.Errorf("not clean:\n%s", out)
+	}
+}
+
+// A staging folder of a run still cloning is left by another run's
+// clean-up; one a killed run left goes.
+func TestRemoveStaleLeavesLiveStaging(t *testing.T) {
+	dir := t.TempDir()
+	prefix := stagingPrefix(filepath.Join(dir, "code"))
+	live, dead := filepath.Join(dir, prefix+"live"), filepath.Join(dir, prefix+"dead")
+	os.Mkdir(live, 0o755)
+	os.Mkdir(dead, 0o755)
+	fsutil.Lock(live)
+	removeStale(dir, prefix)
+	if _, err := os.Stat(live); err != nil {
+		t.Error("a live run's staging folder was removed")
+	}
+	if _, err := os.Stat(dead); err == nil {
+		t.Error("a killed run's staging folder was left")
 	}
 }

@@ -151,6 +151,7 @@ func (d *dest) prepare() (string, error) {
 		dir, err := os.MkdirTemp(parent, stagingPrefix(d.path))
 		if err == nil {
 			d.staging = dir
+			fsutil.Lock(dir) // another run's removeStale leaves it
 			// MkdirTemp makes it 0700; the clone is for the job's user too.
 			return dir, os.Chmod(dir, 0o755)
 		}
@@ -165,14 +166,16 @@ func (d *dest) prepare() (string, error) {
 		return "", fault.FromSystem(fmt.Errorf("%s: cannot create a staging folder in --path %s: %w", d.conn, d.path, err))
 	}
 	d.staging = dir
+	fsutil.Lock(dir)
 	return dir, nil
 }
 
-// removeStale removes staging folders a killed run left in dir.
+// removeStale removes staging folders a killed run left in dir (not those
+// of a run still cloning).
 func removeStale(dir, prefix string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) && !fsutil.InUse(filepath.Join(dir, e.Name())) {
 			os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
 	}

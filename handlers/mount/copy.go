@@ -142,6 +142,8 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		// is that folder: the copy goes into it, never over the link.
 		dstAbs, c.dstRoot = r, r
 	}
+	held := fsutil.Hold(dstAbs)
+	defer held.Close()
 	if n, err := fsutil.RemoveTemps(dstAbs); err != nil {
 		return Stats{}, fault.FromSystem(err)
 	} else if n > 0 {
@@ -200,6 +202,9 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		return nil
 	})
 	err = g.Wait()
+	if rerr := held.Replaced(); rerr != nil && ctx.Err() == nil {
+		err = fault.New(fault.LocalDisk, "%s: %v while the copy wrote into it (by another container or process?): files may be missing; run again, with nothing else removing --path", opts.Conn, rerr)
+	}
 	if err == nil {
 		err = c.applyDirModes()
 	}

@@ -531,3 +531,21 @@ func TestCopySparseFile(t *testing.T) {
 		t.Errorf("the copy takes %d bytes of %d; stats %+v", fsutil.Allocated(info), info.Size(), st)
 	}
 }
+
+// --path removed while the copy writes into it: the run fails naming that.
+func TestCopyPathRemovedMidway(t *testing.T) {
+	src := t.TempDir()
+	for i := range 40 {
+		write(t, src, fmt.Sprintf("d%d/f%02d", i%4, i), "x", 0o644)
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	var n atomic.Int32
+	_, err := CopyMappings(context.Background(), src, dst, []handlers.Mapping{{}}, Options{Conn: "data", Workers: 1, beforeFile: func(string) {
+		if n.Add(1) == 20 {
+			os.RemoveAll(dst)
+		}
+	}})
+	if fault.ClassOf(err) != fault.LocalDisk || !strings.Contains(err.Error(), "was removed or replaced while the copy wrote into it") {
+		t.Fatalf("err = %v", err)
+	}
+}
