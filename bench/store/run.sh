@@ -11,6 +11,11 @@
 # order rotating every round. Destinations are on a loop-mounted journaled
 # ext4 (as root), MinIO's data on a tmpfs; both are removed at the end. Wall
 # time and peak RSS come from GNU time.
+#
+# A peer's name followed by +sync (TOOLSET="initializer rclone rclone+sync")
+# runs that peer and then a syncfs of the destination, timed together: the
+# same durable result this tool reports. Those runs get their own ratio and
+# are not counted as the fastest peer.
 set -euo pipefail
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false LC_ALL=C
 
@@ -105,6 +110,7 @@ export RCLONE_S3_PROVIDER=Minio RCLONE_S3_ENDPOINT=$EP RCLONE_S3_ACCESS_KEY_ID=$
 copy() {
 	local tool=$1 prefix=$2 dst=$3
 	case $tool in
+	*+sync) copy "${tool%+sync}" "$prefix" "$dst" && sync -f "$dst" ;;
 	initializer) env ${INIT_ENV:-} "$WORK/initializer" --catalog "$WORK/catalog.yaml" --connection "$prefix" --path "$dst" --log-level warn ${INIT_FLAGS:-} ;;
 	s5cmd) "$TB/s5cmd" --endpoint-url "$EP" cp "s3://bench/$prefix/*" "$dst/" ;;
 	rclone) env -u AWS_CA_BUNDLE "$TB/rclone" copy ":s3:bench/$prefix" "$dst" ;;
@@ -117,6 +123,7 @@ copy() {
 resync() {
 	local tool=$1 prefix=$2 dst=$3
 	case $tool in
+	*+sync) resync "${tool%+sync}" "$prefix" "$dst" && sync -f "$dst" ;;
 	s5cmd) "$TB/s5cmd" --endpoint-url "$EP" sync "s3://bench/$prefix/*" "$dst/" ;;
 	mc) "$TB/mc" mirror -q "bench/bench/$prefix" "$dst" ;;
 	*) copy "$@" ;;
@@ -134,8 +141,8 @@ for w in $WORKLOADS; do
 	for ((run = 0; run < RUNS; run++)); do
 		for ((i = 0; i < ${#tools[@]}; i++)); do
 			tool=${tools[$(((i + run) % ${#tools[@]}))]}
-			[[ $w == big && $tool == rclone-tuned ]] && continue
-			dst=$MNT/$tool
+			[[ $w == big && ${tool%+sync} == rclone-tuned ]] && continue
+			dst=$MNT/${tool/+/-}
 			out=$(mktemp)
 			if [[ $w == rerun ]]; then
 				if [[ ! -d $dst/.filled ]]; then
@@ -195,25 +202,38 @@ fi
 
 # ------------------------------------------------------------ report
 {
-	printf '\nObject-store download, MinIO on loopback (data on tmpfs), destination on a journaled ext4; median of %s runs, wall seconds (peak RSS MiB); ratio = initializer / fastest peer.\n\n' "$RUNS"
+	printf '\nObject-store download, MinIO on loopback (data on tmpfs), destination on a journaled ext4; median of %s runs, wall seconds (peak RSS MiB); ratio = initializer / fastest peer; a peer+sync is the peer then a syncfs of the destination, timed together, and has its own ratio.\n\n' "$RUNS"
+	durable=
+	[[ " ${tools[*]} " == *"+sync "* ]] && durable=1
 	printf '| workload |'
 	for t in "${tools[@]}"; do printf ' %s |' "$t"; done
-	printf ' ratio |\n|---|'
+	printf ' ratio |'
+	[[ -n $durable ]] && printf ' ratio to +sync |'
+	printf '\n|---|'
 	for _ in "${tools[@]}"; do printf -- '---|'; done
-	printf -- '---|\n'
+	printf -- '---|'
+	[[ -n $durable ]] && printf -- '---|'
+	printf '\n'
 	for w in $WORKLOADS; do
 		printf '| %s |' "$w"
 		best=
+		bestsync=
 		for t in "${tools[@]}"; do
 			m=$(awk -F'\t' -v w="$w" -v t="$t" '$1==w && $2==t && $5==0 {print $3}' "$RESULTS" | median)
 			r=$(awk -F'\t' -v w="$w" -v t="$t" '$1==w && $2==t {print $4}' "$RESULTS" | sort -n | tail -1)
 			if [[ $m == - ]]; then printf ' – |'; else printf ' %s (%s) |' "$m" "$(((${r:-0}) / 1024))"; fi
-			if [[ $t != initializer && $m != - ]]; then
+			if [[ $t == *+sync && $m != - ]]; then
+				if [[ -z $bestsync ]] || awk -v a="$m" -v b="$bestsync" 'BEGIN{exit !(a<b)}'; then bestsync=$m; fi
+			elif [[ $t != initializer && $m != - ]]; then
 				if [[ -z $best ]] || awk -v a="$m" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$m; fi
 			fi
 			[[ $t == initializer ]] && mine=$m
 		done
-		if [[ -n $best && $mine != - ]]; then printf ' %.2f |\n' "$(awk -v a="$mine" -v b="$best" 'BEGIN{print a/b}')"; else printf ' – |\n'; fi
+		if [[ -n $best && $mine != - ]]; then printf ' %.2f |' "$(awk -v a="$mine" -v b="$best" 'BEGIN{print a/b}')"; else printf ' – |'; fi
+		if [[ -n $durable ]]; then
+			if [[ -n $bestsync && $mine != - ]]; then printf ' %.2f |' "$(awk -v a="$mine" -v b="$bestsync" 'BEGIN{print a/b}')"; else printf ' – |'; fi
+		fi
+		printf '\n'
 	done
 	if [[ $FLOOR != - ]]; then
 		printf '\nThe destination'"'"'s floor for `big`: writing the 2 GiB durably with no download (4 writers with O_DIRECT, then syncfs) takes %s s (median of %s).\n' "$FLOOR" "$RUNS"

@@ -358,7 +358,7 @@ func (s *Store) object(ctx context.Context, key string, opts transfer.Options) (
 			return nil, nil
 		}
 	case errors.Is(err, context.Canceled):
-		return nil, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: reading %q: %w", s.conn, key, err))
+		return nil, fault.New(fault.Interrupted, "%s: interrupted while reading %q, before the download began: %v", s.conn, key, context.Canceled)
 	case Classify(err) == fault.Usage && !isTLS(err) && !isPlainHTTP(err):
 		// A HEAD's error answer has no body (S3 says only "400 Bad
 		// Request"): a listing's names the cause (a wrong region, an
