@@ -107,6 +107,7 @@ func checkoutTree(ctx context.Context, dir string, r *gogit.Repository, h plumbi
 	if err != nil {
 		return err
 	}
+	attrs := readAttributes(r, dir, files)
 	oldBy := make(map[string]*index.Entry, len(old))
 	for _, e := range old {
 		oldBy[e.Name] = e
@@ -167,7 +168,7 @@ func checkoutTree(ctx context.Context, dir string, r *gogit.Repository, h plumbi
 				if err != nil {
 					return fault.New(fault.Integrity, "blob %s (%s): %v", f.hash, f.name, err)
 				}
-				if err := writeBlob(p, obj, f.mode); err != nil {
+				if err := writeBlob(p, obj, f.mode, attrs.eolOf(f.name)); err != nil {
 					return err
 				}
 				if !update {
@@ -439,11 +440,29 @@ func clearPath(p string) error {
 	return nil
 }
 
-// writeBlob writes a blob's content to a new file at p.
-func writeBlob(p string, obj plumbing.EncodedObject, mode filemode.FileMode) error {
+// writeBlob writes a blob's content to a new file at p, with the line
+// endings conv asks.
+func writeBlob(p string, obj plumbing.EncodedObject, mode filemode.FileMode, conv eol) error {
 	perm := os.FileMode(0o644)
 	if mode == filemode.Executable {
 		perm = 0o755
+	}
+	if conv == eolAutoCRLF {
+		// Converted only if it is text with no CR yet: read it once first.
+		rd, err := obj.Reader()
+		if err != nil {
+			return fault.New(fault.Integrity, "blob %s: %v", obj.Hash(), err)
+		}
+		var st textStats
+		_, err = io.Copy(&st, rd)
+		rd.Close()
+		if err != nil {
+			return fault.New(fault.Integrity, "blob %s: %v", obj.Hash(), err)
+		}
+		conv = eolNone
+		if st.converts() {
+			conv = eolCRLF
+		}
 	}
 	rd, err := obj.Reader()
 	if err != nil {
@@ -454,7 +473,11 @@ func writeBlob(p string, obj plumbing.EncodedObject, mode filemode.FileMode) err
 	if err != nil {
 		return fault.FromSystem(err)
 	}
-	if _, err := io.Copy(f, rd); err != nil {
+	var w io.Writer = f
+	if conv == eolCRLF {
+		w = &crlfWriter{w: f}
+	}
+	if _, err := io.Copy(w, rd); err != nil {
 		f.Close()
 		return fault.FromSystem(fmt.Errorf("writing %s: %w", p, err))
 	}

@@ -109,3 +109,57 @@ func TestRemoveStaleLeavesLiveStaging(t *testing.T) {
 		t.Error("a killed run's staging folder was left")
 	}
 }
+
+// Line endings as .gitattributes ask (eol=crlf with text, text=auto, the
+// binary macro, -text, a deeper .gitattributes over the root's): the same
+// bytes as git's own checkout, and a work tree git finds clean.
+func TestCheckoutLineEndingsAsGit(t *testing.T) {
+	src := t.TempDir()
+	gitIn(t, src, "init", "-q", "-b", "main")
+	files := map[string]string{
+		".gitattributes":     "* text=auto\n*.bat text eol=crlf\n*.cmd eol=crlf\nauto/* text=auto eol=crlf\n*.bin binary\nraw.txt -text eol=crlf\n",
+		"win.bat":            "x\ny\n",
+		"alone.cmd":          "a\nb",
+		"auto/text.txt":      "a\nb\n",
+		"auto/has-crlf.txt":  "a\r\nb\n",
+		"auto/binary.dat":    "a\x00\nb\n",
+		"data.bin":           "z\nz\n",
+		"raw.txt":            "r\nr\n",
+		"plain.txt":          "p\n",
+		"sub/.gitattributes": "*.txt eol=crlf\n",
+		"sub/deep.txt":       "d\nd\n",
+		"sub/keep.md":        "m\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(src, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(content), 0o644)
+	}
+	gitIn(t, src, "add", "--renormalize", ".")
+	gitIn(t, src, "add", ".")
+	gitIn(t, src, "commit", "-q", "-m", "eol")
+	head := gitIn(t, src, "rev-parse", "HEAD")
+	ref := filepath.Join(t.TempDir(), "ref")
+	gitIn(t, filepath.Dir(ref), "clone", "-q", src, ref)
+
+	dir := filepath.Join(t.TempDir(), "ours")
+	gitIn(t, filepath.Dir(dir), "clone", "-q", "--no-checkout", src, dir)
+	os.Remove(filepath.Join(dir, ".git", "index"))
+	r, err := gogit.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkoutTree(context.Background(), dir, r, plumbing.NewHash(head), nil); err != nil {
+		t.Fatal(err)
+	}
+	for name := range files {
+		want, _ := os.ReadFile(filepath.Join(ref, filepath.FromSlash(name)))
+		got, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if string(got) != string(want) {
+			t.Errorf("%s: %q, git wrote %q", name, got, want)
+		}
+	}
+	if out := gitIn(t, dir, "status", "--porcelain"); out != "" {
+		t.Errorf("not clean:\n%s", out)
+	}
+}
