@@ -78,6 +78,10 @@ type FileMeta struct {
 	Created fs.FileMode
 }
 
+// Created is the mode a file or folder created with perm gets: perm less
+// the process's umask.
+func Created(perm fs.FileMode) fs.FileMode { return perm &^ umask }
+
 // umask is the process's file mode creation mask, read once at start.
 var umask = func() fs.FileMode {
 	m := unix.Umask(0)

@@ -86,6 +86,7 @@ type downloader struct {
 	spaceChanged chan struct{}
 	dev          uint64   // the device of --path's file system
 	dirDev       sync.Map // folder → whether it is on dev (through links already there)
+	dirDevs      atomic.Int64
 
 	files, bytes, skipped, dirs, objects, retries atomic.Int64
 	planned                                       atomic.Int64 // bytes of the objects planned
@@ -93,7 +94,12 @@ type downloader struct {
 
 	clearing sync.Mutex // --force clears the way for one object at a time
 	mu       sync.Mutex
-	made     []string // folders created for files and markers, the outermost of each MkdirAll: removed if empty when the download fails
+	// The folders created for files and markers (the outermost of each
+	// MkdirAll), removed if empty when the download fails: each, up to
+	// maxMade; beyond, the folders they were made in (bounded memory for a
+	// folder per object).
+	made        []string
+	madeParents map[string]bool
 	// escapedNames maps the local paths of objects whose store key is not
 	// their listed name (RealKeys) to that key: two such objects, one
 	// written by another tool, one by gocloud, can claim the same name.
@@ -111,10 +117,7 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 	if err != nil {
 		// Folders this run made for files that never came: nothing
 		// partial, empty folders included, is left behind.
-		slices.SortFunc(d.made, func(a, b string) int { return len(b) - len(a) })
-		for _, dir := range d.made {
-			fsutil.RemoveEmptyDirs(dir)
-		}
+		d.removeMade()
 		if created != "" {
 			fsutil.RemoveEmptyUpTo(root, created)
 		}
@@ -438,14 +441,59 @@ func (d *downloader) makeDir(ctx context.Context, o object) error {
 	return nil
 }
 
-// madeDir records a folder this download created (top of a MkdirAll).
+// maxMade is how many created folders madeDir records one by one.
+const maxMade = 4096
+
+// madeDir records a folder this download created (top of a MkdirAll). On
+// a --path empty at the start, everything in it is this run's: nothing to
+// record.
 func (d *downloader) madeDir(top string) {
-	if top == "" || top == filepath.Clean(d.root) {
+	if top == "" || top == filepath.Clean(d.root) || d.fresh {
 		return
 	}
 	d.mu.Lock()
-	d.made = append(d.made, top)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if len(d.made) < maxMade {
+		d.made = append(d.made, top)
+		return
+	}
+	if d.madeParents == nil {
+		d.madeParents = map[string]bool{}
+	}
+	if len(d.madeParents) < maxMade {
+		d.madeParents[filepath.Dir(top)] = true
+	}
+}
+
+// removeMade removes the folders the failed download created that are
+// still empty: on a --path empty at the start, every empty folder in it.
+func (d *downloader) removeMade() {
+	if d.fresh {
+		entries, _ := os.ReadDir(d.root)
+		for _, e := range entries {
+			if e.IsDir() {
+				fsutil.RemoveEmptyDirs(filepath.Join(d.root, e.Name()))
+			}
+		}
+		return
+	}
+	slices.SortFunc(d.made, func(a, b string) int { return len(b) - len(a) })
+	for _, dir := range d.made {
+		fsutil.RemoveEmptyDirs(dir)
+	}
+	for parent := range d.madeParents {
+		// Those made in parent since the start: their change time says so.
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			info, err := e.Info()
+			if err != nil || !e.IsDir() {
+				continue
+			}
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && !time.Unix(st.Ctim.Unix()).Before(d.start) {
+				fsutil.RemoveEmptyDirs(filepath.Join(parent, e.Name()))
+			}
+		}
+	}
 }
 
 // clearWay, with --force, removes what stands where o goes and is not the
@@ -705,6 +753,9 @@ func (d *downloader) grow(o object, size int64) error {
 // a link already in --path may lead to another volume, whose space the
 // free space measured at the start does not count.
 func (d *downloader) onRootFS(p string) bool {
+	if d.fresh {
+		return true // nothing, links included, was in --path
+	}
 	dir := filepath.Dir(p)
 	if v, ok := d.dirDev.Load(dir); ok {
 		return v.(bool)
@@ -718,6 +769,11 @@ func (d *downloader) onRootFS(p string) bool {
 		if q == filepath.Dir(q) {
 			break
 		}
+	}
+	if d.dirDevs.Add(1) > maxMade {
+		// A folder per object: the cache would grow with them.
+		d.dirDev.Clear()
+		d.dirDevs.Store(0)
 	}
 	d.dirDev.Store(dir, same)
 	return same

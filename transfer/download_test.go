@@ -962,3 +962,44 @@ func TestDownloadPathRemovedMidway(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A failed download that made a folder per object, more than it records
+// one by one, leaves none of them (empty) behind, and keeps the empty
+// folders that were there before it.
+func TestDownloadFailedRemovesManyFolders(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	const n = maxMade + 600
+	for i := range n {
+		put(t, b, fmt.Sprintf("s/%05d/x", i), []byte("x"))
+	}
+	dst := t.TempDir()
+	os.MkdirAll(filepath.Join(dst, "s", "before"), 0o755) // not this run's
+	os.WriteFile(filepath.Join(dst, "other"), []byte("not fresh"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	var seen atomic.Int32
+	o := testOpts()
+	o.beforeObject = func(string) {
+		if seen.Add(1) == n-100 {
+			// Folders made for objects not downloaded yet are left empty.
+			for i := n - 100; i < n; i++ {
+				os.MkdirAll(filepath.Join(dst, "s", fmt.Sprintf("%05d", i)), 0o755)
+			}
+			cancel()
+		}
+	}
+	if _, err := Download(ctx, b, whole, dst, o); fault.ClassOf(err) != fault.Interrupted {
+		t.Fatalf("err = %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dst, "s"))
+	for _, e := range entries {
+		if e.Name() == "before" {
+			continue
+		}
+		if sub, _ := os.ReadDir(filepath.Join(dst, "s", e.Name())); len(sub) == 0 {
+			t.Fatalf("an empty folder is left: s/%s", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dst, "s", "before")); err != nil {
+		t.Errorf("a folder that was there before went: %v", err)
+	}
+}

@@ -405,13 +405,16 @@ func (c *copier) makeDir(dst string, perm fs.FileMode) error {
 		}
 		err = fs.ErrNotExist
 	}
+	var now fs.FileMode // the mode it has while the copy runs
 	switch {
 	case err == nil:
-		if dst != c.dstRoot && st.Mode().Perm()&0o300 != 0o300 {
+		now = st.Mode().Perm()
+		if dst != c.dstRoot && now&0o300 != 0o300 {
 			// A folder an earlier copy gave a read-only mode: owner-writable
 			// again while this one fills it (the source's mode is set at the
 			// end). Not this user's: the writes say what to do.
 			_ = os.Chmod(dst, st.Mode()&(fs.ModePerm|fs.ModeSetgid|fs.ModeSticky)|0o300)
+			now |= 0o300
 		}
 	default:
 		// Owner-writable while the copy fills it; the source's mode is set at the end.
@@ -419,11 +422,13 @@ func (c *copier) makeDir(dst string, perm fs.FileMode) error {
 			return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
 		}
 		c.dirs.Add(1)
+		now = fsutil.Created(perm | 0o700)
 	}
-	if dst == c.dstRoot {
+	if dst == c.dstRoot || now == perm {
 		// --path keeps its own mode: it is often a folder the pod made
 		// for several users (an emptyDir, group-writable), which this
-		// user may not chmod, and others must still write in.
+		// user may not chmod, and others must still write in. A folder
+		// with its mode already is not kept in memory until the end.
 		return nil
 	}
 	c.mu.Lock()
