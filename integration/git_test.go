@@ -516,3 +516,25 @@ func TestGitRerunKeepsUntrackedInTheWay(t *testing.T) {
 		})
 	}
 }
+
+// TestGitEmptyRepository: a repository with no branch yet is named as
+// such (exit 4) by both engines, and nothing is left at --path.
+func TestGitEmptyRepository(t *testing.T) {
+	f := newGitFixture(t)
+	name := randomName("empty") + ".git"
+	gitCmd(t, f.env.Root, "init", "-q", "--bare", "-b", "main", name)
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(f.env.Root, name)) })
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "code")
+			r := clone(t, nil, gitCatalog(t, f.env.DaemonURL+"/"+name, "", nil, ""), dir, eng)
+			r.expectCode(t, 4)
+			if !strings.Contains(r.Stderr, "is empty (it has no branch)") || strings.Contains(r.Stderr, "ambiguous argument") {
+				t.Errorf("stderr:\n%s", r.Stderr)
+			}
+			if _, err := os.Lstat(dir); err == nil {
+				t.Error("something was left at --path")
+			}
+		})
+	}
+}

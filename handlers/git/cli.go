@@ -463,6 +463,11 @@ func (e *cliEngine) clone(ctx context.Context, dir, rev string, o Options) (targ
 	}
 	h, err := e.head(ctx, dir)
 	if err != nil {
+		if out, ferr := e.run(ctx, dir, "for-each-ref", "--count=1", "--format=%(refname)"); ferr == nil && strings.TrimSpace(out) == "" {
+			// git clone of an empty repository succeeds, with nothing
+			// to check out: said as the go-git engine says it.
+			return target{}, "", fault.New(fault.NotFound, "the repository %s is empty (it has no branch)", e.url)
+		}
 		return target{}, "", err
 	}
 	if h.branch != "" {

@@ -282,6 +282,9 @@ func goGitClass(err error) fault.Class {
 func (e *goGitEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
 	r := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{e.url.String()}})
 	list, err := r.ListContext(ctx, &gogit.ListOptions{Auth: e.auth, PeelingOption: gogit.AppendPeeled})
+	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return newRemoteRefs(), nil // no refs: resolve says the repository is empty
+	}
 	if err != nil {
 		return nil, e.wrap("list refs", err)
 	}
