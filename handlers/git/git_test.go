@@ -34,6 +34,7 @@ func TestParseOptions(t *testing.T) {
 		{[]string{"--depth", "--no-tags"}, Options{}, "needs a value"},
 		{[]string{"--depth 0"}, Options{}, "positive"},
 		{[]string{"--depth x"}, Options{}, "positive"},
+		{[]string{"--depth -1"}, Options{}, `positive number of commits, got "-1"`},
 		{[]string{"--no-tags=1"}, Options{}, "takes no value"},
 		{[]string{"--mirror"}, Options{}, `unknown flag "--mirror"`},
 		{[]string{"--recurse-submodules=lib"}, Options{}, "only all submodules"},

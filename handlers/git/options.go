@@ -42,7 +42,7 @@ func ParseOptions(items []string) (Options, error) {
 			if hasValue {
 				return value, nil
 			}
-			if i+1 >= len(tokens) || strings.HasPrefix(tokens[i+1], "-") {
+			if i+1 >= len(tokens) || strings.HasPrefix(tokens[i+1], "-") && !isNumber(tokens[i+1][1:]) {
 				return "", fmt.Errorf("flag %s needs a value (e.g. %s)", name, example[name])
 			}
 			i++
@@ -98,3 +98,10 @@ func ParseOptions(items []string) (Options, error) {
 }
 
 var example = map[string]string{"--depth": "--depth 1", "--branch": "--branch main", "-b": "-b main", "--filter": "--filter=blob:none"}
+
+// isNumber reports whether s is decimal digits (a value such as the -1
+// of "--depth -1", not a flag).
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil && s != "" && s[0] != '+' && s[0] != '-'
+}
