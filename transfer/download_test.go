@@ -979,12 +979,12 @@ func TestDownloadFailedRemovesManyFolders(t *testing.T) {
 	var seen atomic.Int32
 	o := testOpts()
 	o.beforeObject = func(string) {
-		if seen.Add(1) == n-100 {
-			// Folders made for objects not downloaded yet are left empty.
-			for i := n - 100; i < n; i++ {
+		if seen.Add(1) == n-400 {
+			cancel()
+			// Folders made for objects not downloaded: left empty.
+			for i := n - 400; i < n; i++ {
 				os.MkdirAll(filepath.Join(dst, "s", fmt.Sprintf("%05d", i)), 0o755)
 			}
-			cancel()
 		}
 	}
 	if _, err := Download(ctx, b, whole, dst, o); fault.ClassOf(err) != fault.Interrupted {
