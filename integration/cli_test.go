@@ -549,3 +549,41 @@ func TestResultToDevice(t *testing.T) {
 		t.Errorf("the device was replaced: %v %v", st.Mode(), err)
 	}
 }
+
+// TestResultToStdoutLink: a --result that leads to this process's output
+// (/dev/stdout, or a link to /proc/self/fd/1) with stdout sent to a file
+// is written there, and the link stays a link; a named pipe no process
+// reads is a usage error that says so.
+func TestResultToStdoutLink(t *testing.T) {
+	dir := t.TempDir()
+	src := t.TempDir()
+	writeFile(t, src, "a.txt", "x")
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	link := filepath.Join(dir, "out")
+	os.Symlink("/proc/self/fd/1", link)
+	for _, result := range []string{link, "/dev/stdout"} {
+		outFile := filepath.Join(dir, "stdout.txt")
+		f, _ := os.Create(outFile)
+		cmd := exec.Command(binary, "--catalog", cat, "--connection", "data", "--result", result)
+		cmd.Env, cmd.Stdout = baseEnv(nil), f
+		err := cmd.Run()
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", result, err)
+		}
+		if b, _ := os.ReadFile(outFile); !strings.Contains(string(b), `"status": "ok"`) {
+			t.Errorf("%s: stdout holds %q", result, b)
+		}
+		if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link was replaced: %v %v", st, err)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runCmd(t, nil, binary, "--catalog", cat, "--connection", "data", "--result", fifo)
+	if code != 2 || !strings.Contains(out, "no process reads that pipe") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}

@@ -538,3 +538,46 @@ func TestGitEmptyRepository(t *testing.T) {
 		})
 	}
 }
+
+// TestGitRerunShapeChanges: re-runs across revisions where the submodule
+// becomes a file and comes back, and where a new folder goes where the
+// clone holds an untracked link (to a folder of the user's): the
+// submodule is checked out again on both engines, and the link is refused
+// (exit 2) and kept, as git checkout refuses it.
+func TestGitRerunShapeChanges(t *testing.T) {
+	f := newGitFixture(t)
+	// subfile: main with the submodule replaced by a file, and a new folder.
+	gitCmd(t, f.work, "checkout", "-q", "-b", "subfile", "main")
+	gitCmd(t, f.work, "rm", "-q", "--cached", "sub")
+	os.RemoveAll(filepath.Join(f.work, "sub"))
+	writeFile(t, f.work, "sub", "a file now\n")
+	os.MkdirAll(filepath.Join(f.work, "newdir"), 0o755)
+	writeFile(t, f.work, "newdir/f", "in a new folder\n")
+	gitCmd(t, f.work, "add", "sub", "newdir/f")
+	gitCmd(t, f.work, "commit", "-q", "-m", "sub is a file")
+	gitCmd(t, f.work, "push", "-q", f.bare, "subfile")
+	gitCmd(t, f.work, "checkout", "-q", "main")
+	url := f.env.DaemonURL + "/" + f.name
+	flags := []string{"--recurse-submodules"}
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "code")
+			for _, rev := range []string{"main", "subfile", "main"} {
+				details(t, clone(t, nil, gitCatalog(t, url, rev, flags, ""), dir, eng))
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "sub", "sub.txt")); err != nil || string(b) != "in the submodule\n" {
+				t.Errorf("the submodule is not checked out again: %q %v", b, err)
+			}
+			victim := t.TempDir()
+			os.Symlink(victim, filepath.Join(dir, "newdir"))
+			r := clone(t, nil, gitCatalog(t, url, "subfile", flags, ""), dir, eng)
+			r.expectCode(t, 2)
+			if !strings.Contains(r.Stderr, "has files of its own: newdir;") {
+				t.Errorf("stderr:\n%s", r.Stderr)
+			}
+			if st, err := os.Lstat(filepath.Join(dir, "newdir")); err != nil || st.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("the link was replaced: %v %v", st, err)
+			}
+		})
+	}
+}

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -425,21 +427,27 @@ func (a *app) writeResult(out outcome) error {
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	b = append(b, '\n')
-	if st, serr := os.Stat(a.g.result); serr == nil && !st.Mode().IsRegular() && !st.IsDir() {
-		// A device or a pipe (--result /dev/stdout, /dev/null): written to,
-		// never renamed over.
-		err := writeInPlace(a.g.result, b)
-		if err == nil {
-			return nil
+	fd, path := resultTarget(a.g.result)
+	var err error
+	switch st, serr := os.Stat(path); {
+	case fd >= 0:
+		// This process's own output (/dev/stdout, /dev/fd/1, a link to
+		// one): written to it, never renamed over.
+		err = writeAll(fd, b)
+	case serr == nil && !st.Mode().IsRegular() && !st.IsDir():
+		// A device or a pipe (/dev/null, a named pipe): written to.
+		if err = writeInPlace(path, b); errors.Is(err, syscall.ENXIO) {
+			err = fault.Wrap(fault.Usage, fmt.Errorf("cannot write --result %s: no process reads that pipe; give a file, or read the pipe", a.g.result))
+			a.log.Error("cannot write --result", "path", a.g.result, "error", err)
+			return err
 		}
-		a.log.Error("cannot write --result", "path", a.g.result, "error", err)
-		return fault.FromSystem(fmt.Errorf("cannot write --result %s: %w", a.g.result, err))
-	}
-	_, err := fsutil.WriteFileAtomic(context.Background(), a.g.result, bytes.NewReader(b), fsutil.FileMeta{Mode: 0o644})
-	if err != nil {
-		if st, serr := os.Stat(a.g.result); serr == nil && st.Mode().IsRegular() {
-			if werr := os.WriteFile(a.g.result, b, 0o644); werr == nil {
-				return nil
+	default:
+		// A file, or a link to one: replaced atomically where the link
+		// leads (the link stays).
+		_, err = fsutil.WriteFileAtomic(context.Background(), path, bytes.NewReader(b), fsutil.FileMeta{Mode: 0o644})
+		if err != nil && serr == nil && st.Mode().IsRegular() {
+			if werr := os.WriteFile(path, b, 0o644); werr == nil {
+				err = nil
 			}
 		}
 	}
@@ -451,6 +459,53 @@ func (a *app) writeResult(out outcome) error {
 		return fault.Wrap(fault.Usage, fmt.Errorf("cannot write --result %s: %w; give a file in an existing folder", a.g.result, err))
 	}
 	return fault.FromSystem(fmt.Errorf("cannot write --result %s: %w; give a file in a writable folder (an emptyDir), or a file mounted there", a.g.result, err))
+}
+
+// resultTarget follows the links of the --result path p: the descriptor
+// of this process it leads to (/dev/stdout, /proc/self/fd/1 and the like),
+// or -1 and the path where it ends.
+func resultTarget(p string) (int, string) {
+	for range 40 {
+		for _, prefix := range []string{"/dev/fd/", "/proc/self/fd/"} {
+			if n, err := strconv.Atoi(strings.TrimPrefix(p, prefix)); err == nil && strings.HasPrefix(p, prefix) && n >= 0 {
+				return n, ""
+			}
+		}
+		switch p {
+		case "/dev/stdout":
+			return 1, ""
+		case "/dev/stderr":
+			return 2, ""
+		}
+		st, err := os.Lstat(p)
+		if err != nil || st.Mode()&os.ModeSymlink == 0 {
+			return -1, p
+		}
+		to, err := os.Readlink(p)
+		if err != nil {
+			return -1, p
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(p), to)
+		}
+		p = to
+	}
+	return -1, p
+}
+
+// writeAll writes b to the descriptor fd.
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "write", Path: fmt.Sprintf("/dev/fd/%d", fd), Err: err}
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // writeInPlace writes b to the existing non-regular file p (a pipe with

@@ -312,9 +312,18 @@ func inTheWay(dir string, tracked map[string]bool, next []item, max int) []strin
 			found = append(found, name)
 		}
 	}
+	folders := map[string]bool{} // the folders on the way already looked at
 	for _, it := range next {
 		if len(found) >= max {
 			break
+		}
+		// A file or a link (to a folder, or to nothing) where the revision
+		// has a folder on the way: in the way unless tracked (it goes).
+		for a := path.Dir(it.name); a != "." && !folders[a]; a = path.Dir(a) {
+			folders[a] = true
+			if st, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(a))); err == nil && !st.IsDir() && !tracked[a] {
+				add(a)
+			}
 		}
 		if tracked[it.name] {
 			continue
@@ -322,16 +331,6 @@ func inTheWay(dir string, tracked map[string]bool, next []item, max int) []strin
 		p := filepath.Join(dir, filepath.FromSlash(it.name))
 		st, err := os.Lstat(p)
 		switch {
-		case errors.Is(err, syscall.ENOTDIR):
-			// A file on the way: in the way unless tracked (it goes).
-			for a := path.Dir(it.name); a != "."; a = path.Dir(a) {
-				if st, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(a))); err == nil && !st.IsDir() {
-					if !tracked[a] {
-						add(a)
-					}
-					break
-				}
-			}
 		case err != nil:
 		case it.mode == filemode.Submodule:
 			if !st.IsDir() {

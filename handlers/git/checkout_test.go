@@ -47,18 +47,15 @@ func TestCheckoutUpdateStoppedLeavesOldTree(t *testing.T) {
 	gitIn(t, dir, "checkout", "-q", a)
 	os.WriteFile(filepath.Join(dir, "output.log"), []byte("the job's\n"), 0o644)
 
-	r, err := gogit.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := r.Storer.Index()
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := &goGitEngine{}
+	defer e.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := checkoutTree(ctx, dir, r, plumbing.NewHash(b), idx.Entries); !errors.Is(err, context.Canceled) {
+	if err := e.checkout(ctx, dir, b, ""); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
+	}
+	if head := gitIn(t, dir, "rev-parse", "HEAD"); head != a {
+		t.Errorf("HEAD moved to %s with the work tree left at %s", head, a)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "a.txt")); string(got) != "one\n" {
 		t.Errorf("a.txt = %q", got)
@@ -74,10 +71,12 @@ func TestCheckoutUpdateStoppedLeavesOldTree(t *testing.T) {
 		}
 	}
 
-	if err := checkoutTree(context.Background(), dir, r, plumbing.NewHash(b), idx.Entries); err != nil {
+	if err := e.checkout(context.Background(), dir, b, ""); err != nil {
 		t.Fatal(err)
 	}
-	r.Storer.SetReference(plumbing.NewHashReference(plumbing.HEAD, plumbing.NewHash(b)))
+	if head := gitIn(t, dir, "rev-parse", "HEAD"); head != b {
+		t.Errorf("HEAD %s, want %s", head, b)
+	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "d", "c.txt")); string(got) != "new\n" {
 		t.Errorf("d/c.txt = %q", got)
 	}
@@ -117,7 +116,9 @@ func TestCheckoutLineEndingsAsGit(t *testing.T) {
 	src := t.TempDir()
 	gitIn(t, src, "init", "-q", "-b", "main")
 	files := map[string]string{
-		".gitattributes":     "* text=auto\n*.bat text eol=crlf\n*.cmd eol=crlf\nauto/* text=auto eol=crlf\n*.bin binary\nraw.txt -text eol=crlf\n",
+		".gitattributes":     "* text=auto\n*.bat text eol=crlf\n*.cmd eol=crlf\nauto/* text=auto eol=crlf\n*.bin binary\nraw.txt -text eol=crlf\n[attr]winfile text eol=crlf\n*.m winfile\n*.in crlf=input eol=crlf\n",
+		"a.m":                "m\nm\n",
+		"a.in":               "i\ni\n",
 		"win.bat":            "x\ny\n",
 		"alone.cmd":          "a\nb",
 		"auto/text.txt":      "a\nb\n",

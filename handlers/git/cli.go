@@ -52,6 +52,11 @@ func newCLI(req *handlers.Request, sp *spec) (*cliEngine, error) {
 	// the container runs as another uid): git would refuse to work in the
 	// clone made there ("dubious ownership"). This process made the clone.
 	config := [][2]string{{"safe.directory", "*"}}
+	if sp.fetch.Scheme == "file" {
+		// A local repository the user named (git 2.38.1 allows file://
+		// only to the user's own commands, which these are not).
+		config = append(config, [2]string{"protocol.file.allow", "always"})
+	}
 	a := sp.auth
 	switch a.kind {
 	case authBasic, authStore:

@@ -27,23 +27,26 @@ const (
 	eolAutoCRLF     // text=auto with eol=crlf: the same, for a blob that is text and has no CR yet
 )
 
-// attributes are the gitattributes rules of a tree, lowest priority first:
-// the root's .gitattributes, those of folders below (deeper ones win), then
-// .git/info/attributes.
-type attributes []gitattributes.MatchAttribute
+// attributes are the gitattributes rules of a tree, lowest priority first
+// (the root's .gitattributes, those of folders below, deeper ones winning,
+// then .git/info/attributes), and the macros they define ([attr]name).
+type attributes struct {
+	rules  []gitattributes.MatchAttribute
+	macros map[string][]gitattributes.Attribute
+}
 
 // readAttributes reads the rules of the tree's .gitattributes files (blobs
 // among files) and of the clone at dir's .git/info/attributes; nil when
 // none of them is about line endings, the usual case.
-func readAttributes(r *gogit.Repository, dir string, files []item) attributes {
+func readAttributes(r *gogit.Repository, dir string, files []item) *attributes {
 	type source struct {
 		depth int
-		rules attributes
+		rules []gitattributes.MatchAttribute
 	}
 	var sources []source
 	eolRules := false
 	add := func(depth int, domain []string, rd io.Reader) {
-		var rules attributes
+		var rules []gitattributes.MatchAttribute
 		sc := bufio.NewScanner(rd)
 		for sc.Scan() {
 			// A line git would ignore (a bad name, a macro outside the
@@ -87,20 +90,27 @@ func readAttributes(r *gogit.Repository, dir string, files []item) attributes {
 		return nil
 	}
 	sort.SliceStable(sources, func(i, j int) bool { return sources[i].depth < sources[j].depth })
-	var all attributes
+	as := &attributes{macros: map[string][]gitattributes.Attribute{}}
 	for _, s := range sources {
-		all = append(all, s.rules...)
+		for _, m := range s.rules {
+			if m.Pattern == nil {
+				as.macros[m.Name] = m.Attributes // a later definition wins
+				continue
+			}
+			as.rules = append(as.rules, m)
+		}
 	}
-	return all
+	return as
 }
 
 // lookup returns the state of attribute name for the path p (split on
-// "/"): the highest-priority rule that names it decides (a set "binary"
-// macro unsets text). nil when no rule does.
-func (as attributes) lookup(p []string, name string) gitattributes.Attribute {
-	for i := len(as) - 1; i >= 0; i-- {
-		m := as[i]
-		if m.Pattern == nil || !m.Pattern.Match(p) {
+// "/"): the highest-priority rule that names it, itself or through a macro
+// it sets, decides (the built-in binary macro unsets text). nil when no
+// rule does.
+func (as *attributes) lookup(p []string, name string) gitattributes.Attribute {
+	for i := len(as.rules) - 1; i >= 0; i-- {
+		m := as.rules[i]
+		if !m.Pattern.Match(p) {
 			continue
 		}
 		for j := len(m.Attributes) - 1; j >= 0; j-- {
@@ -108,7 +118,16 @@ func (as attributes) lookup(p []string, name string) gitattributes.Attribute {
 			if a.Name() == name {
 				return a
 			}
-			if name == "text" && a.Name() == "binary" && a.IsSet() {
+			if !a.IsSet() {
+				continue
+			}
+			if macro, ok := as.macros[a.Name()]; ok {
+				for k := len(macro) - 1; k >= 0; k-- {
+					if macro[k].Name() == name {
+						return macro[k]
+					}
+				}
+			} else if name == "text" && a.Name() == "binary" {
 				return unsetText{}
 			}
 		}
@@ -128,27 +147,28 @@ func (unsetText) Value() string       { return "" }
 func (unsetText) String() string      { return "text: unset" }
 
 // eolOf is the conversion for the file name of the tree, as git decides it
-// (convert.c: the text, eol and crlf attributes).
-func (as attributes) eolOf(name string) eol {
+// (convert.c convert_attrs: the text attribute, else the older crlf; then
+// eol, which wins over all but -text and text=auto).
+func (as *attributes) eolOf(name string) eol {
 	if as == nil {
 		return eolNone
 	}
 	p := strings.Split(name, "/")
-	text := as.lookup(p, "text")
-	if text == nil || text.IsUnspecified() {
-		text = as.lookup(p, "crlf") // the older name
-	}
 	e := as.lookup(p, "eol")
-	crlf := e != nil && e.IsValueSet() && e.Value() == "crlf"
-	switch {
-	case !crlf:
+	if e == nil || !e.IsValueSet() || e.Value() != "crlf" {
 		return eolNone
-	case text == nil || text.IsUnspecified() || text.IsSet():
-		return eolCRLF // eol=crlf alone makes the file text
-	case text.IsValueSet() && text.Value() == "auto":
+	}
+	text := as.lookup(p, "text")
+	if text == nil || text.IsUnspecified() || text.IsValueSet() && text.Value() != "auto" && text.Value() != "input" {
+		text = as.lookup(p, "crlf") // git reads the older name when text says nothing
+	}
+	switch {
+	case text != nil && text.IsUnset():
+		return eolNone // -text, binary
+	case text != nil && text.IsValueSet() && text.Value() == "auto":
 		return eolAutoCRLF
 	}
-	return eolNone // -text, binary
+	return eolCRLF
 }
 
 // textStats are git's counts over a blob (convert.c gather_stats) that

@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -491,6 +492,11 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 	if err != nil {
 		return e.wrap("read the index", err)
 	}
+	// HEAD moves once the work tree is the commit's: a stop before leaves
+	// the clone at its old revision, whole.
+	if err := checkoutTree(ctx, dir, r, h, idx.Entries); err != nil { // no entries on a fresh clone
+		return err
+	}
 	head := plumbing.NewHashReference(plumbing.HEAD, h)
 	if branch != "" {
 		name := plumbing.NewBranchReferenceName(branch)
@@ -502,9 +508,8 @@ func (e *goGitEngine) checkout(ctx context.Context, dir, commit, branch string) 
 	if err := r.Storer.SetReference(head); err != nil {
 		return e.wrap("set HEAD", err)
 	}
-	err = checkoutTree(ctx, dir, r, h, idx.Entries) // none on a fresh clone
-	if err != nil || branch == "" {
-		return err
+	if branch == "" {
+		return nil
 	}
 	cfg, err := r.Config()
 	if err != nil {
@@ -575,6 +580,11 @@ func (e *goGitEngine) updateSubmodules(ctx context.Context, r *gogit.Repository,
 		if err != nil {
 			return e.wrap("submodule "+p, fmt.Errorf("no commit recorded at %s: %w", s.Config().Path, err))
 		}
+		if entry.Mode != filemode.Submodule {
+			// .gitmodules still names it, but the tree has a file or a
+			// link there: no submodule to update (git skips it too).
+			continue
+		}
 		if err := s.Init(); err != nil && !errors.Is(err, gogit.ErrSubmoduleAlreadyInitialized) {
 			return e.wrap("submodule "+p, err)
 		}
@@ -593,7 +603,11 @@ func (e *goGitEngine) updateSubmodules(ctx context.Context, r *gogit.Repository,
 		if err != nil {
 			return e.wrap("submodule "+p, err)
 		}
-		if err := sw.Checkout(&gogit.CheckoutOptions{Hash: entry.Hash}); err != nil {
+		// A work tree with nothing checked out yet (its folder made again,
+		// after a revision that had a file there) is filled as git
+		// submodule update --force does; one with files keeps go-git's
+		// check for local changes.
+		if err := sw.Checkout(&gogit.CheckoutOptions{Hash: entry.Hash, Force: emptyWorkTree(sw.Filesystem.Root())}); err != nil {
 			return e.checkoutErr(fmt.Errorf("submodule %s: %w", p, err))
 		}
 		if err := sr.Storer.SetReference(plumbing.NewHashReference(plumbing.HEAD, entry.Hash)); err != nil {
@@ -605,6 +619,20 @@ func (e *goGitEngine) updateSubmodules(ctx context.Context, r *gogit.Repository,
 		}
 	}
 	return nil
+}
+
+// emptyWorkTree reports whether the folder dir holds nothing but a .git.
+func emptyWorkTree(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Name() != ".git" {
+			return false
+		}
+	}
+	return true
 }
 
 // fetchPinned fetches into a submodule's repository the commit its parent
