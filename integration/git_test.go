@@ -581,3 +581,18 @@ func TestGitRerunShapeChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestGitFileURL: a local repository given as file:// is cloned by both
+// engines (git allows file:// only to the user's own commands by default).
+func TestGitFileURL(t *testing.T) {
+	f := newGitFixture(t)
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "code")
+			details(t, clone(t, nil, gitCatalog(t, "file://"+f.bare, "v1.0", nil, ""), dir, eng))
+			if c, _ := headOf(t, dir); c != f.c2 {
+				t.Errorf("HEAD %s, want %s", c, f.c2)
+			}
+		})
+	}
+}
