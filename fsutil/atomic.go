@@ -174,10 +174,23 @@ func Lock(p string) {
 	}
 }
 
+// freshTemp is how recent a temporary file's last change must be for
+// InUse to take it for a live run's without asking its lock: one made an
+// instant ago may not be locked yet (its run locks it right after).
+const freshTemp = 2 * time.Second
+
 // InUse reports whether the temporary file or folder p is held by a live
 // run (another process: a second run into the same --path, or into a
-// folder around it), which must not lose it.
+// folder around it), which must not lose it: it is locked, or it changed
+// in the last moments.
 func InUse(p string) bool {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return false
+	}
+	if time.Since(time.Unix(st.Mtim.Unix())) < freshTemp {
+		return true
+	}
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return false

@@ -112,6 +112,7 @@ func TestRemoveTemps(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
 	for _, n := range []string{"a/" + TempPrefix + "1", "a/b/" + TempPrefix + "2", "a/keep"} {
 		os.WriteFile(filepath.Join(dir, n), nil, 0o644)
+		backdate(filepath.Join(dir, n))
 	}
 	n, err := RemoveTemps(dir)
 	if err != nil || n != 2 {
@@ -130,6 +131,7 @@ func TestRemoveTempsIn(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
 	for _, n := range []string{TempPrefix + "1", "sub/" + TempPrefix + "2", "keep"} {
 		os.WriteFile(filepath.Join(dir, n), nil, 0o644)
+		backdate(filepath.Join(dir, n))
 	}
 	n, err := RemoveTempsIn(dir)
 	if err != nil || n != 1 {
@@ -199,6 +201,7 @@ func TestRemoveTempsLeavesLiveOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	backdate(f.Name()) // its lock alone keeps it
 	for _, remove := range []func(string) (int, error){RemoveTemps, func(string) (int, error) { return RemoveTempsIn(filepath.Dir(f.Name())) }} {
 		if n, err := remove(dir); err != nil || n != 0 {
 			t.Fatalf("removed %d (%v) of a live run's", n, err)
@@ -208,6 +211,28 @@ func TestRemoveTempsLeavesLiveOnes(t *testing.T) {
 		}
 	}
 	f.Close()
+	if n, err := RemoveTemps(dir); err != nil || n != 1 {
+		t.Fatalf("removed %d, %v", n, err)
+	}
+}
+
+// backdate gives p a modification time an hour ago: a killed run's
+// leftover, not a file a live run has just made.
+func backdate(p string) {
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(p, old, old)
+}
+
+// A temporary file made an instant ago, not locked yet (its run locks it
+// right after making it), is taken for a live run's and left.
+func TestRemoveTempsLeavesJustMadeOnes(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, TempPrefix+"new")
+	os.WriteFile(p, nil, 0o644)
+	if n, err := RemoveTemps(dir); err != nil || n != 0 {
+		t.Fatalf("removed %d, %v", n, err)
+	}
+	backdate(p)
 	if n, err := RemoveTemps(dir); err != nil || n != 1 {
 		t.Fatalf("removed %d, %v", n, err)
 	}

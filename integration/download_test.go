@@ -570,6 +570,8 @@ func TestDownloadSelectionErrors(t *testing.T) {
 			par := t.TempDir()
 			other := writeFile(t, par, "otherjob/deep/"+fsutil.TempPrefix+"abc", "another run's")
 			stale := writeFile(t, par, fsutil.TempPrefix+"def", "left by a killed run")
+			old := time.Now().Add(-time.Hour)
+			os.Chtimes(stale, old, old)
 			r = cli(t, env3, "--catalog", storeCatalog(t, one), "--connection", "data", "--path", filepath.Join(par, "model.txt"))
 			r.expectCode(t, 0)
 			if _, err := os.Stat(other); err != nil {

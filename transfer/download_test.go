@@ -288,6 +288,8 @@ func TestDownloadCancelled(t *testing.T) {
 	}
 	dst := t.TempDir()
 	os.WriteFile(filepath.Join(dst, fsutil.TempPrefix+"stale"), []byte("old run"), 0o644)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(dst, fsutil.TempPrefix+"stale"), old, old)
 	ctx, cancel := context.WithCancel(context.Background())
 	var n atomic.Int32
 	o := testOpts()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -100,6 +101,9 @@ func TestRemoveStaleLeavesLiveStaging(t *testing.T) {
 	os.Mkdir(live, 0o755)
 	os.Mkdir(dead, 0o755)
 	fsutil.Lock(live)
+	old := time.Now().Add(-time.Hour) // not made an instant ago: the lock alone tells
+	os.Chtimes(live, old, old)
+	os.Chtimes(dead, old, old)
 	removeStale(dir, prefix)
 	if _, err := os.Stat(live); err != nil {
 		t.Error("a live run's staging folder was removed")

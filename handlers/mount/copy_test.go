@@ -273,6 +273,8 @@ func TestCopyCancelledLeavesNothingHalfWritten(t *testing.T) {
 	dst := t.TempDir()
 	// A temporary file from a "killed" earlier run is cleaned up.
 	write(t, dst, "d1/"+fsutil.TempPrefix+"old", "stale", 0o644)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(dst, "d1", fsutil.TempPrefix+"old"), old, old)
 	ctx, cancel := context.WithCancel(context.Background())
 	var started atomic.Int32
 	_, err := CopyMappings(ctx, src, dst, []handlers.Mapping{{}}, Options{Workers: 4, beforeFile: func(string) {
