@@ -13,6 +13,7 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
 )
 
@@ -167,4 +168,35 @@ func TestCheckoutLineEndingsAsGit(t *testing.T) {
 	if out := gitIn(t, dir, "status", "--porcelain"); out != "" {
 		t.Errorf("not clean:\n%s", out)
 	}
+}
+
+// A --path that received files from elsewhere while the clone ran (another
+// run into it, a folder put in its place) is refused (exit 2) before
+// anything of the clone moves: nothing there is replaced.
+func TestPublishRefusesWhatCameMeanwhile(t *testing.T) {
+	c, _ := keysOf(t, `{"name":"r","kind":"git","schema":{"url":"x"}}`, nil)
+	u, _ := parseRemote("https://h/r.git")
+	target := filepath.Join(t.TempDir(), "code")
+	d, _ := inspectDest(c, target, u, false)
+	dir, err := d.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"README", "other", ".git/HEAD"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte("the clone's"), 0o644)
+	}
+	os.MkdirAll(target, 0o755)
+	os.WriteFile(filepath.Join(target, "README"), []byte("mine"), 0o644)
+	err = d.publish()
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "received README from elsewhere while the clone ran") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "README")); string(b) != "mine" {
+		t.Errorf("README = %q", b)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 1 {
+		t.Errorf("--path holds %v", entries)
+	}
+	d.abandon()
 }

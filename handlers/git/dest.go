@@ -195,6 +195,10 @@ func (d *dest) publish() error {
 		return nil
 	}
 	fail := func(err error) error {
+		var fe *fault.Error
+		if errors.As(err, &fe) {
+			return err // says it all
+		}
 		return fault.FromSystem(fmt.Errorf("%s: cannot move the clone into --path %s: %w", d.conn, d.path, err))
 	}
 	if d.inside {
@@ -270,10 +274,37 @@ func (d *dest) moveUp() error {
 	if len(names) < len(entries) {
 		names = append(names, ".git")
 	}
+	// Nothing of --path is replaced: a name there now came from elsewhere
+	// while the clone ran (another run into the same --path, a folder put
+	// in its place), and is refused before anything moves.
+	var taken []string
 	for _, name := range names {
-		if err := os.Rename(filepath.Join(d.staging, name), filepath.Join(d.path, name)); err != nil {
+		if _, err := os.Lstat(filepath.Join(d.path, name)); err == nil {
+			taken = append(taken, name)
+		}
+	}
+	if len(taken) > 0 {
+		return fault.New(fault.Usage, "%s: --path %s received %s from elsewhere while the clone ran (another run into the same --path?); nothing of the clone was moved over it: empty --path, or pass --force, and run again",
+			d.conn, d.path, strings.Join(taken, ", "))
+	}
+	var moved []string
+	for _, name := range names {
+		err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(d.staging, name), unix.AT_FDCWD, filepath.Join(d.path, name), unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			// A file system without RENAME_NOREPLACE: the check above stands.
+			err = os.Rename(filepath.Join(d.staging, name), filepath.Join(d.path, name))
+		}
+		if err != nil {
+			// Back where they were: nothing of a clone is left half-moved.
+			for _, m := range moved {
+				os.Rename(filepath.Join(d.path, m), filepath.Join(d.staging, m))
+			}
+			if errors.Is(err, unix.EEXIST) {
+				return fault.New(fault.Usage, "%s: --path %s received %s from elsewhere while the clone ran (another run into the same --path?); nothing of the clone was moved over it: empty --path, or pass --force, and run again", d.conn, d.path, name)
+			}
 			return err
 		}
+		moved = append(moved, name)
 	}
 	if err := os.Remove(d.staging); err != nil {
 		return err
