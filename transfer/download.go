@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,12 +93,7 @@ type downloader struct {
 
 	clearing sync.Mutex // --force clears the way for one object at a time
 	mu       sync.Mutex
-	// The folders created for files and markers (the outermost of each
-	// MkdirAll), removed if empty when the download fails: each, up to
-	// maxMade; beyond, the folders they were made in (bounded memory for a
-	// folder per object).
-	made        []string
-	madeParents map[string]bool
+	made *fsutil.MadeDirs // folders created for files and markers: removed if empty when the download fails
 	// escapedNames maps the local paths of objects whose store key is not
 	// their listed name (RealKeys) to that key: two such objects, one
 	// written by another tool, one by gocloud, can claim the same name.
@@ -112,7 +106,7 @@ type downloader struct {
 // still empty: a failed run leaves no empty --path behind.
 func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string, opts Options) (Stats, error) {
 	created := fsutil.FirstMissing(root)
-	d := &downloader{b: b, root: root, start: time.Now(), spaceChanged: make(chan struct{})}
+	d := &downloader{b: b, root: root, start: time.Now(), spaceChanged: make(chan struct{}), made: fsutil.NewMadeDirs()}
 	st, err := d.run(ctx, sels, opts)
 	if err != nil {
 		// Folders this run made for files that never came: nothing
@@ -441,9 +435,6 @@ func (d *downloader) makeDir(ctx context.Context, o object) error {
 	return nil
 }
 
-// maxMade is how many created folders madeDir records one by one.
-const maxMade = 4096
-
 // madeDir records a folder this download created (top of a MkdirAll). On
 // a --path empty at the start, everything in it is this run's: nothing to
 // record.
@@ -451,18 +442,7 @@ func (d *downloader) madeDir(top string) {
 	if top == "" || top == filepath.Clean(d.root) || d.fresh {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.made) < maxMade {
-		d.made = append(d.made, top)
-		return
-	}
-	if d.madeParents == nil {
-		d.madeParents = map[string]bool{}
-	}
-	if len(d.madeParents) < maxMade {
-		d.madeParents[filepath.Dir(top)] = true
-	}
+	d.made.Add(top)
 }
 
 // removeMade removes the folders the failed download created that are
@@ -477,23 +457,7 @@ func (d *downloader) removeMade() {
 		}
 		return
 	}
-	slices.SortFunc(d.made, func(a, b string) int { return len(b) - len(a) })
-	for _, dir := range d.made {
-		fsutil.RemoveEmptyDirs(dir)
-	}
-	for parent := range d.madeParents {
-		// Those made in parent since the start: their change time says so.
-		entries, _ := os.ReadDir(parent)
-		for _, e := range entries {
-			info, err := e.Info()
-			if err != nil || !e.IsDir() {
-				continue
-			}
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && !time.Unix(st.Ctim.Unix()).Before(d.start) {
-				fsutil.RemoveEmptyDirs(filepath.Join(parent, e.Name()))
-			}
-		}
-	}
+	d.made.RemoveEmpty()
 }
 
 // clearWay, with --force, removes what stands where o goes and is not the
@@ -770,7 +734,7 @@ func (d *downloader) onRootFS(p string) bool {
 			break
 		}
 	}
-	if d.dirDevs.Add(1) > maxMade {
+	if d.dirDevs.Add(1) > 4096 {
 		// A folder per object: the cache would grow with them.
 		d.dirDev.Clear()
 		d.dirDevs.Store(0)
@@ -808,12 +772,7 @@ func (d *downloader) spaceSignal() {
 }
 
 // blocks is the space a file of size bytes takes: whole blocks.
-func (d *downloader) blocks(size int64) int64 {
-	if d.block <= 1 || size <= 0 {
-		return size
-	}
-	return (size + d.block - 1) / d.block * d.block
-}
+func (d *downloader) blocks(size int64) int64 { return fsutil.Blocks(size, d.block) }
 
 // head reads the attributes of key, with retries.
 func (d *downloader) head(ctx context.Context, key string) (*blob.Attributes, error) {

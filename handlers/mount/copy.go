@@ -68,6 +68,8 @@ type copier struct {
 	mu       sync.Mutex
 	ignored  []string
 	dirModes []dirMode
+	made     *fsutil.MadeDirs // folders made: removed if still empty when the copy fails
+	block    int64            // the allocation unit at --path: a file takes whole blocks
 	prog     *transfer.Progress
 	maps     []srcDst // every mapping's source (real path) and destination
 }
@@ -133,7 +135,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		fsutil.Within(real, dstReal) || fsutil.Within(dstReal, real) {
 		return Stats{}, fault.New(fault.Usage, "%s: --path %s and the mount %s overlap; copy into a folder outside the mount", opts.Conn, dstRoot, srcRoot)
 	}
-	c := &copier{opts: opts, srcRoot: real, dstRoot: dstAbs}
+	c := &copier{opts: opts, srcRoot: real, dstRoot: dstAbs, made: fsutil.NewMadeDirs()}
 	if err := c.makeRoot(dstRoot); err != nil {
 		return Stats{}, err
 	}
@@ -165,6 +167,8 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		plan = append(plan, srcDst{src, dst})
 	}
 	c.maps = plan // links lead to what any of them copies
+	space, serr := fsutil.FreeSpace(dstAbs)
+	c.block = int64(space.Block)
 	for _, p := range plan {
 		n, err := c.pendingBytes(ctx, p.src, p.dst)
 		if err != nil {
@@ -172,7 +176,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		}
 		need += n
 	}
-	if space, err := fsutil.FreeSpace(dstAbs); err == nil && uint64(need) > space.Free {
+	if serr == nil && uint64(need) > space.Free {
 		return Stats{}, fault.New(fault.LocalDisk, "%s: not enough space at %s: %s to copy, %s free; give the volume more room or copy fewer --paths", opts.Conn, dstRoot, human(uint64(need)), human(space.Free))
 	}
 
@@ -215,6 +219,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	}
 	st := Stats{Files: c.files.Load(), Bytes: c.prog.Live.Load(), Skipped: c.skipped.Load(), Links: c.links.Load(), Dirs: c.dirs.Load(), Ignored: c.ignored}
 	if err != nil {
+		c.made.RemoveEmpty() // nothing half-copied, empty folders included
 		if ctx.Err() != nil {
 			return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: copy interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
 		}
@@ -272,7 +277,7 @@ func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, erro
 			}
 		}
 		if info != nil && info.Mode().IsRegular() && !upToDate(info, target(src, dst, p)) {
-			n += fsutil.Allocated(info) // a sparse file's copy keeps its holes
+			n += fsutil.Blocks(fsutil.Allocated(info), c.block) // a sparse file's copy keeps its holes
 		}
 		return nil
 	})
@@ -418,8 +423,12 @@ func (c *copier) makeDir(dst string, perm fs.FileMode) error {
 		}
 	default:
 		// Owner-writable while the copy fills it; the source's mode is set at the end.
+		top := fsutil.FirstMissing(dst)
 		if err := os.MkdirAll(dst, perm|0o700); err != nil {
 			return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
+		}
+		if dst != c.dstRoot {
+			c.made.Add(top)
 		}
 		c.dirs.Add(1)
 		now = fsutil.Created(perm | 0o700)

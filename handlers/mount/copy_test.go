@@ -551,3 +551,45 @@ func TestCopyPathRemovedMidway(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A copy into an existing --path that stops leaves none of the folders it
+// made empty, and keeps the empty folders that were there.
+func TestCopyFailedRemovesFoldersMade(t *testing.T) {
+	src := t.TempDir()
+	for i := range 60 {
+		write(t, src, fmt.Sprintf("s/%02d/f", i), "x", 0o644)
+	}
+	dst := t.TempDir()
+	os.MkdirAll(filepath.Join(dst, "s", "before"), 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int32
+	_, err := CopyMappings(ctx, src, dst, []handlers.Mapping{{}}, Options{Conn: "data", Workers: 1, beforeFile: func(string) {
+		if n.Add(1) == 20 {
+			cancel()
+		}
+	}})
+	if fault.ClassOf(err) != fault.Interrupted {
+		t.Fatalf("err = %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dst, "s"))
+	for _, e := range entries {
+		if sub, _ := os.ReadDir(filepath.Join(dst, "s", e.Name())); len(sub) == 0 && e.Name() != "before" {
+			t.Fatalf("an empty folder is left: s/%s", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dst, "s", "before")); err != nil {
+		t.Errorf("a folder that was there before went: %v", err)
+	}
+}
+
+// The space a copy needs counts whole blocks: a byte takes one.
+func TestCopyNeedsWholeBlocks(t *testing.T) {
+	src := t.TempDir()
+	for i := range 3 {
+		write(t, src, fmt.Sprintf("f%d", i), "x", 0o644)
+	}
+	c := &copier{block: 4096}
+	if n, err := c.pendingBytes(context.Background(), src, t.TempDir()); err != nil || n != 3*4096 {
+		t.Errorf("pendingBytes = %d, %v", n, err)
+	}
+}
