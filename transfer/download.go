@@ -93,7 +93,7 @@ type downloader struct {
 
 	clearing sync.Mutex // --force clears the way for one object at a time
 	mu       sync.Mutex
-	made *fsutil.MadeDirs // folders created for files and markers: removed if empty when the download fails
+	made     *fsutil.MadeDirs // folders created for files and markers: removed if empty when the download fails
 	// escapedNames maps the local paths of objects whose store key is not
 	// their listed name (RealKeys) to that key: two such objects, one
 	// written by another tool, one by gocloud, can claim the same name.
