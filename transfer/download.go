@@ -91,8 +91,7 @@ type downloader struct {
 	planned                                       atomic.Int64 // bytes of the objects planned
 	start                                         time.Time    // when the download started: what --force may replace is older
 
-	clearing sync.Mutex // --force clears the way for one object at a time
-	mu       sync.Mutex
+	clearing sync.Mutex       // --force clears the way for one object at a time
 	made     *fsutil.MadeDirs // folders created for files and markers: removed if empty when the download fails
 	// escapedNames maps the local paths of objects whose store key is not
 	// their listed name (RealKeys) to that key: two such objects, one
