@@ -15,11 +15,7 @@ import (
 // ownership").
 func TestGitCloneAsAnotherUser(t *testing.T) {
 	f := newGitFixture(t)
-	base := sharedDir(t, 0o777)
-	cat := filepath.Join(base, "catalog.yaml")
-	if err := os.WriteFile(cat, []byte(fmt.Sprintf("connections:\n  - {name: repo, kind: git, schema: {url: %q}}\n", f.env.DaemonURL+"/"+f.name)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	base, cat := sharedGitCatalog(t, f)
 	for _, eng := range engines {
 		t.Run(eng, func(t *testing.T) {
 			empty := filepath.Join(base, "empty-"+eng) // root's, writable by all
@@ -49,11 +45,7 @@ func TestGitCloneAsAnotherUser(t *testing.T) {
 // a hint about credentials.
 func TestGitRerunByUserWhoMayNotWrite(t *testing.T) {
 	f := newGitFixture(t)
-	base := sharedDir(t, 0o777)
-	cat := filepath.Join(base, "catalog.yaml")
-	if err := os.WriteFile(cat, []byte(fmt.Sprintf("connections:\n  - {name: repo, kind: git, schema: {url: %q}}\n", f.env.DaemonURL+"/"+f.name)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	base, cat := sharedGitCatalog(t, f)
 	for _, eng := range engines {
 		t.Run(eng, func(t *testing.T) {
 			code := filepath.Join(base, "code-"+eng)
@@ -70,4 +62,16 @@ func TestGitRerunByUserWhoMayNotWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sharedGitCatalog returns a folder every user may write in, and in it a
+// catalog of the fixture's repository as "repo", for runs as other users.
+func sharedGitCatalog(t *testing.T, f *gitFixture) (base, cat string) {
+	t.Helper()
+	base = sharedDir(t, 0o777)
+	cat = filepath.Join(base, "catalog.yaml")
+	if err := os.WriteFile(cat, []byte(fmt.Sprintf("connections:\n  - {name: repo, kind: git, schema: {url: %q}}\n", f.env.DaemonURL+"/"+f.name)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return base, cat
 }

@@ -211,30 +211,7 @@ func checkoutTree(ctx context.Context, dir string, r *gogit.Repository, h plumbi
 	}
 	if update {
 		// From here on, not interrupted: a few renames and removals.
-		if err := removeDropped(dir, old, files, links, gitlinks); err != nil {
-			return err
-		}
-	}
-	if err := makeDirs(dir, dirList); err != nil {
-		return err
-	}
-	for _, i := range todo {
-		if i >= len(files) {
-			continue
-		}
-		if !update {
-			continue
-		}
-		f := files[i]
-		p := filepath.Join(dir, filepath.FromSlash(f.name))
-		if err := clearPath(p); err != nil {
-			return err
-		}
-		if err := os.Rename(filepath.Join(staged, strconv.Itoa(i)), p); err != nil {
-			return fault.FromSystem(err)
-		}
-		var err error
-		if entries[i], err = indexEntry(p, f.name, f.hash, f.mode); err != nil {
+		if err := moveStaged(dir, staged, old, files, links, gitlinks, dirList, todo, entries); err != nil {
 			return err
 		}
 	}
@@ -263,6 +240,36 @@ func checkoutTree(ctx context.Context, dir string, r *gogit.Repository, h plumbi
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	if err := r.Storer.SetIndex(&index.Index{Version: 2, Entries: entries}); err != nil {
 		return fault.FromSystem(fmt.Errorf("writing the index: %w", err))
+	}
+	return nil
+}
+
+// moveStaged is an update's last pass: it removes what the new tree drops,
+// makes its folders and moves the staged files (todo's, below len(files))
+// into place, filling their index entries.
+func moveStaged(dir, staged string, old []*index.Entry, files, links, gitlinks []item, dirList []string, todo []int, entries []*index.Entry) error {
+	if err := removeDropped(dir, old, files, links, gitlinks); err != nil {
+		return err
+	}
+	if err := makeDirs(dir, dirList); err != nil {
+		return err
+	}
+	for _, i := range todo {
+		if i >= len(files) {
+			break // the links, made by the caller
+		}
+		f := files[i]
+		p := filepath.Join(dir, filepath.FromSlash(f.name))
+		if err := clearPath(p); err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(staged, strconv.Itoa(i)), p); err != nil {
+			return fault.FromSystem(err)
+		}
+		var err error
+		if entries[i], err = indexEntry(p, f.name, f.hash, f.mode); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -429,15 +429,12 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	}
 	if !direct {
 		cctx := ctx
-		if !dest.fresh {
-			// Changing the clone in place: once begun, the checkout ends
-			// (the go-git engine writes the new contents aside first, and
-			// stops within that step); a stop midway would leave the tree
-			// half one revision, half the other.
+		if !dest.fresh && sp.engine == EngineCLI {
+			// git checkout changes the clone in place: once begun, it ends;
+			// a stop midway would leave the tree half one revision, half the
+			// other. (The go-git engine writes the new contents aside first,
+			// and stops only within that step.)
 			cctx = context.WithoutCancel(ctx)
-			if sp.engine == EngineGoGit {
-				cctx = ctx
-			}
 		}
 		if err := eng.checkout(cctx, dir, commit, branch); err != nil {
 			return nil, h.describe(req, sp, err)
