@@ -39,7 +39,8 @@ type auth struct {
 
 	user, pass secret.Value // authBasic; pass may be empty (a bare token is the user)
 
-	store string // authStore: path of the .git-credentials file
+	store       string // authStore: path of the .git-credentials file
+	unusedStore string // a GIT_CREDENTIALS_STORE that names no file, and why
 
 	key        []byte       // authSSH: the private key (PEM), nil to let ssh use its defaults
 	keySource  string       // where the key was read from
@@ -148,11 +149,20 @@ func resolveAuth(conn *connections.Connection, keys *connections.Keys, u remote,
 	if v, ok, err := keys.Lookup("GIT_CREDENTIALS_STORE"); err != nil {
 		return fail(err)
 	} else if ok {
-		p := v.Reveal()
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		p := v.Setting() // a path, not a credential
+		st, err := os.Stat(p)
+		if err == nil && !st.IsDir() {
 			a.kind, a.store, a.source = authStore, p, v.Source()
 			return a, u.toHTTPS(), nil
 		}
+		// Not fatal (a public repository needs none), but said should the
+		// remote ask for credentials.
+		why := "a folder"
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			why = "not readable (" + pe.Err.Error() + ")"
+		}
+		a.unusedStore = fmt.Sprintf("%s names %s, which is %s", v.Source(), p, why)
 	}
 	for _, d := range keys.Dirs() {
 		p := filepath.Join(d, ".git-credentials")
@@ -201,14 +211,14 @@ func findKey(conn *connections.Connection, keys *connections.Keys) ([]byte, stri
 	} else if ok {
 		raw := v.Reveal()
 		if strings.Contains(raw, "PRIVATE KEY-----") {
-			return []byte(strings.TrimSpace(raw) + "\n"), v.Source(), nil
+			return normalKey([]byte(raw)), v.Source(), nil
 		}
 		if filepath.IsAbs(raw) {
 			b, err := os.ReadFile(raw)
 			if err != nil {
 				return nil, "", fault.FromSystem(fmt.Errorf("%s: SSH key %s (from %s): %w", conn, raw, v.Source(), err))
 			}
-			return b, raw, nil
+			return normalKey(b), raw, nil
 		}
 		names = []string{raw}
 	}
@@ -226,13 +236,22 @@ func findKey(conn *connections.Connection, keys *connections.Keys) ([]byte, stri
 			if !bytes.Contains(b, []byte("PRIVATE KEY")) {
 				return nil, "", fault.New(fault.Usage, "%s: %s is not a PEM/OpenSSH private key (no \"PRIVATE KEY\" header); put the private key there, not the .pub file", conn, p)
 			}
-			return b, p, nil
+			return normalKey(b), p, nil
 		}
 	}
 	if len(names) == 1 && names[0] != defaultKeyNames[0] {
 		return nil, "", fault.New(fault.Usage, "%s: POLYAXON_SSH_PRIVATE_KEY names %q but no such file is in %s; fix the name or mount the key there", conn, names[0], orNone(dirs))
 	}
 	return nil, "", nil
+}
+
+// normalKey returns a key file's text as OpenSSH reads it: a key written
+// with Windows line endings, or without its last newline (as templating
+// and kubectl --from-literal leave it), fails to load in ssh ("error in
+// libcrypto") though go-git reads it.
+func normalKey(b []byte) []byte {
+	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	return append(bytes.TrimSpace(b), '\n')
 }
 
 // findKnownHosts returns the known_hosts files to verify host keys with:

@@ -60,13 +60,15 @@ func newCLI(req *handlers.Request, sp *spec) (*cliEngine, error) {
 	a := sp.auth
 	switch a.kind {
 	case authBasic, authStore:
+		// printf, not echo: dash's echo reads backslashes in the values
+		// (a CORP\nina user name, a password with \\ or \c) as escapes.
 		scope := sp.fetch.credentialScope()
 		// An empty helper first resets the helpers of the system and user
 		// configuration, so theirs cannot answer in place of ours.
 		config = append(config, [2]string{"credential." + scope + ".helper", ""})
 		if a.kind == authBasic {
 			config = append(config, [2]string{"credential." + scope + ".helper",
-				`!f() { test "$1" = get || exit 0; echo "username=$INITIALIZER_GIT_USERNAME"; echo "password=$INITIALIZER_GIT_PASSWORD"; }; f`})
+				`!f() { test "$1" = get || exit 0; printf 'username=%s\npassword=%s\n' "$INITIALIZER_GIT_USERNAME" "$INITIALIZER_GIT_PASSWORD"; }; f`})
 			env = append(env, "INITIALIZER_GIT_USERNAME="+a.user.Name(), "INITIALIZER_GIT_PASSWORD="+a.pass.Reveal())
 		} else {
 			// Read-only use of the store: git would otherwise rewrite it.

@@ -264,6 +264,9 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 		switch sp.auth.kind {
 		case authNone:
 			hint = "; the remote asks for credentials: give POLYAXON_GIT_CREDENTIALS (user:token), a username/password or token in the connection's secret, or an SSH key"
+			if sp.auth.unusedStore != "" {
+				hint = "; the remote asks for credentials, and the credential store was not read: " + sp.auth.unusedStore + "; mount the .git-credentials file there, or fix the path"
+			}
 		case authSSH:
 			hint = fmt.Sprintf("; check the SSH key (%s) is authorized on the server and the host key is in the known_hosts given", orDefault(sp.auth.keySource, "ssh's default keys"))
 			if m := strings.ToLower(err.Error()); strings.Contains(m, "key mismatch") || strings.Contains(m, "host identification has changed") ||

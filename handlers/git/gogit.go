@@ -701,13 +701,22 @@ func originURL(r *gogit.Repository, fallback string) string {
 }
 
 // sameHost reports whether a submodule URL (absolute, or relative to r's
-// origin) is on the host the credentials are for.
+// origin) is where the credentials are for: over http(s) the same scheme,
+// host and port, as the git CLI scopes its credential helper (a password
+// must not go to another server of the host, nor in clear text where it
+// was given for https); over SSH the same host.
 func (e *goGitEngine) sameHost(r *gogit.Repository, subURL string) bool {
 	if strings.HasPrefix(subURL, "./") || strings.HasPrefix(subURL, "../") {
 		return true
 	}
 	u, err := parseRemote(subURL)
-	return err == nil && strings.EqualFold(u.Host, e.url.Host) && u.isSSH() == e.url.isSSH()
+	if err != nil || u.isSSH() != e.url.isSSH() {
+		return false
+	}
+	if u.isSSH() {
+		return strings.EqualFold(u.Host, e.url.Host)
+	}
+	return strings.EqualFold(u.credentialScope(), e.url.credentialScope())
 }
 
 func (e *goGitEngine) lfsPull(ctx context.Context, dir string) (bool, error) { return false, nil }
