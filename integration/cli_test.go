@@ -587,3 +587,22 @@ func TestResultToStdoutLink(t *testing.T) {
 		t.Errorf("exit %d\n%s", code, out)
 	}
 }
+
+// TestResultInMissingFolder: a --result in a folder that does not exist is
+// a usage error (exit 2) that names it, and makes no folder.
+func TestResultInMissingFolder(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, src, "a.txt", "x")
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	base := t.TempDir()
+	for _, args := range [][]string{{"check"}, {"--path", filepath.Join(t.TempDir(), "code")}} {
+		res := filepath.Join(base, "typo", "sub", "result.json")
+		code, out := runCmd(t, nil, binary, append([]string{"--catalog", cat, "--connection", "data", "--result", res}, args...)...)
+		if code != 2 || !strings.Contains(out, "cannot write --result "+res) || !strings.Contains(out, "existing folder") {
+			t.Errorf("%v: exit %d, want 2 naming --result and the missing folder\n%s", args, code, out)
+		}
+		if _, err := os.Stat(filepath.Join(base, "typo")); err == nil {
+			t.Errorf("%v: the run made the folder of --result", args)
+		}
+	}
+}

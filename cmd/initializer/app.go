@@ -443,7 +443,11 @@ func (a *app) writeResult(out outcome) error {
 		}
 	default:
 		// A file, or a link to one: replaced atomically where the link
-		// leads (the link stays).
+		// leads (the link stays). Its folder must exist: a misspelt
+		// --result makes no folders.
+		if _, err = os.Stat(filepath.Dir(path)); err != nil {
+			break
+		}
 		_, err = fsutil.WriteFileAtomic(context.Background(), path, bytes.NewReader(b), fsutil.FileMeta{Mode: 0o644})
 		if err != nil && serr == nil && st.Mode().IsRegular() {
 			if werr := os.WriteFile(path, b, 0o644); werr == nil {
