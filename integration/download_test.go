@@ -1193,3 +1193,40 @@ func TestInvalidBucketName(t *testing.T) {
 		}
 	}
 }
+
+// TestDownloadForceReplacesFileAtPath: a prefix downloaded to a --path that
+// is a file is refused, saying --force replaces it; with --force the file
+// makes way for the download's folder. A file above --path is refused
+// either way.
+func TestDownloadForceReplacesFileAtPath(t *testing.T) {
+	st := minioStore(t, "")
+	bucket := st.newBucket(t)
+	st.put(t, bucket, "data/a.txt", strings.NewReader("a"), 1)
+	entry, env := st.connection(t, bucket, "data", false)
+	cat := storeCatalog(t, entry)
+	target := writeFile(t, t.TempDir(), "out", "an earlier file")
+
+	r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", target)
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "--path "+target+" is a file") || !strings.Contains(r.Stderr, "pass --force to replace it") {
+		t.Errorf("the refusal does not offer --force:\n%s", r.Stderr)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "an earlier file" {
+		t.Errorf("the refused run changed --path: %q", b)
+	}
+
+	r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", filepath.Join(target, "below"), "--force")
+	r.expectCode(t, 2)
+	if !strings.Contains(r.Stderr, "a name on the path of --path") || strings.Contains(r.Stderr, "pass --force") {
+		t.Errorf("a file above --path:\n%s", r.Stderr)
+	}
+
+	r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", target, "--force")
+	r.expectCode(t, 0)
+	if b, err := os.ReadFile(filepath.Join(target, "a.txt")); err != nil || string(b) != "a" {
+		t.Errorf("--force: %q, %v\n%s", b, err, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "--force: removed a file") {
+		t.Errorf("no warning of the file removed:\n%s", r.Stderr)
+	}
+}

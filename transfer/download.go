@@ -124,11 +124,8 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	root := d.root
 	d.opts, d.streams = opts, make(chan struct{}, opts.Workers)
 	d.retry = &retrier{opts: &d.opts, retries: &d.retries}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
-			return Stats{}, fault.New(fault.Usage, "%s: --path %s is a file, or a name on its path is: give a folder, or remove the file", opts.Conn, root)
-		}
-		return Stats{}, d.localFault(fmt.Errorf("cannot create --path %s: %w", root, err))
+	if err := d.makeRoot(); err != nil {
+		return Stats{}, err
 	}
 	held := fsutil.Hold(root)
 	defer held.Close()
@@ -190,6 +187,36 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 		err = fault.Wrap(fault.Interrupted, fmt.Errorf("%s: download interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
 	}
 	return st, err
+}
+
+// makeRoot creates --path. A file (or a link that leads to none) there is
+// replaced with --force; a file on its path is refused.
+func (d *downloader) makeRoot() error {
+	root := d.root
+	err := os.MkdirAll(root, 0o755)
+	if err != nil && (errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST)) {
+		st, lerr := os.Lstat(root)
+		switch {
+		case lerr != nil || st.IsDir():
+			return fault.New(fault.Usage, "%s: a name on the path of --path %s is a file: give a folder, or remove the file", d.opts.Conn, root)
+		case !d.opts.Force:
+			return fault.New(fault.Usage, "%s: --path %s is a file: give a folder, remove the file, or pass --force to replace it", d.opts.Conn, root)
+		}
+		what, rerr := fsutil.RemoveInTheWay(filepath.Dir(root), root, st)
+		var mp *fsutil.MountPointError
+		switch {
+		case errors.As(rerr, &mp):
+			return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", d.opts.Conn, root, rerr)
+		case rerr != nil:
+			return d.localFault(fmt.Errorf("--force: %w", rerr))
+		}
+		d.opts.Log.Warn("--force: removed a "+what+" that stood where --path puts a folder", "path", root)
+		err = os.Mkdir(root, 0o755)
+	}
+	if err != nil {
+		return d.localFault(fmt.Errorf("cannot create --path %s: %w", root, err))
+	}
+	return nil
 }
 
 // removeTemps removes the temporary files an earlier, killed run left where
