@@ -383,6 +383,17 @@ func TestFlagsOfOtherKindsRefused(t *testing.T) {
 			}
 		}
 	}
+	// The copy's flags on a mount connection without --path: only a check.
+	for _, flag := range [][]string{{"--checksum"}, {"--force"}, {"--workers", "3"}} {
+		for _, cmd := range [][]string{{}, {"check"}} {
+			args := append(append(cmd, "--catalog", cat, "--connection", "data"), flag...)
+			r := cli(t, nil, args...)
+			r.expectCode(t, 2)
+			if want := flag[0] + " applies to the copy into --path, and no --path is given"; !strings.Contains(r.Stderr, want) {
+				t.Errorf("%v: stderr does not say %q:\n%s", args, want, r.Stderr)
+			}
+		}
+	}
 	if _, err := os.Stat(dst); err == nil {
 		t.Error("a refused run wrote --path")
 	}

@@ -28,6 +28,30 @@ var Kinds = []connections.Kind{connections.HostPath, connections.VolumeClaim}
 
 // Check verifies the mount without writing anything but a removed probe file.
 func (Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
+	if err := copyFlagsWithoutPath(req); err != nil {
+		return nil, err
+	}
+	return check(req)
+}
+
+// copyFlagsWithoutPath refuses the flags of a copy where there is none to
+// make (no --path), rather than drop them.
+func copyFlagsWithoutPath(req *handlers.Request) error {
+	if req.Path != "" {
+		return nil
+	}
+	for _, f := range []struct {
+		name  string
+		given bool
+	}{{"--workers", req.Workers > 0}, {"--checksum", req.Checksum}, {"--force", req.Force}} {
+		if f.given {
+			return fault.New(fault.Usage, "%s: %s applies to the copy into --path, and no --path is given (without it the mount is only checked); give --path, or remove %s", req.Conn, f.name, f.name)
+		}
+	}
+	return nil
+}
+
+func check(req *handlers.Request) (*handlers.Result, error) {
 	m, err := schema(req.Conn)
 	if err != nil {
 		return nil, err
@@ -65,7 +89,10 @@ func (Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Resu
 
 // Run checks the mount, then copies it (or the --paths asked) into --path.
 func (h Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
-	res, err := h.Check(ctx, req)
+	if err := copyFlagsWithoutPath(req); err != nil {
+		return nil, err
+	}
+	res, err := check(req)
 	if err != nil || req.Path == "" {
 		return res, err
 	}
