@@ -1150,6 +1150,12 @@ func TestDownloadPrefixScopedCredentials(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a refused object left something at --path")
 	}
+	// check of that object: refused too, not "holds no object".
+	r = cli(t, env, "check", "--catalog", objCat, "--connection", "data")
+	r.expectCode(t, 3)
+	if !strings.Contains(r.Stderr, `reading "ds/big/a.txt"`) || strings.Contains(r.Stderr, "holds no object") {
+		t.Errorf("check of an object that may be listed, not read:\n%s", r.Stderr)
+	}
 	cli(t, env, "--catalog", dirCat, "--connection", "data", "--path", t.TempDir(), "--paths", "a.txt").expectCode(t, 3)
 	cli(t, env, "check", "--catalog", dirCat, "--connection", "data", "--files", "a.txt").expectCode(t, 3)
 

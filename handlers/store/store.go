@@ -22,6 +22,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
@@ -171,8 +172,18 @@ func (s *Store) probe(ctx context.Context) (empty bool, err error) {
 	}
 	if len(page) == 0 && s.Prefix != "" && !s.prefixDir {
 		// The prefix may name one object (not when the URL ends with /).
-		if _, err := s.Bucket.Attributes(ctx, s.Prefix); err == nil {
+		_, err := s.Bucket.Attributes(ctx, s.Prefix)
+		switch {
+		case err == nil:
 			return false, nil
+		case gcerrors.Code(err) == gcerrors.NotFound:
+		case Classify(err) == fault.Auth && !s.listsKey(ctx, s.Prefix):
+			// A policy that grants what is below the prefix refuses the
+			// key itself: an empty prefix, as a run sees it.
+		default:
+			// An object these credentials may list but not read, or a
+			// failed request: not "no object", which a run would contradict.
+			return false, s.explain(err, fmt.Sprintf("reading %q in", s.Prefix))
 		}
 	}
 	return len(page) == 0, nil
