@@ -162,10 +162,21 @@ func parseDocuments(source string, docs []document) (*Catalog, error) {
 
 var topLevelFields = []string{"artifactsStore", "connections", "notificationConnections"}
 
+// agentFields are the other fields of upstream's agent config, read and
+// ignored, so that the agent's config serves as it is; any other field is
+// refused (a misspelt "connections" must not read as an empty catalog).
+var agentFields = []string{"namespace", "isReplica", "compressedLogs", "sidecar", "init", "notifier", "cleaner",
+	"useProxyEnvVarsInOps", "defaultScheduling", "defaultImagePullSecrets", "appSecretName", "agentSecretName",
+	"runsSa", "executorRefreshInterval", "spawnerRefreshInterval"}
+
 func parseDocument(errs *[]FieldError, d document) []*Connection {
 	vs, err := decode(d.data)
 	if err != nil {
-		*errs = append(*errs, FieldError{Origin: d.name, Message: "not valid YAML or JSON: " + err.Error()})
+		msg := "not valid YAML or JSON: " + err.Error()
+		if strings.Contains(err.Error(), "already set in map") {
+			msg = "a key is given twice in one mapping (YAML would keep the last one silently; keep one): " + err.Error()
+		}
+		*errs = append(*errs, FieldError{Origin: d.name, Message: msg})
 		return nil
 	}
 	var out []*Connection
@@ -223,6 +234,9 @@ func parseValue(errs *[]FieldError, origin string, v any) []*Connection {
 		}
 		if l, ok := o.get("notificationConnections"); ok {
 			addList("notificationConnections", l)
+		}
+		for _, k := range agentFields {
+			o.get(k) // upstream's agent config: not about connections
 		}
 		o.done(topLevelFields...)
 	default:

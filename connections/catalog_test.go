@@ -224,6 +224,8 @@ func TestValidationErrors(t *testing.T) {
 		{`[{"name":"a","kind":"slack"},{"name":"a","kind":"ssh"}]`, `field name: is used twice`},
 		{`[{"name":"a","kind":"slack","isAlias":true,"is_alias":false}]`, `given twice`},
 		{`{"conections":[]}`, `field conections: unknown field; valid fields are artifactsStore`},
+		{`{"namespace":"polyaxon","isReplica":false,"conections":[]}`, `field conections: unknown field`},
+		{"- {name: a, kind: gcs, schema: {bucket: 'gs://a', bucket: 'gs://b'}}", `a key is given twice in one mapping`},
 		{`{"connections":{"name":"a"}}`, `field connections: expected a list of connections`},
 		{`"just a string"`, `expected a connection, a list of connections`},
 		{"a: [b", `not valid YAML or JSON`},
