@@ -212,6 +212,19 @@ echo "done"
 	if r.Stdout != "the key:\n[redacted]\ndone\n" {
 		t.Errorf("stdout: %q", r.Stdout)
 	}
+	// One line of it printed alone (as sed -n 2p of the key file does).
+	handler = writeFile(t, t.TempDir(), "h", `#!/bin/sh
+echo "line: $(sed -n 3p "$INITIALIZER_SECRET_DIR/ssh_key")"
+`)
+	if err := os.Chmod(handler, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = cli(t, nil, "--catalog", cat, "-c", "box", "--handler", handler)
+	r.expectCode(t, 0)
+	regNoSecret(t, r, body1, body2)
+	if r.Stdout != "line: [redacted]\n" {
+		t.Errorf("one line of the key printed alone: stdout %q", r.Stdout)
+	}
 }
 
 // onPath returns a PATH holding the record handler under the given names.

@@ -135,6 +135,19 @@ func Register(s string) {
 	}
 	revealed[s] = struct{}{}
 	ordered = append(ordered, s)
+	if strings.Contains(s, "\n") {
+		// A key file or a certificate bundle: a line printed alone (the
+		// body of a PEM key) is blanked too; its armour lines are not
+		// secret.
+		for _, line := range strings.Split(s, "\n") {
+			line = strings.TrimSpace(line)
+			if _, ok := revealed[line]; ok || len(line) < minLen || strings.HasPrefix(line, "-----") {
+				continue
+			}
+			revealed[line] = struct{}{}
+			ordered = append(ordered, line)
+		}
+	}
 	sort.Slice(ordered, func(i, j int) bool { return len(ordered[i]) > len(ordered[j]) })
 	// Libraries may print a secret URL-encoded (userinfo, query strings).
 	if e := url.QueryEscape(s); e != s {

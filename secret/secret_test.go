@@ -66,6 +66,12 @@ func TestScrub(t *testing.T) {
 			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// A multi-line secret (a PEM key): a line of its body printed alone is
+	// blanked; its armour is not a secret.
+	New("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n", true, "").Reveal()
+	if got := Scrub("line 2: MIIEvQIBADANBgkqhkiG9w0BAQEF; -----BEGIN PRIVATE KEY-----"); got != "line 2: [redacted]; -----BEGIN PRIVATE KEY-----" {
+		t.Errorf("a line of a multi-line secret: %s", got)
+	}
 	if got := Scrub("true false 1234"); got != "true false 1234" {
 		t.Errorf("short words scrubbed: %s", got)
 	}
