@@ -265,6 +265,13 @@ connections:
 	if !strings.Contains(r.Stderr, "initializer-handler-slack exited with code 7") || r.Result["exitCode"] != float64(7) {
 		t.Errorf("stderr: %s\nresult %v", r.Stderr, r.Result)
 	}
+	// What a failing handler reported before it failed is kept.
+	r = cli(t, []string{"PATH=" + path, "RECORD_EXIT=7", "RECORD_RESULT=1"}, "--catalog", cat, "-c", "alerts", "--path", t.TempDir())
+	r.expectCode(t, 7)
+	if res, _ := r.Result["result"].(map[string]any); res == nil || res["files"] != float64(3) || res["bytes"] != float64(7) ||
+		!strings.Contains(res["summary"].(string), "failed (exit code 7); it reported: recorded slack") {
+		t.Errorf("the handler's own result is lost: %v", r.Result)
+	}
 
 	// Above 128 the code stands for a signal (the shells' 128+n): it still
 	// passes through, and the log and the error name the signal.
@@ -355,7 +362,7 @@ connections:
 
 // startHandlerRun starts a run of the record handler that waits for a
 // signal, and returns it once the handler is ready.
-func startHandlerRun(t *testing.T) (*exec.Cmd, *strings.Builder, string) {
+func startHandlerRun(t *testing.T, env ...string) (*exec.Cmd, *strings.Builder, string) {
 	t.Helper()
 	out := t.TempDir()
 	cat := catalog(t, `
@@ -364,7 +371,7 @@ connections:
     kind: custom
 `)
 	cmd := exec.Command(binary, "--catalog", cat, "-c", "job", "--path", out, "--handler", recordHandler(t))
-	cmd.Env = baseEnv([]string{"RECORD_WAIT=1"})
+	cmd.Env = baseEnv(append([]string{"RECORD_WAIT=1"}, env...))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -426,6 +433,20 @@ func TestCustomHandlerSignalsForwarded(t *testing.T) {
 				t.Errorf("stderr:\n%s", stderr)
 			}
 		})
+	}
+	// A handler that ends with 128 + the forwarded signal (a shell's trap
+	// that exits 143, a shell whose child the signal killed) was stopped by
+	// it: the run exits 130, as any run a signal stops.
+	cmd, stderr, _ := startHandlerRun(t, "RECORD_TERM_EXIT=143")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := waitOrKill(t, cmd, 60*time.Second, "the initializer to end after SIGTERM")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("wait: %v, want exit code 130\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr.String(), "exited with code 143 (128 + SIGTERM) after SIGTERM was forwarded to it") {
+		t.Errorf("stderr:\n%s", stderr)
 	}
 }
 

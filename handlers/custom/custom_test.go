@@ -155,7 +155,7 @@ func TestMissingHandlerNamesREADMESection(t *testing.T) {
 }
 
 // A secret that spans lines is blanked whole, however the handler's output
-// is cut into writes; its lines alone are not known as secrets.
+// is cut into writes; a line of it alone is blanked as a line.
 func TestScrubWriterMultiLineSecret(t *testing.T) {
 	const key = "-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nqL9zZ0b3rt\n-----END KEY-----"
 	secret.Register(key)
@@ -170,9 +170,10 @@ func TestScrubWriterMultiLineSecret(t *testing.T) {
 		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7x\n", "qL9zZ0b3rt\n", "-----END KEY-----\ndone\n"}, blanked},
 		{[]string{"key:\n-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nqL9z", "Z0b3rt\n-----END KEY-----\ndone\n"}, blanked},
 		{[]string{"key:\n" + key + "\ndone\n"}, blanked},
-		// Only the first lines: no secret, relayed once the next line differs.
+		// Only the first lines: relayed once the next line differs, the
+		// line of the key's body blanked (its armour is no secret).
 		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7x\n", "other\n", "done\n"},
-			"key:\n-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nother\ndone\n"},
+			"key:\n-----BEGIN KEY-----\n[redacted]\nother\ndone\n"},
 	} {
 		var b strings.Builder
 		w := newScrubWriter(&b, secrets)

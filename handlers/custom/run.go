@@ -129,40 +129,18 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 	mu.Lock()
 	sig := forwarded
 	mu.Unlock()
-	var ee *exec.ExitError
-	switch {
-	case waitErr == nil:
-	case errors.As(waitErr, &ee):
-		ws, _ := ee.Sys().(syscall.WaitStatus)
-		if ws.Signaled() {
-			if sig != nil {
-				return nil, fault.New(fault.Interrupted, "%s: handler %s stopped by %s (forwarded to it)", c, prog.Path, sigName(ws.Signal()))
-			}
-			return nil, fault.New(fault.Class(128+int(ws.Signal())), "%s: handler %s was killed by %s", c, prog.Path, sigName(ws.Signal()))
-		}
-		code := ee.ExitCode()
-		msg := fmt.Sprintf("%s: handler %s exited with code %d", c, prog.Path, code)
-		// Above 128, the shells' 128 + the signal that ended the handler or
-		// a program it ran (a script's child killed by the OOM killer: 137).
-		if n := unix.SignalName(syscall.Signal(code - 128)); code > 128 && n != "" {
-			msg += fmt.Sprintf(" (128 + %s: %s)", n, syscall.Signal(code-128))
-		}
-		if sig != nil {
-			msg += fmt.Sprintf(" after %s was forwarded to it", sigName(sig))
-		}
-		return nil, &fault.Error{Class: fault.Class(code), Err: errors.New(msg)}
-	default:
-		return nil, fault.New(fault.Internal, "%s: waiting for handler %s: %v", c, prog.Path, waitErr)
-	}
-
 	res := &handlers.Result{
 		Summary: fmt.Sprintf("%s: handler %s succeeded", c, prog.Path),
 		Path:    req.Path,
 		Details: map[string]any{"handler": prog.describe(), "exitCode": 0},
 	}
+	// What the handler reported, kept when it then failed (what it did
+	// before the failure, as a download's counts are).
+	reported := "" // the handler's own summary
 	if hr, err := readResult(resultFile); err != nil {
 		req.Log.Warn("ignoring the handler's $INITIALIZER_RESULT", "error", err.Error())
 	} else if hr != nil {
+		reported = hr.Summary
 		if hr.Summary != "" {
 			res.Summary = fmt.Sprintf("%s: %s", c, hr.Summary)
 		}
@@ -171,12 +149,51 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 			res.Details["handlerDetails"] = hr.Details
 		}
 	}
+	var ee *exec.ExitError
+	switch {
+	case waitErr == nil:
+	case errors.As(waitErr, &ee):
+		ws, _ := ee.Sys().(syscall.WaitStatus)
+		code := ee.ExitCode()
+		switch {
+		case ws.Signaled() && sig != nil:
+			err = fault.New(fault.Interrupted, "%s: handler %s stopped by %s (forwarded to it)", c, prog.Path, sigName(ws.Signal()))
+			code = 128 + int(ws.Signal())
+		case ws.Signaled():
+			err = fault.New(fault.Class(128+int(ws.Signal())), "%s: handler %s was killed by %s", c, prog.Path, sigName(ws.Signal()))
+			code = 128 + int(ws.Signal())
+		case sig != nil && code == 128+int(sig.(syscall.Signal)):
+			// The shells' way of saying the forwarded signal ended it (a
+			// trap that exits 143, a child it killed): stopped, as the
+			// initializer was asked to be.
+			err = fault.New(fault.Interrupted, "%s: handler %s exited with code %d (128 + %s) after %s was forwarded to it", c, prog.Path, code, sigName(sig), sigName(sig))
+		default:
+			msg := fmt.Sprintf("%s: handler %s exited with code %d", c, prog.Path, code)
+			// Above 128, the shells' 128 + the signal that ended the handler or
+			// a program it ran (a script's child killed by the OOM killer: 137).
+			if n := unix.SignalName(syscall.Signal(code - 128)); code > 128 && n != "" {
+				msg += fmt.Sprintf(" (128 + %s: %s)", n, syscall.Signal(code-128))
+			}
+			if sig != nil {
+				msg += fmt.Sprintf(" after %s was forwarded to it", sigName(sig))
+			}
+			err = &fault.Error{Class: fault.Class(code), Err: errors.New(msg)}
+		}
+		res.Summary = fmt.Sprintf("%s: handler %s failed (exit code %d)", c, prog.Path, code)
+		if reported != "" {
+			res.Summary += "; it reported: " + reported
+		}
+		res.Details["exitCode"] = code
+	default:
+		return nil, fault.New(fault.Internal, "%s: waiting for handler %s: %v", c, prog.Path, waitErr)
+	}
+
 	// The handler had the secret's keys in its environment and may have put
 	// one anywhere in what it wrote: every string of the result is scrubbed,
 	// map keys and nested values included.
 	res.Summary = secret.Scrub(res.Summary)
 	res.Details = scrubJSON(res.Details).(map[string]any)
-	return res, nil
+	return res, err
 }
 
 // scrubJSON returns v, a decoded JSON value, with secret.Scrub applied to
