@@ -38,7 +38,12 @@ func (l Location) Display() string {
 			s = l.Scheme + "://" + l.Bucket
 		}
 	case "https":
+		// A URL, its path percent-encoded as it was given.
 		s = l.Service + "/" + l.Bucket
+		if l.Prefix != "" {
+			s += (&url.URL{Path: "/" + l.Prefix}).EscapedPath()
+		}
+		return s
 	default:
 		s = l.Scheme + "://" + l.Bucket
 	}
@@ -57,7 +62,8 @@ var AzureHost = regexp.MustCompile(`^([a-z0-9][a-z0-9-]*)\.(blob|dfs)\.(core\.[a
 // (S3Path, GcsPath, WasbPath): the bucket is the URL's host (for wasb, the
 // container before the @), the prefix the path without surrounding slashes.
 // Paths are taken literally: no percent-decoding, no query, except for the
-// https form, whose query may carry a SAS token.
+// https form, a URL whose path is percent-encoded and whose query may carry
+// a SAS token.
 func ParseLocation(kind Kind, raw string) (Location, error) {
 	loc, problem := parseLocation(kind, raw)
 	if problem != "" {
@@ -92,6 +98,13 @@ func parseLocation(kind Kind, raw string) (Location, string) {
 			}
 			loc.SAS = q
 		}
+		// A URL, as the portal and the SDKs give it: its path is
+		// percent-encoded ("with%20space" names "with space").
+		d, err := url.PathUnescape(path)
+		if err != nil {
+			return bad("the path of an https bucket URL is percent-encoded (%v): write a %% in a name as %%25", err)
+		}
+		path = d
 	}
 	dir := strings.HasSuffix(path, "/")
 	path = strings.Trim(path, "/")

@@ -1236,3 +1236,32 @@ func TestDownloadForceReplacesFileAtPath(t *testing.T) {
 		t.Errorf("no warning of the file removed:\n%s", r.Stderr)
 	}
 }
+
+// TestDownloadAzureHTTPSURLPercentEncoded: an https bucket URL is a URL, as
+// the portal and the SDKs give it: its path is percent-encoded, and names
+// the keys it decodes to.
+func TestDownloadAzureHTTPSURLPercentEncoded(t *testing.T) {
+	st := azuriteStore(t, "")
+	container := st.newBucket(t)
+	st.put(t, container, "ok/with space/f i.txt", strings.NewReader("spaced"), 6)
+	st.put(t, container, "ok/with space/g%41.txt", strings.NewReader("percent"), 7)
+	az := testenv.Load(t).Azure()
+	dir := secretDir(t, map[string]string{"AZURE_CONNECTION_STRING": az.ConnectionString})
+	for url, want := range map[string]map[string]string{
+		"https://devstoreaccount1.blob.core.windows.net/" + container + "/ok/with%20space":           {"f i.txt": "spaced", "g%41.txt": "percent"},
+		"https://devstoreaccount1.blob.core.windows.net/" + container + "/ok/with%20space/f%20i.txt": {"f i.txt": "spaced"},
+	} {
+		cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: wasb, schema: {bucket: %q}, secret: {name: az-creds, mountPath: %q}}`, url, dir))
+		dst := t.TempDir()
+		r := cli(t, nil, "--catalog", cat, "--connection", "data", "--path", dst+"/")
+		r.expectCode(t, 0)
+		for name, content := range want {
+			if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != content {
+				t.Errorf("%s: %s = %q, %v\n%s", url, name, b, err, r.Stderr)
+			}
+		}
+		if n := countFiles(dst); n != len(want) {
+			t.Errorf("%s: %d files, want %d", url, n, len(want))
+		}
+	}
+}
