@@ -327,6 +327,31 @@ func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
 			if res := r.Result["result"].(map[string]any); res["files"] != float64(0) || res["skipped"] != float64(len(stored)) {
 				t.Errorf("re-run: %v", res)
 			}
+			// Each named alone with --files: downloaded, or, a name the
+			// library escapes on this store, refused with that reason (not
+			// "check the name": the object is there).
+			for _, k := range stored {
+				name := strings.TrimPrefix(k, "ds/")
+				one := t.TempDir()
+				// A list flag reads CSV: a name with a quote is quoted.
+				flag := name
+				if strings.Contains(name, `"`) {
+					flag = `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+				}
+				r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", one, "--files", flag)
+				switch r.Code {
+				case 0:
+					if got, err := os.ReadFile(filepath.Join(one, name)); err != nil || string(got) != "content of "+k {
+						t.Errorf("--files %q: %q, %v", name, got, err)
+					}
+				case 4:
+					if !strings.Contains(r.Stderr, "escapes on this store") {
+						t.Errorf("--files %q: refused without the reason:\n%s", name, r.Stderr)
+					}
+				default:
+					t.Errorf("--files %q: exit %d\n%s", name, r.Code, r.Stderr)
+				}
+			}
 
 			// The same names uploaded by this tool's sidecar come back as they were.
 			src := t.TempDir()

@@ -246,6 +246,23 @@ func (d *downloader) removeTemps(sels []Selection) error {
 	return nil
 }
 
+// escapedKey reports a key the storage library escapes before sending it
+// (on Azure one holding %, on all stores one holding "__0x"): an object of that very name cannot be read
+// by its key alone, only found by listing the folder above it.
+func escapedKey(p Provider, key string) bool {
+	rk, ok := p.(RealKeys)
+	return ok && key != "" && rk.RealPrefix(key) != key
+}
+
+// EscapedKeyHint is what a "no object has the key" error adds for such a
+// key.
+func EscapedKeyHint(p Provider, key string) string {
+	if escapedKey(p, key) {
+		return "; its name holds characters the storage library (gocloud.dev) escapes on this store, so an object of that name cannot be named alone: take the folder above it (--dirs, or the bucket URL)"
+	}
+	return "; check the name and schema.bucket"
+}
+
 // plan lists a selection and sends its objects to jobs.
 func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object, last bool) error {
 	dst, err := fsutil.SafeJoin(d.root, s.Dst)
@@ -257,7 +274,7 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object, 
 		if attrs == nil {
 			if attrs, err = d.head(ctx, s.Key); err != nil {
 				if s.Flag != "" && fault.ClassOf(err) == fault.NotFound {
-					return fault.New(fault.NotFound, "%s: %s: no object has the key %q; check the name and schema.bucket", d.opts.Conn, s.Flag, s.Key)
+					return fault.New(fault.NotFound, "%s: %s: no object has the key %q%s", d.opts.Conn, s.Flag, s.Key, EscapedKeyHint(d.opts.Provider, s.Key))
 				}
 				return err
 			}
@@ -323,6 +340,8 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object, 
 	case listed > 0:
 	case s.Flag != "":
 		return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket", d.opts.Conn, s.Flag, s.Key)
+	case escapedKey(d.opts.Provider, strings.TrimSuffix(prefix, "/")):
+		d.opts.Log.Warn("nothing to download: no object under the prefix; its name holds characters the storage library (gocloud.dev) escapes on this store, so an object of that name cannot be named alone: take the folder above it", "prefix", prefix)
 	default:
 		d.opts.Log.Warn("nothing to download: no object under the prefix", "prefix", prefix)
 	}

@@ -321,7 +321,7 @@ func (s *Store) present(ctx context.Context, conn *connections.Connection, sels 
 			if below, err := s.hasBelow(ctx, sel.Key, opts); err == nil && below {
 				return fault.New(fault.NotFound, "%s: %s: %q is a folder, not an object; give it with --dirs (or --paths)", conn, sel.Flag, sel.Key)
 			}
-			return fault.New(fault.NotFound, "%s: %s: no object has the key %q; check the name and schema.bucket", conn, sel.Flag, sel.Key)
+			return fault.New(fault.NotFound, "%s: %s: no object has the key %q%s", conn, sel.Flag, sel.Key, transfer.EscapedKeyHint(s.Provider, sel.Key))
 		}
 	}
 	return nil
