@@ -262,6 +262,9 @@ func TestDownloadRefusesTraversalKey(t *testing.T) {
 					if !strings.Contains(r.Stderr, "is refused") {
 						t.Errorf("key %q: the error does not say it is refused:\n%s", key, r.Stderr)
 					}
+					if strings.Contains(key, "//") && (!strings.Contains(r.Stderr, `it has an empty or "." part`) || strings.Contains(r.Stderr, "absolute")) {
+						t.Errorf("key %q: the error does not name its empty part:\n%s", key, r.Stderr)
+					}
 					// --result says what was done before the failure.
 					if res, ok := r.Result["result"].(map[string]any); !ok || res["files"] == nil && res["skipped"] == nil || res["path"] != dst {
 						t.Errorf("key %q: no counts in the result of a failed run: %v", key, r.Result)

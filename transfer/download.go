@@ -381,6 +381,14 @@ func (d *downloader) planObject(dst, prefix string, lo *blob.ListObject) (object
 		return object{}, false, fault.New(fault.Usage, "%s: object %q ends with a slash but is not empty, so it cannot be a file; rename it in the bucket", d.opts.Conn, lo.Key)
 	}
 	clean, err := fsutil.CleanRel(rel)
+	if err != nil && prefix != "" && strings.HasPrefix(rel, "/") {
+		// An empty part right after the prefix ("lead//x") leaves a
+		// relative name that starts with a slash, but no absolute key:
+		// refused below for its empty part.
+		if c, cerr := fsutil.CleanRel(strings.TrimLeft(rel, "/")); cerr == nil {
+			clean, err = c, nil
+		}
+	}
 	if err != nil {
 		return object{}, false, fault.New(fault.Usage, "%s: object key %q is refused: %v; nothing was written outside --path", d.opts.Conn, lo.Key, err)
 	}
