@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -520,6 +521,10 @@ func TestSidecarAzureRefused(t *testing.T) {
 		code, res := p.term(t)
 		if strings.Contains(p.stderr.String(), "panic") {
 			t.Fatalf("strict=%v: panicked:\n%s", strict, p.stderr.String())
+		}
+		// The uploads' refusals name the credentials used, as a download's do.
+		if !regexp.MustCompile(`access denied with the connection string from \S+/AZURE_CONNECTION_STRING: `).MatchString(p.stderr.String()) {
+			t.Errorf("strict=%v: the refusals do not name the credentials:\n%s", strict, p.stderr.String())
 		}
 		// The first look says the store refused, not that it is down.
 		if strings.Contains(p.stderr.String(), "not reachable yet") {

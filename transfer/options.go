@@ -45,6 +45,9 @@ type Options struct {
 	// (`object "k"`). It returns nil when it has nothing better to say
 	// than the generic message.
 	Explain func(err error, what string) error
+	// Credentials, when set, names the credentials requests are made with
+	// (their kind and source, never a value), for an upload's refusal.
+	Credentials string
 	// Retried, when set, counts the retries Retry makes (the requests a
 	// caller makes before a transfer), for its result.
 	Retried  *atomic.Int64

@@ -960,6 +960,9 @@ func (u *uploader) remoteFault(r *FileResult, err error) error {
 	err = u.opts.cause(err)
 	switch c {
 	case fault.Auth:
+		if u.opts.Credentials != "" {
+			return fault.New(c, "%s: upload of %s to %q: access denied with %s: %w; check them and their write permission on the bucket", u.opts.Conn, r.Rel, r.Key, u.opts.Credentials, err)
+		}
 		return fault.New(c, "%s: upload of %s to %q: access denied: %w; check the connection's credentials and their write permission on the bucket", u.opts.Conn, r.Rel, r.Key, err)
 	case fault.NotFound:
 		return fault.New(c, "%s: upload of %s to %q: not found: %w; check that the bucket exists", u.opts.Conn, r.Rel, r.Key, err)

@@ -281,6 +281,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		cfg.Bucket, cfg.StoreURL, cfg.Prefix = s.Bucket, s.URL, store.JoinKey(s.Prefix, prefix)
 		cfg.StoreID = conn.Name + "\x00" + s.Endpoint()
 		cfg.Transfer.Provider, cfg.Transfer.Classify, cfg.Transfer.Brief, cfg.Transfer.Explain = s.Provider, store.Classify, store.Brief, s.Explain
+		cfg.Transfer.Credentials = s.Credentials()
 	}
 	cfg.StatePath = sidecar.StatePath(sf.state, dir, cfg.StoreURL, cfg.Prefix)
 

@@ -370,6 +370,10 @@ func (e *checkError) Unwrap() error { return e.err }
 // in messages: with no credentials.
 func (s *Store) Endpoint() string { return s.endpoint }
 
+// Credentials names how requests are authenticated (the credentials' kind
+// and source, never a value), for messages.
+func (s *Store) Credentials() string { return s.auth }
+
 func (s *Store) Close() error {
 	var errs []error
 	if s.Bucket != nil {
