@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -614,6 +615,33 @@ func TestResultInMissingFolder(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(base, "typo")); err == nil {
 			t.Errorf("%v: the run made the folder of --result", args)
+		}
+	}
+}
+
+// TestResultOfRefusedFlags: a flag the command line refuses fails the run
+// (exit 2) with --result written wherever --result stands, before the bad
+// flag or after it.
+func TestResultOfRefusedFlags(t *testing.T) {
+	src := t.TempDir()
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	for _, args := range [][]string{
+		{"--bogus", "--result", "RES"},
+		{"--result", "RES", "--bogus"},
+		{"--workers", "abc", "--result=RES"},
+	} {
+		res := filepath.Join(t.TempDir(), "result.json")
+		for i, a := range args {
+			args[i] = strings.ReplaceAll(a, "RES", res)
+		}
+		code, out := runCmd(t, nil, binary, append([]string{"--catalog", cat, "--connection", "data"}, args...)...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", args, code, out)
+		}
+		b, err := os.ReadFile(res)
+		var doc map[string]any
+		if err != nil || json.Unmarshal(b, &doc) != nil || doc["exitCode"] != float64(2) || doc["status"] != "failed" {
+			t.Errorf("%v: --result %q, %v", args, b, err)
 		}
 	}
 }

@@ -116,10 +116,31 @@ func run(args []string) int {
 		// termination log (and --result, when it was read), as any failure.
 		msg := secret.Scrub(err.Error())
 		fmt.Fprintf(a.stderr, "error: %s\nRun 'initializer --help' for usage.\n", msg)
+		if a.g.result == "" {
+			// cobra stops at the flag it refuses: a --result after it
+			// was not read yet.
+			a.g.result = resultArg(args)
+		}
 		_ = a.report(outcome{Status: "failed", ExitCode: int(fault.Usage), Error: msg, Version: versionString(), StartedAt: a.started})
 		return int(fault.Usage)
 	}
 	return int(fault.ClassOf(ce.err))
+}
+
+// resultArg finds the value of --result in a command line cobra could not
+// parse ("" when none is given).
+func resultArg(args []string) string {
+	for i, arg := range args {
+		switch {
+		case arg == "--":
+			return ""
+		case arg == "--result" && i+1 < len(args):
+			return args[i+1]
+		case strings.HasPrefix(arg, "--result="):
+			return strings.TrimPrefix(arg, "--result=")
+		}
+	}
+	return ""
 }
 
 // commandError marks an error already reported by the command itself.
