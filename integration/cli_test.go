@@ -645,3 +645,39 @@ func TestResultOfRefusedFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestLogFormatJSONOnly: with --log-format json, everything the run writes
+// on stderr is JSON, one document per line: a failed run, a refused flag
+// (before or after --log-format), a catalog list that fails.
+func TestLogFormatJSONOnly(t *testing.T) {
+	src := t.TempDir()
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	for _, args := range [][]string{
+		{"--catalog", cat, "--connection", "nope", "--log-format", "json"},
+		{"--catalog", cat, "--connection", "data", "--log-format", "json", "--bogus"},
+		{"--catalog", cat, "--connection", "data", "--bogus", "--log-format=json"},
+		{"list", "--catalog", filepath.Join(src, "missing.yaml"), "--log-format", "json"},
+	} {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = baseEnv(nil)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit 2\n%s", args, err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		sawError := false
+		for _, line := range lines {
+			var doc map[string]any
+			if err := json.Unmarshal([]byte(line), &doc); err != nil {
+				t.Errorf("%v: a line of stderr is not JSON: %q", args, line)
+				continue
+			}
+			sawError = sawError || doc["level"] == "ERROR" && doc["error"] != nil
+		}
+		if !sawError {
+			t.Errorf("%v: no JSON line carries the error:\n%s", args, stderr.String())
+		}
+	}
+}

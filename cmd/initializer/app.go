@@ -115,11 +115,16 @@ func run(args []string) int {
 		// A flag or argument cobra refused: said on stderr, and in the
 		// termination log (and --result, when it was read), as any failure.
 		msg := secret.Scrub(err.Error())
-		fmt.Fprintf(a.stderr, "error: %s\nRun 'initializer --help' for usage.\n", msg)
+		// cobra stops at the flag it refuses: a --result or --log-format
+		// after it was not read yet.
 		if a.g.result == "" {
-			// cobra stops at the flag it refuses: a --result after it
-			// was not read yet.
-			a.g.result = resultArg(args)
+			a.g.result = flagArg(args, "result")
+		}
+		if a.g.logFormat == "json" || flagArg(args, "log-format") == "json" {
+			slog.New(slog.NewJSONHandler(a.stderr, nil)).Error("failed", "exitCode", int(fault.Usage), "class", fault.Usage.String(),
+				"error", msg+"; run 'initializer --help' for usage")
+		} else {
+			fmt.Fprintf(a.stderr, "error: %s\nRun 'initializer --help' for usage.\n", msg)
 		}
 		_ = a.report(outcome{Status: "failed", ExitCode: int(fault.Usage), Error: msg, Version: versionString(), StartedAt: a.started})
 		return int(fault.Usage)
@@ -127,17 +132,17 @@ func run(args []string) int {
 	return int(fault.ClassOf(ce.err))
 }
 
-// resultArg finds the value of --result in a command line cobra could not
-// parse ("" when none is given).
-func resultArg(args []string) string {
+// flagArg finds the value of the flag --name in a command line cobra could
+// not parse ("" when it is not given).
+func flagArg(args []string, name string) string {
 	for i, arg := range args {
 		switch {
 		case arg == "--":
 			return ""
-		case arg == "--result" && i+1 < len(args):
+		case arg == "--"+name && i+1 < len(args):
 			return args[i+1]
-		case strings.HasPrefix(arg, "--result="):
-			return strings.TrimPrefix(arg, "--result=")
+		case strings.HasPrefix(arg, "--"+name+"="):
+			return strings.TrimPrefix(arg, "--"+name+"=")
 		}
 	}
 	return ""
@@ -268,6 +273,15 @@ func (a *app) versionCommand() *cobra.Command {
 	}
 }
 
+// plainError repeats a failure's error on stderr for people, after the
+// log line that carries it; with --log-format json the log line alone
+// does (stderr stays one JSON document per line).
+func (a *app) plainError(msg string) {
+	if a.g.logFormat != "json" {
+		fmt.Fprintf(a.stderr, "error: %s\n", msg)
+	}
+}
+
 // outcome is the --result document.
 type outcome struct {
 	Status          string           `json:"status"` // "ok" or "failed"
@@ -303,7 +317,7 @@ func (a *app) finish(out outcome, res *handlers.Result, err error) error {
 	if err != nil {
 		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), secret.Scrub(err.Error())
 		a.log.Error("failed", "connection", out.Connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
-		fmt.Fprintf(a.stderr, "error: %s\n", out.Error)
+		a.plainError(out.Error)
 	} else {
 		out.Status = "ok"
 		summary := ""
@@ -318,7 +332,7 @@ func (a *app) finish(out outcome, res *handlers.Result, err error) error {
 		err = werr
 		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), secret.Scrub(err.Error())
 		a.log.Error("failed", "connection", out.Connection, "exitCode", out.ExitCode, "class", fault.ClassOf(err).String(), "error", out.Error)
-		fmt.Fprintf(a.stderr, "error: %s\n", out.Error)
+		a.plainError(out.Error)
 	}
 	a.writeTerminationLog(out)
 	if err != nil {

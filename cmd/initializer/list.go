@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/initializer/initializer/connections"
+	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/secret"
 )
 
@@ -20,7 +21,12 @@ func (a *app) listCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cat, err := connections.Load(a.g.catalog, a.getenv)
 			if err != nil {
-				fmt.Fprintf(a.stderr, "error: %s\n", secret.Scrub(err.Error()))
+				msg := secret.Scrub(err.Error())
+				if a.g.logFormat == "json" {
+					a.log.Error("failed", "command", "list", "exitCode", int(fault.ClassOf(err)), "class", fault.ClassOf(err).String(), "error", msg)
+				} else {
+					fmt.Fprintf(a.stderr, "error: %s\n", msg)
+				}
 				return &commandError{err}
 			}
 			type row struct {
