@@ -99,7 +99,9 @@ func LoadPath(path string) (*Catalog, error) {
 		default:
 			continue
 		}
-		if strings.HasPrefix(name, ".") {
+		if strings.HasPrefix(name, "..") || strings.HasPrefix(name, "._") {
+			// The kubelet's own (..data, ..2026_…), and macOS's metadata
+			// twins (._a.yaml); a ConfigMap key may start with one dot.
 			continue
 		}
 		file := filepath.Join(path, name)

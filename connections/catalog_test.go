@@ -256,15 +256,19 @@ func TestLoadConfigMapFolder(t *testing.T) {
 	os.WriteFile(filepath.Join(ts, "stores.yaml"), []byte("- {name: a, kind: s3, schema: {bucket: 's3://a'}}\n"), 0o644)
 	os.WriteFile(filepath.Join(ts, "git.json"), []byte(`{"connections":[{"name":"b","kind":"git"}]}`), 0o644)
 	os.WriteFile(filepath.Join(ts, "README.txt"), []byte("not a catalog"), 0o644)
+	// A ConfigMap key may start with a dot.
+	os.WriteFile(filepath.Join(ts, ".hidden.yaml"), []byte("- {name: h, kind: slack}\n"), 0o644)
 	os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data"))
-	for _, f := range []string{"stores.yaml", "git.json", "README.txt"} {
+	for _, f := range []string{"stores.yaml", "git.json", "README.txt", ".hidden.yaml"} {
 		os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f))
 	}
+	// macOS's metadata twin of a file copied from a Mac: not a catalog.
+	os.WriteFile(filepath.Join(dir, "._stores.yaml"), []byte("\x00\x05\x16\x07"), 0o644)
 	cat, err := LoadPath(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(cat.Names(), ","); got != "a,b" {
+	if got := strings.Join(cat.Names(), ","); got != "a,b,h" {
 		t.Errorf("names = %s", got)
 	}
 	// Names are unique across files.
