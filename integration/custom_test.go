@@ -606,3 +606,25 @@ connections:
 	r.expectCode(t, 22) // curl -f on an HTTP error
 	regNoSecret(t, r, "wrong-token-0000")
 }
+
+// TestCustomHandlerKeysOfOneVariable: two keys of a secret that map to one
+// variable name (a-b and a_b): the first (in name order) is passed, the
+// other is named in a warning with the file to read, not lost silently.
+func TestCustomHandlerKeysOfOneVariable(t *testing.T) {
+	secretDir := regSecret(t, map[string]string{"a-b": "dashed-value", "a_b": "underscored-value"})
+	cat := catalog(t, fmt.Sprintf(`
+connections:
+  - name: db
+    kind: postgres
+    secret: {name: db-creds, mountPath: %q}
+`, secretDir))
+	out := t.TempDir()
+	r := cli(t, nil, "--catalog", cat, "-c", "db", "--path", out, "--handler", recordHandler(t))
+	r.expectCode(t, 0)
+	if env := handlerEnv(t, out); env["a_b"] != "dashed-value" {
+		t.Errorf("a_b = %q, want the value of the key a-b", env["a_b"])
+	}
+	if !strings.Contains(r.Stderr, "key not passed as an environment variable") || !strings.Contains(r.Stderr, "a_b (its variable a_b is the key a-b's; read the file "+filepath.Join(secretDir, "a_b")) {
+		t.Errorf("no warning names the key left out:\n%s", r.Stderr)
+	}
+}

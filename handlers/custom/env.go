@@ -75,6 +75,7 @@ func (h *Handler) environment(req *handlers.Request, resultFile string) ([]strin
 		if err != nil {
 			return nil, info, err
 		}
+		keyOf := map[string]string{} // variable name → the key of this resource that set it
 		for _, k := range keys {
 			name := envName(k)
 			p := filepath.Join(r.MountPath, k)
@@ -82,6 +83,11 @@ func (h *Handler) environment(req *handlers.Request, resultFile string) ([]strin
 				info.Skipped = append(info.Skipped, fmt.Sprintf("%s (the INITIALIZER_ prefix is the protocol's; read the file %s)", k, p))
 				continue
 			}
+			if other, taken := keyOf[name]; taken {
+				info.Skipped = append(info.Skipped, fmt.Sprintf("%s (its variable %s is the key %s's; read the file %s)", k, name, other, p))
+				continue
+			}
+			keyOf[name] = k
 			data, err := os.ReadFile(p)
 			if err != nil {
 				return nil, info, fmt.Errorf("%s: reading %s key %s: %w", c, kind, p, err)
