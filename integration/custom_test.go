@@ -304,6 +304,15 @@ connections:
 	if argv := readText(t, filepath.Join(out, "argv")); argv != "2\none\ntwo\n" {
 		t.Errorf("argv = %q", argv)
 	}
+	// Quotes a shell would read are refused, not passed on as part of
+	// the arguments.
+	for _, args := range []string{` --name 'my db'`, ` "a b"`, ` a\ b`} {
+		r = cli(t, []string{"PATH=" + path}, "--catalog", cat, "-c", "alerts", "--path", t.TempDir(), "--handler", recordHandler(t)+args)
+		r.expectCode(t, 2)
+		if !strings.Contains(r.Stderr, "quotes and backslashes are not read as a shell reads them") {
+			t.Errorf("--handler ...%s:\n%s", args, r.Stderr)
+		}
+	}
 }
 
 func TestCustomNoHandlerExits2(t *testing.T) {

@@ -83,10 +83,16 @@ func notExecutable(names []string, path string) string {
 }
 
 // resolveFlag reads --handler: a path or a name on PATH, optionally followed
-// by arguments separated by spaces (a path that exists as given wins).
+// by arguments separated by spaces (a path that exists as given wins);
+// quotes and backslashes, which a shell would read, are refused.
 func (h *Handler) resolveFlag(c *connections.Connection, flag string) (program, error) {
 	name, args := flag, []string(nil)
 	if _, err := os.Stat(flag); err != nil {
+		if strings.ContainsAny(flag, `'"\`) {
+			// Split as a shell would, "my db" would be one argument; split
+			// at spaces it would be two, with the quotes in them.
+			return program{}, fault.New(fault.Usage, "%s: --handler %s: quotes and backslashes are not read as a shell reads them (the program and its arguments are split at spaces); put the command in a script and give that", c, flag)
+		}
 		if fields := strings.Fields(flag); len(fields) > 1 {
 			name, args = fields[0], fields[1:]
 		}
