@@ -102,7 +102,7 @@ func (h *Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.R
 	if err != nil {
 		req.Log.Warn("no handler program: a run of this connection would fail", "error", err.Error())
 		res.Details["handler"] = nil
-		parts = append(parts, "no handler program found")
+		parts = append(parts, "no handler program found: a run would fail (exit 2)")
 	} else {
 		res.Details["handler"] = prog.describe()
 		parts = append(parts, "handler "+prog.describe())
