@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/initializer/initializer/cmd/initializer/internal/sigearly"
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
 	"github.com/initializer/initializer/fsutil"
@@ -104,6 +105,13 @@ func run(args []string) int {
 		log: slog.New(slog.DiscardHandler)} // until the flags set it up
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// A signal that came while the packages initialised: stopped before
+	// anything began, and reported as any stopped run.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if sigearly.Take() != nil {
+		cancel()
+	}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -378,11 +386,18 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	}
 	req.Log.Info("starting", "command", action, "path", jf.path)
 	missing := warnMissingMounts(req.Log, req.Keys)
+	if ctx.Err() != nil {
+		return nil, fault.New(fault.Interrupted, "%s: stopped by a signal (SIGTERM or SIGINT) before it began", conn)
+	}
 	var res *handlers.Result
 	if action == "check" {
 		res, err = h.Check(ctx, req)
 	} else {
 		res, err = h.Run(ctx, req)
+	}
+	if err != nil && err.Error() == context.Canceled.Error() {
+		// A step's bare "context canceled": what cancelled it.
+		err = fault.New(fault.Interrupted, "%s: stopped by a signal (SIGTERM or SIGINT)", conn)
 	}
 	err = localHint(err)
 	// Credentials refused or missing while a mount of them is not there:

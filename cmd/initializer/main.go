@@ -4,6 +4,10 @@ package main
 
 import (
 	"os"
+
+	// First of the command's own imports: it catches SIGTERM while the
+	// other packages initialise.
+	_ "github.com/initializer/initializer/cmd/initializer/internal/sigearly"
 )
 
 func main() {
