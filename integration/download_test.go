@@ -1255,13 +1255,27 @@ func TestDownloadForceReplacesFileAtPath(t *testing.T) {
 		t.Errorf("a file above --path:\n%s", r.Stderr)
 	}
 
+	// A failed download (a missing bucket) puts the file back.
+	missing, menv := st.connection(t, bucket+"-missing", "data", false)
+	r = cli(t, menv, "--catalog", storeCatalog(t, missing), "--connection", "data", "--path", target, "--force")
+	r.expectCode(t, 4)
+	if b, err := os.ReadFile(target); err != nil || string(b) != "an earlier file" {
+		t.Errorf("a failed --force run lost the file at --path: %q, %v\n%s", b, err, r.Stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
+		t.Errorf("a failed --force run left %v beside --path", entries)
+	}
+
 	r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", target, "--force")
 	r.expectCode(t, 0)
 	if b, err := os.ReadFile(filepath.Join(target, "a.txt")); err != nil || string(b) != "a" {
 		t.Errorf("--force: %q, %v\n%s", b, err, r.Stderr)
 	}
-	if !strings.Contains(r.Stderr, "--force: removed a file") {
+	if !strings.Contains(r.Stderr, "--force: removed the file that stood where --path puts a folder") {
 		t.Errorf("no warning of the file removed:\n%s", r.Stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
+		t.Errorf("--force left %v beside --path", entries)
 	}
 }
 

@@ -67,6 +67,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 type downloader struct {
 	b       *blob.Bucket
 	root    string
+	aside   *fsutil.Aside // a file --force moved from --path, until the end
 	opts    Options
 	retry   *retrier
 	streams chan struct{} // bounds open streams across files and parts
@@ -127,6 +128,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	if err := d.makeRoot(); err != nil {
 		return Stats{}, err
 	}
+	defer d.settleAside(false) // a return before the end: failed
 	held := fsutil.Hold(root)
 	defer held.Close()
 	if err := d.removeTemps(sels); err != nil {
@@ -181,6 +183,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 			err = d.localFault(serr)
 		}
 	}
+	d.settleAside(err == nil)
 	st := Stats{Objects: d.objects.Load(), Files: d.files.Load(), Bytes: d.bytes.Load(), Skipped: d.skipped.Load(),
 		Dirs: d.dirs.Load(), Retries: d.retries.Load(), Duration: time.Since(start)}
 	if err != nil && ctx.Err() != nil {
@@ -202,21 +205,41 @@ func (d *downloader) makeRoot() error {
 		case !d.opts.Force:
 			return fault.New(fault.Usage, "%s: --path %s is a file: give a folder, remove the file, or pass --force to replace it", d.opts.Conn, root)
 		}
-		what, rerr := fsutil.RemoveInTheWay(filepath.Dir(root), root, st)
+		// Set aside, not removed, until the download has succeeded: a
+		// failed one (a missing bucket, a refusal) puts it back.
+		aside, aerr := fsutil.SetAside(root)
 		var mp *fsutil.MountPointError
 		switch {
-		case errors.As(rerr, &mp):
-			return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", d.opts.Conn, root, rerr)
-		case rerr != nil:
-			return d.localFault(fmt.Errorf("--force: %w", rerr))
+		case errors.As(aerr, &mp):
+			return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", d.opts.Conn, root, aerr)
+		case aerr != nil:
+			return d.localFault(fmt.Errorf("--force: %w", aerr))
 		}
-		d.opts.Log.Warn("--force: removed a "+what+" that stood where --path puts a folder", "path", root)
-		err = os.Mkdir(root, 0o755)
+		d.aside = aside
+		if err = os.Mkdir(root, 0o755); err != nil {
+			d.settleAside(false)
+		}
 	}
 	if err != nil {
 		return d.localFault(fmt.Errorf("cannot create --path %s: %w", root, err))
 	}
 	return nil
+}
+
+// settleAside ends a --force replacement of a file at --path: the file is
+// removed once the download succeeded (ok), else put back.
+func (d *downloader) settleAside(ok bool) {
+	if d.aside == nil {
+		return
+	}
+	if err := d.aside.Settle(ok); err != nil {
+		d.opts.Log.Warn("--force: "+err.Error(), "path", d.root)
+	} else if ok {
+		d.opts.Log.Warn("--force: removed the file that stood where --path puts a folder", "path", d.root)
+	} else {
+		d.opts.Log.Info("--force: the download failed; the file that stood at --path is back", "path", d.root)
+	}
+	d.aside = nil
 }
 
 // removeTemps removes the temporary files an earlier, killed run left where

@@ -59,8 +59,9 @@ const maxIgnored = 100
 
 type copier struct {
 	opts     Options
-	srcRoot  string // real path of the source root, symlinks resolved
-	dstRoot  string // absolute --path
+	srcRoot  string        // real path of the source root, symlinks resolved
+	dstRoot  string        // absolute --path
+	aside    *fsutil.Aside // a file --force moved from --path, until the end
 	files    atomic.Int64
 	skipped  atomic.Int64
 	links    atomic.Int64
@@ -139,6 +140,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	if err := c.makeRoot(dstRoot); err != nil {
 		return Stats{}, err
 	}
+	defer c.settleAside(false) // a return before the end: failed
 	if r, err := filepath.EvalSymlinks(dstAbs); err == nil && r != dstAbs {
 		// A --path that is a link to a folder (a volume mounted elsewhere)
 		// is that folder: the copy goes into it, never over the link.
@@ -220,11 +222,13 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	st := Stats{Files: c.files.Load(), Bytes: c.prog.Live.Load(), Skipped: c.skipped.Load(), Links: c.links.Load(), Dirs: c.dirs.Load(), Ignored: c.ignored}
 	if err != nil {
 		c.made.RemoveEmpty() // nothing half-copied, empty folders included
+		c.settleAside(false)
 		if ctx.Err() != nil {
 			return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: copy interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
 		}
 		return st, err
 	}
+	c.settleAside(true)
 	return st, nil
 }
 
@@ -362,15 +366,41 @@ func (c *copier) makeRoot(shown string) error {
 		if lerr != nil || st.IsDir() || !c.opts.Force {
 			return fault.New(fault.Usage, "%s: --path %s is a file, or a name on its path is: give a folder, remove the file, or pass --force to replace a file at --path", c.opts.Conn, shown)
 		}
-		if err := c.clear(c.dstRoot, filepath.Dir(c.dstRoot), st, "folder"); err != nil {
-			return err
+		// Set aside, not removed, until the copy has succeeded: a failed
+		// one (a --paths not in the mount, no room) puts it back.
+		aside, aerr := fsutil.SetAside(c.dstRoot)
+		var mp *fsutil.MountPointError
+		switch {
+		case errors.As(aerr, &mp):
+			return fault.New(fault.Usage, "%s: --force will not remove %s: %s; unmount it, or choose another --path", c.opts.Conn, c.dstRoot, aerr)
+		case aerr != nil:
+			return fault.FromSystem(fmt.Errorf("%s: --force: %w", c.opts.Conn, aerr))
 		}
-		err = os.Mkdir(c.dstRoot, 0o755)
+		c.aside = aside
+		if err = os.Mkdir(c.dstRoot, 0o755); err != nil {
+			c.settleAside(false)
+		}
 	}
 	if err != nil {
 		return fault.FromSystem(fmt.Errorf("%s: cannot create --path %s: %w", c.opts.Conn, shown, err))
 	}
 	return nil
+}
+
+// settleAside ends a --force replacement of a file at --path: the file is
+// removed once the copy succeeded (ok), else put back.
+func (c *copier) settleAside(ok bool) {
+	if c.aside == nil {
+		return
+	}
+	if err := c.aside.Settle(ok); err != nil {
+		c.opts.Log.Warn("--force: "+err.Error(), "path", c.dstRoot)
+	} else if ok {
+		c.opts.Log.Warn("--force: removed the file that stood where --path puts a folder", "path", c.dstRoot)
+	} else {
+		c.opts.Log.Info("--force: the copy failed; the file that stood at --path is back", "path", c.dstRoot)
+	}
+	c.aside = nil
 }
 
 // clear removes p, which stands where the source puts a want ("folder",

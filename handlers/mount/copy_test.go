@@ -257,11 +257,21 @@ func TestCopyConflicts(t *testing.T) {
 			t.Errorf("--path %s: %v", p, err)
 		}
 	}
+	// A failed copy (a --paths the mount lacks) puts the file back.
+	if _, err := CopyMappings(context.Background(), src, file, []handlers.Mapping{{Src: "missing.txt", Dst: "m.txt"}}, Options{Force: true}); fault.ClassOf(err) != fault.NotFound {
+		t.Fatalf("--force, a --paths not in the mount: %v", err)
+	}
+	if read(t, file) != "x" {
+		t.Error("a failed --force copy lost the file at --path")
+	}
 	if _, err := CopyMappings(context.Background(), src, file, []handlers.Mapping{{Src: "a.txt", Dst: "a.txt"}}, Options{Force: true}); err != nil {
 		t.Fatalf("--force over a file at --path: %v", err)
 	}
 	if read(t, filepath.Join(file, "a.txt")) != "alpha" {
 		t.Error("--force over a file at --path: not copied")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(file)); len(entries) != 1 {
+		t.Errorf("--force left %v beside --path", entries)
 	}
 }
 

@@ -1,0 +1,63 @@
+package fsutil
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Aside is a file (or link) that stood where a folder is to be made, moved
+// out of the way for --force: kept until the work that replaces it has
+// succeeded, and put back should it fail, so that a failed run loses
+// nothing.
+type Aside struct {
+	path, aside string
+}
+
+// SetAside moves the file or link p to a hidden name in its own folder. A
+// mount point is refused (a *MountPointError).
+func SetAside(p string) (*Aside, error) {
+	if err := NoMountIn(filepath.Dir(p), p); err != nil {
+		return nil, err
+	}
+	for range 10 {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		aside := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".initializer-aside-"+hex.EncodeToString(b[:]))
+		err := unix.Renameat2(unix.AT_FDCWD, p, unix.AT_FDCWD, aside, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			// No RENAME_NOREPLACE there: the name is random enough.
+			err = os.Rename(p, aside)
+		}
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return nil, &os.LinkError{Op: "rename", Old: p, New: aside, Err: err}
+		}
+		return &Aside{path: p, aside: aside}, nil
+	}
+	return nil, fmt.Errorf("no free name beside %s to move it aside", p)
+}
+
+// Settle ends what SetAside began: once the work succeeded (ok), the file
+// set aside is removed; else what now stands at its place (the folder the
+// work made, with what it wrote) is removed and the file put back. The
+// error says where the file is when it could not be put back.
+func (a *Aside) Settle(ok bool) error {
+	if ok {
+		return os.Remove(a.aside)
+	}
+	if err := os.RemoveAll(a.path); err != nil {
+		return fmt.Errorf("the file that stood at %s is kept as %s: %w", a.path, a.aside, err)
+	}
+	if err := os.Rename(a.aside, a.path); err != nil {
+		return fmt.Errorf("the file that stood at %s is kept as %s: %w", a.path, a.aside, err)
+	}
+	return nil
+}
