@@ -716,7 +716,18 @@ func (e *goGitEngine) sameHost(r *gogit.Repository, subURL string) bool {
 	if u.isSSH() {
 		return strings.EqualFold(u.Host, e.url.Host)
 	}
-	return strings.EqualFold(u.credentialScope(), e.url.credentialScope())
+	return strings.EqualFold(u.serverKey(), e.url.serverKey())
+}
+
+// serverKey names the server an http(s) URL reaches: its scheme, host and
+// port, the scheme's default port written or not (git matches credentials
+// so too).
+func (r remote) serverKey() string {
+	port := r.Port
+	if r.Scheme == "http" && port == "80" || r.Scheme == "https" && port == "443" {
+		port = ""
+	}
+	return remote{Scheme: r.Scheme, Host: r.Host, Port: port}.credentialScope()
 }
 
 func (e *goGitEngine) lfsPull(ctx context.Context, dir string) (bool, error) { return false, nil }

@@ -58,3 +58,35 @@ func TestGoGitMessage(t *testing.T) {
 		}
 	}
 }
+
+// The parent's credentials go to a submodule on the same server only: the
+// same scheme, host and port (a default port written or not), any path.
+func TestSubmoduleCredentialScope(t *testing.T) {
+	parent, err := parseRemote("https://git.example.com/org/parent.git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &goGitEngine{url: parent}
+	for sub, want := range map[string]bool{
+		"../sub.git":                               true,
+		"./sub.git":                                true,
+		"https://git.example.com/other/sub.git":    true,
+		"https://GIT.example.com:443/other/sub":    true,
+		"https://git.example.com:8443/sub.git":     false,
+		"http://git.example.com/sub.git":           false,
+		"https://evil.example.com/sub.git":         false,
+		"git@git.example.com:org/sub.git":          false,
+		"ssh://git@git.example.com/org/sub.git":    false,
+		"git://git.example.com/org/sub.git":        false,
+		"https://user@git.example.com/org/sub.git": true,
+	} {
+		if got := e.sameHost(nil, sub); got != want {
+			t.Errorf("sameHost(%q) = %v, want %v", sub, got, want)
+		}
+	}
+	plain, _ := parseRemote("http://127.0.0.1/parent.git")
+	e = &goGitEngine{url: plain}
+	if !e.sameHost(nil, "http://127.0.0.1:80/sub.git") || e.sameHost(nil, "http://127.0.0.1:8080/sub.git") {
+		t.Error("http's default port")
+	}
+}
