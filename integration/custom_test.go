@@ -636,4 +636,18 @@ connections:
 	if !strings.Contains(r.Stderr, "key not passed as an environment variable") || !strings.Contains(r.Stderr, "a_b (its variable a_b is the key a-b's; read the file "+filepath.Join(secretDir, "a_b")) {
 		t.Errorf("no warning names the key left out:\n%s", r.Stderr)
 	}
+	// A key not passed itself (binary) leaves its variable to the other.
+	secretDir = regSecret(t, map[string]string{"db-cert": "bin\x00ary", "db_cert": "textvalue123"})
+	cat = catalog(t, fmt.Sprintf(`
+connections:
+  - name: db
+    kind: postgres
+    secret: {name: db-creds, mountPath: %q}
+`, secretDir))
+	out = t.TempDir()
+	r = cli(t, nil, "--catalog", cat, "-c", "db", "--path", out, "--handler", recordHandler(t))
+	r.expectCode(t, 0)
+	if env := handlerEnv(t, out); env["db_cert"] != "textvalue123" {
+		t.Errorf("db_cert = %q, want the value of the key db_cert (db-cert is binary)\n%s", env["db_cert"], r.Stderr)
+	}
 }

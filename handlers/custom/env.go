@@ -87,7 +87,6 @@ func (h *Handler) environment(req *handlers.Request, resultFile string) ([]strin
 				info.Skipped = append(info.Skipped, fmt.Sprintf("%s (its variable %s is the key %s's; read the file %s)", k, name, other, p))
 				continue
 			}
-			keyOf[name] = k
 			data, err := os.ReadFile(p)
 			if err != nil {
 				return nil, info, fmt.Errorf("%s: reading %s key %s: %w", c, kind, p, err)
@@ -100,7 +99,7 @@ func (h *Handler) environment(req *handlers.Request, resultFile string) ([]strin
 			// Secret values are remembered so that they are blanked from
 			// the relayed output and from every log line.
 			v := secret.New(string(data), kind == "secret", p).Reveal()
-			fromKeys[name] = v
+			fromKeys[name], keyOf[name] = v, k
 			if t := strings.TrimSpace(v); kind == "secret" && t != "" {
 				info.Secrets = append(info.Secrets, t) // trimmed, as secret.Register keeps it
 			}
