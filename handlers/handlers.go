@@ -34,6 +34,9 @@ type Request struct {
 	// Terminal, when set, is where a live progress bar is drawn (stderr,
 	// when it is a terminal).
 	Terminal io.Writer
+	// JSONLogs says the logs are JSON lines (--log-format json): what a
+	// handler relays to stderr goes there as log lines too.
+	JSONLogs bool
 }
 
 // Mapping is one --paths entry: Src below the connection's root goes to Dst

@@ -680,4 +680,25 @@ func TestLogFormatJSONOnly(t *testing.T) {
 			t.Errorf("%v: no JSON line carries the error:\n%s", args, stderr.String())
 		}
 	}
+	// A custom handler's stderr is relayed as log lines.
+	hcat := catalog(t, "connections:\n- {name: job, kind: custom}\n")
+	cmd := exec.Command(binary, "--catalog", hcat, "-c", "job", "--path", t.TempDir(), "--handler", recordHandler(t), "--log-format", "json")
+	cmd.Env = baseEnv(nil)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("handler run: %v\n%s", err, stderr.String())
+	}
+	relayed := false
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Errorf("handler run: a line of stderr is not JSON: %q", line)
+			continue
+		}
+		relayed = relayed || doc["line"] == "record: to stderr"
+	}
+	if !relayed {
+		t.Errorf("the handler's stderr line is not in the log:\n%s", stderr.String())
+	}
 }

@@ -378,7 +378,7 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	}
 	req := &handlers.Request{
 		Conn: conn, Keys: conn.Keys(), Path: jf.path, Paths: mappings,
-		Workers: jf.workers, Force: jf.force, Checksum: jf.checksum,
+		Workers: jf.workers, Force: jf.force, Checksum: jf.checksum, JSONLogs: a.g.logFormat == "json",
 		Log: a.log.With("connection", conn.Name, "kind", string(conn.Kind)),
 	}
 	if f, ok := a.stderr.(*os.File); ok && isTerminal(f) {

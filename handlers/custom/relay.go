@@ -3,6 +3,8 @@ package custom
 import (
 	"bytes"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/initializer/initializer/secret"
@@ -83,4 +85,17 @@ func (s *scrubWriter) Flush() {
 		io.WriteString(s.w, secret.Scrub(string(s.pending)))
 		s.pending = s.pending[:0]
 	}
+}
+
+// logLines turns the relayed lines of a handler's stderr into log lines
+// (with --log-format json, where stderr holds only JSON lines).
+type logLines struct {
+	log *slog.Logger
+}
+
+func (l logLines) Write(p []byte) (int, error) {
+	for _, line := range strings.FieldsFunc(string(p), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		l.log.Info("handler stderr", "line", line)
+	}
+	return len(p), nil
 }

@@ -53,7 +53,11 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 		req.Log.Warn("key not passed as an environment variable", "key", s)
 	}
 
-	stdout, stderr := newScrubWriter(h.stdout, info.Secrets), newScrubWriter(h.stderr, info.Secrets)
+	var errOut io.Writer = h.stderr
+	if req.JSONLogs {
+		errOut = logLines{req.Log}
+	}
+	stdout, stderr := newScrubWriter(h.stdout, info.Secrets), newScrubWriter(errOut, info.Secrets)
 	cmd := exec.Command(prog.Path, prog.Args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
