@@ -136,16 +136,14 @@ func Register(s string) {
 	revealed[s] = struct{}{}
 	ordered = append(ordered, s)
 	if strings.Contains(s, "\n") {
-		// A key file or a certificate bundle: a line printed alone (the
-		// body of a PEM key) is blanked too; its armour lines are not
-		// secret.
-		for _, line := range strings.Split(s, "\n") {
-			line = strings.TrimSpace(line)
-			if _, ok := revealed[line]; ok || len(line) < minLen || strings.HasPrefix(line, "-----") {
-				continue
+		// A key file, a kubeconfig, a JSON key: a part of it printed
+		// alone (a line of a PEM key's body, a token) is blanked too; its
+		// structure ("apiVersion: v1", armour lines, host names) is not.
+		for _, part := range keyLikeParts(s) {
+			if _, ok := revealed[part]; !ok {
+				revealed[part] = struct{}{}
+				ordered = append(ordered, part)
 			}
-			revealed[line] = struct{}{}
-			ordered = append(ordered, line)
 		}
 	}
 	sort.Slice(ordered, func(i, j int) bool { return len(ordered[i]) > len(ordered[j]) })
@@ -154,6 +152,33 @@ func Register(s string) {
 		revealed[e] = struct{}{}
 		ordered = append(ordered, e)
 	}
+}
+
+// keyLikeParts returns the parts of a multi-line secret that look like key
+// material: runs of base64, base64url, JWT or hex characters, 20 or more
+// long, with a digit and an upper-case letter (32 or more when all hex).
+// A JSON string's escaped newlines ("\n") end a run as newlines do.
+func keyLikeParts(s string) []string {
+	s = strings.ReplaceAll(s, `\n`, "\n")
+	runs := strings.FieldsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+/=_-.", r))
+	})
+	var out []string
+	for _, run := range runs {
+		if len(run) < 20 {
+			continue
+		}
+		digit, upper, hex := false, false, true
+		for _, r := range run {
+			digit = digit || r >= '0' && r <= '9'
+			upper = upper || r >= 'A' && r <= 'Z'
+			hex = hex && (r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F')
+		}
+		if digit && (upper || hex && len(run) >= 32) {
+			out = append(out, run)
+		}
+	}
+	return out
 }
 
 // Scrub replaces every registered secret in s, and the password of any URL

@@ -72,6 +72,18 @@ func TestScrub(t *testing.T) {
 	if got := Scrub("line 2: MIIEvQIBADANBgkqhkiG9w0BAQEF; -----BEGIN PRIVATE KEY-----"); got != "line 2: [redacted]; -----BEGIN PRIVATE KEY-----" {
 		t.Errorf("a line of a multi-line secret: %s", got)
 	}
+	// A kubeconfig: its token and key data are blanked where printed
+	// alone, its structure is not.
+	New("apiVersion: v1\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n  name: default\nusers:\n- name: default\n  user:\n    token: eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz\n", true, "").Reveal()
+	in := "apiVersion: v1; name: default; server: https://10.0.0.1:6443; got eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz"
+	if got := Scrub(in); got != "apiVersion: v1; name: default; server: https://10.0.0.1:6443; got [redacted]" {
+		t.Errorf("a kubeconfig's parts: %s", got)
+	}
+	// A JSON key file: the private key's lines, written with \n escapes.
+	New("{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"0123456789abcdef0123456789abcdef01234567\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvgIBADANBgkqhkiG9w0BAQ\\n-----END PRIVATE KEY-----\\n\"\n}\n", true, "").Reveal()
+	if got := Scrub(`"type": "service_account" id 0123456789abcdef0123456789abcdef01234567 body MIIEvgIBADANBgkqhkiG9w0BAQ`); got != `"type": "service_account" id [redacted] body [redacted]` {
+		t.Errorf("a JSON key's parts: %s", got)
+	}
 	if got := Scrub("true false 1234"); got != "true false 1234" {
 		t.Errorf("short words scrubbed: %s", got)
 	}

@@ -157,7 +157,7 @@ func TestMissingHandlerNamesREADMESection(t *testing.T) {
 // A secret that spans lines is blanked whole, however the handler's output
 // is cut into writes; a line of it alone is blanked as a line.
 func TestScrubWriterMultiLineSecret(t *testing.T) {
-	const key = "-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nqL9zZ0b3rt\n-----END KEY-----"
+	const key = "-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7xQ2w3E4\nqL9zZ0b3rt\n-----END KEY-----"
 	secret.Register(key)
 	const long = "0123456789-long-line-secret"
 	secret.Register(long)
@@ -167,19 +167,19 @@ func TestScrubWriterMultiLineSecret(t *testing.T) {
 		chunks []string
 		want   string
 	}{
-		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7x\n", "qL9zZ0b3rt\n", "-----END KEY-----\ndone\n"}, blanked},
-		{[]string{"key:\n-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7x\nqL9z", "Z0b3rt\n-----END KEY-----\ndone\n"}, blanked},
+		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7xQ2w3E4\n", "qL9zZ0b3rt\n", "-----END KEY-----\ndone\n"}, blanked},
+		{[]string{"key:\n-----BEGIN KEY-----\nMIIEpAIBAAKCAQEA7xQ2w3E4\nqL9z", "Z0b3rt\n-----END KEY-----\ndone\n"}, blanked},
 		{[]string{"key:\n" + key + "\ndone\n"}, blanked},
 		// Only the first lines: relayed once the next line differs, the
 		// line of the key's body blanked (its armour is no secret).
-		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7x\n", "other\n", "done\n"},
+		{[]string{"key:\n-----BEGIN KEY-----\n", "MIIEpAIBAAKCAQEA7xQ2w3E4\n", "other\n", "done\n"},
 			"key:\n-----BEGIN KEY-----\n[redacted]\nother\ndone\n"},
 	} {
 		var b strings.Builder
 		w := newScrubWriter(&b, secrets)
 		for _, c := range tc.chunks {
 			w.Write([]byte(c))
-			if strings.Contains(b.String(), "MIIEpAIBAAKCAQEA7x\nqL9z") || strings.Contains(b.String(), "qL9zZ0b3rt") {
+			if strings.Contains(b.String(), "MIIEpAIBAAKCAQEA7xQ2w3E4\nqL9z") || strings.Contains(b.String(), "qL9zZ0b3rt") {
 				t.Fatalf("%q: a line of the secret was written: %q", tc.chunks, b.String())
 			}
 		}
