@@ -163,6 +163,13 @@ func TestGitCredentialStoreMissing(t *testing.T) {
 			if _, err := os.Stat(dir); err == nil {
 				t.Errorf("a failed clone left %s", dir)
 			}
+			// The store's content given in its place is never printed.
+			content := "https://user:pass-" + randomName("w") + "@example.com"
+			r = clone(t, []string{"POLYAXON_GIT_CREDENTIALS_STORE=" + strings.TrimPrefix(content, "https://")}, cat, dir, eng)
+			r.expectCode(t, 3)
+			if strings.Contains(r.Stderr, "pass-") || !strings.Contains(r.Stderr, "names a value that is no absolute path") {
+				t.Errorf("a credential store variable holding no path:\n%s", r.Stderr)
+			}
 		})
 	}
 }

@@ -162,7 +162,13 @@ func resolveAuth(conn *connections.Connection, keys *connections.Keys, u remote,
 		if errors.As(err, &pe) {
 			why = "not readable (" + pe.Err.Error() + ")"
 		}
-		a.unusedStore = fmt.Sprintf("%s names %s, which is %s", v.Source(), p, why)
+		shown := p
+		if !filepath.IsAbs(p) || strings.ContainsAny(p, " \t\n") {
+			// Not a path: perhaps the store's content, given in its
+			// place; never printed.
+			shown = "a value that is no absolute path"
+		}
+		a.unusedStore = fmt.Sprintf("%s names %s, which is %s", v.Source(), shown, why)
 	}
 	for _, d := range keys.Dirs() {
 		p := filepath.Join(d, ".git-credentials")
