@@ -385,12 +385,22 @@ func TestFlagsOfOtherKindsRefused(t *testing.T) {
 		}
 	}
 	// The copy's flags on a mount connection without --path: only a check.
+	// And check writes nothing: those flags never apply to it.
 	for _, flag := range [][]string{{"--checksum"}, {"--force"}, {"--workers", "3"}} {
-		for _, cmd := range [][]string{{}, {"check"}} {
-			args := append(append(cmd, "--catalog", cat, "--connection", "data"), flag...)
+		for _, args := range [][]string{
+			{"--catalog", cat, "--connection", "data"},
+			{"check", "--catalog", cat, "--connection", "data"},
+			{"check", "--catalog", cat, "--connection", "data", "--path", dst},
+			{"check", "--catalog", cat, "--connection", "bucket"},
+		} {
+			args = append(args, flag...)
 			r := cli(t, nil, args...)
 			r.expectCode(t, 2)
-			if want := flag[0] + " applies to the copy into --path, and no --path is given"; !strings.Contains(r.Stderr, want) {
+			want := flag[0] + " applies to the copy into --path, and no --path is given"
+			if args[0] == "check" {
+				want = "check writes nothing, so " + flag[0] + " does not apply"
+			}
+			if !strings.Contains(r.Stderr, want) {
 				t.Errorf("%v: stderr does not say %q:\n%s", args, want, r.Stderr)
 			}
 		}

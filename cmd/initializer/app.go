@@ -366,6 +366,15 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	if err := a.checkFlags(conn, h, jf.given); err != nil {
 		return nil, err
 	}
+	if action == "check" {
+		// check writes nothing: the flags of what a run writes do not
+		// apply, whatever the kind.
+		for _, name := range []string{"workers", "checksum", "force"} {
+			if slices.Contains(jf.given, name) {
+				return nil, fault.New(fault.Usage, "%s: check writes nothing, so --%s does not apply; remove it", conn, name)
+			}
+		}
+	}
 	if jf.workers < 0 || jf.workers > maxWorkers {
 		return nil, fault.New(fault.Usage, "--workers %d: give a number from 1 to %d (0 or none: the handler's default)", jf.workers, maxWorkers)
 	}

@@ -28,9 +28,6 @@ var Kinds = []connections.Kind{connections.HostPath, connections.VolumeClaim}
 
 // Check verifies the mount without writing anything but a removed probe file.
 func (Handler) Check(ctx context.Context, req *handlers.Request) (*handlers.Result, error) {
-	if err := copyFlagsWithoutPath(req); err != nil {
-		return nil, err
-	}
 	return check(req)
 }
 
