@@ -99,9 +99,10 @@ func LoadPath(path string) (*Catalog, error) {
 		default:
 			continue
 		}
-		if strings.HasPrefix(name, "..") || strings.HasPrefix(name, "._") {
-			// The kubelet's own (..data, ..2026_…), and macOS's metadata
-			// twins (._a.yaml); a ConfigMap key may start with one dot.
+		if strings.HasPrefix(name, ".") {
+			// Hidden: the kubelet's own (..data, ..2026_…), and the
+			// configuration of tools in a folder a repository fills
+			// (.yamllint.yml, .pre-commit-config.yaml), macOS's ._ twins.
 			continue
 		}
 		file := filepath.Join(path, name)

@@ -256,10 +256,11 @@ func TestLoadConfigMapFolder(t *testing.T) {
 	os.WriteFile(filepath.Join(ts, "stores.yaml"), []byte("- {name: a, kind: s3, schema: {bucket: 's3://a'}}\n"), 0o644)
 	os.WriteFile(filepath.Join(ts, "git.json"), []byte(`{"connections":[{"name":"b","kind":"git"}]}`), 0o644)
 	os.WriteFile(filepath.Join(ts, "README.txt"), []byte("not a catalog"), 0o644)
-	// A ConfigMap key may start with a dot.
-	os.WriteFile(filepath.Join(ts, ".hidden.yaml"), []byte("- {name: h, kind: slack}\n"), 0o644)
+	// Hidden files are not read: a tool's configuration in a folder a
+	// repository fills.
+	os.WriteFile(filepath.Join(ts, ".yamllint.yml"), []byte("extends: default\n"), 0o644)
 	os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data"))
-	for _, f := range []string{"stores.yaml", "git.json", "README.txt", ".hidden.yaml"} {
+	for _, f := range []string{"stores.yaml", "git.json", "README.txt", ".yamllint.yml"} {
 		os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f))
 	}
 	// macOS's metadata twin of a file copied from a Mac: not a catalog.
@@ -268,7 +269,7 @@ func TestLoadConfigMapFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(cat.Names(), ","); got != "a,b,h" {
+	if got := strings.Join(cat.Names(), ","); got != "a,b" {
 		t.Errorf("names = %s", got)
 	}
 	// Names are unique across files.
