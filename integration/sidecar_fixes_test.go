@@ -405,3 +405,56 @@ func TestSidecarKMSBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestSidecarS3CheckpointRewrittenInPlace: a checkpoint large enough for a
+// multipart upload (parts read twice over plain http: for the signature's
+// hash, then to send) is rewritten in place, same size, while the sidecar
+// uploads it, as a memory-mapped or HDF5 file is. A part that changed
+// between the two reads is refused by the store: the file changed, and is
+// uploaded again once it is stable, not given up as a usage error.
+func TestSidecarS3CheckpointRewrittenInPlace(t *testing.T) {
+	tg := scS3(t, "")
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	const size = 96 << 20
+	ckpt := writeFile(t, dir, "ckpt.bin", strings.Repeat("\xaa", size))
+	until := filepath.Join(t.TempDir(), "done")
+	p := startSidecar(t, cat, tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none",
+		"--interval", "200ms", "--grace", "90s", "--until-file", until, "--strict")
+	// Rewrite it in place, pass after pass, for two seconds, then once
+	// more with its final content.
+	f, err := os.OpenFile(ckpt, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	rewrite := func(v byte) {
+		for i := range chunk {
+			chunk[i] = v
+		}
+		for off := int64(0); off < size; off += int64(len(chunk)) {
+			if _, err := f.WriteAt(chunk, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for v, end := byte(0), time.Now().Add(2*time.Second); time.Now().Before(end); v++ {
+		rewrite(v)
+	}
+	rewrite(0xcc)
+	f.Close()
+	if err := os.WriteFile(until, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, res := p.wait(t)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 (every file in the store)\n%s", code, p.stderr.String())
+	}
+	if strings.Contains(p.stderr.String(), "XAmzContentSHA256Mismatch") && !strings.Contains(p.stderr.String(), "file changed while it was uploaded") {
+		t.Errorf("a refused part is not taken for a change of the file:\n%s", p.stderr.String())
+	}
+	obj, ok := tg.get(t, "run/ckpt.bin")
+	if !ok || len(obj.data) != size || strings.Trim(string(obj.data), "\xcc") != "" {
+		t.Errorf("the object is not the checkpoint's final content (%d bytes, found %v)\nresult %v", len(obj.data), ok, res["result"])
+	}
+}

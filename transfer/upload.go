@@ -617,10 +617,18 @@ func (u *uploader) sendFile(ctx context.Context, fu FileUploader, r *FileResult,
 		return false, false, err
 	}
 	defer u.mem.Release(held)
+	start, serr := f.Stat()
 	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
 		var err error
 		used, err = fu.UploadFile(ctx, u.b, r.Key, f, size, opts, part, u.opts.PartConcurrency, func(n int64) { u.prog.Live.Add(n) })
-		if fi, serr := f.Stat(); err != nil && serr == nil && fi.Size() < size {
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		// A failure the file's own change explains (the store refused a
+		// part that differed from its hash, or the file shrank): sent
+		// again, as any file that changes while it is uploaded.
+		fi, ferr := f.Stat()
+		if errors.Is(err, ErrChanged) || ferr == nil && (fi.Size() < size || serr == nil && StateOf(fi) != StateOf(start)) {
 			changed = true
 			return nil
 		}

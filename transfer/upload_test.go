@@ -435,6 +435,60 @@ func TestUploadFileUploaderShrunk(t *testing.T) {
 	}
 }
 
+// rewriteUploader uploads large files itself; its first upload finds the
+// file rewritten in place (same size) underneath it and fails as the store
+// answers such a part: with the error given.
+type rewriteUploader struct {
+	digestProvider
+	fail  error
+	calls int
+}
+
+func (p *rewriteUploader) UploadFile(ctx context.Context, b *blob.Bucket, key string, f *os.File, size int64, opts *blob.WriterOptions,
+	partSize int64, conc int, sent func(int64)) (bool, error) {
+	p.calls++
+	if p.calls == 1 {
+		time.Sleep(20 * time.Millisecond) // a later modification time
+		if err := os.WriteFile(f.Name(), bytes.Repeat([]byte{0xbb}, int(size)), 0o644); err != nil {
+			return true, err
+		}
+		return true, p.fail
+	}
+	data := make([]byte, size)
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return true, err
+	}
+	sent(size)
+	return true, b.WriteAll(ctx, key, data, opts)
+}
+
+// A large file rewritten in place (same size) while the provider uploads
+// it, which the store then refuses (its part differs from the hash sent
+// with it), is uploaded again with its new content: the refusal says the
+// file changed (ErrChanged), or the file's own state does.
+func TestUploadFileUploaderRewritten(t *testing.T) {
+	for name, fail := range map[string]error{
+		"hash mismatch": fmt.Errorf("part 1: %w (XAmzContentSHA256Mismatch)", ErrChanged),
+		"any refusal":   errors.New("api error BadRequest: 400"),
+	} {
+		b := memblob.OpenBucket(nil)
+		size := 2 << 20
+		root, list := tree(t, map[string][]byte{"ckpt.bin": bytes.Repeat([]byte{0xaa}, size)}, "")
+		opts := uploadOpts()
+		fu := &rewriteUploader{fail: fail}
+		opts.Provider = fu
+		// As S3 classes a 400: not to be tried again as it is.
+		opts.Classify = func(error) fault.Class { return fault.Usage }
+		st, err := Upload(context.Background(), b, root, list, opts)
+		if err != nil || st.Files != 1 || st.Changed != 1 || len(st.Failed) != 0 || fu.calls != 2 {
+			t.Fatalf("%s: %v: stats %+v, failed %v, calls %d", name, err, st, st.Failed, fu.calls)
+		}
+		if got, err := b.ReadAll(context.Background(), "ckpt.bin"); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{0xbb}, size)) {
+			t.Errorf("%s: the object is not the file's new content (%v)", name, err)
+		}
+	}
+}
+
 func TestInlineBuffer(t *testing.T) {
 	for _, c := range []struct{ size, want int64 }{
 		{0, 4<<10 + 1}, {1, 4<<10 + 1}, {4 << 10, 4<<10 + 1}, {4<<10 + 1, 8<<10 + 1},

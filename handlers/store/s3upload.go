@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -17,8 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/initializer/initializer/transfer"
 )
 
 // UploadFile uploads a large file as an S3 multipart upload whose parts
@@ -179,6 +183,11 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 			}
 			out, err := client.UploadPart(gctx, in)
 			if err != nil {
+				if contentChanged(err) {
+					// The part was read twice (its hash or checksum,
+					// then the body sent) and differed: the file changed.
+					return fmt.Errorf("part %d: %w (%v)", i+1, transfer.ErrChanged, err)
+				}
 				return err
 			}
 			parts[i] = types.CompletedPart{
@@ -191,6 +200,21 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 		})
 	}
 	return parts, g.Wait()
+}
+
+// contentChanged reports the store's refusal of a body that does not match
+// the hash or checksum sent with it: read from a file, the file changed
+// between the two reads.
+func contentChanged(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "XAmzContentSHA256Mismatch", "BadDigest", "XAmzContentChecksumMismatch", "InvalidChecksum":
+		return true
+	}
+	return false
 }
 
 // plainKey reports whether gocloud's S3 driver would store key as it is
