@@ -5,9 +5,12 @@ package integration
 // killed upload, --grace during a long copy), and $POLYAXON_RUN_INSTANCE.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -456,5 +460,100 @@ func TestSidecarS3CheckpointRewrittenInPlace(t *testing.T) {
 	obj, ok := tg.get(t, "run/ckpt.bin")
 	if !ok || len(obj.data) != size || strings.Trim(string(obj.data), "\xcc") != "" {
 		t.Errorf("the object is not the checkpoint's final content (%d bytes, found %v)\nresult %v", len(obj.data), ok, res["result"])
+	}
+}
+
+// uploadStall forwards TCP connections to target, until a connection's
+// requests pass limit bytes (an upload's body): from there nothing more of
+// it is forwarded, and it stays open, as a peer that stopped reading. It
+// returns its URL.
+func uploadStall(t *testing.T, target string, limit int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() {
+				if n, _ := io.CopyN(s, c, limit); n < limit {
+					s.Close()
+				}
+			}()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestSidecarS3AbortsKilledMultipartUpload: a sidecar killed (SIGKILL, an
+// OOM kill) while it sends a large file's parts leaves an unfinished
+// multipart upload, invisible in listings but billed; the next sidecar
+// aborts it when it uploads that file again.
+func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
+	tg := scS3(t, "")
+	s := testenv.Load(t).S3()
+	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
+	dir := filepath.Join(t.TempDir(), "out")
+	data := bytes.Repeat([]byte("checkpoint "), 80<<20/11)
+	writeFile(t, dir, "big.bin", string(data))
+	const key = "run/big.bin"
+	unfinished := func() int {
+		out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String(key)})
+		if err != nil {
+			t.Fatalf("ListMultipartUploads: %v", err)
+		}
+		return len(out.Uploads)
+	}
+	// The first sidecar sends its parts through a proxy that stops
+	// forwarding them: it is killed with its upload begun.
+	u := sharedEndpoint(t, "s3")
+	stalled, senv := minioStore(t, uploadStall(t, u.Host, 4<<20)).connection(t, tg.bucket, "", false)
+	p := startSidecar(t, storeCatalog(t, stalled), senv, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none", "--interval", "1h")
+	deadline := time.Now().Add(time.Minute)
+	for unfinished() == 0 {
+		if !p.running() || time.Now().After(deadline) {
+			t.Fatalf("no multipart upload seen while the sidecar ran:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+
+	until := writeFile(t, t.TempDir(), "done", "")
+	p = startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none", "--until-file", until, "--strict")
+	if code, _ := p.wait(t); code != 0 {
+		t.Fatalf("restart: exit %d\n%s", code, p.stderr.String())
+	}
+	if obj, ok := tg.get(t, key); !ok || !bytes.Equal(obj.data, data) {
+		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
+	}
+	if n := unfinished(); n != 0 {
+		t.Errorf("%d unfinished multipart uploads of %s left in the bucket\n%s", n, key, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "aborted the unfinished multipart uploads an earlier run left") {
+		t.Errorf("the abort is not logged:\n%s", p.stderr.String())
 	}
 }

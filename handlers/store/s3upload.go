@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +52,7 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 		return true, err
 	}
 	md, contentType, alg := putParams(client, opts, head[:n])
+	p.stale.abort(ctx, client, p.name, key)
 	create, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(p.name), Key: aws.String(key), ContentType: aws.String(contentType), Metadata: md,
 		ChecksumAlgorithm: alg,
@@ -200,6 +203,51 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 		})
 	}
 	return parts, g.Wait()
+}
+
+// staleUploads aborts, once per key, the multipart uploads of that key an
+// earlier run left unfinished (killed while it sent the parts): listings
+// do not show them, but their parts are kept, and billed, until aborted.
+// This process has none of its own for the key when it is about to start
+// one: every upload it began was completed or aborted.
+type staleUploads struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	done map[string]bool
+}
+
+func (s *staleUploads) abort(ctx context.Context, client *s3.Client, bucket, key string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.done[key] {
+		s.mu.Unlock()
+		return
+	}
+	if s.done == nil {
+		s.done = map[string]bool{}
+	}
+	s.done[key] = true
+	s.mu.Unlock()
+	// Best effort: credentials without the listing or the abort leave
+	// them to the bucket's lifecycle rules.
+	out, err := client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, u := range out.Uploads {
+		if aws.ToString(u.Key) != key {
+			continue
+		}
+		if _, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err == nil {
+			n++
+		}
+	}
+	if n > 0 && s.log != nil {
+		s.log.Info("aborted the unfinished multipart uploads an earlier run left", "key", key, "uploads", n)
+	}
 }
 
 // contentChanged reports the store's refusal of a body that does not match
