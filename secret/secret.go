@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -136,10 +137,10 @@ func Register(s string) {
 	revealed[s] = struct{}{}
 	ordered = append(ordered, s)
 	if strings.Contains(s, "\n") {
-		// A key file, a kubeconfig, a JSON key: a part of it printed
-		// alone (a line of a PEM key's body, a token) is blanked too; its
-		// structure ("apiVersion: v1", armour lines, host names) is not.
-		for _, part := range keyLikeParts(s) {
+		// A key file, a kubeconfig, an .env file, a JSON key: a part of
+		// it printed alone (a line, a password's value) is blanked too;
+		// its structure ("apiVersion: v1", armour lines) is not.
+		for _, part := range secretParts(s) {
 			if _, ok := revealed[part]; !ok {
 				revealed[part] = struct{}{}
 				ordered = append(ordered, part)
@@ -154,32 +155,47 @@ func Register(s string) {
 	}
 }
 
-// keyLikeParts returns the parts of a multi-line secret that look like key
-// material: runs of base64, base64url, JWT or hex characters, 20 or more
-// long, with a digit and an upper-case letter (32 or more when all hex).
-// A JSON string's escaped newlines ("\n") end a run as newlines do.
-func keyLikeParts(s string) []string {
-	s = strings.ReplaceAll(s, `\n`, "\n")
-	runs := strings.FieldsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+/=_-.", r))
-	})
+// secretParts returns the parts of a multi-line secret to blank where
+// they are printed alone: every line, except the lines of its structure
+// (PEM armour, "name: value" settings whose name says nothing secret:
+// "apiVersion: v1", "server: https://…", "DB_HOST=db"), and the value of
+// each setting whose name does ("password: …", "DB_PASSWORD=…",
+// "token: …"). A JSON string's escaped newlines ("\n") end a line too.
+func secretParts(s string) []string {
 	var out []string
-	for _, run := range runs {
-		if len(run) < 20 {
+	add := func(p string) {
+		p = strings.TrimSpace(p)
+		if len(p) >= minLen {
+			out = append(out, p)
+		}
+	}
+	for _, line := range strings.Split(strings.ReplaceAll(s, `\n`, "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "-----") {
 			continue
 		}
-		digit, upper, hex := false, false, true
-		for _, r := range run {
-			digit = digit || r >= '0' && r <= '9'
-			upper = upper || r >= 'A' && r <= 'Z'
-			hex = hex && (r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F')
-		}
-		if digit && (upper || hex && len(run) >= 32) {
-			out = append(out, run)
+		m := settingLine.FindStringSubmatch(line)
+		switch {
+		case m == nil || strings.Count(line, ":") >= 4 && !strings.Contains(line, " "):
+			// Not a setting (a key's body, a password alone, a .pgpass
+			// line host:port:db:user:password): the whole line.
+			add(line)
+		case secretName.MatchString(m[1]):
+			add(line)
+			add(strings.Trim(strings.TrimSuffix(strings.TrimSpace(m[2]+m[3]), ","), `"'`))
 		}
 	}
 	return out
 }
+
+var (
+	// settingLine is a "name: value" or "name=value" line (YAML, .env,
+	// JSON, INI), a YAML list item's included.
+	// (Not a base64 line's padding: "…AQC7=", "…AQ==".)
+	settingLine = regexp.MustCompile(`^(?:-\s+)?["']?([A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*(?::\s*(.*)|=\s*([^=\s].*))$`)
+	// secretName is a setting name that says its value is secret.
+	secretName = regexp.MustCompile(`(?i)pass|pwd|secret|token|key|cred|auth|private|cert|sig|session|cookie|bearer`)
+)
 
 // Scrub replaces every registered secret in s, and the password of any URL
 // with userinfo, by [redacted].

@@ -68,15 +68,21 @@ func TestScrub(t *testing.T) {
 	}
 	// A multi-line secret (a PEM key): a line of its body printed alone is
 	// blanked; its armour is not a secret.
-	New("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n", true, "").Reveal()
-	if got := Scrub("line 2: MIIEvQIBADANBgkqhkiG9w0BAQEF; -----BEGIN PRIVATE KEY-----"); got != "line 2: [redacted]; -----BEGIN PRIVATE KEY-----" {
+	New("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQC7=\n-----END PRIVATE KEY-----\n", true, "").Reveal()
+	if got := Scrub("line 2: MIIEvQIBADANBgkqhkiG9w0BAQEF; line 3: AASCBKcwggSjAgEAAoIBAQC7=; -----BEGIN PRIVATE KEY-----"); got != "line 2: [redacted]; line 3: [redacted]; -----BEGIN PRIVATE KEY-----" {
 		t.Errorf("a line of a multi-line secret: %s", got)
+	}
+	// An .env file and a .pgpass line: the password's value, and the
+	// lines that hold it, are blanked; the other settings are not.
+	New("DB_HOST=db.internal\nDB_USER=analyst\nDB_PASSWORD=S3cure-Passw0rd!2024\ndb.internal:5432:mydb:analyst:pgpass123\n", true, "").Reveal()
+	if got := Scrub("DB_HOST=db.internal; pw S3cure-Passw0rd!2024; DB_PASSWORD=S3cure-Passw0rd!2024; db.internal:5432:mydb:analyst:pgpass123"); got != "DB_HOST=db.internal; pw [redacted]; [redacted]; [redacted]" {
+		t.Errorf("an .env file's parts: %s", got)
 	}
 	// A kubeconfig: its token and key data are blanked where printed
 	// alone, its structure is not.
-	New("apiVersion: v1\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n  name: default\nusers:\n- name: default\n  user:\n    token: eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz\n", true, "").Reveal()
-	in := "apiVersion: v1; name: default; server: https://10.0.0.1:6443; got eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz"
-	if got := Scrub(in); got != "apiVersion: v1; name: default; server: https://10.0.0.1:6443; got [redacted]" {
+	New("apiVersion: v1\nclusters:\n- cluster:\n    server: https://ABCDEF0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com\n  name: ProductionClusterAdmin2024\nusers:\n- name: default\n  user:\n    token: eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz\n", true, "").Reveal()
+	in := "apiVersion: v1; name: ProductionClusterAdmin2024; server: https://ABCDEF0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com; got eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz"
+	if got := Scrub(in); got != "apiVersion: v1; name: ProductionClusterAdmin2024; server: https://ABCDEF0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com; got [redacted]" {
 		t.Errorf("a kubeconfig's parts: %s", got)
 	}
 	// A JSON key file: the private key's lines, written with \n escapes.
