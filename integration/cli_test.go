@@ -690,9 +690,9 @@ func TestLogFormatJSONOnly(t *testing.T) {
 			t.Errorf("%v: no JSON line carries the error:\n%s", args, stderr.String())
 		}
 	}
-	// A custom handler's stderr is relayed as log lines.
+	// A custom handler's stderr is relayed as log lines, whatever the level.
 	hcat := catalog(t, "connections:\n- {name: job, kind: custom}\n")
-	cmd := exec.Command(binary, "--catalog", hcat, "-c", "job", "--path", t.TempDir(), "--handler", recordHandler(t), "--log-format", "json")
+	cmd := exec.Command(binary, "--catalog", hcat, "-c", "job", "--path", t.TempDir(), "--handler", recordHandler(t), "--log-format", "json", "--log-level", "error")
 	cmd.Env = baseEnv(nil)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -55,7 +56,8 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 
 	var errOut io.Writer = h.stderr
 	if req.JSONLogs {
-		errOut = logLines{req.Log}
+		// Relayed whatever --log-level says, as in text.
+		errOut = logLines{slog.New(slog.NewJSONHandler(h.stderr, nil)).With("connection", c.Name, "kind", string(c.Kind))}
 	}
 	stdout, stderr := newScrubWriter(h.stdout, info.Secrets), newScrubWriter(errOut, info.Secrets)
 	cmd := exec.Command(prog.Path, prog.Args...)
