@@ -92,6 +92,7 @@ func LoadPath(path string) (*Catalog, error) {
 		return nil, unreadable(err)
 	}
 	var docs []document
+	var hidden []string
 	for _, e := range entries {
 		name := e.Name()
 		switch strings.ToLower(filepath.Ext(name)) {
@@ -100,6 +101,9 @@ func LoadPath(path string) (*Catalog, error) {
 			continue
 		}
 		if strings.HasPrefix(name, ".") {
+			if !strings.HasPrefix(name, "..") {
+				hidden = append(hidden, name)
+			}
 			// Hidden: the kubelet's own (..data, ..2026_…), and the
 			// configuration of tools in a folder a repository fills
 			// (.yamllint.yml, .pre-commit-config.yaml), macOS's ._ twins.
@@ -116,6 +120,9 @@ func LoadPath(path string) (*Catalog, error) {
 		docs = append(docs, document{name: file, data: data})
 	}
 	if len(docs) == 0 {
+		if len(hidden) > 0 {
+			return nil, fault.New(fault.Usage, "the connection catalog folder %s has no .yaml, .yml or .json file but hidden ones (%s), which are not read; name the catalog's files without a leading dot", path, strings.Join(hidden, ", "))
+		}
 		return nil, fault.New(fault.Usage, "the connection catalog folder %s has no .yaml, .yml or .json file", path)
 	}
 	return parseDocuments(path, docs)

@@ -272,6 +272,12 @@ func TestLoadConfigMapFolder(t *testing.T) {
 	if got := strings.Join(cat.Names(), ","); got != "a,b" {
 		t.Errorf("names = %s", got)
 	}
+	// A folder of hidden files only: named, with why they are not read.
+	only := t.TempDir()
+	os.WriteFile(filepath.Join(only, ".conns.yaml"), []byte("- {name: c, kind: slack}\n"), 0o644)
+	if _, err := LoadPath(only); err == nil || !strings.Contains(err.Error(), "hidden ones (.conns.yaml), which are not read") {
+		t.Errorf("a folder of hidden files: %v", err)
+	}
 	// Names are unique across files.
 	os.WriteFile(filepath.Join(dir, "dup.yml"), []byte("name: a\nkind: slack\n"), 0o644)
 	if _, err := LoadPath(dir); err == nil || !strings.Contains(err.Error(), "used twice") {
