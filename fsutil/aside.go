@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,4 +61,21 @@ func (a *Aside) Settle(ok bool) error {
 		return fmt.Errorf("the file that stood at %s is kept as %s: %w", a.path, a.aside, err)
 	}
 	return nil
+}
+
+// LeftAside lists the files SetAside moved away from p that were never
+// settled: a run killed (SIGKILL, an OOM kill) before its end left them.
+func LeftAside(p string) []string {
+	entries, err := os.ReadDir(filepath.Dir(p))
+	if err != nil {
+		return nil
+	}
+	prefix := "." + filepath.Base(p) + ".initializer-aside-"
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) && len(e.Name()) == len(prefix)+12 {
+			out = append(out, filepath.Join(filepath.Dir(p), e.Name()))
+		}
+	}
+	return out
 }

@@ -1277,6 +1277,14 @@ func TestDownloadForceReplacesFileAtPath(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
 		t.Errorf("--force left %v beside --path", entries)
 	}
+	// The file a killed --force run moved aside is removed by the next
+	// --force run that puts the download in its place.
+	left := writeFile(t, filepath.Dir(target), ".out.initializer-aside-0123456789ab", "an earlier file")
+	r = cli(t, env, "--catalog", cat, "--connection", "data", "--path", target, "--force")
+	r.expectCode(t, 0)
+	if _, err := os.Stat(left); err == nil || !strings.Contains(r.Stderr, "removed the file an earlier, killed run had moved aside") {
+		t.Errorf("the file a killed run moved aside: %v\n%s", err, r.Stderr)
+	}
 }
 
 // TestDownloadAzureHTTPSURLPercentEncoded: an https bucket URL is a URL, as

@@ -65,13 +65,15 @@ type object struct {
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type downloader struct {
-	b       *blob.Bucket
-	root    string
-	aside   *fsutil.Aside // a file --force moved from --path, until the end
-	opts    Options
-	retry   *retrier
-	streams chan struct{} // bounds open streams across files and parts
-	prog    *Progress
+	b     *blob.Bucket
+	root  string
+	aside *fsutil.Aside // a file --force moved from --path, until the end
+	// leftAside: files a killed --force run moved from --path and left.
+	leftAside []string
+	opts      Options
+	retry     *retrier
+	streams   chan struct{} // bounds open streams across files and parts
+	prog      *Progress
 
 	free  uint64 // free bytes at the start
 	block int64  // the file system's block: a file takes whole blocks
@@ -196,6 +198,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 // replaced with --force; a file on its path is refused.
 func (d *downloader) makeRoot() error {
 	root := d.root
+	d.leftAside = fsutil.LeftAside(root)
 	err := os.MkdirAll(root, 0o755)
 	if err != nil && (errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST)) {
 		st, lerr := os.Lstat(root)
@@ -227,8 +230,20 @@ func (d *downloader) makeRoot() error {
 }
 
 // settleAside ends a --force replacement of a file at --path: the file is
-// removed once the download succeeded (ok), else put back.
+// removed once the download succeeded (ok), else put back. The files an
+// earlier, killed run moved aside are removed once this one, with --force
+// too, has put the download in their place.
 func (d *downloader) settleAside(ok bool) {
+	for _, p := range d.leftAside {
+		if ok && d.opts.Force {
+			if err := os.Remove(p); err == nil {
+				d.opts.Log.Warn("--force: removed the file an earlier, killed run had moved aside from --path; the download stands there now", "file", p)
+				continue
+			}
+		}
+		d.opts.Log.Warn("an earlier run, killed, moved the file that stood at --path aside, where it is still kept", "file", p, "path", d.root)
+	}
+	d.leftAside = nil
 	if d.aside == nil {
 		return
 	}

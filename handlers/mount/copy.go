@@ -58,21 +58,23 @@ type Stats struct {
 const maxIgnored = 100
 
 type copier struct {
-	opts     Options
-	srcRoot  string        // real path of the source root, symlinks resolved
-	dstRoot  string        // absolute --path
-	aside    *fsutil.Aside // a file --force moved from --path, until the end
-	files    atomic.Int64
-	skipped  atomic.Int64
-	links    atomic.Int64
-	dirs     atomic.Int64
-	mu       sync.Mutex
-	ignored  []string
-	dirModes []dirMode
-	made     *fsutil.MadeDirs // folders made: removed if still empty when the copy fails
-	block    int64            // the allocation unit at --path: a file takes whole blocks
-	prog     *transfer.Progress
-	maps     []srcDst // every mapping's source (real path) and destination
+	opts    Options
+	srcRoot string        // real path of the source root, symlinks resolved
+	dstRoot string        // absolute --path
+	aside   *fsutil.Aside // a file --force moved from --path, until the end
+	// leftAside: files a killed --force run moved from --path and left.
+	leftAside []string
+	files     atomic.Int64
+	skipped   atomic.Int64
+	links     atomic.Int64
+	dirs      atomic.Int64
+	mu        sync.Mutex
+	ignored   []string
+	dirModes  []dirMode
+	made      *fsutil.MadeDirs // folders made: removed if still empty when the copy fails
+	block     int64            // the allocation unit at --path: a file takes whole blocks
+	prog      *transfer.Progress
+	maps      []srcDst // every mapping's source (real path) and destination
 }
 
 // srcDst is a mapping resolved: what is copied, to where.
@@ -360,6 +362,7 @@ func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) err
 // makeRoot creates --path. A file there is replaced with --force; a file
 // on its path is refused.
 func (c *copier) makeRoot(shown string) error {
+	c.leftAside = fsutil.LeftAside(c.dstRoot)
 	err := os.MkdirAll(c.dstRoot, 0o755)
 	if err != nil && (errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST)) {
 		st, lerr := os.Lstat(c.dstRoot)
@@ -388,8 +391,20 @@ func (c *copier) makeRoot(shown string) error {
 }
 
 // settleAside ends a --force replacement of a file at --path: the file is
-// removed once the copy succeeded (ok), else put back.
+// removed once the copy succeeded (ok), else put back. The files an
+// earlier, killed run moved aside are removed once this one, with --force
+// too, has put the copy in their place.
 func (c *copier) settleAside(ok bool) {
+	for _, p := range c.leftAside {
+		if ok && c.opts.Force {
+			if err := os.Remove(p); err == nil {
+				c.opts.Log.Warn("--force: removed the file an earlier, killed run had moved aside from --path; the copy stands there now", "file", p)
+				continue
+			}
+		}
+		c.opts.Log.Warn("an earlier run, killed, moved the file that stood at --path aside, where it is still kept", "file", p, "path", c.dstRoot)
+	}
+	c.leftAside = nil
 	if c.aside == nil {
 		return
 	}

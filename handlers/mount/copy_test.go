@@ -273,6 +273,22 @@ func TestCopyConflicts(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Dir(file)); len(entries) != 1 {
 		t.Errorf("--force left %v beside --path", entries)
 	}
+	// A file a killed --force run moved aside (the run never settled it):
+	// kept by a run without --force, removed by one with it that succeeds.
+	left := filepath.Join(filepath.Dir(file), ".code.initializer-aside-0123456789ab")
+	write(t, filepath.Dir(file), filepath.Base(left), "x", 0o644)
+	if _, err := CopyMappings(context.Background(), src, file, []handlers.Mapping{{Src: "a.txt", Dst: "a.txt"}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); err != nil {
+		t.Errorf("a run without --force removed the file a killed run moved aside: %v", err)
+	}
+	if _, err := CopyMappings(context.Background(), src, file, []handlers.Mapping{{Src: "a.txt", Dst: "a.txt"}}, Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); err == nil {
+		t.Error("a successful --force run kept the file a killed run moved aside")
+	}
 }
 
 func TestCopyCancelledLeavesNothingHalfWritten(t *testing.T) {
