@@ -520,18 +520,24 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 	data := bytes.Repeat([]byte("checkpoint "), 80<<20/11)
 	writeFile(t, dir, "big.bin", string(data))
 	const key = "run/big.bin"
-	unfinished := func() int {
+	uploads := func() []string {
 		out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String(key)})
 		if err != nil {
 			t.Fatalf("ListMultipartUploads: %v", err)
 		}
-		return len(out.Uploads)
+		var ids []string
+		for _, u := range out.Uploads {
+			ids = append(ids, aws.ToString(u.UploadId))
+		}
+		return ids
 	}
+	unfinished := func() int { return len(uploads()) }
+	state := filepath.Join(t.TempDir(), "sidecar.state")
 	// The first sidecar sends its parts through a proxy that stops
 	// forwarding them: it is killed with its upload begun.
 	u := sharedEndpoint(t, "s3")
 	stalled, senv := minioStore(t, uploadStall(t, u.Host, 4<<20)).connection(t, tg.bucket, "", false)
-	p := startSidecar(t, storeCatalog(t, stalled), senv, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none", "--interval", "1h")
+	p := startSidecar(t, storeCatalog(t, stalled), senv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--interval", "1h")
 	deadline := time.Now().Add(time.Minute)
 	for unfinished() == 0 {
 		if !p.running() || time.Now().After(deadline) {
@@ -541,19 +547,31 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 	}
 	p.cmd.Process.Kill()
 	<-p.done
+	// Another process's upload of the same key, alive: not this
+	// sidecar's to abort.
+	other, err := client.CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: aws.String(tg.bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		client.AbortMultipartUpload(context.Background(), &s3.AbortMultipartUploadInput{Bucket: aws.String(tg.bucket), Key: aws.String(key), UploadId: other.UploadId})
+	})
 
 	until := writeFile(t, t.TempDir(), "done", "")
-	p = startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none", "--until-file", until, "--strict")
+	p = startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--until-file", until, "--strict")
 	if code, _ := p.wait(t); code != 0 {
 		t.Fatalf("restart: exit %d\n%s", code, p.stderr.String())
 	}
 	if obj, ok := tg.get(t, key); !ok || !bytes.Equal(obj.data, data) {
 		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
 	}
-	if n := unfinished(); n != 0 {
-		t.Errorf("%d unfinished multipart uploads of %s left in the bucket\n%s", n, key, p.stderr.String())
+	if left := uploads(); len(left) != 1 || left[0] != aws.ToString(other.UploadId) {
+		t.Errorf("unfinished multipart uploads of %s: %v, want only the other process's %s\n%s", key, left, aws.ToString(other.UploadId), p.stderr.String())
 	}
-	if !strings.Contains(p.stderr.String(), "aborted the unfinished multipart uploads an earlier run left") {
+	if !strings.Contains(p.stderr.String(), "aborted the unfinished multipart uploads a killed sidecar left") {
 		t.Errorf("the abort is not logged:\n%s", p.stderr.String())
+	}
+	if _, err := os.Stat(state + ".uploads"); err == nil {
+		t.Error("the record of unfinished uploads is left though none is")
 	}
 }

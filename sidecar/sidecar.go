@@ -117,9 +117,10 @@ type sidecar struct {
 	dels      map[string]error // keys whose deletion is pending → why it failed (nil: not tried yet)
 	rep       Report
 	log       *slog.Logger
-	saved     bool      // the state was saved at least once
-	savedAt   time.Time // when the state was last saved
-	firstScan bool      // the first cycle's scan is done
+	journal   *uploadJournal // the multipart uploads begun and not ended; nil: none kept
+	saved     bool           // the state was saved at least once
+	savedAt   time.Time      // when the state was last saved
+	firstScan bool           // the first cycle's scan is done
 
 	unreadable  map[string]error      // folders the last scan could not read
 	permanent   int                   // failures of the last cycle that trying again cannot mend
@@ -271,6 +272,17 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// Nor is the file that says the job has ended: it is no output.
 	if rel := below(cfg.Root, cfg.UntilFile); rel != "" {
 		excl.exact = append(excl.exact, rel)
+	}
+	// The multipart uploads a killed sidecar left, recorded beside the
+	// state, are aborted; this one's are recorded there in turn.
+	if ab, ok := cfg.Transfer.Provider.(transfer.UploadAborter); ok && cfg.StatePath != "" {
+		s.journal = &uploadJournal{path: cfg.StatePath + journalSuffix, open: map[string]string{}, log: s.log}
+		if rel := below(cfg.Root, s.journal.path); rel != "" {
+			excl.exact = append(excl.exact, rel)
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		s.journal.abortLeft(actx, cfg.Bucket, ab)
+		cancel()
 	}
 
 	// The end: the first of SIGTERM (ctx), the until file, the pod.
@@ -676,6 +688,9 @@ func (s *sidecar) upload(ctx context.Context, files []transfer.UploadFile) int {
 	// than reading each object's attributes (many files, few objects).
 	if s.cfg.Prefix != "" && len(files) > 2*(len(s.ix.files)/1000+1)+10 {
 		opts.ListVerify, opts.ListPrefix = true, s.cfg.Prefix+"/"
+	}
+	if s.journal != nil {
+		ctx = transfer.WithUploadJournal(ctx, s.journal)
 	}
 	st, err := transfer.Upload(ctx, s.cfg.Bucket, s.cfg.Root, files, opts)
 	if err != nil {

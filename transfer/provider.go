@@ -121,6 +121,35 @@ type RealKeys interface {
 	OpenReal(ctx context.Context, b *blob.Bucket, key, real string) (ObjectReader, error)
 }
 
+// UploadJournal records the multipart uploads a Provider begins and ends,
+// so that one a killed run left unfinished (not listed, but billed) can be
+// aborted by the next run. It is handed to the Provider in the context
+// (WithUploadJournal).
+type UploadJournal interface {
+	Begun(key, id string)
+	// Ended: completed, or aborted.
+	Ended(key, id string)
+}
+
+type journalKey struct{}
+
+// WithUploadJournal returns ctx carrying j for the uploads made with it.
+func WithUploadJournal(ctx context.Context, j UploadJournal) context.Context {
+	return context.WithValue(ctx, journalKey{}, j)
+}
+
+// JournalOf returns the UploadJournal ctx carries, or nil.
+func JournalOf(ctx context.Context) UploadJournal {
+	j, _ := ctx.Value(journalKey{}).(UploadJournal)
+	return j
+}
+
+// UploadAborter is implemented by Providers whose multipart uploads an
+// UploadJournal records: it aborts one a killed run left unfinished.
+type UploadAborter interface {
+	AbortUpload(ctx context.Context, b *blob.Bucket, key, id string) error
+}
+
 // ObjectReader reads an object's content; *blob.Reader is one.
 type ObjectReader interface {
 	io.ReadCloser

@@ -630,7 +630,7 @@ func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Op
 	}
 	s := &Store{
 		Bucket:   b,
-		Provider: s3Provider{bucket: b, name: loc.Bucket, signed: &s3Signed{}, stale: &staleUploads{log: opts.Log}},
+		Provider: s3Provider{bucket: b, name: loc.Bucket, signed: &s3Signed{}},
 		endpoint: c.endpoint,
 		auth:     c.describeAuth(),
 		hints: hints{
@@ -711,10 +711,9 @@ func (a *assumeRole) retrieve(ctx context.Context, d time.Duration) (aws.Credent
 // Upload checksums need nothing here: the client is configured "when
 // required" for custom endpoints, and the bucket passes that to its uploads.
 type s3Provider struct {
-	bucket *blob.Bucket  // the bucket it was opened with
-	name   string        // its name
-	signed *s3Signed     // reads whole objects (ReadWhole) and puts small ones (UploadBytes); nil: the SDK does
-	stale  *staleUploads // unfinished multipart uploads an earlier run left, aborted; nil: left alone
+	bucket *blob.Bucket // the bucket it was opened with
+	name   string       // its name
+	signed *s3Signed    // reads whole objects (ReadWhole) and puts small ones (UploadBytes); nil: the SDK does
 }
 
 func (s3Provider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) error {

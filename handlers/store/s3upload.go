@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -52,13 +50,17 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 		return true, err
 	}
 	md, contentType, alg := putParams(client, opts, head[:n])
-	p.stale.abort(ctx, client, p.name, key)
 	create, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(p.name), Key: aws.String(key), ContentType: aws.String(contentType), Metadata: md,
 		ChecksumAlgorithm: alg,
 	})
 	if err != nil {
 		return true, err
+	}
+	id := aws.ToString(create.UploadId)
+	journal := transfer.JournalOf(ctx)
+	if journal != nil {
+		journal.Begun(key, id)
 	}
 	parts, err := uploadParts(ctx, client, p.name, key, create.UploadId, f, size, partSize, conc, alg, sent)
 	if err == nil {
@@ -67,15 +69,32 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 		})
 	}
+	ended := err == nil
 	if err != nil {
 		// Leave no parts behind (they are billed), even when ctx has ended.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_, _ = client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(p.name), Key: aws.String(key), UploadId: create.UploadId,
-		})
+		ended = p.AbortUpload(actx, b, key, id) == nil
+	}
+	if journal != nil && ended {
+		journal.Ended(key, id)
 	}
 	return true, err
+}
+
+// AbortUpload implements transfer.UploadAborter: an upload already gone
+// (completed, or aborted by the store's lifecycle rules) is no error.
+func (p s3Provider) AbortUpload(ctx context.Context, b *blob.Bucket, key, id string) error {
+	client := p.keyClient(b, key)
+	if client == nil {
+		return fmt.Errorf("the multipart upload of %q cannot be reached", key)
+	}
+	_, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(p.name), Key: aws.String(key), UploadId: aws.String(id)})
+	var nsu *types.NoSuchUpload
+	if errors.As(err, &nsu) {
+		return nil
+	}
+	return err
 }
 
 // UploadBytes sends a small file held in memory as one PutObject, from the
@@ -203,51 +222,6 @@ func uploadParts(ctx context.Context, client *s3.Client, bucket, key string, id 
 		})
 	}
 	return parts, g.Wait()
-}
-
-// staleUploads aborts, once per key, the multipart uploads of that key an
-// earlier run left unfinished (killed while it sent the parts): listings
-// do not show them, but their parts are kept, and billed, until aborted.
-// This process has none of its own for the key when it is about to start
-// one: every upload it began was completed or aborted.
-type staleUploads struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	done map[string]bool
-}
-
-func (s *staleUploads) abort(ctx context.Context, client *s3.Client, bucket, key string) {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	if s.done[key] {
-		s.mu.Unlock()
-		return
-	}
-	if s.done == nil {
-		s.done = map[string]bool{}
-	}
-	s.done[key] = true
-	s.mu.Unlock()
-	// Best effort: credentials without the listing or the abort leave
-	// them to the bucket's lifecycle rules.
-	out, err := client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
-	if err != nil {
-		return
-	}
-	n := 0
-	for _, u := range out.Uploads {
-		if aws.ToString(u.Key) != key {
-			continue
-		}
-		if _, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err == nil {
-			n++
-		}
-	}
-	if n > 0 && s.log != nil {
-		s.log.Info("aborted the unfinished multipart uploads an earlier run left", "key", key, "uploads", n)
-	}
 }
 
 // contentChanged reports the store's refusal of a body that does not match

@@ -1,0 +1,101 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"gocloud.dev/blob"
+
+	"github.com/initializer/initializer/fsutil"
+	"github.com/initializer/initializer/transfer"
+)
+
+// journalSuffix names the file, beside the state file, that records the
+// multipart uploads begun and not yet ended.
+const journalSuffix = ".uploads"
+
+// uploadJournal is that file (transfer.UploadJournal): a sidecar killed
+// while it sends a large file's parts (SIGKILL, an OOM kill) leaves their
+// upload unfinished in the store, not listed but billed, and the next
+// sidecar aborts the uploads it finds there. Only this sidecar's own are
+// recorded, so that nothing another process uploads is touched.
+type uploadJournal struct {
+	mu   sync.Mutex
+	path string
+	open map[string]string // upload id → key
+	log  *slog.Logger
+}
+
+type journalEntry struct {
+	Key string `json:"key"`
+	ID  string `json:"id"`
+}
+
+func (j *uploadJournal) Begun(key, id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.open[id] = key
+	j.write()
+}
+
+func (j *uploadJournal) Ended(_, id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.open, id)
+	j.write()
+}
+
+// write replaces the file with the uploads open now (none: no file). It
+// is written before the parts are sent, and a process killed keeps what it
+// wrote: only a crash of the machine loses it.
+func (j *uploadJournal) write() {
+	if len(j.open) == 0 {
+		if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			j.log.Debug("upload journal not removed", "file", j.path, "error", err.Error())
+		}
+		return
+	}
+	entries := make([]journalEntry, 0, len(j.open))
+	for id, key := range j.open {
+		entries = append(entries, journalEntry{Key: key, ID: id})
+	}
+	b, _ := json.Marshal(entries)
+	if _, err := fsutil.WriteFileAtomic(context.Background(), j.path, strings.NewReader(string(b)+"\n"), fsutil.FileMeta{Mode: 0o600}); err != nil {
+		j.log.Warn("the record of unfinished uploads cannot be written: a sidecar killed now would leave its upload for the store's lifecycle rules", "file", j.path, "error", err.Error())
+	}
+}
+
+// abortLeft aborts the uploads an earlier sidecar recorded and never ended,
+// then forgets them.
+func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transfer.UploadAborter) {
+	data, err := os.ReadFile(j.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var entries []journalEntry
+	if err == nil {
+		err = json.Unmarshal(data, &entries)
+	}
+	if err != nil {
+		j.log.Warn("the record of unfinished uploads is not readable; they are left to the store's lifecycle rules", "file", j.path, "error", err.Error())
+		return
+	}
+	aborted := 0
+	for _, e := range entries {
+		if err := ab.AbortUpload(ctx, b, e.Key, e.ID); err != nil {
+			j.log.Warn("an unfinished upload a killed sidecar left is not aborted; it is left to the store's lifecycle rules", "key", e.Key, "error", err.Error())
+			continue
+		}
+		aborted++
+	}
+	if aborted > 0 {
+		j.log.Info("aborted the unfinished multipart uploads a killed sidecar left", "uploads", aborted)
+	}
+	j.write() // none open: the file goes
+}
