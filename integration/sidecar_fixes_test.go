@@ -463,16 +463,29 @@ func TestSidecarS3CheckpointRewrittenInPlace(t *testing.T) {
 	}
 }
 
-// uploadStall forwards TCP connections to target, until a connection's
-// requests pass limit bytes (an upload's body): from there nothing more of
-// it is forwarded, and it stays open, as a peer that stopped reading. It
-// returns its URL.
-func uploadStall(t *testing.T, target string, limit int64) string {
+// storeFront forwards TCP connections to target, in one of three modes
+// the test switches between: frontStall stops forwarding a connection's
+// requests past limit bytes (an upload's body) and keeps it open, as a
+// peer that stopped reading; frontPass forwards everything; frontDown
+// closes every new connection at once, as a store that is down.
+type storeFront struct {
+	url  string
+	mode atomic.Int32
+}
+
+const (
+	frontStall = iota
+	frontPass
+	frontDown
+)
+
+func newStoreFront(t *testing.T, target string, limit int64) *storeFront {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := &storeFront{url: "http://" + ln.Addr().String()}
 	var mu sync.Mutex
 	var conns []net.Conn
 	t.Cleanup(func() {
@@ -489,6 +502,10 @@ func uploadStall(t *testing.T, target string, limit int64) string {
 			if err != nil {
 				return
 			}
+			if f.mode.Load() == frontDown {
+				c.Close()
+				continue
+			}
 			s, err := net.Dial("tcp", target)
 			if err != nil {
 				c.Close()
@@ -497,7 +514,13 @@ func uploadStall(t *testing.T, target string, limit int64) string {
 			mu.Lock()
 			conns = append(conns, c, s)
 			mu.Unlock()
+			stall := f.mode.Load() == frontStall
 			go func() {
+				if !stall {
+					io.Copy(s, c)
+					s.Close()
+					return
+				}
 				if n, _ := io.CopyN(s, c, limit); n < limit {
 					s.Close()
 				}
@@ -505,7 +528,7 @@ func uploadStall(t *testing.T, target string, limit int64) string {
 			go func() { io.Copy(c, s); c.Close() }()
 		}
 	}()
-	return "http://" + ln.Addr().String()
+	return f
 }
 
 // TestSidecarS3AbortsKilledMultipartUpload: a sidecar killed (SIGKILL, an
@@ -533,11 +556,13 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 	}
 	unfinished := func() int { return len(uploads()) }
 	state := filepath.Join(t.TempDir(), "sidecar.state")
-	// The first sidecar sends its parts through a proxy that stops
-	// forwarding them: it is killed with its upload begun.
+	// The sidecars reach the store through a front. The first one's parts
+	// stop there: it is killed with its upload begun.
 	u := sharedEndpoint(t, "s3")
-	stalled, senv := minioStore(t, uploadStall(t, u.Host, 4<<20)).connection(t, tg.bucket, "", false)
-	p := startSidecar(t, storeCatalog(t, stalled), senv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--interval", "1h")
+	front := newStoreFront(t, u.Host, 4<<20)
+	entry, fenv := minioStore(t, front.url).connection(t, tg.bucket, "", false)
+	cat := storeCatalog(t, entry)
+	p := startSidecar(t, cat, fenv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--interval", "1h")
 	deadline := time.Now().Add(time.Minute)
 	for unfinished() == 0 {
 		if !p.running() || time.Now().After(deadline) {
@@ -557,8 +582,25 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 		client.AbortMultipartUpload(context.Background(), &s3.AbortMultipartUploadInput{Bucket: aws.String(tg.bucket), Key: aws.String(key), UploadId: other.UploadId})
 	})
 
+	records := func() []string {
+		m, _ := filepath.Glob(state + ".*.uploads")
+		return m
+	}
+	if len(records()) != 1 {
+		t.Fatalf("no record of the killed sidecar's upload beside its state: %v", records())
+	}
 	until := writeFile(t, t.TempDir(), "done", "")
-	p = startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--until-file", until, "--strict")
+	// A sidecar that cannot reach the store keeps the record, for the
+	// next one.
+	front.mode.Store(frontDown)
+	p = startSidecar(t, cat, fenv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--until-file", until, "--grace", "1s")
+	p.wait(t)
+	if len(records()) != 1 || !strings.Contains(p.stderr.String(), "not aborted yet; the next sidecar tries again") {
+		t.Fatalf("a sidecar that could not abort the upload dropped its record: %v\n%s", records(), p.stderr.String())
+	}
+
+	front.mode.Store(frontPass)
+	p = startSidecar(t, cat, fenv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--until-file", until, "--strict")
 	if code, _ := p.wait(t); code != 0 {
 		t.Fatalf("restart: exit %d\n%s", code, p.stderr.String())
 	}
@@ -571,7 +613,7 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "aborted the unfinished multipart uploads a killed sidecar left") {
 		t.Errorf("the abort is not logged:\n%s", p.stderr.String())
 	}
-	if _, err := os.Stat(state + ".uploads"); err == nil {
-		t.Error("the record of unfinished uploads is left though none is")
+	if left := records(); len(left) != 0 {
+		t.Errorf("the record of unfinished uploads is left though none is: %v", left)
 	}
 }

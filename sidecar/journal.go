@@ -26,10 +26,19 @@ const journalSuffix = ".uploads"
 // sidecar aborts the uploads it finds there. Only this sidecar's own are
 // recorded, so that nothing another process uploads is touched.
 type uploadJournal struct {
-	mu   sync.Mutex
-	path string
-	open map[string]string // upload id → key
-	log  *slog.Logger
+	mu     sync.Mutex
+	path   string
+	open   map[string]string // upload id → key
+	log    *slog.Logger
+	warned bool // that it cannot be written: said once
+}
+
+// journalPath names the record of a store's uploads beside the state file:
+// one per store (connection, endpoint, URL, prefix: id), so that a state
+// path given to a sidecar of another store never aborts in one store what
+// was begun in another.
+func journalPath(statePath, id string) string {
+	return statePath + "." + id[:12] + journalSuffix
 }
 
 type journalEntry struct {
@@ -66,7 +75,8 @@ func (j *uploadJournal) write() {
 		entries = append(entries, journalEntry{Key: key, ID: id})
 	}
 	b, _ := json.Marshal(entries)
-	if _, err := fsutil.WriteFileAtomic(context.Background(), j.path, strings.NewReader(string(b)+"\n"), fsutil.FileMeta{Mode: 0o600}); err != nil {
+	if _, err := fsutil.WriteFileAtomic(context.Background(), j.path, strings.NewReader(string(b)+"\n"), fsutil.FileMeta{Mode: 0o600}); err != nil && !j.warned {
+		j.warned = true
 		j.log.Warn("the record of unfinished uploads cannot be written: a sidecar killed now would leave its upload for the store's lifecycle rules", "file", j.path, "error", err.Error())
 	}
 }
@@ -89,7 +99,9 @@ func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transf
 	aborted := 0
 	for _, e := range entries {
 		if err := ab.AbortUpload(ctx, b, e.Key, e.ID); err != nil {
-			j.log.Warn("an unfinished upload a killed sidecar left is not aborted; it is left to the store's lifecycle rules", "key", e.Key, "error", err.Error())
+			// Kept in the record: the next sidecar tries again.
+			j.open[e.ID] = e.Key
+			j.log.Warn("an unfinished upload a killed sidecar left is not aborted yet; the next sidecar tries again", "key", e.Key, "error", err.Error())
 			continue
 		}
 		aborted++
@@ -97,5 +109,7 @@ func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transf
 	if aborted > 0 {
 		j.log.Info("aborted the unfinished multipart uploads a killed sidecar left", "uploads", aborted)
 	}
-	j.write() // none open: the file goes
+	j.mu.Lock()
+	j.write() // what is still open, if any
+	j.mu.Unlock()
 }

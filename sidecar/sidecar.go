@@ -276,7 +276,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// The multipart uploads a killed sidecar left, recorded beside the
 	// state, are aborted; this one's are recorded there in turn.
 	if ab, ok := cfg.Transfer.Provider.(transfer.UploadAborter); ok && cfg.StatePath != "" {
-		s.journal = &uploadJournal{path: cfg.StatePath + journalSuffix, open: map[string]string{}, log: s.log}
+		s.journal = &uploadJournal{path: journalPath(cfg.StatePath, s.id), open: map[string]string{}, log: s.log}
 		if rel := below(cfg.Root, s.journal.path); rel != "" {
 			excl.exact = append(excl.exact, rel)
 		}
