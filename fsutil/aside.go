@@ -66,6 +66,7 @@ func (a *Aside) Settle(ok bool) error {
 // LeftAside lists the files SetAside moved away from p that were never
 // settled: a run killed (SIGKILL, an OOM kill) before its end left them.
 func LeftAside(p string) []string {
+	p = filepath.Clean(p)
 	entries, err := os.ReadDir(filepath.Dir(p))
 	if err != nil {
 		return nil
@@ -73,7 +74,10 @@ func LeftAside(p string) []string {
 	prefix := "." + filepath.Base(p) + ".initializer-aside-"
 	var out []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) && len(e.Name()) == len(prefix)+12 {
+		// Only the names SetAside gives: 12 lower-case hex digits after
+		// the prefix.
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok && len(rest) == 12 && strings.Trim(rest, "0123456789abcdef") == "" {
 			out = append(out, filepath.Join(filepath.Dir(p), e.Name()))
 		}
 	}
