@@ -156,45 +156,131 @@ func Register(s string) {
 }
 
 // secretParts returns the parts of a multi-line secret to blank where
-// they are printed alone: every line, except the lines of its structure
-// (PEM armour, "name: value" settings whose name says nothing secret:
-// "apiVersion: v1", "server: https://…", "DB_HOST=db"), and the value of
-// each setting whose name does ("password: …", "DB_PASSWORD=…",
-// "token: …"). A JSON string's escaped newlines ("\n") end a line too.
+// they are printed alone:
+//   - every line, except those of its structure: PEM armour, INI section
+//     headers and comments, and "name: value" or "name=value" settings
+//     whose name says nothing secret ("apiVersion: v1", "DB_HOST=db");
+//   - the value of each setting whose name says it is secret
+//     ("password: …", "export DB_PASSWORD=…", "token: …", a .netrc's
+//     "password …", a .pgpass line's last field, a crypt hash);
+//   - in any line but a public setting's (a name, a host, a URL), every
+//     run that looks like key material: 20 or more base64, base64url or
+//     hex characters (without the padding; with and without "/") with a
+//     digit and an upper-case letter (32 or more when all hex).
+//
+// A JSON string's escaped newlines ("\n") end a line too.
 func secretParts(s string) []string {
 	var out []string
 	add := func(p string) {
 		p = strings.TrimSpace(p)
-		if len(p) >= minLen {
+		if len(p) >= minLen && !strings.HasPrefix(p, "-----") {
 			out = append(out, p)
 		}
 	}
 	for _, line := range strings.Split(strings.ReplaceAll(s, `\n`, "\n"), "\n") {
 		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "-----") {
+		if line == "" || strings.HasPrefix(line, "-----") {
 			continue
 		}
+		for _, m := range wordSecret.FindAllStringSubmatch(line, -1) {
+			add(m[1]) // "password p" (.netrc), wherever it stands
+		}
 		m := settingLine.FindStringSubmatch(line)
+		pgpass := strings.Count(line, ":") >= 4 && !strings.Contains(line, " ")
 		switch {
-		case m == nil || strings.Count(line, ":") >= 4 && !strings.Contains(line, " "):
-			// Not a setting (a key's body, a password alone, a .pgpass
-			// line host:port:db:user:password): the whole line.
+		case pgpass:
 			add(line)
-		case secretName.MatchString(m[1]):
-			add(line)
-			add(strings.Trim(strings.TrimSuffix(strings.TrimSpace(m[2]+m[3]), ","), `"'`))
+			add(line[strings.LastIndex(line, ":")+1:])
+		case m == nil:
+			if !iniLine.MatchString(line) {
+				add(line) // a key's body, a password alone
+			}
+		default:
+			name, value := m[1], settingValue(m[2]+m[3])
+			switch {
+			case secretSetting(name):
+				add(line)
+				add(value)
+			case cryptHash.MatchString(value):
+				add(value) // htpasswd's user:hash
+			}
+			if publicSetting(name) {
+				continue
+			}
+		}
+		// With and without "/": a path's last part, a base64 key with one.
+		for _, runs := range [][]string{keyRuns.FindAllString(line, -1), keyWords.FindAllString(line, -1)} {
+			for _, run := range runs {
+				if keyLike(run) {
+					out = append(out, run)
+				}
+			}
 		}
 	}
 	return out
 }
 
+// settingValue is a setting's value without its quotes, a trailing comma
+// (JSON) or a trailing comment (" # …").
+func settingValue(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) > 1 && (v[0] == '"' || v[0] == '\'') {
+		if end := strings.IndexByte(v[1:], v[0]); end >= 0 {
+			return v[1 : end+1]
+		}
+	}
+	if i := strings.Index(v, " #"); i >= 0 {
+		v = v[:i]
+	}
+	return strings.Trim(strings.TrimSuffix(strings.TrimSpace(v), ","), `"'`)
+}
+
+// secretSetting reports a setting name that says its value is secret.
+func secretSetting(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "webhook") || secretName.MatchString(n) && !publicSuffix.MatchString(n)
+}
+
+// publicSetting reports a setting whose value is public (a name, a host, a
+// URL, a path): nothing in it is taken for key material.
+func publicSetting(name string) bool {
+	n := strings.ToLower(name)
+	return !secretSetting(n) && (publicSuffix.MatchString(n) || publicName[n])
+}
+
+// keyLike reports a run of key characters that looks like key material.
+func keyLike(run string) bool {
+	if len(run) < 20 {
+		return false
+	}
+	digit, upper, hex := false, false, true
+	for _, r := range run {
+		digit = digit || r >= '0' && r <= '9'
+		upper = upper || r >= 'A' && r <= 'Z'
+		hex = hex && (r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F')
+	}
+	return digit && (upper || hex && len(run) >= 32)
+}
+
 var (
-	// settingLine is a "name: value" or "name=value" line (YAML, .env,
-	// JSON, INI), a YAML list item's included.
+	// settingLine is a "name: value" or "name=value" line (YAML, .env
+	// with or without "export", JSON, INI), a YAML list item's included.
 	// (Not a base64 line's padding: "…AQC7=", "…AQ==".)
-	settingLine = regexp.MustCompile(`^(?:-\s+)?["']?([A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*(?::\s*(.*)|=\s*([^=\s].*))$`)
-	// secretName is a setting name that says its value is secret.
-	secretName = regexp.MustCompile(`(?i)pass|pwd|secret|token|key|cred|auth|private|cert|sig|session|cookie|bearer`)
+	settingLine = regexp.MustCompile(`^(?:-\s+)?(?:export\s+)?["']?([A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*(?::\s*(.*)|=\s*([^=\s].*))$`)
+	// secretName is in a setting name that says its value is secret.
+	secretName = regexp.MustCompile(`pass|pwd|secret|token|key|cred|auth|private|cert|sig|session|cookie|bearer|connection_?string|dsn|(^|_)pw$|(^|_)pat$`)
+	// publicSuffix ends the name of a setting that names or locates
+	// something (token_uri, credsStore, aws_access_key_id, S3_KEY_PREFIX).
+	publicSuffix = regexp.MustCompile(`(uri|url|store|helper|helpers|prefix|path|file|id|type|name|region|endpoint|version|algorithm|method)$`)
+	publicName   = map[string]bool{"server": true, "cluster": true, "context": true, "current-context": true, "namespace": true,
+		"apiversion": true, "kind": true, "host": true, "hostname": true, "user": true, "username": true, "login": true, "machine": true}
+	// wordSecret is ".netrc"'s "password p" and the like.
+	wordSecret = regexp.MustCompile(`(?i)(?:^|\s)(?:password|passwd|passphrase)\s+(\S+)`)
+	// iniLine is an INI section header or a comment.
+	iniLine   = regexp.MustCompile(`^(\[[^\]]*\]|[#;].*)$`)
+	cryptHash = regexp.MustCompile(`^\$[0-9a-z]+\$`)
+	keyRuns   = regexp.MustCompile(`[A-Za-z0-9+/_\-]+`)
+	keyWords  = regexp.MustCompile(`[A-Za-z0-9+_\-]+`)
 )
 
 // Scrub replaces every registered secret in s, and the password of any URL

@@ -78,6 +78,40 @@ func TestScrub(t *testing.T) {
 	if got := Scrub("DB_HOST=db.internal; pw S3cure-Passw0rd!2024; DB_PASSWORD=S3cure-Passw0rd!2024; db.internal:5432:mydb:analyst:pgpass123"); got != "DB_HOST=db.internal; pw [redacted]; [redacted]; [redacted]" {
 		t.Errorf("an .env file's parts: %s", got)
 	}
+	// More of what users mount: an .env with export and comments, a
+	// .netrc, htpasswd, an AWS credentials file, a Docker config, a
+	// kubeconfig's exec env. What is secret is blanked where printed
+	// alone; the public parts are not.
+	New(strings.Join([]string{
+		"# production settings",
+		"export DB_PASSWORD=Xk9pLmQ2rT",
+		`DB_PASS="Hunter2Secret" # rotated 2024`,
+		"AZURE_STORAGE_CONNECTION_STRING=DefaultEndpointsProtocol=https;AccountName=acct1;AccountKey=Zm9vYmFyWm9vYmFyWm9vYmFyQUJD==;EndpointSuffix=core.windows.net",
+		"SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdefXYZ1234567890abcde",
+		"MYSQL_ROOT_PW=RootPw12345",
+		"S3_KEY_PREFIX=datasets/train",
+		"machine github.com login octocat password ghp_R4nd0mT0kenValue",
+		"  password GlSecretPw99",
+		"admin:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/",
+		"[default]",
+		"aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+		"aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+		`"credsStore": "desktop",`,
+		`"token_uri": "https://oauth2.googleapis.com/token",`,
+		"      - name: AWS_SECRET_ACCESS_KEY",
+		"        value: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	}, "\n")+"\n", true, "").Reveal()
+	for _, leak := range []string{"Xk9pLmQ2rT", "Hunter2Secret", "Zm9vYmFyWm9vYmFyWm9vYmFyQUJD", "abcdefXYZ1234567890abcde", "RootPw12345",
+		"ghp_R4nd0mT0kenValue", "GlSecretPw99", "$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"} {
+		if got := Scrub("printed: " + leak); got != "printed: [redacted]" {
+			t.Errorf("a secret printed alone: %s", got)
+		}
+	}
+	for _, public := range []string{"# production settings", "[default]", "desktop", "https://oauth2.googleapis.com/token", "datasets/train", "AKIAIOSFODNN7EXAMPLE", "github.com", "octocat"} {
+		if got := Scrub("printed: " + public); got != "printed: "+public {
+			t.Errorf("public structure scrubbed: %s", got)
+		}
+	}
 	// A kubeconfig: its token and key data are blanked where printed
 	// alone, its structure is not.
 	New("apiVersion: v1\nclusters:\n- cluster:\n    server: https://ABCDEF0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com\n  name: ProductionClusterAdmin2024\nusers:\n- name: default\n  user:\n    token: eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz\n", true, "").Reveal()
@@ -87,7 +121,7 @@ func TestScrub(t *testing.T) {
 	}
 	// A JSON key file: the private key's lines, written with \n escapes.
 	New("{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"0123456789abcdef0123456789abcdef01234567\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvgIBADANBgkqhkiG9w0BAQ\\n-----END PRIVATE KEY-----\\n\"\n}\n", true, "").Reveal()
-	if got := Scrub(`"type": "service_account" id 0123456789abcdef0123456789abcdef01234567 body MIIEvgIBADANBgkqhkiG9w0BAQ`); got != `"type": "service_account" id [redacted] body [redacted]` {
+	if got := Scrub(`"type": "service_account" id 0123456789abcdef0123456789abcdef01234567 body MIIEvgIBADANBgkqhkiG9w0BAQ`); got != `"type": "service_account" id 0123456789abcdef0123456789abcdef01234567 body [redacted]` {
 		t.Errorf("a JSON key's parts: %s", got)
 	}
 	if got := Scrub("true false 1234"); got != "true false 1234" {
