@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +83,57 @@ func LeftAside(p string) []string {
 		}
 	}
 	return out
+}
+
+// Replacement is --force's replacement of a file at a path by a folder of
+// a run (what: "download", "copy"): the file it moved aside, if any, and
+// those killed runs left there.
+type Replacement struct {
+	path, what string
+	force      bool
+	aside      *Aside
+	left       []string
+}
+
+// NewReplacement starts one for path, finding what killed runs left.
+func NewReplacement(path, what string, force bool) *Replacement {
+	return &Replacement{path: path, what: what, force: force, left: LeftAside(path)}
+}
+
+// SetAside moves the file at the path aside (see SetAside).
+func (r *Replacement) SetAside() error {
+	a, err := SetAside(r.path)
+	r.aside = a
+	return err
+}
+
+// Settle ends it, once: after a run that succeeded (ok), the file moved
+// aside is removed, and so are those killed runs left when this run had
+// --force too; after one that failed, the file is put back. Each step is
+// logged.
+func (r *Replacement) Settle(ok bool, log *slog.Logger) {
+	if r == nil {
+		return
+	}
+	for _, p := range r.left {
+		if ok && r.force {
+			if err := os.Remove(p); err == nil {
+				log.Warn("--force: removed the file an earlier, killed run had moved aside from --path; the "+r.what+" stands there now", "file", p)
+				continue
+			}
+		}
+		log.Warn("an earlier run, killed, moved the file that stood at --path aside, where it is still kept", "file", p, "path", r.path)
+	}
+	r.left = nil
+	if r.aside == nil {
+		return
+	}
+	if err := r.aside.Settle(ok); err != nil {
+		log.Warn("--force: "+err.Error(), "path", r.path)
+	} else if ok {
+		log.Warn("--force: removed the file that stood where --path puts a folder", "path", r.path)
+	} else {
+		log.Info("--force: the "+r.what+" failed; the file that stood at --path is back", "path", r.path)
+	}
+	r.aside = nil
 }

@@ -65,15 +65,14 @@ type object struct {
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type downloader struct {
-	b     *blob.Bucket
-	root  string
-	aside *fsutil.Aside // a file --force moved from --path, until the end
-	// leftAside: files a killed --force run moved from --path and left.
-	leftAside []string
-	opts      Options
-	retry     *retrier
-	streams   chan struct{} // bounds open streams across files and parts
-	prog      *Progress
+	b    *blob.Bucket
+	root string
+	// repl: --force's replacement of a file at --path, until the end.
+	repl    *fsutil.Replacement
+	opts    Options
+	retry   *retrier
+	streams chan struct{} // bounds open streams across files and parts
+	prog    *Progress
 
 	free  uint64 // free bytes at the start
 	block int64  // the file system's block: a file takes whole blocks
@@ -130,7 +129,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	if err := d.makeRoot(); err != nil {
 		return Stats{}, err
 	}
-	defer d.settleAside(false) // a return before the end: failed
+	defer d.repl.Settle(false, opts.Log) // a return before the end: failed
 	held := fsutil.Hold(root)
 	defer held.Close()
 	if err := d.removeTemps(sels); err != nil {
@@ -185,7 +184,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 			err = d.localFault(serr)
 		}
 	}
-	d.settleAside(err == nil)
+	d.repl.Settle(err == nil, opts.Log)
 	st := Stats{Objects: d.objects.Load(), Files: d.files.Load(), Bytes: d.bytes.Load(), Skipped: d.skipped.Load(),
 		Dirs: d.dirs.Load(), Retries: d.retries.Load(), Duration: time.Since(start)}
 	if err != nil && ctx.Err() != nil {
@@ -198,7 +197,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 // replaced with --force; a file on its path is refused.
 func (d *downloader) makeRoot() error {
 	root := d.root
-	d.leftAside = fsutil.LeftAside(root)
+	d.repl = fsutil.NewReplacement(root, "download", d.opts.Force)
 	err := os.MkdirAll(root, 0o755)
 	if err != nil && (errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST)) {
 		st, lerr := os.Lstat(root)
@@ -210,7 +209,7 @@ func (d *downloader) makeRoot() error {
 		}
 		// Set aside, not removed, until the download has succeeded: a
 		// failed one (a missing bucket, a refusal) puts it back.
-		aside, aerr := fsutil.SetAside(root)
+		aerr := d.repl.SetAside()
 		var mp *fsutil.MountPointError
 		switch {
 		case errors.As(aerr, &mp):
@@ -218,43 +217,14 @@ func (d *downloader) makeRoot() error {
 		case aerr != nil:
 			return d.localFault(fmt.Errorf("--force: %w", aerr))
 		}
-		d.aside = aside
 		if err = os.Mkdir(root, 0o755); err != nil {
-			d.settleAside(false)
+			d.repl.Settle(false, d.opts.Log)
 		}
 	}
 	if err != nil {
 		return d.localFault(fmt.Errorf("cannot create --path %s: %w", root, err))
 	}
 	return nil
-}
-
-// settleAside ends a --force replacement of a file at --path: the file is
-// removed once the download succeeded (ok), else put back. The files an
-// earlier, killed run moved aside are removed once this one, with --force
-// too, has put the download in their place.
-func (d *downloader) settleAside(ok bool) {
-	for _, p := range d.leftAside {
-		if ok && d.opts.Force {
-			if err := os.Remove(p); err == nil {
-				d.opts.Log.Warn("--force: removed the file an earlier, killed run had moved aside from --path; the download stands there now", "file", p)
-				continue
-			}
-		}
-		d.opts.Log.Warn("an earlier run, killed, moved the file that stood at --path aside, where it is still kept", "file", p, "path", d.root)
-	}
-	d.leftAside = nil
-	if d.aside == nil {
-		return
-	}
-	if err := d.aside.Settle(ok); err != nil {
-		d.opts.Log.Warn("--force: "+err.Error(), "path", d.root)
-	} else if ok {
-		d.opts.Log.Warn("--force: removed the file that stood where --path puts a folder", "path", d.root)
-	} else {
-		d.opts.Log.Info("--force: the download failed; the file that stood at --path is back", "path", d.root)
-	}
-	d.aside = nil
 }
 
 // removeTemps removes the temporary files an earlier, killed run left where

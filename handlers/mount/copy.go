@@ -59,22 +59,21 @@ const maxIgnored = 100
 
 type copier struct {
 	opts    Options
-	srcRoot string        // real path of the source root, symlinks resolved
-	dstRoot string        // absolute --path
-	aside   *fsutil.Aside // a file --force moved from --path, until the end
-	// leftAside: files a killed --force run moved from --path and left.
-	leftAside []string
-	files     atomic.Int64
-	skipped   atomic.Int64
-	links     atomic.Int64
-	dirs      atomic.Int64
-	mu        sync.Mutex
-	ignored   []string
-	dirModes  []dirMode
-	made      *fsutil.MadeDirs // folders made: removed if still empty when the copy fails
-	block     int64            // the allocation unit at --path: a file takes whole blocks
-	prog      *transfer.Progress
-	maps      []srcDst // every mapping's source (real path) and destination
+	srcRoot string // real path of the source root, symlinks resolved
+	dstRoot string // absolute --path
+	// repl: --force's replacement of a file at --path, until the end.
+	repl     *fsutil.Replacement
+	files    atomic.Int64
+	skipped  atomic.Int64
+	links    atomic.Int64
+	dirs     atomic.Int64
+	mu       sync.Mutex
+	ignored  []string
+	dirModes []dirMode
+	made     *fsutil.MadeDirs // folders made: removed if still empty when the copy fails
+	block    int64            // the allocation unit at --path: a file takes whole blocks
+	prog     *transfer.Progress
+	maps     []srcDst // every mapping's source (real path) and destination
 }
 
 // srcDst is a mapping resolved: what is copied, to where.
@@ -142,7 +141,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	if err := c.makeRoot(dstRoot); err != nil {
 		return Stats{}, err
 	}
-	defer c.settleAside(false) // a return before the end: failed
+	defer c.repl.Settle(false, opts.Log) // a return before the end: failed
 	if r, err := filepath.EvalSymlinks(dstAbs); err == nil && r != dstAbs {
 		// A --path that is a link to a folder (a volume mounted elsewhere)
 		// is that folder: the copy goes into it, never over the link.
@@ -224,13 +223,13 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	st := Stats{Files: c.files.Load(), Bytes: c.prog.Live.Load(), Skipped: c.skipped.Load(), Links: c.links.Load(), Dirs: c.dirs.Load(), Ignored: c.ignored}
 	if err != nil {
 		c.made.RemoveEmpty() // nothing half-copied, empty folders included
-		c.settleAside(false)
+		c.repl.Settle(false, opts.Log)
 		if ctx.Err() != nil {
 			return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: copy interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
 		}
 		return st, err
 	}
-	c.settleAside(true)
+	c.repl.Settle(true, opts.Log)
 	return st, nil
 }
 
@@ -362,7 +361,7 @@ func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) err
 // makeRoot creates --path. A file there is replaced with --force; a file
 // on its path is refused.
 func (c *copier) makeRoot(shown string) error {
-	c.leftAside = fsutil.LeftAside(c.dstRoot)
+	c.repl = fsutil.NewReplacement(c.dstRoot, "copy", c.opts.Force)
 	err := os.MkdirAll(c.dstRoot, 0o755)
 	if err != nil && (errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST)) {
 		st, lerr := os.Lstat(c.dstRoot)
@@ -371,7 +370,7 @@ func (c *copier) makeRoot(shown string) error {
 		}
 		// Set aside, not removed, until the copy has succeeded: a failed
 		// one (a --paths not in the mount, no room) puts it back.
-		aside, aerr := fsutil.SetAside(c.dstRoot)
+		aerr := c.repl.SetAside()
 		var mp *fsutil.MountPointError
 		switch {
 		case errors.As(aerr, &mp):
@@ -379,43 +378,14 @@ func (c *copier) makeRoot(shown string) error {
 		case aerr != nil:
 			return fault.FromSystem(fmt.Errorf("%s: --force: %w", c.opts.Conn, aerr))
 		}
-		c.aside = aside
 		if err = os.Mkdir(c.dstRoot, 0o755); err != nil {
-			c.settleAside(false)
+			c.repl.Settle(false, c.opts.Log)
 		}
 	}
 	if err != nil {
 		return fault.FromSystem(fmt.Errorf("%s: cannot create --path %s: %w", c.opts.Conn, shown, err))
 	}
 	return nil
-}
-
-// settleAside ends a --force replacement of a file at --path: the file is
-// removed once the copy succeeded (ok), else put back. The files an
-// earlier, killed run moved aside are removed once this one, with --force
-// too, has put the copy in their place.
-func (c *copier) settleAside(ok bool) {
-	for _, p := range c.leftAside {
-		if ok && c.opts.Force {
-			if err := os.Remove(p); err == nil {
-				c.opts.Log.Warn("--force: removed the file an earlier, killed run had moved aside from --path; the copy stands there now", "file", p)
-				continue
-			}
-		}
-		c.opts.Log.Warn("an earlier run, killed, moved the file that stood at --path aside, where it is still kept", "file", p, "path", c.dstRoot)
-	}
-	c.leftAside = nil
-	if c.aside == nil {
-		return
-	}
-	if err := c.aside.Settle(ok); err != nil {
-		c.opts.Log.Warn("--force: "+err.Error(), "path", c.dstRoot)
-	} else if ok {
-		c.opts.Log.Warn("--force: removed the file that stood where --path puts a folder", "path", c.dstRoot)
-	} else {
-		c.opts.Log.Info("--force: the copy failed; the file that stood at --path is back", "path", c.dstRoot)
-	}
-	c.aside = nil
 }
 
 // clear removes p, which stands where the source puts a want ("folder",
