@@ -231,7 +231,7 @@ func describe(v any) string {
 		return "the number " + x.String()
 	case bool:
 		// YAML reads y, yes, on, true (and their opposites) as booleans.
-		return fmt.Sprintf("%v (in YAML, y, yes, on and the like are booleans: quote a name such as \"y\")", x)
+		return fmt.Sprintf("%v (in YAML, y, yes, on and the like are booleans: quote a value meant as text, such as \"y\")", x)
 	case []any:
 		return "a list"
 	case map[string]any:
