@@ -89,7 +89,9 @@ func classOfSystem(err error) Class {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return Interrupted
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS),
+		errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		// The container's resources: its disk, its open files.
 		return LocalDisk
 	case errors.Is(err, fs.ErrPermission):
 		return Auth

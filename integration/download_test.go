@@ -1315,3 +1315,27 @@ func TestDownloadAzureHTTPSURLPercentEncoded(t *testing.T) {
 		}
 	}
 }
+
+// TestDownloadLowOpenFilesLimit: a container whose open-files limit is low
+// (ulimit -n 64, soft and hard) downloads with fewer workers than asked,
+// saying so, instead of failing with "too many open files".
+func TestDownloadLowOpenFilesLimit(t *testing.T) {
+	st := minioStore(t, "")
+	bucket := st.newBucket(t)
+	for i := range 120 {
+		k := fmt.Sprintf("ds/f%03d.txt", i)
+		st.put(t, bucket, k, strings.NewReader(k), int64(len(k)))
+	}
+	const big = 70 << 20 // read as ranges
+	st.put(t, bucket, "ds/big.bin", randomReader(big, 3), big)
+	entry, env := st.connection(t, bucket, "ds", false)
+	dst := t.TempDir()
+	r := cliCmd(t, env, "ulimit -n 64 && exec {}", "--catalog", storeCatalog(t, entry), "--connection", "data", "--path", dst)
+	r.expectCode(t, 0)
+	if n := countFiles(dst); n != 121 {
+		t.Errorf("%d files downloaded, want 121", n)
+	}
+	if !strings.Contains(r.Stderr, "fewer workers than asked: the open-files limit (ulimit -n) allows no more") {
+		t.Errorf("no word of the workers lowered:\n%s", r.Stderr)
+	}
+}

@@ -122,6 +122,9 @@ func Download(ctx context.Context, b *blob.Bucket, sels []Selection, root string
 
 func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (Stats, error) {
 	opts.defaults()
+	// A stream holds a connection and a file, and the pool may keep one
+	// more connection idle.
+	opts.Workers = fitWorkers(opts.Workers, 3, opts.Log)
 	start := d.start
 	root := d.root
 	d.opts, d.streams = opts, make(chan struct{}, opts.Workers)
@@ -1216,6 +1219,9 @@ func (d *downloader) localFault(err error) error {
 	switch c {
 	case fault.LocalDisk:
 		where := d.diskOf(err)
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			return fault.New(c, "%s: %w; lower --workers, or raise the container's open-files limit (ulimit -n)", d.opts.Conn, err)
+		}
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			if sp, serr := fsutil.FreeSpace(where); serr == nil && sp.FreeInodes == 0 && sp.Inodes > 0 {
 				return fault.New(c, "%s: the file system at %s has no free inodes (room for no more files, %d bytes free): %w; give the volume more inodes (mkfs -N, or a larger volume) or download fewer files", d.opts.Conn, where, sp.Free, err)

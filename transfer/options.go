@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"gocloud.dev/gcerrors"
+	"golang.org/x/sys/unix"
 
 	"github.com/initializer/initializer/fault"
 )
@@ -150,4 +151,24 @@ func CodeClass(err error) (c fault.Class, ok bool) {
 func isNetwork(err error) bool {
 	return fault.IsNetwork(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// fitWorkers lowers workers to what the process's open-files limit allows,
+// each taking perWorker descriptors beside a reserve for the rest of the
+// process, and says so: past it, files and connections fail to open
+// ("too many open files"). Go raises the soft limit to the hard one at
+// start; a container's hard limit may still be low.
+func fitWorkers(workers, perWorker int, log *slog.Logger) int {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur == unix.RLIM_INFINITY || rl.Cur > 1<<20 {
+		return workers
+	}
+	fit := max(1, (int(rl.Cur)-32)/perWorker)
+	if fit >= workers {
+		return workers
+	}
+	if log != nil {
+		log.Warn("fewer workers than asked: the open-files limit (ulimit -n) allows no more", "workers", fit, "asked", workers, "openFilesLimit", rl.Cur)
+	}
+	return fit
 }

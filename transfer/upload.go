@@ -207,6 +207,8 @@ type uploader struct {
 // returned is nil unless ctx ended.
 func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile, opts UploadOptions) (UploadStats, error) {
 	opts.defaults()
+	// A worker holds a file, and a connection for each part in flight.
+	opts.Workers = fitWorkers(opts.Workers, 2+opts.PartConcurrency, opts.Log)
 	start := time.Now()
 	u := &uploader{b: b, root: root, opts: opts, mem: semaphore.NewWeighted(opts.MemoryBudget), pending: map[string]pendingUpload{}}
 	if abs, err := filepath.Abs(root); err == nil {
