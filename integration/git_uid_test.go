@@ -75,3 +75,45 @@ func sharedGitCatalog(t *testing.T, f *gitFixture) (base, cat string) {
 	}
 	return base, cat
 }
+
+// TestGitFileRepoOfAnotherUser: a file:// repository another user owns (a
+// read-only mirror volume), cloned as uid 65534. git refuses such a
+// repository ("dubious ownership"), and git passes a local upload-pack none
+// of the configuration that would trust it: the CLI engine clones it all
+// the same; go-git's refusal is exit 3 with what to do, not a network
+// failure retried.
+func TestGitFileRepoOfAnotherUser(t *testing.T) {
+	f := newGitFixture(t)
+	base := sharedDir(t, 0o777)
+	mirror := filepath.Join(base, "mirror.git")
+	gitCmd(t, base, "clone", "-q", "--bare", f.bare, mirror)
+	filepath.Walk(mirror, func(p string, info os.FileInfo, err error) error {
+		if err == nil {
+			os.Chmod(p, info.Mode().Perm()|0o044|map[bool]os.FileMode{true: 0o011}[info.IsDir()])
+		}
+		return nil
+	})
+	cat := filepath.Join(base, "catalog.yaml")
+	if err := os.WriteFile(cat, []byte(fmt.Sprintf("connections:\n  - {name: repo, kind: git, schema: {url: %q}}\n", "file://"+mirror)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			dst := filepath.Join(base, "code-"+eng)
+			code, out := runCmd(t, []string{"HOME=" + base}, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary,
+				"--catalog", cat, "--connection", "repo", "--path", dst, "--git-engine", eng)
+			if eng == "cli" {
+				if code != 0 {
+					t.Fatalf("exit %d\n%s", code, out)
+				}
+				if c := gitCmd(t, dst, "-c", "safe.directory=*", "rev-parse", "HEAD"); c != f.c4 {
+					t.Errorf("HEAD at %s, want %s", c, f.c4)
+				}
+				return
+			}
+			if code != 3 || !strings.Contains(out, "belongs to another user") || strings.Contains(out, "retry") {
+				t.Errorf("exit %d, want 3 naming the owner\n%s", code, out)
+			}
+		})
+	}
+}

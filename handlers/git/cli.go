@@ -371,6 +371,8 @@ func classify(msg string) fault.Class {
 	switch {
 	case has("no space left on device", "disk quota exceeded", "read-only file system"):
 		return fault.LocalDisk
+	case has("detected dubious ownership"):
+		return fault.Auth // a repository another user owns: nothing to try again
 	case usageHint(msg) != "":
 		return fault.Usage
 	case has("authentication failed", "could not read username", "could not read password",
@@ -419,8 +421,20 @@ func usageHint(msg string) string {
 	return ""
 }
 
+// uploadPack returns the option that runs a file:// repository's
+// upload-pack trusting it whoever owns it: git passes a local transport's
+// upload-pack none of the configuration in its environment, so the
+// safe.directory given there does not reach it, and a repository another
+// user owns (a read-only mirror volume) is refused as "dubious ownership".
+func (e *cliEngine) uploadPack() []string {
+	if e.url.Scheme != "file" {
+		return nil
+	}
+	return []string{"--upload-pack=" + shellQuote(e.git) + " -c safe.directory='*' upload-pack"}
+}
+
 func (e *cliEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
-	out, err := e.run(ctx, "", "ls-remote", "--symref", "--", e.url.String())
+	out, err := e.run(ctx, "", append(append([]string{"ls-remote", "--symref"}, e.uploadPack()...), "--", e.url.String())...)
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +462,7 @@ func (e *cliEngine) lsRemote(ctx context.Context) (*remoteRefs, error) {
 // clone is git clone of the default branch or of rev (a branch or tag
 // name): one process fetches and checks out, as a user's git clone does.
 func (e *cliEngine) clone(ctx context.Context, dir, rev string, o Options) (target, string, error) {
-	args := []string{"clone", "--quiet", "--no-recurse-submodules"}
+	args := append([]string{"clone", "--quiet", "--no-recurse-submodules"}, e.uploadPack()...)
 	if o.Depth > 0 {
 		args = append(args, "--depth", strconv.Itoa(o.Depth))
 	}
@@ -501,7 +515,7 @@ func (e *cliEngine) setOrigin(ctx context.Context, dir, url string) error {
 }
 
 func (e *cliEngine) fetch(ctx context.Context, dir string, f fetchSpec) error {
-	args := []string{"fetch", "--quiet", "--force", "--update-head-ok", "--no-recurse-submodules"}
+	args := append([]string{"fetch", "--quiet", "--force", "--update-head-ok", "--no-recurse-submodules"}, e.uploadPack()...)
 	if f.depth > 0 {
 		args = append(args, "--depth", strconv.Itoa(f.depth))
 	}

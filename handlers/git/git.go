@@ -254,6 +254,10 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 	hint := ""
 	switch class {
 	case fault.Auth:
+		if strings.Contains(err.Error(), "detected dubious ownership") {
+			hint = fmt.Sprintf("; the repository belongs to another user, and git refuses to read it as uid %d (\"dubious ownership\"): run as its owner (runAsUser), or use --git-engine cli, which trusts a file:// repository whoever owns it", os.Getuid())
+			break
+		}
 		if localPermission(err.Error()) || errors.Is(err, fs.ErrPermission) {
 			// A file this user may not write, not a credential.
 			if !strings.Contains(err.Error(), "let this container's user") {

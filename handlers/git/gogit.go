@@ -251,6 +251,8 @@ func goGitClass(err error) fault.Class {
 		return fault.Auth
 	case strings.Contains(msg, "not our ref"):
 		return fault.NotFound
+	case strings.Contains(msg, "detected dubious ownership"):
+		return fault.Auth
 	}
 	// Errno values implement net.Error (they have Timeout and Temporary
 	// methods): a full or read-only disk under .git would pass for a network
