@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -752,4 +753,33 @@ func TestRegistryBearerTokenFlow(t *testing.T) {
 func regSHA256(b []byte) []byte {
 	h := sha256.Sum256(b)
 	return h[:]
+}
+
+// TestRegistryCheckWithoutHome: with no --path, no $DOCKER_CONFIG and no
+// home folder (a user with no passwd entry and HOME unset), check still
+// checks: it writes nothing, and needs no place for config.json. A run
+// says where to give one.
+func TestRegistryCheckWithoutHome(t *testing.T) {
+	reg := testenv.Load(t).Registry()
+	secretDir := regSecret(t, map[string]string{"username": reg.User, "password": reg.Password})
+	cat := regCatalog(t, reg.Host, true, secretDir)
+	cmd := func(args ...string) (int, string) {
+		t.Helper()
+		c := exec.Command("env", append([]string{"-u", "HOME", "-u", "DOCKER_CONFIG", binary}, args...)...)
+		c.Env = baseEnv(nil)
+		out, err := c.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	if code, out := cmd("check", "--catalog", cat, "-c", "docker"); code != 0 {
+		t.Errorf("check without a home folder: exit %d\n%s", code, out)
+	}
+	if code, out := cmd("--catalog", cat, "-c", "docker"); code != 2 || !strings.Contains(out, "no home folder to put .docker/config.json in; give --path") {
+		t.Errorf("a run without a home folder: exit %d\n%s", code, out)
+	}
 }

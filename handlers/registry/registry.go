@@ -81,6 +81,7 @@ type plan struct {
 	creds     *credentials
 	secretCfg *secretConfig // the docker config found in the secret, if any
 	dir       string        // where config.json goes
+	noDir     error         // why dir is "": no place for config.json (a run fails with it, a check does not)
 	// asMounted: the secret holding config.json is mounted where the config
 	// is read, so it is verified and left as it is.
 	asMounted bool
@@ -109,11 +110,13 @@ func (h *Handler) plan(req *handlers.Request) (*plan, error) {
 	default:
 		home, err := h.home()
 		if err != nil || home == "" {
-			return nil, fault.New(fault.Usage, "%s: no --path, no $DOCKER_CONFIG and no home folder to put .docker/config.json in; give --path", c)
+			// Only a run needs it: check writes nothing.
+			p.noDir = fault.New(fault.Usage, "%s: no --path, no $DOCKER_CONFIG and no home folder to put .docker/config.json in; give --path", c)
+			break
 		}
 		p.dir = filepath.Join(home, ".docker")
 	}
-	if strings.HasSuffix(p.dir, ".json") || isFile(p.dir) {
+	if p.dir != "" && (strings.HasSuffix(p.dir, ".json") || isFile(p.dir)) {
 		return nil, fault.New(fault.Usage, "%s: %s is a file; give the folder that holds config.json (e.g. /kaniko/.docker), as --path or $DOCKER_CONFIG", c, p.dir)
 	}
 	if p.secretCfg, err = findSecretConfig(c); err != nil {
@@ -178,7 +181,9 @@ func (p *plan) details(v verified) map[string]any {
 		"registry":    p.ep.ConfigKey,
 		"credentials": p.creds.kind(),
 		"verified":    v.Method,
-		"configPath":  filepath.Join(p.dir, "config.json"),
+	}
+	if p.dir != "" {
+		d["configPath"] = filepath.Join(p.dir, "config.json")
 	}
 	if p.creds.Source != "" {
 		d["source"] = p.creds.Source
@@ -233,6 +238,9 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	p, err := h.plan(req)
 	if err != nil {
 		return nil, err
+	}
+	if p.dir == "" && p.noDir != nil {
+		return nil, p.noDir
 	}
 	v, err := h.verify(ctx, req, p)
 	if err != nil {
