@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -206,4 +208,32 @@ func (r *Registry) Kinds() []connections.Kind {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// ProxyHint says what to check when a failure to connect was the proxy's
+// rather than the endpoint's: Go's "proxyconnect", or (curl, under the git
+// CLI) a failure to reach the host and port of the proxy named in
+// HTTPS_PROXY, HTTP_PROXY or ALL_PROXY. It is "" otherwise.
+func ProxyHint(msg string) string {
+	const fix = ": check it, or list the endpoint's host in NO_PROXY"
+	if strings.Contains(msg, "proxyconnect") {
+		return "; the proxy in HTTPS_PROXY / HTTP_PROXY could not be reached" + fix
+	}
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"} {
+		v := os.Getenv(k)
+		if v == "" {
+			continue
+		}
+		if !strings.Contains(v, "://") {
+			v = "http://" + v
+		}
+		u, err := url.Parse(v)
+		if err != nil || u.Hostname() == "" {
+			continue
+		}
+		if strings.Contains(msg, "to connect to "+u.Hostname()) && (u.Port() == "" || strings.Contains(msg, "port "+u.Port())) {
+			return "; the proxy in $" + k + " could not be reached" + fix
+		}
+	}
+	return ""
 }

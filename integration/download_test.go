@@ -1339,3 +1339,31 @@ func TestDownloadLowOpenFilesLimit(t *testing.T) {
 		t.Errorf("no word of the workers lowered:\n%s", r.Stderr)
 	}
 }
+
+// TestProxyNamedWhenUnreachable: with HTTPS_PROXY / HTTP_PROXY naming a
+// proxy that does not answer, the failure to connect is the proxy's, and
+// the error says so (not only "check the host and port"): for a store and
+// for git with both engines.
+func TestProxyNamedWhenUnreachable(t *testing.T) {
+	proxy := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	env := []string{"HTTPS_PROXY=" + proxy, "HTTP_PROXY=" + proxy, "http_proxy=" + proxy, "NO_PROXY="} // curl reads http_proxy only in lower case
+	// Hosts that are no loopback address: Go sends loopback requests
+	// direct, whatever the proxy settings.
+	s := testenv.Load(t).S3()
+	dir := secretDir(t, map[string]string{"AWS_ACCESS_KEY_ID": s.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s.SecretAccessKey,
+		"AWS_ENDPOINT_URL": "http://store.initializer.invalid:9000", "AWS_REGION": s.Region})
+	cat := storeCatalog(t, fmt.Sprintf(`{name: data, kind: s3, schema: {bucket: "s3://b/p"}, secret: {name: s3, mountPath: %q}}`, dir))
+	r := cli(t, append(env, "AWS_EC2_METADATA_DISABLED=true"), "--catalog", cat, "--connection", "data", "--path", t.TempDir(), "--retries", "0")
+	r.expectCode(t, 5)
+	if !strings.Contains(r.Stderr, "the proxy in HTTPS_PROXY / HTTP_PROXY could not be reached: check it, or list the endpoint's host in NO_PROXY") {
+		t.Errorf("s3: the error does not name the proxy:\n%s", r.Stderr)
+	}
+	gcat := gitCatalog(t, "http://git.initializer.invalid/repo.git", "", nil, "")
+	for _, eng := range engines {
+		r := clone(t, env, gcat, filepath.Join(t.TempDir(), "code"), eng)
+		r.expectCode(t, 5)
+		if !strings.Contains(r.Stderr, "could not be reached: check it, or list the endpoint's host in NO_PROXY") {
+			t.Errorf("git %s: the error does not name the proxy:\n%s", eng, r.Stderr)
+		}
+	}
+}

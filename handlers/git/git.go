@@ -282,6 +282,9 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 		}
 	case fault.Transient:
 		hint = "; the remote could not be reached after retries: check the URL's host and port, and the network"
+		if ph := handlers.ProxyHint(err.Error()); ph != "" {
+			hint = "; the remote could not be reached after retries" + ph
+		}
 	case fault.Usage:
 		if h := usageHint(err.Error()); h != "" {
 			hint = "; " + h

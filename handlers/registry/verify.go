@@ -17,6 +17,7 @@ import (
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers"
 )
 
 // verified says how the credentials were proved.
@@ -365,7 +366,7 @@ func (v *verifier) netError(target string, err error, all []error) error {
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return fault.New(fault.Transient, "%s: %s did not answer in time after %d attempts: %v; check the network (and schema.url)", v.conn, target, v.attempts, rootCause(err))
 	}
-	return fault.New(fault.Transient, "%s: cannot reach %s after %d attempts: %v; check schema.url's host and port, and the network", v.conn, target, v.attempts, rootCause(err))
+	return fault.New(fault.Transient, "%s: cannot reach %s after %d attempts: %v; check schema.url's host and port, and the network%s", v.conn, target, v.attempts, rootCause(err), handlers.ProxyHint(err.Error()))
 }
 
 func isTimeout(err error) bool {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/initializer/initializer/connections"
 	"github.com/initializer/initializer/fault"
+	"github.com/initializer/initializer/handlers"
 	"github.com/initializer/initializer/secret"
 	"github.com/initializer/initializer/transfer"
 )
@@ -214,7 +215,7 @@ func (s *Store) explain(err error, op string) error {
 	case fault.Auth:
 		msg = fmt.Sprintf("%s: %s %s was refused with %s: %s; %s", s.conn, op, where, s.auth, cause, s.hints.auth)
 	case fault.Transient:
-		msg = fmt.Sprintf("%s: cannot reach %s: %s; check the network%s", s.conn, where, cause, s.hints.unreachable)
+		msg = fmt.Sprintf("%s: cannot reach %s: %s; check the network%s%s", s.conn, where, cause, s.hints.unreachable, handlers.ProxyHint(err.Error()))
 	case fault.Usage:
 		switch {
 		case isTLS(err):
