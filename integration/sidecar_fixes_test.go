@@ -617,3 +617,67 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 		t.Errorf("the record of unfinished uploads is left though none is: %v", left)
 	}
 }
+
+// TestSidecarNoTornObject: a checkpoint rewritten in place slowly (a save
+// that takes seconds), while the sidecar uploads it every 100 ms: every
+// object the store holds meanwhile is one whole version of the file (all
+// its bytes one version's), never a mix of the two, and the final flush
+// leaves the new version, on S3 (multipart parts read from the file) and
+// Azure (blocks streamed from it).
+func TestSidecarNoTornObject(t *testing.T) {
+	for _, mk := range []func(*testing.T) scTarget{func(t *testing.T) scTarget { return scS3(t, "") }, scAzure} {
+		tg := mk(t)
+		t.Run(tg.kind, func(t *testing.T) {
+			cat := storeCatalog(t, tg.entry)
+			dir := filepath.Join(t.TempDir(), "out")
+			const size = 80 << 20
+			ckpt := writeFile(t, dir, "ckpt.bin", strings.Repeat("\x01", size))
+			p := startSidecar(t, cat, tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none", "--interval", "100ms", "--grace", "30s")
+			waitFor(t, time.Minute, "the first version in the store", func() bool { _, ok := tg.get(t, "run/ckpt.bin"); return ok })
+			whole := func(when string) byte {
+				obj, ok := tg.get(t, "run/ckpt.bin")
+				if !ok || len(obj.data) != size || bytes.Count(obj.data, obj.data[:1]) != size {
+					t.Errorf("%s: the object is no whole version of the file (%d bytes, found %v)", when, len(obj.data), ok)
+					return 0
+				}
+				return obj.data[0]
+			}
+			// The store, looked at all along the save.
+			done := make(chan struct{})
+			watched := make(chan int)
+			go func() {
+				n := 0
+				defer func() { watched <- n }()
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(100 * time.Millisecond):
+						whole("during the save")
+						n++
+					}
+				}
+			}()
+			f, err := os.OpenFile(ckpt, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunk := bytes.Repeat([]byte{0x02}, 1<<20)
+			for off := int64(0); off < size; off += int64(len(chunk)) {
+				if _, err := f.WriteAt(chunk, off); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(40 * time.Millisecond)
+			}
+			f.Close()
+			close(done)
+			if n := <-watched; n < 2 {
+				t.Errorf("the store was looked at only %d times during the save", n)
+			}
+			p.term(t)
+			if v := whole("after the final flush"); v != 0x02 {
+				t.Errorf("after the final flush the object is version %d, want the new one", v)
+			}
+		})
+	}
+}

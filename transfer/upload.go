@@ -455,6 +455,19 @@ func (u *uploader) once(ctx context.Context, r *FileResult, attempt int) (change
 	if ud, ok := u.opts.Provider.(UploadDigests); ok {
 		ctx, digest = ud.WatchUpload(ctx, opts)
 	}
+	// Checked just before the upload is committed: a file written while it
+	// was read gives content that may match no version of it, which must
+	// not replace the object (the last one stored is a whole version).
+	ctx = context.WithValue(ctx, sourceKey{}, func() bool {
+		fi, err := file.Stat()
+		if err != nil {
+			return true // cannot tell; the check after the upload stands
+		}
+		now := StateOf(fi)
+		// On the last attempt a file that only grew is taken as far as it
+		// was (a log): its first bytes are as they were.
+		return now == before || r.prefixOK && now.Ino == before.Ino && now.Size > before.Size
+	})
 	var snap snapshot
 	switch {
 	case before.Size <= inlineMax:
@@ -521,6 +534,9 @@ func (u *uploader) sendInline(ctx context.Context, r *FileResult, f *os.File, si
 			return snapshot{}, true, nil // grew or shrank while read
 		}
 		n = int(size) // it grew: its first size bytes (see once)
+	}
+	if !SourceUnchanged(ctx) {
+		return snapshot{}, true, nil // written while read: what was read may be no version of it
 	}
 	buf = buf[:n]
 	sum := md5.Sum(buf)
@@ -701,6 +717,12 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 			}
 			return err
 		}
+		if !SourceUnchanged(ctx) {
+			changed = true
+			cancel() // abandon the upload: the object stays as it was
+			closeWriter(w)
+			return nil
+		}
 		err = closeWriter(w)
 		if err != nil && len(opts.ContentMD5) > 0 && gcerrors.Code(err) == gcerrors.FailedPrecondition {
 			// What was sent differs from what was hashed: the file changed.
@@ -723,7 +745,8 @@ var errShrank = errors.New("the file shrank while it was read")
 // read (then the object holds no version of it, and it is sent again).
 func (u *uploader) streamDirect(ctx context.Context, su StreamUploader, r *FileResult, f *os.File, size int64,
 	opts *blob.WriterOptions, part int64, h hash.Hash32) (used, changed bool, err error) {
-	cr := &fileReader{r: io.NewSectionReader(f, 0, size), live: &u.prog.Live, size: size, want: opts.ContentMD5}
+	cr := &fileReader{r: io.NewSectionReader(f, 0, size), live: &u.prog.Live, size: size, want: opts.ContentMD5,
+		unchanged: func() bool { return SourceUnchanged(ctx) }}
 	if len(opts.ContentMD5) > 0 {
 		cr.sum = md5.New()
 	}
@@ -736,6 +759,19 @@ func (u *uploader) streamDirect(ctx context.Context, su StreamUploader, r *FileR
 }
 
 var errChangedMidRead = errors.New("the file changed while it was read")
+
+type sourceKey struct{}
+
+// SourceUnchanged reports whether the file an upload reads is as it was
+// when the upload began, for a FileUploader or StreamUploader to check
+// just before it commits the upload (completes a multipart upload, commits
+// a block list): if not, it abandons it and returns an error wrapping
+// ErrChanged, and the object stays as it was. Without a file to check
+// (ctx carries none), true.
+func SourceUnchanged(ctx context.Context) bool {
+	f, ok := ctx.Value(sourceKey{}).(func() bool)
+	return !ok || f()
+}
 
 // fileReader reads a file's first size bytes for an upload, counting them
 // into live and hashing them into h and sum; its read errors are local.
@@ -750,6 +786,9 @@ type fileReader struct {
 	h    hash.Hash32
 	sum  hash.Hash
 	want []byte
+	// unchanged, when set, says the file is still as it was when the
+	// upload began; checked at the end, before the upload is committed.
+	unchanged func() bool
 }
 
 func (fr *fileReader) Read(p []byte) (int, error) {
@@ -766,6 +805,8 @@ func (fr *fileReader) Read(p []byte) (int, error) {
 	case err == io.EOF && fr.n != fr.size:
 		return n, errShrank
 	case err == io.EOF && fr.sum != nil && !bytes.Equal(fr.sum.Sum(nil), fr.want):
+		return n, errChangedMidRead
+	case err == io.EOF && fr.unchanged != nil && !fr.unchanged():
 		return n, errChangedMidRead
 	case err != nil && err != io.EOF:
 		err = local(err)

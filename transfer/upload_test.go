@@ -146,6 +146,42 @@ func TestUploadFileChangedDuringUpload(t *testing.T) {
 	}
 }
 
+// A file rewritten in place (same size) while it is uploaded, on its last
+// attempt, is not committed: the object stays the whole version it was,
+// on each of the three upload paths, and the file is reported changed.
+func TestUploadRewrittenInPlaceNotCommitted(t *testing.T) {
+	for _, size := range []int{1000, inlineMax + 1000, 2 << 20} {
+		b := memblob.OpenBucket(nil)
+		old := bytes.Repeat([]byte{0xaa}, size)
+		if err := b.WriteAll(context.Background(), "ckpt", old, nil); err != nil {
+			t.Fatal(err)
+		}
+		root, list := tree(t, map[string][]byte{"ckpt": bytes.Repeat([]byte{0xbb}, size)}, "")
+		opts := uploadOpts()
+		opts.ChangeRetries = 0 // the first attempt is the last
+		opts.beforeSend = func(rel string, attempt int) {
+			time.Sleep(20 * time.Millisecond) // a later modification time
+			f, err := os.OpenFile(filepath.Join(root, rel), os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.WriteAt([]byte{0xcc}, int64(size/2))
+			f.Close()
+		}
+		st, err := Upload(context.Background(), b, root, list, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Failed) != 1 || !errors.Is(st.Failed[0].Err, ErrChanged) || st.Files != 0 {
+			t.Errorf("size %d: stats %+v, failed %v", size, st, st.Failed)
+		}
+		if got, _ := b.ReadAll(context.Background(), "ckpt"); !bytes.Equal(got, old) {
+			t.Errorf("size %d: the object is no longer the version it was", size)
+		}
+	}
+}
+
 // A file that never stops growing (a log) is uploaded as far as it was
 // when the last attempt started, and marked Partial: the object is a prefix
 // the file really had. One that keeps changing otherwise is reported, not

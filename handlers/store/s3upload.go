@@ -63,6 +63,10 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 		journal.Begun(key, id)
 	}
 	parts, err := uploadParts(ctx, client, p.name, key, create.UploadId, f, size, partSize, conc, alg, sent)
+	if err == nil && !transfer.SourceUnchanged(ctx) {
+		// Written while its parts were read: they may be no version of it.
+		err = fmt.Errorf("before completing the upload: %w", transfer.ErrChanged)
+	}
 	if err == nil {
 		_, err = client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(p.name), Key: aws.String(key), UploadId: create.UploadId,
