@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,6 +220,7 @@ func ProxyHint(msg string) string {
 	if strings.Contains(msg, "proxyconnect") {
 		return "; the proxy in HTTPS_PROXY / HTTP_PROXY could not be reached" + fix
 	}
+	var named []string
 	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"} {
 		v := os.Getenv(k)
 		if v == "" {
@@ -231,9 +233,18 @@ func ProxyHint(msg string) string {
 		if err != nil || u.Hostname() == "" {
 			continue
 		}
-		if strings.Contains(msg, "to connect to "+u.Hostname()) && (u.Port() == "" || strings.Contains(msg, "port "+u.Port())) {
-			return "; the proxy in $" + k + " could not be reached" + fix
+		port := u.Port()
+		if port == "" {
+			port = "1080" // curl's default proxy port
+		}
+		// curl's "Failed to connect to HOST port PORT after …": the
+		// whole host and port, not a longer one that starts alike.
+		if regexp.MustCompile(`to connect to ` + regexp.QuoteMeta(u.Hostname()) + ` port ` + port + `\b`).MatchString(msg) {
+			named = append(named, "$"+k)
 		}
 	}
-	return ""
+	if len(named) == 0 {
+		return ""
+	}
+	return "; the proxy in " + strings.Join(named, " / ") + " could not be reached" + fix
 }

@@ -46,3 +46,23 @@ func TestParseMappingsInto(t *testing.T) {
 		t.Errorf("%+v", m)
 	}
 }
+
+// ProxyHint blames the proxy only when the host and port that could not
+// be reached are the proxy's, whole.
+func TestProxyHint(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+	t.Setenv("http_proxy", "http://127.0.0.1:3128")
+	t.Setenv("HTTP_PROXY", "")
+	for msg, want := range map[string]string{
+		`Post "https://x": proxyconnect tcp: dial tcp 127.0.0.1:3128: connect: connection refused`: "the proxy in HTTPS_PROXY / HTTP_PROXY could not be reached",
+		"Failed to connect to 127.0.0.1 port 3128 after 0 ms: Couldn't connect to server":          "the proxy in $HTTPS_PROXY / $http_proxy could not be reached",
+		"Failed to connect to 127.0.0.12 port 3128 after 0 ms: Couldn't connect to server":         "",
+		"Failed to connect to 127.0.0.1 port 31280 after 0 ms: Couldn't connect to server":         "",
+		"Could not resolve host: git.example.com":                                                  "",
+	} {
+		got := ProxyHint(msg)
+		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+			t.Errorf("ProxyHint(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}

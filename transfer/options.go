@@ -167,8 +167,10 @@ func fitWorkers(workers, perWorker int, log *slog.Logger) int {
 	if fit >= workers {
 		return workers
 	}
-	if log != nil {
+	if log != nil && !fitWarned.Swap(true) { // once: the sidecar transfers every cycle
 		log.Warn("fewer workers than asked: the open-files limit (ulimit -n) allows no more", "workers", fit, "asked", workers, "openFilesLimit", rl.Cur)
 	}
 	return fit
 }
+
+var fitWarned atomic.Bool

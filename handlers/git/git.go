@@ -255,7 +255,12 @@ func (h *Handler) describe(req *handlers.Request, sp *spec, err error) error {
 	switch class {
 	case fault.Auth:
 		if strings.Contains(err.Error(), "detected dubious ownership") {
-			hint = fmt.Sprintf("; the repository belongs to another user, and git refuses to read it as uid %d (\"dubious ownership\"): run as its owner (runAsUser), or use --git-engine cli, which trusts a file:// repository whoever owns it", os.Getuid())
+			fix := "use --git-engine cli, which trusts a file:// repository whoever owns it"
+			if sp.engine == EngineCLI {
+				// Its trust reaches the repository, not its submodules.
+				fix = "give git a configuration that trusts it (GIT_CONFIG_GLOBAL naming a file that holds [safe] directory = *)"
+			}
+			hint = fmt.Sprintf("; the repository belongs to another user, and git refuses to read it as uid %d (\"dubious ownership\"): run as its owner (runAsUser), or %s", os.Getuid(), fix)
 			break
 		}
 		if localPermission(err.Error()) || errors.Is(err, fs.ErrPermission) {
