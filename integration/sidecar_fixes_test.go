@@ -681,3 +681,41 @@ func TestSidecarNoTornObject(t *testing.T) {
 		})
 	}
 }
+
+// TestSidecarS3AbandonedUploadsAborted: a file of a few parts (sent
+// through the storage library's writer) that changes again and again while
+// it is uploaded: each upload abandoned for it is aborted, none is left
+// unfinished (billed) in the bucket, and the final one is the file.
+func TestSidecarS3AbandonedUploadsAborted(t *testing.T) {
+	tg := scS3(t, "")
+	s := testenv.Load(t).S3()
+	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
+	cat := storeCatalog(t, tg.entry)
+	dir := filepath.Join(t.TempDir(), "out")
+	data := bytes.Repeat([]byte("a checkpoint "), 30<<20/13)
+	ckpt := writeFile(t, dir, "ck.bin", string(data))
+	p := startSidecar(t, cat, tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", "none", "--interval", "100ms", "--grace", "30s")
+	for i := range 30 {
+		now := time.Now().Add(time.Duration(i) * time.Millisecond)
+		if err := os.Chtimes(ckpt, now, now); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(80 * time.Millisecond)
+	}
+	code, _ := p.term(t)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if obj, ok := tg.get(t, "run/ck.bin"); !ok || !bytes.Equal(obj.data, data) {
+		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
+	}
+	// (MinIO lists the uploads of one key, given whole, as the prefix.)
+	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/ck.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out.Uploads); n != 0 {
+		t.Errorf("%d abandoned multipart uploads left unfinished in the bucket\n%s", n, p.stderr.String())
+
+	}
+}

@@ -121,6 +121,14 @@ type RealKeys interface {
 	OpenReal(ctx context.Context, b *blob.Bucket, key, real string) (ObjectReader, error)
 }
 
+// WriterTuner is implemented by Providers that adjust a blob writer's
+// options once its part size and concurrency are set (S3: a cancelled
+// upload's multipart upload is aborted with a context of its own, not the
+// cancelled one, which would fail and leave its parts billed).
+type WriterTuner interface {
+	TuneWriter(opts *blob.WriterOptions)
+}
+
 // UploadJournal records the multipart uploads a Provider begins and ends,
 // so that one a killed run left unfinished (not listed, but billed) can be
 // aborted by the next run. It is handed to the Provider in the context

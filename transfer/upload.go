@@ -666,6 +666,9 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 	part := max(u.opts.PartSize, (size/9000+1<<20-1)&^(1<<20-1))
 	opts.BufferSize = int(part)
 	opts.MaxConcurrency = u.opts.PartConcurrency
+	if wt, ok := u.opts.Provider.(WriterTuner); ok {
+		wt.TuneWriter(opts)
+	}
 	cost += (int64(u.opts.PartConcurrency) + 1) * (part - u.opts.PartSize)
 	held, err := u.acquire(ctx, cost)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -630,7 +631,7 @@ func openS3(ctx context.Context, k *keyReader, loc connections.Location, opts Op
 	}
 	s := &Store{
 		Bucket:   b,
-		Provider: s3Provider{bucket: b, name: loc.Bucket, signed: &s3Signed{}},
+		Provider: s3Provider{bucket: b, name: loc.Bucket, signed: &s3Signed{}, reqChecksum: cfg.RequestChecksumCalculation},
 		endpoint: c.endpoint,
 		auth:     c.describeAuth(),
 		hints: hints{
@@ -714,6 +715,9 @@ type s3Provider struct {
 	bucket *blob.Bucket // the bucket it was opened with
 	name   string       // its name
 	signed *s3Signed    // reads whole objects (ReadWhole) and puts small ones (UploadBytes); nil: the SDK does
+	// reqChecksum is the bucket's request checksum setting, which gocloud
+	// gives its transfer manager (TuneWriter sets one up again).
+	reqChecksum aws.RequestChecksumCalculation
 }
 
 func (s3Provider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) error {
@@ -734,6 +738,40 @@ func (s3Provider) PinVersion(attrs *blob.Attributes) func(as func(any) bool) err
 func (s3Provider) CRC32C(func(any) bool) (uint32, bool) { return 0, false }
 
 func (s3Provider) BeforeWrite() func(as func(any) bool) error { return nil }
+
+// TuneWriter implements transfer.WriterTuner: gocloud's writer uploads
+// through the SDK's transfer manager, which aborts a failed multipart
+// upload with the upload's own context. An upload the uploader abandons
+// (cancelled: the file changed while it was read, the grace ran out) thus
+// left its upload unaborted, its parts billed. Its client is set up again
+// as gocloud sets it up, with a time of its own for that abort.
+func (p s3Provider) TuneWriter(opts *blob.WriterOptions) {
+	prev := opts.BeforeWrite
+	part, conc := int64(opts.BufferSize), opts.MaxConcurrency
+	opts.BeforeWrite = func(as func(any) bool) error {
+		if prev != nil {
+			if err := prev(as); err != nil {
+				return err
+			}
+		}
+		var tm *transfermanager.Client
+		var client *s3.Client
+		if !as(&tm) || tm == nil || p.bucket == nil || !p.bucket.As(&client) {
+			return nil
+		}
+		*tm = *transfermanager.New(client, func(o *transfermanager.Options) {
+			o.RequestChecksumCalculation = p.reqChecksum
+			if part != 0 {
+				o.PartSizeBytes = part
+			}
+			if conc != 0 {
+				o.Concurrency = conc
+			}
+			o.FailTimeout = 30 * time.Second
+		})
+		return nil
+	}
+}
 
 // putDigestKey marks the context of an upload whose answer's MD5 is kept
 // in a *putDigest (S3's PutObject, Azure's Put Blob).
