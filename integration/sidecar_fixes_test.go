@@ -716,6 +716,5 @@ func TestSidecarS3AbandonedUploadsAborted(t *testing.T) {
 	}
 	if n := len(out.Uploads); n != 0 {
 		t.Errorf("%d abandoned multipart uploads left unfinished in the bucket\n%s", n, p.stderr.String())
-
 	}
 }
