@@ -13,19 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Aside is a file (or link) that stood where a folder is to be made, moved
-// out of the way for --force: kept until the work that replaces it has
-// succeeded, and put back should it fail, so that a failed run loses
-// nothing.
-type Aside struct {
-	path, aside string
-}
-
-// SetAside moves the file or link p to a hidden name in its own folder. A
-// mount point is refused (a *MountPointError).
-func SetAside(p string) (*Aside, error) {
+// setAside moves the file or link p, which stands where a folder is to be
+// made (--force), to a hidden name in its own folder, and returns that
+// name: kept until the work that replaces it has succeeded, and put back
+// should it fail, so that a failed run loses nothing. A mount point is
+// refused (a *MountPointError).
+func setAside(p string) (string, error) {
 	if err := NoMountIn(filepath.Dir(p), p); err != nil {
-		return nil, err
+		return "", err
 	}
 	for range 10 {
 		var b [6]byte
@@ -40,33 +35,34 @@ func SetAside(p string) (*Aside, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &os.LinkError{Op: "rename", Old: p, New: aside, Err: err}
+			return "", &os.LinkError{Op: "rename", Old: p, New: aside, Err: err}
 		}
-		return &Aside{path: p, aside: aside}, nil
+		return aside, nil
 	}
-	return nil, fmt.Errorf("no free name beside %s to move it aside", p)
+	return "", fmt.Errorf("no free name beside %s to move it aside", p)
 }
 
-// Settle ends what SetAside began: once the work succeeded (ok), the file
-// set aside is removed; else what now stands at its place (the folder the
-// work made, with what it wrote) is removed and the file put back. The
-// error says where the file is when it could not be put back.
-func (a *Aside) Settle(ok bool) error {
+// settleAside ends what setAside began for the file moved from path to
+// aside: once the work succeeded (ok), the file is removed; else what now
+// stands at its place (the folder the work made, with what it wrote) is
+// removed and the file put back. The error says where the file is when it
+// could not be put back.
+func settleAside(path, aside string, ok bool) error {
 	if ok {
-		return os.Remove(a.aside)
+		return os.Remove(aside)
 	}
-	if err := os.RemoveAll(a.path); err != nil {
-		return fmt.Errorf("the file that stood at %s is kept as %s: %w", a.path, a.aside, err)
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("the file that stood at %s is kept as %s: %w", path, aside, err)
 	}
-	if err := os.Rename(a.aside, a.path); err != nil {
-		return fmt.Errorf("the file that stood at %s is kept as %s: %w", a.path, a.aside, err)
+	if err := os.Rename(aside, path); err != nil {
+		return fmt.Errorf("the file that stood at %s is kept as %s: %w", path, aside, err)
 	}
 	return nil
 }
 
-// LeftAside lists the files SetAside moved away from p that were never
+// leftAside lists the files setAside moved away from p that were never
 // settled: a run killed (SIGKILL, an OOM kill) before its end left them.
-func LeftAside(p string) []string {
+func leftAside(p string) []string {
 	p = filepath.Clean(p)
 	entries, err := os.ReadDir(filepath.Dir(p))
 	if err != nil {
@@ -75,7 +71,7 @@ func LeftAside(p string) []string {
 	prefix := "." + filepath.Base(p) + ".initializer-aside-"
 	var out []string
 	for _, e := range entries {
-		// Only the names SetAside gives: 12 lower-case hex digits after
+		// Only the names setAside gives: 12 lower-case hex digits after
 		// the prefix.
 		rest, ok := strings.CutPrefix(e.Name(), prefix)
 		if ok && len(rest) == 12 && strings.Trim(rest, "0123456789abcdef") == "" {
@@ -91,19 +87,19 @@ func LeftAside(p string) []string {
 type Replacement struct {
 	path, what string
 	force      bool
-	aside      *Aside
+	moved      string // where the file at path was moved; "" for none
 	left       []string
 }
 
 // NewReplacement starts one for path, finding what killed runs left.
 func NewReplacement(path, what string, force bool) *Replacement {
-	return &Replacement{path: path, what: what, force: force, left: LeftAside(path)}
+	return &Replacement{path: path, what: what, force: force, left: leftAside(path)}
 }
 
-// SetAside moves the file at the path aside (see SetAside).
+// SetAside moves the file at the path aside (see setAside).
 func (r *Replacement) SetAside() error {
-	a, err := SetAside(r.path)
-	r.aside = a
+	moved, err := setAside(r.path)
+	r.moved = moved
 	return err
 }
 
@@ -125,15 +121,15 @@ func (r *Replacement) Settle(ok bool, log *slog.Logger) {
 		log.Warn("an earlier run, killed, moved the file that stood at --path aside, where it is still kept", "file", p, "path", r.path)
 	}
 	r.left = nil
-	if r.aside == nil {
+	if r.moved == "" {
 		return
 	}
-	if err := r.aside.Settle(ok); err != nil {
+	if err := settleAside(r.path, r.moved, ok); err != nil {
 		log.Warn("--force: "+err.Error(), "path", r.path)
 	} else if ok {
 		log.Warn("--force: removed the file that stood where --path puts a folder", "path", r.path)
 	} else {
 		log.Info("--force: the "+r.what+" failed; the file that stood at --path is back", "path", r.path)
 	}
-	r.aside = nil
+	r.moved = ""
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// LeftAside finds only the names SetAside gives, for that path, written
+// leftAside finds only the names setAside gives, for that path, written
 // with a trailing slash or not.
 func TestLeftAside(t *testing.T) {
 	dir := t.TempDir()
@@ -18,8 +18,8 @@ func TestLeftAside(t *testing.T) {
 	}
 	want := filepath.Join(dir, ".dl.initializer-aside-0123456789ab")
 	for _, p := range []string{filepath.Join(dir, "dl"), filepath.Join(dir, "dl") + "/"} {
-		if got := LeftAside(p); len(got) != 1 || got[0] != want {
-			t.Errorf("LeftAside(%q) = %v, want [%s]", p, got, want)
+		if got := leftAside(p); len(got) != 1 || got[0] != want {
+			t.Errorf("leftAside(%q) = %v, want [%s]", p, got, want)
 		}
 	}
 }

@@ -18,25 +18,31 @@ import (
 // the number of connections accepted so far.
 func silentServer(t *testing.T) (string, func() int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, track := trackedListener(t)
 	var n atomic.Int64
-	var mu sync.Mutex
-	var conns []net.Conn
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
+			track(c)
 			n.Add(1)
 		}
 	}()
+	return "http://" + ln.Addr().String(), n.Load
+}
+
+// trackedListener listens on a free port of 127.0.0.1; when the test ends
+// it is closed, and so are the connections given to track.
+func trackedListener(t *testing.T) (net.Listener, func(...net.Conn)) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
@@ -45,7 +51,11 @@ func silentServer(t *testing.T) (string, func() int64) {
 			c.Close()
 		}
 	})
-	return "http://" + ln.Addr().String(), n.Load
+	return ln, func(cs ...net.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		conns = append(conns, cs...)
+	}
 }
 
 // processesWith returns the command lines of the processes whose command

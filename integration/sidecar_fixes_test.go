@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -481,21 +480,8 @@ const (
 
 func newStoreFront(t *testing.T, target string, limit int64) *storeFront {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, track := trackedListener(t)
 	f := &storeFront{url: "http://" + ln.Addr().String()}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -511,9 +497,7 @@ func newStoreFront(t *testing.T, target string, limit int64) *storeFront {
 				c.Close()
 				continue
 			}
-			mu.Lock()
-			conns = append(conns, c, s)
-			mu.Unlock()
+			track(c, s)
 			stall := f.mode.Load() == frontStall
 			go func() {
 				if !stall {

@@ -635,7 +635,6 @@ func (u *uploader) sendFile(ctx context.Context, fu FileUploader, r *FileResult,
 		return false, false, err
 	}
 	defer u.mem.Release(held)
-	start, serr := f.Stat()
 	err = u.retry.do(ctx, "PUT "+r.Key, func() error {
 		var err error
 		used, err = fu.UploadFile(ctx, u.b, r.Key, f, size, opts, part, u.opts.PartConcurrency, func(n int64) { u.prog.Live.Add(n) })
@@ -643,10 +642,11 @@ func (u *uploader) sendFile(ctx context.Context, fu FileUploader, r *FileResult,
 			return err
 		}
 		// A failure the file's own change explains (the store refused a
-		// part that differed from its hash, or the file shrank): sent
-		// again, as any file that changes while it is uploaded.
+		// part that differed from its hash, or the file was written or
+		// resized): sent again, as any file that changes while it is
+		// uploaded.
 		fi, ferr := f.Stat()
-		if errors.Is(err, ErrChanged) || ferr == nil && (fi.Size() < size || serr == nil && StateOf(fi) != StateOf(start)) {
+		if errors.Is(err, ErrChanged) || !SourceUnchanged(ctx) || ferr == nil && fi.Size() != size {
 			changed = true
 			return nil
 		}
