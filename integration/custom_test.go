@@ -459,6 +459,25 @@ func TestCustomHandlerSignalsForwarded(t *testing.T) {
 	}
 }
 
+// TestCustomHandlerParentKilled: a run killed outright (SIGKILL, the OOM
+// killer) cannot forward anything; the kernel sends the handler SIGTERM in
+// its place, so that it does not run on, orphaned.
+func TestCustomHandlerParentKilled(t *testing.T) {
+	cmd, stderr, out := startHandlerRun(t)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	signalFile := filepath.Join(out, "signal")
+	waitFor(t, 20*time.Second, "the handler to get a signal once the run was killed", func() bool {
+		b, err := os.ReadFile(signalFile)
+		return err == nil && strings.HasSuffix(string(b), "\n")
+	})
+	if got := readText(t, signalFile); got != "TERM\n" {
+		t.Errorf("the handler got %q, want TERM\n%s", got, stderr)
+	}
+}
+
 func TestCustomCheck(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

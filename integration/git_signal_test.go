@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,4 +116,41 @@ func TestGitSIGTERM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGitCLIParentKilled: a run killed outright (SIGKILL, the OOM killer)
+// while git waits on its server does not leave git running: the kernel
+// sends git SIGTERM. (git's transport helper, blocked on the silent server,
+// ends when its connection does; in a pod, where this tool is the
+// container's first process, the kernel ends them all.)
+func TestGitCLIParentKilled(t *testing.T) {
+	url, accepted := silentServer(t)
+	repo := url + "/killed.git"
+	cat := gitCatalog(t, repo, "", nil, "")
+	dir := filepath.Join(t.TempDir(), "code")
+	cmd := exec.Command(binary, "--catalog", cat, "--connection", "repo", "--path", dir, "--git-engine", "cli")
+	cmd.Env = baseEnv(nil)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the clone to reach the server", func() bool { return accepted() > 0 })
+	t.Cleanup(func() {
+		for _, p := range processesWith(repo) {
+			if pid, _, ok := strings.Cut(p, ":"); ok {
+				if n, err := strconv.Atoi(pid); err == nil {
+					syscall.Kill(n, syscall.SIGKILL)
+				}
+			}
+		}
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitFor(t, 20*time.Second, "git clone to end after the run was killed", func() bool {
+		for _, p := range processesWith(repo) {
+			if strings.Contains(p, " clone ") {
+				return false
+			}
+		}
+		return true
+	})
 }

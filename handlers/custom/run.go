@@ -63,7 +63,10 @@ func (h *Handler) run(ctx context.Context, req *handlers.Request, prog program) 
 	cmd := exec.Command(prog.Path, prog.Args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: should this process be killed outright (SIGKILL, the OOM
+	// killer), the kernel sends the handler the SIGTERM this process would
+	// have forwarded, rather than leave it running, orphaned.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	// A handler that leaves a background process holding its output open
 	// must not keep the init container alive.
 	cmd.WaitDelay = 2 * time.Second

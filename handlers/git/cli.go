@@ -200,7 +200,10 @@ func (e *cliEngine) run(ctx context.Context, dir string, args ...string) (string
 	// git runs helpers (git remote-http, ssh, git-lfs) that a signal to git
 	// alone leaves running, orphaned, in a staging folder being removed:
 	// git gets a process group of its own, and the signal goes to all of it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Should this process be killed outright (SIGKILL, the OOM killer), the
+	// kernel sends git the SIGTERM instead (Pdeathsig), so that it stops and
+	// removes what it was writing rather than run on, orphaned.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
