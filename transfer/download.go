@@ -44,6 +44,8 @@ type Selection struct {
 	// selection with a Flag that holds no object fails as not found; one
 	// without (the connection's own prefix) only warns when it is empty.
 	Flag string
+	// Hint, when set, ends an error that says it names nothing.
+	Hint string
 }
 
 // object is one planned download.
@@ -285,7 +287,7 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object, 
 		if attrs == nil {
 			if attrs, err = d.head(ctx, s.Key); err != nil {
 				if s.Flag != "" && fault.ClassOf(err) == fault.NotFound {
-					return fault.New(fault.NotFound, "%s: %s: no object has the key %q%s", d.opts.Conn, s.Flag, s.Key, EscapedKeyHint(d.opts.Provider, s.Key))
+					return fault.New(fault.NotFound, "%s: %s: no object has the key %q%s%s", d.opts.Conn, s.Flag, s.Key, EscapedKeyHint(d.opts.Provider, s.Key), s.Hint)
 				}
 				return err
 			}
@@ -350,7 +352,7 @@ func (d *downloader) plan(ctx context.Context, s Selection, jobs chan<- object, 
 	switch {
 	case listed > 0:
 	case s.Flag != "":
-		return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket", d.opts.Conn, s.Flag, s.Key)
+		return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket%s", d.opts.Conn, s.Flag, s.Key, s.Hint)
 	case escapedKey(d.opts.Provider, strings.TrimSuffix(prefix, "/")):
 		d.opts.Log.Warn("nothing to download: no object under the prefix; its name holds characters the storage library (gocloud.dev) escapes on this store, so an object of that name cannot be named alone: take the folder above it", "prefix", prefix)
 	default:
@@ -1087,7 +1089,13 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 		select {
 		case d.streams <- struct{}{}:
 		case <-gctx.Done():
-			return d.partsDone(g, o)
+			// Cancelled: by a part's failure, which partsDone returns, or
+			// by the run's context, with every part started done. Either
+			// way the file is incomplete and must not count as downloaded.
+			if err := d.partsDone(g, o); err != nil {
+				return err
+			}
+			return gctx.Err()
 		}
 		g.Go(func() error {
 			defer func() { <-d.streams }()

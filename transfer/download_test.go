@@ -1005,3 +1005,47 @@ func TestDownloadFailedRemovesManyFolders(t *testing.T) {
 		t.Errorf("a folder that was there before went: %v", err)
 	}
 }
+
+// cancelAtSecondRange cancels the run from the second ranged read, which
+// then takes its time: the loop that starts the ranges finds the run
+// cancelled with every part it started done.
+type cancelAtSecondRange struct {
+	n      atomic.Int64
+	cancel func()
+}
+
+func (p *cancelAtSecondRange) PinVersion(*blob.Attributes) func(func(any) bool) error {
+	return func(func(any) bool) error {
+		if p.n.Add(1) == 2 {
+			p.cancel()
+			time.Sleep(200 * time.Millisecond)
+		}
+		return nil
+	}
+}
+func (*cancelAtSecondRange) CRC32C(func(any) bool) (uint32, bool)    { return 0, false }
+func (*cancelAtSecondRange) BeforeWrite() func(func(any) bool) error { return nil }
+
+// TestDownloadRangesCancelledBetweenParts: a large object whose download is
+// cancelled between two ranges is not counted as downloaded (the run used
+// to end with no error and no file).
+func TestDownloadRangesCancelledBetweenParts(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	put(t, b, "big", randomBytes(8<<20, 7))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dst := t.TempDir()
+	o := testOpts()
+	o.Workers, o.PartSize, o.LargeObject = 1, 1<<20, 1<<20
+	o.Provider = &cancelAtSecondRange{cancel: cancel}
+	st, err := Download(ctx, b, whole, dst, o)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Download: %v (stats %+v), want the cancellation", err, st)
+	}
+	if st.Files != 0 {
+		t.Errorf("files: %d", st.Files)
+	}
+	if entries, _ := os.ReadDir(dst); len(entries) != 0 {
+		t.Errorf("left %v", entries)
+	}
+}
