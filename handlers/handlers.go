@@ -42,11 +42,18 @@ type Request struct {
 	JSONLogs bool
 }
 
-// Mapping is one --paths entry: Src below the connection's root goes to Dst
-// below Path. Both are cleaned relative names ("" is the root itself).
+// Mapping is one --paths (--files, --dirs) entry: Src below the
+// connection's root goes to Dst below Path. Both are cleaned relative names
+// ("" is the root itself).
 type Mapping struct {
 	Src, Dst string
-	Into     bool // dst ended with a slash: a file goes into that folder, under its own name
+	Into     bool   // dst ended with a slash: a file goes into that folder, under its own name
+	SrcDir   bool   // src ended with a slash: it names a folder, never a file
+	Entry    string // the entry as given, for messages
+	// Whole is set when the entry was read as src:dst at a colon: the
+	// entry taken whole, as one name (cleaned), had the colon been part of
+	// it. A name that exists under it makes the entry ambiguous.
+	Whole string
 }
 
 // FileDst is where Src goes when it names a file: Dst, or Dst/<name of
@@ -58,25 +65,102 @@ func (m Mapping) FileDst() string {
 	return m.Dst
 }
 
-// ParseMappings reads the entries of flag (--paths, --files, --dirs) for
-// conn, each "src" or "src:dst", refusing any that would leave its root.
-func ParseMappings(conn fmt.Stringer, flag string, specs []string) ([]Mapping, error) {
+// Name is the entry as given, with its flag, for messages: --files "a:b".
+func (m Mapping) Name(flag string) string {
+	return fmt.Sprintf("%s %q", flag, m.Entry)
+}
+
+// ColonHint is what a message about a name that was not found adds when the
+// entry was read as src:dst at a colon.
+func (m Mapping) ColonHint() string {
+	if m.Whole == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (the entry was read as src:dst at its first colon, source %q; for a colon in a name write \\:)", m.Src)
+}
+
+// Ambiguous is the error for an entry read as src:dst at a colon when the
+// whole entry names something: the colon may be part of the name.
+func (m Mapping) Ambiguous(conn fmt.Stringer, flag, what string) error {
+	return fault.New(fault.Usage, "%s: %s is read as source %q to destination %q, and %s %q exists: say which is meant; write \\: for a colon that is part of the name, or ./ before the destination (%s:./%s) for src:dst",
+		conn, m.Name(flag), m.Src, m.Dst, what, m.Whole, m.Src, m.Dst)
+}
+
+// cutUnescaped cuts s at the first sep not taken by a backslash.
+func cutUnescaped(s string, sep byte) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// unescape takes a backslash before a comma, a colon or a backslash as
+// making that character part of the name. Any other backslash is left, and
+// refused later (names never hold one).
+func unescape(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && strings.IndexByte(",:\\", s[i+1]) >= 0 {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ParseMappings reads the values of flag (--paths, --files, --dirs) for
+// conn. A value holds entries separated by commas, each "src" or "src:dst";
+// a backslash makes the comma, colon or backslash after it part of a name.
+// Entries that would leave their root, and empty ones, are refused.
+func ParseMappings(conn fmt.Stringer, flag string, values []string) ([]Mapping, error) {
 	var out []Mapping
-	for _, spec := range specs {
-		src, dst, hasDst := strings.Cut(spec, ":")
-		if !hasDst {
-			dst = src
+	for _, v := range values {
+		if v == "" {
+			return nil, fault.New(fault.Usage, "%s: %s is given an empty value; give at least one entry (src or src:dst), or leave %s out to take everything", conn, flag, flag)
 		}
-		cs, err := fsutil.CleanRel(src)
-		if err == nil {
-			dst, err = fsutil.CleanRel(dst)
+		for rest, more := v, true; more; {
+			var entry string
+			entry, rest, more = cutUnescaped(rest, ',')
+			if entry == "" {
+				return nil, fault.New(fault.Usage, "%s: %s %q holds an empty entry (a comma too many?); remove it, or write \\, for a comma in a name", conn, flag, v)
+			}
+			m, err := parseMapping(entry)
+			if err != nil {
+				return nil, fault.New(fault.Usage, "%s: %s %q: %w; give a source relative to the connection's root and a destination relative to --path, as src or src:dst", conn, flag, m.Entry, err)
+			}
+			out = append(out, m)
 		}
-		if err != nil {
-			return nil, fault.New(fault.Usage, "%s: %s %q: %w; give a source relative to the connection's root and a destination relative to --path, as src or src:dst", conn, flag, spec, err)
-		}
-		out = append(out, Mapping{Src: cs, Dst: dst, Into: hasDst && strings.HasSuffix(spec, "/")})
 	}
 	return out, nil
+}
+
+func parseMapping(entry string) (Mapping, error) {
+	rawSrc, rawDst, hasDst := cutUnescaped(entry, ':')
+	src, dst := unescape(rawSrc), unescape(rawDst)
+	m := Mapping{Entry: entry}
+	if !hasDst {
+		dst = src
+	} else if whole, err := fsutil.CleanRel(unescape(entry)); err == nil {
+		m.Whole = whole
+	}
+	var err error
+	if m.Src, err = fsutil.CleanRel(src); err != nil {
+		return m, err
+	}
+	if m.Dst, err = fsutil.CleanRel(dst); err != nil {
+		return m, err
+	}
+	m.SrcDir = strings.HasSuffix(src, "/")
+	m.Into = hasDst && strings.HasSuffix(dst, "/")
+	return m, nil
 }
 
 // CheckTargets refuses destinations (relative, cleaned; "" is the target

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,6 +64,31 @@ func TestProxyHint(t *testing.T) {
 		got := ProxyHint(msg)
 		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
 			t.Errorf("ProxyHint(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+func TestParseMappingsEscapes(t *testing.T) {
+	m, err := ParseMappings(name("c"), "--files", []string{`ck/model\:v2,a\,b.txt:xx\:y`, "d/:e", `f\\`})
+	if err == nil {
+		t.Fatalf("a backslash left in a name was taken: %+v", m)
+	}
+	m, err = ParseMappings(name("c"), "--files", []string{`ck/model\:v2,a\,b.txt:xx\:y`, "d/:e", "gg:./h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mapping{
+		{Src: "ck/model:v2", Dst: "ck/model:v2", Entry: `ck/model\:v2`},
+		{Src: "a,b.txt", Dst: "xx:y", Entry: `a\,b.txt:xx\:y`, Whole: "a,b.txt:xx:y"},
+		{Src: "d", Dst: "e", SrcDir: true, Entry: "d/:e", Whole: "d/:e"},
+		{Src: "gg", Dst: "h", Entry: "gg:./h", Whole: "gg:./h"},
+	}
+	if !slices.Equal(m, want) {
+		t.Errorf("got  %+v\nwant %+v", m, want)
+	}
+	for _, v := range [][]string{{""}, {"a,"}, {",a"}, {"a,,b"}} {
+		if _, err := ParseMappings(name("c"), "--files", v); fault.ClassOf(err) != fault.Usage {
+			t.Errorf("%q: %v", v, err)
 		}
 	}
 }

@@ -467,19 +467,36 @@ func TestSidecarFlagRanges(t *testing.T) {
 func TestMappingMistakes(t *testing.T) {
 	src := t.TempDir()
 	writeFile(t, src, "a.txt", "a")
+	writeFile(t, src, "b.txt", "b")
+	writeFile(t, src, "b.txt:x", "bx")
+	writeFile(t, src, "t10:00.txt", "ten")
 	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
 	for _, c := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"--path", t.TempDir(), "--paths", "a.txt,a.txt"}, `connection "data" (host_path): --paths "a.txt:a.txt" is given twice; give it once`},
-		{[]string{"--paths", "a.txt"}, `connection "data" (host_path): --paths needs --path`},
-		{[]string{"--path", t.TempDir(), "--paths", "a.txt:../up"}, "a destination relative to --path"},
+		{[]string{"--path", t.TempDir(), "--paths", "a.txt,a.txt"}, 2, `connection "data" (host_path): --paths "a.txt" is given twice; give it once`},
+		{[]string{"--paths", "a.txt"}, 2, `connection "data" (host_path): --paths needs --path`},
+		{[]string{"--path", t.TempDir(), "--paths", "a.txt:../up"}, 2, "a destination relative to --path"},
+		{[]string{"--path", t.TempDir(), "--paths", ""}, 2, `--paths is given an empty value`},
+		{[]string{"--path", t.TempDir(), "--paths", "a.txt/"}, 2, `--paths "a.txt/": ` + src + `/a.txt is a file, and a name ending with a slash is a folder`},
+		{[]string{"--path", t.TempDir(), "--paths", "b.txt:x"}, 2, `--paths "b.txt:x" is read as source "b.txt" to destination "x", and a path "b.txt:x" exists: say which is meant; write \: for a colon`},
+		{[]string{"--path", t.TempDir(), "--paths", "t10:00.txt"}, 2, `--paths "t10:00.txt" is read as source "t10" to destination "00.txt", and a path "t10:00.txt" exists`},
+		{[]string{"--path", t.TempDir(), "--paths", "t11:00.txt"}, 4, `the entry was read as src:dst at its first colon, source "t11"`},
 	} {
 		r := cli(t, nil, append([]string{"--catalog", cat, "--connection", "data"}, c.args...)...)
-		r.expectCode(t, 2)
+		r.expectCode(t, c.code)
 		if !strings.Contains(r.Stderr, c.want) {
 			t.Errorf("%v: stderr lacks %q:\n%s", c.args, c.want, r.Stderr)
+		}
+	}
+	// A colon in a name, after a backslash; ./ keeps src:dst.
+	dst := t.TempDir()
+	cli(t, nil, "--catalog", cat, "--connection", "data", "--path", dst, "--paths", `t10\:00.txt,b.txt:./y`).expectCode(t, 0)
+	for name, want := range map[string]string{"t10:00.txt": "ten", "y": "b"} {
+		if got := readText(t, filepath.Join(dst, name)); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
 		}
 	}
 }

@@ -227,7 +227,7 @@ func (a *app) addJobFlags(cmd *cobra.Command, jf *jobFlags) {
 	}()
 	f.StringVarP(&jf.connection, "connection", "c", "", "name of the connection in the catalog")
 	f.StringVarP(&jf.path, "path", "p", "", "target folder for the data")
-	f.StringSliceVar(&jf.paths, "paths", nil, "sub-paths to take, each src or src:dst (relative; repeat or separate with commas)")
+	f.StringArrayVar(&jf.paths, "paths", nil, "sub-paths to take, each src or src:dst (relative; repeat or separate with commas; \\, \\: for a comma or colon in a name)")
 	f.IntVar(&jf.workers, "workers", 0, "files transferred in parallel (0: the handler's default, 8 for mounts, 32 for object stores)")
 	f.BoolVar(&jf.force, "force", false, "replace what stands in the way at --path")
 	f.BoolVar(&jf.checksum, "checksum", false, "on re-runs, compare contents (object stores: hashes) instead of size and modification time")

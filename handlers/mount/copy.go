@@ -239,24 +239,38 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 // is not there (exit 4), that leads out of the mount through a link, or a
 // file whose destination is empty (exit 2). conn names the connection.
 func resolveSrc(real string, m handlers.Mapping, conn string) (src string, isFile bool, err error) {
+	name := m.Name("--paths")
+	if m.Whole != "" {
+		if _, err := os.Lstat(filepath.Join(real, filepath.FromSlash(m.Whole))); err == nil {
+			return "", false, m.Ambiguous(connName(conn), "--paths", "a path")
+		}
+	}
 	src = filepath.Join(real, filepath.FromSlash(m.Src))
 	resolved, err := filepath.EvalSymlinks(src)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", false, fault.New(fault.NotFound, "%s: --paths %q: %s does not exist in the mount", conn, m.Src, src)
+		return "", false, fault.New(fault.NotFound, "%s: %s: %s does not exist in the mount%s", conn, name, src, m.ColonHint())
 	case err != nil:
 		return "", false, fault.FromSystem(fmt.Errorf("%s: %w", conn, err))
 	case !fsutil.Within(real, resolved):
-		return "", false, fault.New(fault.Usage, "%s: --paths %q leads outside the mount through a link (to %s); name a path inside it", conn, m.Src, resolved)
+		return "", false, fault.New(fault.Usage, "%s: %s leads outside the mount through a link (to %s); name a path inside it", conn, name, resolved)
 	}
 	if st, err := os.Stat(resolved); err == nil && !st.IsDir() {
+		if m.SrcDir {
+			return "", false, fault.New(fault.Usage, "%s: %s: %s is a file, and a name ending with a slash is a folder; name the file without the slash", conn, name, src)
+		}
 		if m.FileDst() == "" {
-			return "", false, fault.New(fault.Usage, "%s: --paths %q names a file, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", conn, m.Src+":")
+			return "", false, fault.New(fault.Usage, "%s: %s names a file, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", conn, name)
 		}
 		return resolved, true, nil
 	}
 	return resolved, false, nil
 }
+
+// connName is a connection's name in messages, as a fmt.Stringer.
+type connName string
+
+func (c connName) String() string { return string(c) }
 
 // pendingBytes sums the room the regular files under src that differ at
 // dst take.

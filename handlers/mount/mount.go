@@ -68,7 +68,7 @@ func check(req *handlers.Request) (*handlers.Result, error) {
 	}
 	names, dsts := make([]string, len(req.Paths)), make([]string, len(req.Paths))
 	for i, mp := range req.Paths {
-		names[i], dsts[i] = fmt.Sprintf("--paths %q", mp.Src+":"+mp.Dst), mp.Dst
+		names[i], dsts[i] = mp.Name("--paths"), mp.Dst
 	}
 	if err := handlers.CheckTargets(req.Conn, names, dsts); err != nil {
 		return nil, err

@@ -42,8 +42,8 @@ func New() *Handler { return &Handler{} }
 
 // Flags adds the object-store flags.
 func (h *Handler) Flags(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&h.files, "files", nil, "object-store: files to take, each src or src:dst relative to the bucket prefix")
-	fs.StringSliceVar(&h.dirs, "dirs", nil, "object-store: folders (key prefixes) to take, each src or src:dst relative to the bucket prefix")
+	fs.StringArrayVar(&h.files, "files", nil, "object-store: files to take, each src or src:dst relative to the bucket prefix (repeat or separate with commas; \\, \\: for a comma or colon in a name)")
+	fs.StringArrayVar(&h.dirs, "dirs", nil, "object-store: folders (key prefixes) to take, each src or src:dst relative to the bucket prefix (repeat or separate with commas; \\, \\: for a comma or colon in a name)")
 	fs.IntVar(&h.retries, "retries", 5, "object-store: retries of each request before giving up (exit 5)")
 	fs.Int64Var(&h.partMiB, "part-size", 16, "object-store: size in MiB of the parallel ranged reads of large objects")
 	fs.DurationVar(&h.readTimeout, "read-timeout", time.Minute, "object-store: a download that receives nothing for this long is cut and retried")
@@ -157,6 +157,7 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	}
 	if err != nil {
 		// Nothing was downloaded: the result says so, with zero counts.
+		err = s.bucketMissing(ctx, err)
 		return &handlers.Result{Summary: fmt.Sprintf("%s: nothing downloaded from %s", req.Conn, s.URL), Path: req.Path,
 			Details: map[string]any{"url": s.URL, "objects": 0, "dirs": 0, "retries": before.Load(), "transferSeconds": time.Since(start).Seconds()}}, err
 	}
@@ -175,15 +176,48 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 		// What was done before the failure, for --result.
 		res.Summary = fmt.Sprintf("%s: failed after downloading %d files (%d bytes) from %s to %s, %d already up to date",
 			req.Conn, st.Files, st.Bytes, s.URL, req.Path, st.Skipped)
-		if fault.ClassOf(err) == fault.NotFound && st.Files == 0 {
-			// The bucket itself may be missing: the probe's error says so.
-			if _, perr := s.probe(ctx); fault.ClassOf(perr) == fault.NotFound {
-				err = perr
-			}
+		if st.Files == 0 {
+			err = s.bucketMissing(ctx, err)
 		}
 		return res, err
 	}
 	return res, nil
+}
+
+// bucketMissing returns, for a "not found" err, the probe's error when the
+// bucket itself is missing (which it names), else err.
+func (s *Store) bucketMissing(ctx context.Context, err error) error {
+	if fault.ClassOf(err) == fault.NotFound {
+		if _, perr := s.probe(ctx); fault.ClassOf(perr) == fault.NotFound {
+			return perr
+		}
+	}
+	return err
+}
+
+// unambiguous refuses an entry read as src:dst at a colon when the entry
+// taken whole names an object (file) or a folder (dir) too: which one was
+// meant cannot be told.
+func (s *Store) unambiguous(ctx context.Context, conn *connections.Connection, m handlers.Mapping, flag string, file, dir bool, opts transfer.Options) error {
+	if m.Whole == "" {
+		return nil
+	}
+	key := JoinKey(s.Prefix, m.Whole)
+	if file {
+		if attrs, err := s.object(ctx, key, opts); err != nil {
+			return err
+		} else if attrs != nil {
+			return m.Ambiguous(conn, flag, "an object")
+		}
+	}
+	if dir {
+		if below, err := s.hasBelow(ctx, key, opts); err != nil {
+			return s.explain(err, "listing")
+		} else if below {
+			return m.Ambiguous(conn, flag, "a folder")
+		}
+	}
+	return nil
 }
 
 // fromTheStore reports an error that came from a request to the store (an
@@ -220,27 +254,41 @@ func (h *Handler) selections(ctx context.Context, s *Store, req *handlers.Reques
 		if m.Src == "" {
 			return "", nil, fault.New(fault.Usage, "%s: --files needs a file name relative to %s", req.Conn, s.URL)
 		}
+		if m.SrcDir {
+			return "", nil, fault.New(fault.Usage, "%s: %s: a name ending with a slash is a folder; give folders with --dirs (or --paths), and a file without the slash", req.Conn, m.Name("--files"))
+		}
 		m.Dst = m.FileDst()
 		if m.Dst == "" {
-			return "", nil, fault.New(fault.Usage, "%s: --files %q: the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, m.Src+":")
+			return "", nil, fault.New(fault.Usage, "%s: %s: the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, m.Name("--files"))
 		}
-		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Flag: fmt.Sprintf("--files %q", m.Src)})
+		if err := s.unambiguous(ctx, req.Conn, m, "--files", true, false, opts); err != nil {
+			return "", nil, err
+		}
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Flag: m.Name("--files"), Hint: m.ColonHint()})
 	}
 	for _, m := range dirs {
-		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: true, Flag: fmt.Sprintf("--dirs %q", m.Src)})
+		if err := s.unambiguous(ctx, req.Conn, m, "--dirs", false, true, opts); err != nil {
+			return "", nil, err
+		}
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: true, Flag: m.Name("--dirs"), Hint: m.ColonHint()})
 	}
 	for _, m := range req.Paths {
-		attrs, err := s.object(ctx, JoinKey(s.Prefix, m.Src), opts)
-		if err != nil {
+		if err := s.unambiguous(ctx, req.Conn, m, "--paths", true, true, opts); err != nil {
 			return "", nil, err
+		}
+		var attrs *blob.Attributes
+		if !m.SrcDir { // src/ names the folder, even where an object has the name
+			if attrs, err = s.object(ctx, JoinKey(s.Prefix, m.Src), opts); err != nil {
+				return "", nil, err
+			}
 		}
 		if attrs != nil {
 			m.Dst = m.FileDst()
 			if m.Dst == "" {
-				return "", nil, fault.New(fault.Usage, "%s: --paths %q names an object, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, m.Src+":")
+				return "", nil, fault.New(fault.Usage, "%s: %s names an object, and the destination is empty; give a file name (src:dst) or a folder (src:dir/)", req.Conn, m.Name("--paths"))
 			}
 		}
-		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs, Flag: fmt.Sprintf("--paths %q", m.Src)})
+		sels = append(sels, transfer.Selection{Key: JoinKey(s.Prefix, m.Src), Dst: m.Dst, Dir: attrs == nil, Attrs: attrs, Flag: m.Name("--paths"), Hint: m.ColonHint()})
 	}
 	if len(sels) > 0 {
 		names, dsts := make([]string, len(sels)), make([]string, len(sels))
@@ -314,14 +362,17 @@ func (s *Store) present(ctx context.Context, conn *connections.Connection, sels 
 			// The other kind of name, given to the wrong flag?
 			if sel.Dir {
 				if attrs, err := s.object(ctx, sel.Key, opts); err == nil && attrs != nil {
+					if strings.HasPrefix(sel.Flag, "--paths") {
+						return fault.New(fault.NotFound, "%s: %s: %q is an object, not a folder; name it without the final slash", conn, sel.Flag, sel.Key)
+					}
 					return fault.New(fault.NotFound, "%s: %s: %q is an object, not a folder; give it with --files (or --paths)", conn, sel.Flag, sel.Key)
 				}
-				return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q; check the name and schema.bucket", conn, sel.Flag, sel.Key)
+				return fault.New(fault.NotFound, "%s: %s: no object has the key or prefix %q%s%s", conn, sel.Flag, sel.Key, transfer.EscapedKeyHint(s.Provider, sel.Key), sel.Hint)
 			}
 			if below, err := s.hasBelow(ctx, sel.Key, opts); err == nil && below {
 				return fault.New(fault.NotFound, "%s: %s: %q is a folder, not an object; give it with --dirs (or --paths)", conn, sel.Flag, sel.Key)
 			}
-			return fault.New(fault.NotFound, "%s: %s: no object has the key %q%s", conn, sel.Flag, sel.Key, transfer.EscapedKeyHint(s.Provider, sel.Key))
+			return fault.New(fault.NotFound, "%s: %s: no object has the key %q%s%s", conn, sel.Flag, sel.Key, transfer.EscapedKeyHint(s.Provider, sel.Key), sel.Hint)
 		}
 	}
 	return nil
