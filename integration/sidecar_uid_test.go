@@ -67,3 +67,49 @@ func TestSidecarUntilFileOutOfSight(t *testing.T) {
 		t.Errorf("exit %d\n%s", code, b)
 	}
 }
+
+// TestSidecarDeleteKeepsWhatItCannotSee: with --delete, a folder the
+// sidecar may list but not enter (read without execute, as `chmod -R 644`
+// leaves folders) is reported as not uploaded, and its files keep their
+// objects (they were taken as gone and deleted); a file replaced by a link
+// the sidecar does not follow is gone, and its object is deleted (it was
+// kept, stale, for ever).
+func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
+	base := sharedDir(t, 0o755)
+	store, out := filepath.Join(base, "store"), filepath.Join(base, "out")
+	os.Mkdir(store, 0o777)
+	os.Chmod(store, 0o777)
+	for _, f := range []string{"sub/b.txt", "sub/c.txt", "top.txt", "linked.txt"} {
+		writeFile(t, out, f, f)
+	}
+	os.Chmod(out, 0o777)
+	cat := sharedStoreCatalog(t, base, store)
+	done := filepath.Join(base, "done")
+	os.WriteFile(done, nil, 0o644)
+	stateDir := filepath.Join(base, "state")
+	os.Mkdir(stateDir, 0o777)
+	os.Chmod(stateDir, 0o777)
+	state := filepath.Join(stateDir, "state")
+	sidecar := func() (int, string) {
+		return runCmd(t, []string{"HOME=" + base}, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary, "sidecar", "--catalog", cat, "-c", "out",
+			"--path", out, "--prefix", "p", "--state", state, "--until-file", done, "--delete", "--strict")
+	}
+	if code, b := sidecar(); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, b)
+	}
+	os.Chmod(filepath.Join(out, "sub"), 0o744) // root's: listed, not searched, by uid 65534
+	os.Remove(filepath.Join(out, "linked.txt"))
+	os.Symlink("/etc/hostname", filepath.Join(out, "linked.txt"))
+	code, b := sidecar()
+	if code != 3 || !strings.Contains(b, "sub/: the folder cannot be read") {
+		t.Errorf("second run: exit %d, want 3 naming sub/\n%s", code, b)
+	}
+	for _, f := range []string{"sub/b.txt", "sub/c.txt", "top.txt"} {
+		if got, err := os.ReadFile(filepath.Join(store, "p", f)); err != nil || string(got) != f {
+			t.Errorf("%s: %q, %v (deleted though still there?)\n%s", f, got, err, b)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(store, "p", "linked.txt")); err == nil {
+		t.Errorf("the object of a file replaced by a link out of the folder was kept\n%s", b)
+	}
+}

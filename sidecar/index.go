@@ -148,7 +148,20 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 		ix.buf = append(ix.buf, name...)
 		var st unix.Stat_t
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			continue // gone since the listing
+			if errors.Is(err, unix.ENOENT) {
+				continue // gone since the listing
+			}
+			// A folder that may be listed but not searched (read without
+			// execute permission): none of its entries can be looked at.
+			// It is skipped as unreadable, and what it held keeps its
+			// objects; it is not taken as emptied.
+			dirRel := string(ix.buf[:base])
+			if _, seen := skipped[dirRel]; !seen {
+				err = &fs.PathError{Op: "stat", Path: dir + "/" + name, Err: err}
+				*errs = append(*errs, err)
+				skipped[dirRel] = err
+			}
+			continue
 		}
 		mode := st.Mode & unix.S_IFMT
 		if mode == unix.S_IFLNK {

@@ -627,11 +627,17 @@ func (s *sidecar) forget(gone []string) {
 	}
 }
 
-// exists reports whether a file (not a folder) named rel is still in the
-// folder, whatever the scan made of it.
+// exists reports whether a file named rel is still in the folder, whatever
+// the scan made of it (an excluded file). What stands there in its place
+// (a folder, a link the scan does not follow, a pipe) is no file: the file
+// is gone. When that cannot be told (a permission error), it is taken as
+// there: a deletion is never made on a guess.
 func (s *sidecar) exists(rel string) bool {
 	st, err := os.Lstat(filepath.Join(s.cfg.Root, filepath.FromSlash(rel)))
-	return err == nil && !st.IsDir()
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+	}
+	return st.Mode().IsRegular()
 }
 
 // upload sends files and records the outcome; it returns how many failed.
