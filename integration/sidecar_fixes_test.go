@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -466,7 +467,8 @@ func TestSidecarS3CheckpointRewrittenInPlace(t *testing.T) {
 // the test switches between: frontStall stops forwarding a connection's
 // requests past limit bytes (an upload's body) and keeps it open, as a
 // peer that stopped reading; frontPass forwards everything; frontDown
-// closes every new connection at once, as a store that is down.
+// closes every new connection at once, as a store that is down;
+// frontSilent keeps new connections open and never answers.
 type storeFront struct {
 	url  string
 	mode atomic.Int32
@@ -476,6 +478,7 @@ const (
 	frontStall = iota
 	frontPass
 	frontDown
+	frontSilent
 )
 
 func newStoreFront(t *testing.T, target string, limit int64) *storeFront {
@@ -488,8 +491,12 @@ func newStoreFront(t *testing.T, target string, limit int64) *storeFront {
 			if err != nil {
 				return
 			}
-			if f.mode.Load() == frontDown {
+			switch f.mode.Load() {
+			case frontDown:
 				c.Close()
+				continue
+			case frontSilent:
+				track(c)
 				continue
 			}
 			s, err := net.Dial("tcp", target)
@@ -573,6 +580,20 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 	if len(records()) != 1 {
 		t.Fatalf("no record of the killed sidecar's upload beside its state: %v", records())
 	}
+	// A store that does not answer holds up neither the end nor the
+	// grace: the abort stops with the work, and the record is kept.
+	front.mode.Store(frontSilent)
+	p = startSidecar(t, cat, fenv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--grace", "2s", "--interval", "1h")
+	time.Sleep(time.Second)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	termAt := time.Now()
+	p.wait(t)
+	if d := time.Since(termAt); d > 15*time.Second {
+		t.Errorf("the sidecar took %v to stop after SIGTERM with --grace 2s, its store not answering\n%s", d, p.stderr.String())
+	}
+	if len(records()) != 1 {
+		t.Fatalf("a sidecar stopped while it aborted the upload dropped its record: %v\n%s", records(), p.stderr.String())
+	}
 	until := writeFile(t, t.TempDir(), "done", "")
 	// A sidecar that cannot reach the store keeps the record, for the
 	// next one.
@@ -599,6 +620,70 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 	}
 	if left := records(); len(left) != 0 {
 		t.Errorf("the record of unfinished uploads is left though none is: %v", left)
+	}
+}
+
+// TestSidecarS3JournalsWriterUploads: the multipart uploads gocloud's
+// writer makes (files from 16 to 64 MiB; large files whose names the
+// storage library escapes) are recorded too, and aborted by the next
+// sidecar once a killed one left them.
+func TestSidecarS3JournalsWriterUploads(t *testing.T) {
+	tg := scS3(t, "")
+	s := testenv.Load(t).S3()
+	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
+	u := sharedEndpoint(t, "s3")
+	for _, c := range []struct{ name, file, key string }{
+		{"mid-size", "mid.bin", "run/mid.bin"},
+		{"escaped-name", "x__0x41__.bin", "run/x__0x5f___0x41__.bin"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "out")
+			size := 30 << 20
+			if c.name == "escaped-name" {
+				size = 70 << 20
+			}
+			data := bytes.Repeat([]byte("checkpoint "), size/11)
+			writeFile(t, dir, c.file, string(data))
+			unfinished := func() int {
+				out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String(c.key)})
+				if err != nil {
+					t.Fatalf("ListMultipartUploads: %v", err)
+				}
+				return len(out.Uploads)
+			}
+			state := filepath.Join(t.TempDir(), "sidecar.state")
+			front := newStoreFront(t, u.Host, 4<<20)
+			entry, fenv := minioStore(t, front.url).connection(t, tg.bucket, "", false)
+			cat := storeCatalog(t, entry)
+			p := startSidecar(t, cat, fenv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--interval", "1h")
+			deadline := time.Now().Add(time.Minute)
+			for unfinished() == 0 {
+				if !p.running() || time.Now().After(deadline) {
+					t.Fatalf("no multipart upload seen while the sidecar ran:\n%s", p.stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			p.cmd.Process.Kill()
+			<-p.done
+			if m, _ := filepath.Glob(state + ".*.uploads"); len(m) != 1 {
+				t.Fatalf("no record of the killed sidecar's upload beside its state: %v", m)
+			}
+			front.mode.Store(frontPass)
+			until := writeFile(t, t.TempDir(), "done", "")
+			p = startSidecar(t, cat, fenv, "-c", "data", "--path", dir, "--prefix", "run", "--state", state, "--until-file", until, "--strict")
+			if code, _ := p.wait(t); code != 0 {
+				t.Fatalf("restart: exit %d\n%s", code, p.stderr.String())
+			}
+			if obj, ok := tg.get(t, c.key); !ok || !bytes.Equal(obj.data, data) {
+				t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
+			}
+			if n := unfinished(); n != 0 {
+				t.Errorf("%d unfinished multipart uploads of %s left\n%s", n, c.key, p.stderr.String())
+			}
+			if m, _ := filepath.Glob(state + ".*.uploads"); len(m) != 0 {
+				t.Errorf("the record of unfinished uploads is left though none is: %v", m)
+			}
+		})
 	}
 }
 

@@ -81,12 +81,13 @@ func (j *uploadJournal) write() {
 	}
 }
 
-// abortLeft aborts the uploads an earlier sidecar recorded and never ended,
-// then forgets them.
-func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transfer.UploadAborter) {
+// load reads the uploads an earlier sidecar recorded and never ended, and
+// keeps them in the record (this sidecar's writes keep them there) until
+// abortLeft has aborted them.
+func (j *uploadJournal) load() []journalEntry {
 	data, err := os.ReadFile(j.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return
+		return nil
 	}
 	var entries []journalEntry
 	if err == nil {
@@ -94,22 +95,34 @@ func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transf
 	}
 	if err != nil {
 		j.log.Warn("the record of unfinished uploads is not readable; they are left to the store's lifecycle rules", "file", j.path, "error", err.Error())
-		return
+		return nil
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, e := range entries {
+		j.open[e.ID] = e.Key
+	}
+	return entries
+}
+
+// abortLeft aborts the uploads load found, and forgets each one aborted.
+// Those it cannot abort (the store down, ctx ended) stay in the record,
+// for the next sidecar.
+func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transfer.UploadAborter, entries []journalEntry) {
 	aborted := 0
 	for _, e := range entries {
+		if ctx.Err() != nil {
+			j.log.Warn("the unfinished uploads a killed sidecar left are not all aborted: the sidecar is stopping; the next sidecar tries again", "left", len(entries)-aborted)
+			return
+		}
 		if err := ab.AbortUpload(ctx, b, e.Key, e.ID); err != nil {
-			// Kept in the record: the next sidecar tries again.
-			j.open[e.ID] = e.Key
 			j.log.Warn("an unfinished upload a killed sidecar left is not aborted yet; the next sidecar tries again", "key", e.Key, "error", err.Error())
 			continue
 		}
 		aborted++
+		j.Ended(e.Key, e.ID)
 	}
 	if aborted > 0 {
 		j.log.Info("aborted the unfinished multipart uploads a killed sidecar left", "uploads", aborted)
 	}
-	j.mu.Lock()
-	j.write() // what is still open, if any
-	j.mu.Unlock()
 }

@@ -274,15 +274,16 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		excl.exact = append(excl.exact, rel)
 	}
 	// The multipart uploads a killed sidecar left, recorded beside the
-	// state, are aborted; this one's are recorded there in turn.
-	if ab, ok := cfg.Transfer.Provider.(transfer.UploadAborter); ok && cfg.StatePath != "" {
+	// state, are aborted (below, beside the work); this one's are recorded
+	// there in turn.
+	ab, _ := cfg.Transfer.Provider.(transfer.UploadAborter)
+	var left []journalEntry
+	if ab != nil && cfg.StatePath != "" {
 		s.journal = &uploadJournal{path: journalPath(cfg.StatePath, s.id), open: map[string]string{}, log: s.log}
 		if rel := below(cfg.Root, s.journal.path); rel != "" {
 			excl.exact = append(excl.exact, rel)
 		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		s.journal.abortLeft(actx, cfg.Bucket, ab)
-		cancel()
+		left = s.journal.load()
 	}
 
 	// The end: the first of SIGTERM (ctx), the until file, the pod.
@@ -330,6 +331,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		case <-watchCtx.Done():
 		}
 	}()
+
+	// The aborts go on beside the uploads, within the work's time (a
+	// store that does not answer does not hold up the end), 30 s at most.
+	if len(left) > 0 {
+		actx, cancelAborts := context.WithTimeout(work, 30*time.Second)
+		aborted := make(chan struct{})
+		go func() {
+			defer close(aborted)
+			s.journal.abortLeft(actx, cfg.Bucket, ab, left)
+		}()
+		defer func() { cancelAborts(); <-aborted }()
+	}
 
 	// What is already uploaded, known before the first cycle. A SIGTERM
 	// during the store's listing does not cut it short (the files it

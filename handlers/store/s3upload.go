@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -76,7 +77,7 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 	ended := err == nil
 	if err != nil {
 		// Leave no parts behind (they are billed), even when ctx has ended.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		actx, cancel := abortContext(ctx)
 		defer cancel()
 		ended = p.AbortUpload(actx, b, key, id) == nil
 	}
@@ -86,11 +87,68 @@ func (p s3Provider) UploadFile(ctx context.Context, b *blob.Bucket, key string, 
 	return true, err
 }
 
+// abortAfterEnd is how long the abort of a failed multipart upload may
+// take once the upload's context has ended (the sidecar's grace ran out):
+// the pod's termination must not wait on a store that does not answer.
+// An upload not aborted stays in the upload journal, for the next sidecar.
+const abortAfterEnd = 3 * time.Second
+
+// abortContext is the context of the abort of a failed upload whose
+// context is ctx: it outlives ctx, which may have ended, but by
+// abortAfterEnd at most (and 30 s in all).
+func abortContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(abortAfterEnd, cancel) })
+	return actx, func() { stop(); cancel() }
+}
+
+// journaledClient is the S3 client of gocloud's writer (through the SDK's
+// transfer manager), recording the multipart uploads it begins in the
+// upload journal of the upload's context, and their end (completed or
+// aborted). The transfer manager aborts with a context of its own, which
+// carries no journal: the journal of each upload is kept by its id.
+type journaledClient struct{ *s3.Client }
+
+var journalsByUpload sync.Map // upload id → transfer.UploadJournal
+
+func (c journaledClient) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	out, err := c.Client.CreateMultipartUpload(ctx, in, opts...)
+	if j := transfer.JournalOf(ctx); err == nil && j != nil && out.UploadId != nil {
+		journalsByUpload.Store(*out.UploadId, j)
+		j.Begun(aws.ToString(in.Key), *out.UploadId)
+	}
+	return out, err
+}
+
+func (c journaledClient) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	out, err := c.Client.CompleteMultipartUpload(ctx, in, opts...)
+	if err == nil {
+		journalEnded(in.Key, in.UploadId)
+	}
+	return out, err
+}
+
+func (c journaledClient) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	out, err := c.Client.AbortMultipartUpload(ctx, in, opts...)
+	var nsu *types.NoSuchUpload
+	if err == nil || errors.As(err, &nsu) {
+		journalEnded(in.Key, in.UploadId)
+	}
+	return out, err
+}
+
+func journalEnded(key, id *string) {
+	if j, ok := journalsByUpload.LoadAndDelete(aws.ToString(id)); ok {
+		j.(transfer.UploadJournal).Ended(aws.ToString(key), aws.ToString(id))
+	}
+}
+
 // AbortUpload implements transfer.UploadAborter: an upload already gone
-// (completed, or aborted by the store's lifecycle rules) is no error.
+// (completed, or aborted by the store's lifecycle rules) is no error. key
+// is the store's own key (a journal records it as the store has it).
 func (p s3Provider) AbortUpload(ctx context.Context, b *blob.Bucket, key, id string) error {
-	client := p.keyClient(b, key)
-	if client == nil {
+	var client *s3.Client
+	if b != p.bucket || p.name == "" || !b.As(&client) {
 		return fmt.Errorf("the multipart upload of %q cannot be reached", key)
 	}
 	_, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(p.name), Key: aws.String(key), UploadId: aws.String(id)})
