@@ -729,3 +729,53 @@ func TestLogFormatJSONOnly(t *testing.T) {
 		t.Errorf("the handler's stderr line is not in the log:\n%s", stderr.String())
 	}
 }
+
+// TestTerminalProgress: on a terminal, a copy draws its bar among text
+// logs, counting every file to copy; with --log-format json, stderr holds
+// JSON lines only, so there is no bar.
+func TestTerminalProgress(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatalf("script (util-linux) gives the run a terminal: %v", err)
+	}
+	src := t.TempDir()
+	for i := range 40 {
+		writeFile(t, src, fmt.Sprintf("f%02d", i), "data")
+	}
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", src))
+	onTTY := func(args ...string) string {
+		line := shellQuote(binary)
+		for _, a := range append([]string{"--catalog", cat, "--connection", "data", "--path", t.TempDir()}, args...) {
+			line += " " + shellQuote(a)
+		}
+		code, out := runCmd(t, nil, "script", "-qec", line, "/dev/null")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", line, code, out)
+		}
+		return strings.ReplaceAll(out, "\r", "\n")
+	}
+	if out := onTTY(); !strings.Contains(out, "] 40/40 files · 40 files, 0 up to date, 160 B") {
+		t.Errorf("no bar, or not counting the files to copy:\n%s", out)
+	}
+	for _, line := range strings.Split(onTTY("--log-format", "json"), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !json.Valid([]byte(line)) {
+			t.Errorf("a line that is no JSON on stderr with --log-format json: %q", line)
+		}
+	}
+}
+
+// TestResultOnEveryFailure: --result holds a result, with zero counts,
+// also for a run that fails before its handler reports one.
+func TestResultOnEveryFailure(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "not-mounted")
+	cat := catalog(t, fmt.Sprintf("connections:\n- {name: data, kind: host_path, schema: {hostPath: %[1]s, mountPath: %[1]s}}\n", missing))
+	for _, args := range [][]string{{"--connection", "data", "--path", t.TempDir()}, {"--connection", "nosuch", "--path", t.TempDir()}, {"check", "--connection", "data"}} {
+		r := cli(t, nil, append([]string{"--catalog", cat}, args...)...)
+		if r.Code == 0 {
+			t.Fatalf("%v: exit 0", args)
+		}
+		res, ok := r.Result["result"].(map[string]any)
+		if !ok || res["files"] != float64(0) || res["bytes"] != float64(0) || !strings.Contains(fmt.Sprint(res["summary"]), "no result (the run failed before its handler reported one)") {
+			t.Errorf("%v: result %v", args, r.Result)
+		}
+	}
+}

@@ -321,6 +321,14 @@ func (a *app) job(ctx context.Context, action string, jf jobFlags) error {
 // class.
 func (a *app) finish(out outcome, res *handlers.Result, err error) error {
 	out.DurationSeconds = time.Since(a.started).Seconds()
+	if res == nil && err != nil {
+		// The same document on every failure: a result, with nothing in it.
+		who := "the run"
+		if out.Connection != "" {
+			who = fmt.Sprintf("connection %q", out.Connection)
+		}
+		res = &handlers.Result{Summary: fmt.Sprintf("%s: no result (the run failed before its handler reported one)", who)}
+	}
 	out.Result = res
 	if err != nil {
 		out.Status, out.ExitCode, out.Error = "failed", int(fault.ClassOf(err)), secret.Scrub(err.Error())
@@ -390,7 +398,9 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 		Workers: jf.workers, Force: jf.force, Checksum: jf.checksum, JSONLogs: a.g.logFormat == "json",
 		Log: a.log.With("connection", conn.Name, "kind", string(conn.Kind)),
 	}
-	if f, ok := a.stderr.(*os.File); ok && isTerminal(f) {
+	// The live bar only among text logs: JSON logs keep stderr one JSON
+	// document per line.
+	if f, ok := a.stderr.(*os.File); ok && isTerminal(f) && a.g.logFormat != "json" {
 		req.Terminal = f
 	}
 	req.Log.Info("starting", "command", action, "path", jf.path)

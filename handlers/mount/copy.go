@@ -172,12 +172,13 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 	c.maps = plan // links lead to what any of them copies
 	space, serr := fsutil.FreeSpace(dstAbs)
 	c.block = int64(space.Block)
+	var size, files int64 // of what must be copied, for the progress
 	for _, p := range plan {
-		n, err := c.pendingBytes(ctx, p.src, p.dst)
+		pd, err := c.pending(ctx, p.src, p.dst)
 		if err != nil {
 			return Stats{}, err
 		}
-		need += n
+		need, size, files = need+pd.room, size+pd.size, files+pd.files
 	}
 	if serr == nil && uint64(need) > space.Free {
 		return Stats{}, fault.New(fault.LocalDisk, "%s: not enough space at %s: %s to copy, %s free; give the volume more room or copy fewer --paths", opts.Conn, dstRoot, human(uint64(need)), human(space.Free))
@@ -185,7 +186,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 
 	c.prog = transfer.NewProgress(transfer.ProgressOptions{Log: opts.Log, Every: opts.ProgressEvery, Terminal: opts.Terminal,
 		Message: "copying", Files: &c.files, Skipped: &c.skipped})
-	c.prog.Planned(-1, need)
+	c.prog.Planned(files, size)
 	defer c.prog.Stop()
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan job, opts.Workers*4)
@@ -272,10 +273,14 @@ type connName string
 
 func (c connName) String() string { return string(c) }
 
-// pendingBytes sums the room the regular files under src that differ at
-// dst take.
-func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, error) {
-	var n int64
+// pendingCopy is what the regular files under a source take: the room
+// (whole blocks) of those that differ at their destination, for the free
+// space; the bytes and the files of all, for the progress.
+type pendingCopy struct{ room, size, files int64 }
+
+// pending sums what the regular files under src take (pendingCopy).
+func (c *copier) pending(ctx context.Context, src, dst string) (pendingCopy, error) {
+	var n pendingCopy
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return c.walkErr(p, err)
@@ -295,8 +300,12 @@ func (c *copier) pendingBytes(ctx context.Context, src, dst string) (int64, erro
 				info = file
 			}
 		}
-		if info != nil && info.Mode().IsRegular() && !upToDate(info, target(src, dst, p)) {
-			n += fsutil.Blocks(fsutil.Allocated(info), c.block) // a sparse file's copy keeps its holes
+		if info != nil && info.Mode().IsRegular() {
+			n.size += info.Size()
+			n.files++
+			if !upToDate(info, target(src, dst, p)) {
+				n.room += fsutil.Blocks(fsutil.Allocated(info), c.block) // a sparse file's copy keeps its holes
+			}
 		}
 		return nil
 	})
@@ -574,6 +583,7 @@ func (c *copier) copyFile(ctx context.Context, j job) error {
 				}
 			}
 			c.skipped.Add(1)
+			c.prog.Skip(j.info.Size())
 			return nil
 		}
 	}
@@ -678,8 +688,7 @@ func (c *copier) linkAction(src, dst, root string) (rel string, file fs.FileInfo
 // copyLink writes the link dst -> rel (linkAction).
 func (c *copier) copyLink(src, dst, rel string) error {
 	if cur, err := os.Readlink(dst); err == nil && cur == rel {
-		c.skipped.Add(1)
-		return nil
+		return nil // up to date; links are no files, and counted only when written
 	}
 	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
 		if err := c.inTheWay(dst, st, src, "link"); err != nil {

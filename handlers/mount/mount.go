@@ -99,15 +99,17 @@ func (h Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Resu
 		mappings = []handlers.Mapping{{}}
 	}
 	stats, err := CopyMappings(ctx, m.MountPath, req.Path, mappings, Options{Workers: req.Workers, Log: req.Log, Conn: req.Conn.String(), Terminal: req.Terminal, Checksum: req.Checksum, Force: req.Force})
-	if err != nil {
-		return nil, err
-	}
 	res.Path = req.Path
 	res.Files, res.Bytes, res.Skipped = stats.Files, stats.Bytes, stats.Skipped
 	res.Details["links"] = stats.Links
 	res.Details["dirs"] = stats.Dirs
 	if len(stats.Ignored) > 0 {
 		res.Details["ignored"] = stats.Ignored
+	}
+	if err != nil {
+		// What was done before the failure, for --result.
+		res.Summary = fmt.Sprintf("%s: failed after copying %d files (%s) from %s to %s, %d already up to date", req.Conn, stats.Files, human(uint64(stats.Bytes)), m.MountPath, req.Path, stats.Skipped)
+		return res, err
 	}
 	res.Summary = fmt.Sprintf("%s: copied %d files (%s) from %s to %s, %d already up to date", req.Conn, stats.Files, human(uint64(stats.Bytes)), m.MountPath, req.Path, stats.Skipped)
 	return res, nil
