@@ -548,13 +548,6 @@ func notOlder(stored time.Time, modNs int64) bool {
 	return stored.Unix() > modNs/1e9
 }
 
-// files is "1 file" or "n files".
-func files(n int) string {
-	if n == 1 {
-		return "1 file"
-	}
-	return fmt.Sprintf("%d files", n)
-}
 
 func (s *sidecar) key(rel string) string {
 	if s.cfg.Prefix == "" {
@@ -972,8 +965,8 @@ func (s *sidecar) finish() {
 
 // Summary is the report in one line.
 func (r Report) Summary(storeURL string) string {
-	s := fmt.Sprintf("sidecar: %d uploads (%d bytes) to %s in %d cycles, %d objects deleted; ended by %s",
-		r.Files, r.Bytes, storeURL, r.Cycles, r.Deleted, r.EndReason)
+	s := fmt.Sprintf("sidecar: %s (%d bytes) to %s in %s, %s deleted; ended by %s",
+		transfer.Count(r.Files, "upload"), r.Bytes, storeURL, transfer.Count(r.Cycles, "cycle"), transfer.Count(r.Deleted, "object"), r.EndReason)
 	if n := len(r.NotUploaded); n > 0 {
 		names := ""
 		for i, f := range r.NotUploaded {
@@ -986,7 +979,7 @@ func (r Report) Summary(storeURL string) string {
 			}
 			names += f.Path
 		}
-		s += fmt.Sprintf("; %s NOT uploaded: %s", files(n), names)
+		s += fmt.Sprintf("; %s NOT uploaded: %s", transfer.Count(n, "file"), names)
 	} else {
 		s += "; every file is in the store"
 	}

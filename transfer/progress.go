@@ -177,6 +177,14 @@ func bar(done, total int64, width int) string {
 	return string(b)
 }
 
+// Count is "1 file" or "n files": n of one (a noun whose plural takes an s).
+func Count[T int | int64](n T, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}
+
 // HumanBytes formats a byte count with binary units (KiB, MiB, …).
 func HumanBytes(n float64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}

@@ -138,3 +138,11 @@ func TestProgressETALargeDownload(t *testing.T) {
 		t.Errorf("ETA %v, %v; want about 31s", eta, ok)
 	}
 }
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 files", 1: "1 file", 2: "2 files"} {
+		if got := Count(n, "file"); got != want {
+			t.Errorf("Count(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -302,7 +302,7 @@ func (a *app) runSidecar(cmd *cobra.Command, sf *sidecarFlags, out *outcome) (*h
 		return nil, err
 	}
 	res := &handlers.Result{
-		Summary: rep.Summary(cfg.StoreURL),
+		Summary: rep.Summary(underPrefix(cfg.StoreURL, prefix)),
 		Path:    dir,
 		Files:   rep.Files,
 		Bytes:   rep.Bytes,
@@ -430,4 +430,13 @@ func mountClass(err error) fault.Class {
 		return c
 	}
 	return transfer.ClassifyCode(err)
+}
+
+// underPrefix names where the sidecar's objects go: the store's URL (or
+// folder), then the sidecar's --prefix below it.
+func underPrefix(storeURL, prefix string) string {
+	if prefix == "" {
+		return storeURL
+	}
+	return strings.TrimSuffix(storeURL, "/") + "/" + prefix
 }

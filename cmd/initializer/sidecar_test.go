@@ -89,3 +89,12 @@ func TestNoLinkOnPath(t *testing.T) {
 		}
 	}
 }
+
+// The summary names where the objects went: the store, then --prefix.
+func TestUnderPrefix(t *testing.T) {
+	for _, c := range [][3]string{{"s3://data/outputs", "run1", "s3://data/outputs/run1"}, {"s3://data/", "run1", "s3://data/run1"}, {"/mnt/store", "", "/mnt/store"}} {
+		if got := underPrefix(c[0], c[1]); got != c[2] {
+			t.Errorf("underPrefix(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
+		}
+	}
+}

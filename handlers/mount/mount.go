@@ -108,10 +108,10 @@ func (h Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Resu
 	}
 	if err != nil {
 		// What was done before the failure, for --result.
-		res.Summary = fmt.Sprintf("%s: failed after copying %d files (%s) from %s to %s, %d already up to date", req.Conn, stats.Files, human(uint64(stats.Bytes)), m.MountPath, req.Path, stats.Skipped)
+		res.Summary = fmt.Sprintf("%s: failed after copying %s (%s) from %s to %s, %d already up to date", req.Conn, transfer.Count(stats.Files, "file"), human(uint64(stats.Bytes)), m.MountPath, req.Path, stats.Skipped)
 		return res, err
 	}
-	res.Summary = fmt.Sprintf("%s: copied %d files (%s) from %s to %s, %d already up to date", req.Conn, stats.Files, human(uint64(stats.Bytes)), m.MountPath, req.Path, stats.Skipped)
+	res.Summary = fmt.Sprintf("%s: copied %s (%s) from %s to %s, %d already up to date", req.Conn, transfer.Count(stats.Files, "file"), human(uint64(stats.Bytes)), m.MountPath, req.Path, stats.Skipped)
 	return res, nil
 }
 

@@ -164,8 +164,8 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	req.Log.Info("downloading", "url", s.URL, "path", req.Path, "selections", len(sels))
 	st, err := transfer.Download(ctx, s.Bucket, sels, root, opts)
 	res := &handlers.Result{
-		Summary: fmt.Sprintf("%s: downloaded %d files (%d bytes) from %s to %s in %.1fs, %d already up to date",
-			req.Conn, st.Files, st.Bytes, s.URL, req.Path, st.Duration.Seconds(), st.Skipped),
+		Summary: fmt.Sprintf("%s: downloaded %s (%d bytes) from %s to %s in %.1fs, %d already up to date",
+			req.Conn, transfer.Count(st.Files, "file"), st.Bytes, s.URL, req.Path, st.Duration.Seconds(), st.Skipped),
 		Path:    req.Path,
 		Files:   st.Files,
 		Bytes:   st.Bytes,
@@ -174,8 +174,8 @@ func (h *Handler) Run(ctx context.Context, req *handlers.Request) (*handlers.Res
 	}
 	if err != nil {
 		// What was done before the failure, for --result.
-		res.Summary = fmt.Sprintf("%s: failed after downloading %d files (%d bytes) from %s to %s, %d already up to date",
-			req.Conn, st.Files, st.Bytes, s.URL, req.Path, st.Skipped)
+		res.Summary = fmt.Sprintf("%s: failed after downloading %s (%d bytes) from %s to %s, %d already up to date",
+			req.Conn, transfer.Count(st.Files, "file"), st.Bytes, s.URL, req.Path, st.Skipped)
 		if st.Files == 0 {
 			err = s.bucketMissing(ctx, err)
 		}
