@@ -548,7 +548,6 @@ func notOlder(stored time.Time, modNs int64) bool {
 	return stored.Unix() > modNs/1e9
 }
 
-
 func (s *sidecar) key(rel string) string {
 	if s.cfg.Prefix == "" {
 		return rel
