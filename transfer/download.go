@@ -1106,12 +1106,15 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 				}
 				defer r.Close()
 				w := io.NewOffsetWriter(f, off)
-				got, err := copyPooled(w, r, &d.prog.Live, false)
+				got, err := copyPooled(w, io.LimitReader(r, n), &d.prog.Live, false)
 				if err != nil {
 					return err
 				}
 				if got != n {
 					return fmt.Errorf("range at %d: %d bytes, expected %d: %w", off, got, n, io.ErrUnexpectedEOF)
+				}
+				if err := rangeEnded(r, o, off, n, d.opts.Conn); err != nil {
+					return err
 				}
 				startWriteback(f, off, n)
 				return nil
@@ -1133,6 +1136,18 @@ func (d *downloader) downloadRangesOnce(ctx context.Context, o object) error {
 	err = d.publish(f, o, attrs.ModTime)
 	published = err == nil
 	return err
+}
+
+// rangeEnded checks that the reader of the range of o at off, of which n
+// bytes were read, has no more: a store (or a proxy) that ignores the
+// Range header answers with the whole object, whose bytes past the range
+// would have been written over the other ranges.
+func rangeEnded(r io.Reader, o object, off, n int64, conn string) error {
+	var one [1]byte
+	if k, _ := io.ReadFull(r, one[:]); k == 0 {
+		return nil
+	}
+	return fault.New(fault.Integrity, "%s: object %q: the store answered the read of bytes %d-%d with more than them: it (or a proxy on the way) ignores ranged reads; give --part-size a size beyond the object's (in MiB, up to 5120) to read it whole", conn, o.name(), off, off+n-1)
 }
 
 func (d *downloader) partsDone(g *errgroup.Group, o object) error {

@@ -1049,3 +1049,16 @@ func TestDownloadRangesCancelledBetweenParts(t *testing.T) {
 		t.Errorf("left %v", entries)
 	}
 }
+
+// rangeEnded refuses a range whose reader has more than the range (a store
+// that ignores Range headers): its bytes would land on other ranges.
+func TestRangeEnded(t *testing.T) {
+	o := object{key: "big"}
+	if err := rangeEnded(strings.NewReader(""), o, 0, 4, "c"); err != nil {
+		t.Errorf("a range read whole: %v", err)
+	}
+	err := rangeEnded(strings.NewReader("more"), o, 4, 4, "c")
+	if fault.ClassOf(err) != fault.Integrity || !strings.Contains(err.Error(), "ignores ranged reads") {
+		t.Errorf("a range with more: %v", err)
+	}
+}
