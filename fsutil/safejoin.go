@@ -17,9 +17,10 @@ import (
 var ErrUnsafePath = errors.New("unsafe path")
 
 // CleanRel checks an untrusted slash-separated relative name (an object key,
-// a --paths entry) and returns it cleaned. It refuses absolute names, drive
-// letters, backslashes, NUL bytes and any ".." element, so the result can
-// never point outside the directory it is joined to. The empty name and "."
+// a --paths entry) and returns it cleaned. It refuses absolute names,
+// backslashes, NUL bytes and any ".." element, so the result can never point
+// outside the directory it is joined to (a name such as "c:x" is a plain
+// name on Linux, and kept). The empty name and "."
 // mean the root itself and return "".
 func CleanRel(name string) (string, error) {
 	switch {
@@ -29,8 +30,6 @@ func CleanRel(name string) (string, error) {
 		return "", fmt.Errorf("%w: %q contains a backslash", ErrUnsafePath, name)
 	case strings.HasPrefix(name, "/"):
 		return "", fmt.Errorf("%w: %q is absolute", ErrUnsafePath, name)
-	case len(name) >= 2 && name[1] == ':' && isLetter(name[0]):
-		return "", fmt.Errorf("%w: %q starts with a drive letter", ErrUnsafePath, name)
 	}
 	parts := strings.Split(name, "/")
 	out := parts[:0]
@@ -88,7 +87,6 @@ func Resolve(p string) string {
 	}
 }
 
-func isLetter(b byte) bool { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') }
 
 // FirstMissing returns the outermost folder of path that does not exist
 // (path itself when only it is missing), or "" when path exists: what

@@ -66,8 +66,12 @@ func (m Mapping) FileDst() string {
 }
 
 // Name is the entry as given, with its flag, for messages: --files "a:b".
+// Its backslashes are shown as given, not doubled as %q would.
 func (m Mapping) Name(flag string) string {
-	return fmt.Sprintf("%s %q", flag, m.Entry)
+	if strings.ContainsAny(m.Entry, "\"\n\r\t") {
+		return fmt.Sprintf("%s %q", flag, m.Entry)
+	}
+	return fmt.Sprintf(`%s "%s"`, flag, m.Entry)
 }
 
 // ColonHint is what a message about a name that was not found adds when the

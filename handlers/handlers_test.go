@@ -92,3 +92,14 @@ func TestParseMappingsEscapes(t *testing.T) {
 		}
 	}
 }
+
+// Name quotes the entry as given: a backslash is shown once.
+func TestMappingName(t *testing.T) {
+	m, err := ParseMappings(name("c"), "--files", []string{`a\,b:c\:d`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m[0].Name("--files"); got != `--files "a\,b:c\:d"` {
+		t.Errorf("Name = %s", got)
+	}
+}

@@ -670,6 +670,9 @@ func TestResultOfRefusedFlags(t *testing.T) {
 		if err != nil || json.Unmarshal(b, &doc) != nil || doc["exitCode"] != float64(2) || doc["status"] != "failed" {
 			t.Errorf("%v: --result %q, %v", args, b, err)
 		}
+		if r, ok := doc["result"].(map[string]any); !ok || r["files"] != float64(0) {
+			t.Errorf("%v: --result holds no result: %q", args, b)
+		}
 	}
 }
 

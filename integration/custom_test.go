@@ -473,7 +473,9 @@ func TestCustomHandlerParentKilled(t *testing.T) {
 		b, err := os.ReadFile(signalFile)
 		return err == nil && strings.HasSuffix(string(b), "\n")
 	})
-	if got := readText(t, signalFile); got != "TERM\n" {
+	// The kernel signals it as each of the killed process's threads ends:
+	// once or more, SIGTERM only.
+	if got := readText(t, signalFile); strings.Trim(strings.ReplaceAll(got, "TERM\n", ""), "\n") != "" {
 		t.Errorf("the handler got %q, want TERM\n%s", got, stderr)
 	}
 }

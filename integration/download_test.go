@@ -632,7 +632,7 @@ func TestDownloadSelectionNames(t *testing.T) {
 			bucket := st.newBucket(t)
 			for key, body := range map[string]string{
 				"ds/ck/model": "OLD", "ds/ck/model:v2": "NEW", "ds/col/t10:00.txt": "ten", "ds/q/a,b.txt": "comma",
-				`ds/q/say "hi".txt`: "quote", "ds/sub/a.txt": "a", "ds/model.txt": "model",
+				`ds/q/say "hi".txt`: "quote", "ds/sub/a.txt": "a", "ds/model.txt": "model", "ds/e:1.log": "drive",
 			} {
 				st.put(t, bucket, key, strings.NewReader(body), int64(len(body)))
 			}
@@ -653,6 +653,10 @@ func TestDownloadSelectionNames(t *testing.T) {
 				{[]string{"--files", `q/a\,b.txt,model.txt`}, "q/a,b.txt", "comma"},
 				{[]string{"--files", `q/say "hi".txt`}, `q/say "hi".txt`, "quote"},
 				{[]string{"--paths", "sub/:s"}, "s/a.txt", "a"},
+				// A name with one letter before a colon is a plain name.
+				{[]string{"--files", `e\:1.log`}, "e:1.log", "drive"},
+				{[]string{"--files", "model.txt:./c:x"}, "c:x", "model"},
+				{nil, "e:1.log", "drive"},
 			} {
 				if strings.Contains(c.file, `"`) && sk.kind == "wasb" {
 					continue // gocloud.dev escapes a quote on Azure: such a name is not taken alone
@@ -677,7 +681,7 @@ func TestDownloadSelectionNames(t *testing.T) {
 				{[]string{"--paths", ""}, 2, "--paths is given an empty value"},
 				{[]string{"--dirs", "sub,"}, 2, `--dirs "sub," holds an empty entry`},
 				{[]string{"--files", "sub/"}, 2, `--files "sub/": a name ending with a slash is a folder`},
-				{[]string{"--paths", "model.txt/"}, 4, `"ds/model.txt" is an object, not a folder; name it without the final slash`},
+				{[]string{"--paths", "model.txt/"}, 2, `"ds/model.txt" is an object, and a name ending with a slash is a folder; name it without the final slash`},
 				{[]string{"--files", "model.txt:."}, 2, `--files "model.txt:.": the destination is empty`},
 			} {
 				r, dst := get(c.args...)

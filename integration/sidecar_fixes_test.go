@@ -787,3 +787,61 @@ func TestSidecarS3AbandonedUploadsAborted(t *testing.T) {
 		t.Errorf("%d abandoned multipart uploads left unfinished in the bucket\n%s", n, p.stderr.String())
 	}
 }
+
+// TestSidecarS3WriterAbortTakesItsTime: an upload through the storage
+// library's writer (a 30 MiB file) that fails midway is aborted with the
+// time an abort needs while the sidecar runs (its parts were left billed
+// when the abort was cut after 3 s, as it is once the grace has run out).
+func TestSidecarS3WriterAbortTakesItsTime(t *testing.T) {
+	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	failing.Store(true)
+	var aborts atomic.Int32
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host
+	}}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case failing.Load() && r.Method == http.MethodPut && q.Get("partNumber") == "2":
+			io.Copy(io.Discard, r.Body)
+			http.Error(w, "injected", http.StatusInternalServerError)
+			return
+		case r.Method == http.MethodDelete && q.Has("uploadId"):
+			aborts.Add(1)
+			time.Sleep(5 * time.Second) // a slow store
+			failing.Store(false)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	tg := scS3(t, front.URL)
+	s := testenv.Load(t).S3()
+	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
+	dir := filepath.Join(t.TempDir(), "out")
+	data := bytes.Repeat([]byte("checkpoint "), (30<<20)/11)
+	writeFile(t, dir, "mid.bin", string(data))
+	until := writeFile(t, t.TempDir(), "done", "")
+	p := startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", filepath.Join(t.TempDir(), "state"),
+		"--until-file", until, "--grace", "2m")
+	if code, _ := p.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if aborts.Load() == 0 {
+		t.Fatalf("no upload failed and was aborted\n%s", p.stderr.String())
+	}
+	if obj, ok := tg.get(t, "run/mid.bin"); !ok || !bytes.Equal(obj.data, data) {
+		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
+	}
+	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/mid.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 0 {
+		t.Errorf("%d unfinished multipart uploads left by the failed upload\n%s", len(out.Uploads), p.stderr.String())
+	}
+}

@@ -637,12 +637,26 @@ func (s *sidecar) forget(gone []string) {
 // (a folder, a link the scan does not follow, a pipe) is no file: the file
 // is gone. When that cannot be told (a permission error), it is taken as
 // there: a deletion is never made on a guess.
+//
+// Each folder on the way is looked at too: a folder replaced by a link to
+// one (latest/ made a link to ckpt5/) holds no file the scan uploads, as
+// links to folders are not followed.
 func (s *sidecar) exists(rel string) bool {
-	st, err := os.Lstat(filepath.Join(s.cfg.Root, filepath.FromSlash(rel)))
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+	p := s.cfg.Root
+	parts := strings.Split(rel, "/")
+	for i, part := range parts {
+		p = filepath.Join(p, part)
+		st, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+		case i == len(parts)-1:
+			return st.Mode().IsRegular()
+		case !st.IsDir():
+			return false // a link, or a file, where the folder was
+		}
 	}
-	return st.Mode().IsRegular()
+	return false
 }
 
 // upload sends files and records the outcome; it returns how many failed.

@@ -519,3 +519,36 @@ func TestUntilFileInsideNotUploaded(t *testing.T) {
 		t.Errorf("the end marker was uploaded (%d files)", rep.Files)
 	}
 }
+
+// With Delete, a folder replaced by a link to a folder (latest/ made a link
+// to ckpt5/) holds no file any more (links to folders are not followed):
+// the objects of the files it held are deleted.
+func TestRunDeleteFolderReplacedByLink(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := t.TempDir()
+	write(t, root, "latest/model.bin", "old")
+	write(t, root, "ckpt5/model.bin", "new")
+	cfg := testConfig(b, root)
+	cfg.Delete, cfg.StatePath = true, filepath.Join(t.TempDir(), "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // one flush, then the end
+	if _, err := Run(ctx, cfg); err != nil || !has(t, b, "run/latest/model.bin", "old") {
+		t.Fatalf("first run: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "latest")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("ckpt5", filepath.Join(root, "latest")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b.Exists(context.Background(), "run/latest/model.bin"); ok || rep.Deleted != 1 {
+		t.Errorf("the object of a file under a folder now a link is kept (deleted %d)", rep.Deleted)
+	}
+	if !has(t, b, "run/ckpt5/model.bin", "new") {
+		t.Error("ckpt5/model.bin is not in the store")
+	}
+}

@@ -193,7 +193,7 @@ func (d *downloader) run(ctx context.Context, sels []Selection, opts Options) (S
 	st := Stats{Objects: d.objects.Load(), Files: d.files.Load(), Bytes: d.bytes.Load(), Skipped: d.skipped.Load(),
 		Dirs: d.dirs.Load(), Retries: d.retries.Load(), Duration: time.Since(start)}
 	if err != nil && ctx.Err() != nil {
-		err = fault.Wrap(fault.Interrupted, fmt.Errorf("%s: download interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
+		err = fault.Wrap(fault.Interrupted, fmt.Errorf("%s: download interrupted after %s: %w", opts.Conn, Count(st.Files, "file"), ctx.Err()))
 	}
 	return st, err
 }

@@ -143,7 +143,7 @@ func (p *Progress) eta() (time.Duration, bool) {
 }
 
 func (p *Progress) line() string {
-	s := fmt.Sprintf("%d files, %d up to date, %s, %s/s", p.o.Files.Load(), p.o.Skipped.Load(), HumanBytes(float64(p.Live.Load())), HumanBytes(p.rate()))
+	s := fmt.Sprintf("%s, %d up to date, %s, %s/s", Count(p.o.Files.Load(), "file"), p.o.Skipped.Load(), HumanBytes(float64(p.Live.Load())), HumanBytes(p.rate()))
 	if total := p.total.Load(); total > 0 {
 		// The bar follows the bytes when they are known (one large file
 		// fills it as it arrives), else the files.

@@ -134,7 +134,8 @@ func run(args []string) int {
 		} else {
 			fmt.Fprintf(a.stderr, "error: %s\nRun 'initializer --help' for usage.\n", msg)
 		}
-		_ = a.report(outcome{Status: "failed", ExitCode: int(fault.Usage), Error: msg, Version: versionString(), StartedAt: a.started})
+		_ = a.report(outcome{Status: "failed", ExitCode: int(fault.Usage), Error: msg, Version: versionString(), StartedAt: a.started,
+			Result: noResult("")})
 		return int(fault.Usage)
 	}
 	return int(fault.ClassOf(ce.err))
@@ -316,18 +317,23 @@ func (a *app) job(ctx context.Context, action string, jf jobFlags) error {
 	return a.finish(out, res, err)
 }
 
+// noResult is the result of a run that failed before its handler reported
+// one: the same document on every failure, with nothing in it.
+func noResult(connection string) *handlers.Result {
+	who := "the run"
+	if connection != "" {
+		who = fmt.Sprintf("connection %q", connection)
+	}
+	return &handlers.Result{Summary: fmt.Sprintf("%s: no result (the run failed before its handler reported one)", who)}
+}
+
 // finish reports an outcome everywhere it is wanted: the log, stderr,
 // --result and the termination log; the error it returns carries the exit
 // class.
 func (a *app) finish(out outcome, res *handlers.Result, err error) error {
 	out.DurationSeconds = time.Since(a.started).Seconds()
 	if res == nil && err != nil {
-		// The same document on every failure: a result, with nothing in it.
-		who := "the run"
-		if out.Connection != "" {
-			who = fmt.Sprintf("connection %q", out.Connection)
-		}
-		res = &handlers.Result{Summary: fmt.Sprintf("%s: no result (the run failed before its handler reported one)", who)}
+		res = noResult(out.Connection)
 	}
 	out.Result = res
 	if err != nil {

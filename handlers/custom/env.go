@@ -117,7 +117,11 @@ func (h *Handler) environment(req *handlers.Request, resultFile string) ([]strin
 
 	paths := make([]map[string]string, 0, len(req.Paths))
 	for _, m := range req.Paths {
-		paths = append(paths, map[string]string{"src": m.Src, "dst": m.Dst})
+		src := m.Src
+		if m.SrcDir && src != "" {
+			src += "/" // given as a folder
+		}
+		paths = append(paths, map[string]string{"src": src, "dst": m.Dst})
 	}
 	pathsJSON, _ := json.Marshal(paths)
 	proto := []string{

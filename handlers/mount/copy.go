@@ -226,7 +226,7 @@ func copyMappings(ctx context.Context, srcRoot, dstRoot string, mappings []handl
 		c.made.RemoveEmpty() // nothing half-copied, empty folders included
 		c.repl.Settle(false, opts.Log)
 		if ctx.Err() != nil {
-			return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: copy interrupted after %d files: %w", opts.Conn, st.Files, ctx.Err()))
+			return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: copy interrupted after %s: %w", opts.Conn, transfer.Count(st.Files, "file"), ctx.Err()))
 		}
 		return st, err
 	}
@@ -287,6 +287,13 @@ func (c *copier) pending(ctx context.Context, src, dst string) (pendingCopy, err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if p != src && strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
+			// Not copied (walk): nothing to plan for.
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		var info fs.FileInfo
 		switch {

@@ -363,7 +363,8 @@ func (s *Store) present(ctx context.Context, conn *connections.Connection, sels 
 			if sel.Dir {
 				if attrs, err := s.object(ctx, sel.Key, opts); err == nil && attrs != nil {
 					if strings.HasPrefix(sel.Flag, "--paths") {
-						return fault.New(fault.NotFound, "%s: %s: %q is an object, not a folder; name it without the final slash", conn, sel.Flag, sel.Key)
+						// A name ending with a slash: the mistake is in the flag.
+						return fault.New(fault.Usage, "%s: %s: %q is an object, and a name ending with a slash is a folder; name it without the final slash", conn, sel.Flag, sel.Key)
 					}
 					return fault.New(fault.NotFound, "%s: %s: %q is an object, not a folder; give it with --files (or --paths)", conn, sel.Flag, sel.Key)
 				}

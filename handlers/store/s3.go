@@ -744,10 +744,11 @@ func (s3Provider) BeforeWrite() func(as func(any) bool) error { return nil }
 // upload with the upload's own context. An upload the uploader abandons
 // (cancelled: the file changed while it was read, the grace ran out) thus
 // left its upload unaborted, its parts billed. Its client is set up again
-// as gocloud sets it up, with a time of its own for that abort (short: it
-// may come once the grace has run out; an upload it cannot abort stays in
-// the upload journal for the next sidecar), and with the multipart uploads
-// it begins and ends recorded in the upload journal (journaledClient).
+// as gocloud sets it up, with a time of its own for that abort (short once
+// the upload's context has ended: it may come once the grace has run out;
+// an upload it cannot abort stays in the upload journal for the next
+// sidecar), and with the multipart uploads it begins and ends recorded in
+// the upload journal (journaledClient).
 func (p s3Provider) TuneWriter(opts *blob.WriterOptions) {
 	prev := opts.BeforeWrite
 	part, conc := int64(opts.BufferSize), opts.MaxConcurrency
@@ -770,7 +771,7 @@ func (p s3Provider) TuneWriter(opts *blob.WriterOptions) {
 			if conc != 0 {
 				o.Concurrency = conc
 			}
-			o.FailTimeout = abortAfterEnd
+			o.FailTimeout = 30 * time.Second // and abortAfterEnd past the upload's end (journaledClient)
 		})
 		return nil
 	}

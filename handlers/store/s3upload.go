@@ -105,42 +105,64 @@ func abortContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // journaledClient is the S3 client of gocloud's writer (through the SDK's
 // transfer manager), recording the multipart uploads it begins in the
 // upload journal of the upload's context, and their end (completed or
-// aborted). The transfer manager aborts with a context of its own, which
-// carries no journal: the journal of each upload is kept by its id.
+// aborted). The transfer manager aborts with a context of its own (30 s
+// from the failure), which carries no journal and does not end with the
+// upload's: each upload's journal and context are kept by its id, and its
+// abort ends abortAfterEnd after the upload's context, as UploadFile's.
 type journaledClient struct{ *s3.Client }
 
-var journalsByUpload sync.Map // upload id → transfer.UploadJournal
+type writerUpload struct {
+	ctx     context.Context
+	journal transfer.UploadJournal // nil: none kept
+}
+
+var writerUploads sync.Map // upload id → writerUpload, until completed or aborted
 
 func (c journaledClient) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
 	out, err := c.Client.CreateMultipartUpload(ctx, in, opts...)
-	if j := transfer.JournalOf(ctx); err == nil && j != nil && out.UploadId != nil {
-		journalsByUpload.Store(*out.UploadId, j)
-		j.Begun(aws.ToString(in.Key), *out.UploadId)
+	if err == nil && out.UploadId != nil {
+		u := writerUpload{ctx: ctx, journal: transfer.JournalOf(ctx)}
+		writerUploads.Store(*out.UploadId, u)
+		if u.journal != nil {
+			u.journal.Begun(aws.ToString(in.Key), *out.UploadId)
+		}
 	}
 	return out, err
 }
 
 func (c journaledClient) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
 	out, err := c.Client.CompleteMultipartUpload(ctx, in, opts...)
-	if err == nil {
-		journalEnded(in.Key, in.UploadId)
+	if err == nil { // else an abort follows
+		if u, ok := writerUploads.LoadAndDelete(aws.ToString(in.UploadId)); ok && u.(writerUpload).journal != nil {
+			u.(writerUpload).journal.Ended(aws.ToString(in.Key), aws.ToString(in.UploadId))
+		}
 	}
 	return out, err
 }
 
 func (c journaledClient) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	v, known := writerUploads.LoadAndDelete(aws.ToString(in.UploadId))
+	u, _ := v.(writerUpload)
+	if known {
+		actx, cancel := abortContext(u.ctx)
+		defer cancel()
+		var stop func() bool
+		ctx, stop = withDone(ctx, actx)
+		defer stop()
+	}
 	out, err := c.Client.AbortMultipartUpload(ctx, in, opts...)
 	var nsu *types.NoSuchUpload
-	if err == nil || errors.As(err, &nsu) {
-		journalEnded(in.Key, in.UploadId)
+	if (err == nil || errors.As(err, &nsu)) && u.journal != nil {
+		u.journal.Ended(aws.ToString(in.Key), aws.ToString(in.UploadId))
 	}
 	return out, err
 }
 
-func journalEnded(key, id *string) {
-	if j, ok := journalsByUpload.LoadAndDelete(aws.ToString(id)); ok {
-		j.(transfer.UploadJournal).Ended(aws.ToString(key), aws.ToString(id))
-	}
+// withDone returns ctx, ended also when other ends.
+func withDone(ctx, other context.Context) (context.Context, func() bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(other, cancel)
+	return ctx, func() bool { cancel(); return stop() }
 }
 
 // AbortUpload implements transfer.UploadAborter: an upload already gone
