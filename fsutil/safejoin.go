@@ -87,7 +87,6 @@ func Resolve(p string) string {
 	}
 }
 
-
 // FirstMissing returns the outermost folder of path that does not exist
 // (path itself when only it is missing), or "" when path exists: what
 // os.MkdirAll(path) is about to create.
