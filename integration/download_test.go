@@ -345,11 +345,8 @@ func TestDownloadKeysTheBlobAPIEscapes(t *testing.T) {
 			for _, k := range stored {
 				name := strings.TrimPrefix(k, "ds/")
 				one := t.TempDir()
-				// A list flag reads CSV: a name with a quote is quoted.
-				flag := name
-				if strings.Contains(name, `"`) {
-					flag = `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-				}
+				// A comma or a colon in a name takes a backslash.
+				flag := strings.NewReplacer(`,`, `\,`, `:`, `\:`).Replace(name)
 				r := cli(t, env, "--catalog", cat, "--connection", "data", "--path", one, "--files", flag)
 				switch r.Code {
 				case 0:
