@@ -333,7 +333,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}()
 
 	// The aborts go on beside the uploads, within the work's time (a
-	// store that does not answer does not hold up the end), 30 s at most.
+	// store that does not answer does not hold up the end past the grace),
+	// 30 s at most; the end waits for them within that time, since a
+	// sidecar that ends its pod's job may have no successor to do them.
 	if len(left) > 0 {
 		actx, cancelAborts := context.WithTimeout(work, 30*time.Second)
 		aborted := make(chan struct{})
@@ -341,7 +343,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			defer close(aborted)
 			s.journal.abortLeft(actx, cfg.Bucket, ab, left)
 		}()
-		defer func() { cancelAborts(); <-aborted }()
+		defer func() { <-aborted; cancelAborts() }()
 	}
 
 	// What is already uploaded, known before the first cycle. A SIGTERM
