@@ -207,6 +207,9 @@ func TestMountSIGTERMLeavesNoTemporaryFiles(t *testing.T) {
 	if ee.ExitCode() != 130 {
 		t.Errorf("exit code %d, want 130\n%s", ee.ExitCode(), stderr.String())
 	}
+	if !strings.Contains(stderr.String(), "stopped by a signal (SIGTERM or SIGINT)") || strings.Contains(stderr.String(), "context canceled") {
+		t.Errorf("the error does not say a signal stopped the copy:\n%s", stderr.String())
+	}
 	copied := 0
 	filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

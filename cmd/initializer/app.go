@@ -423,6 +423,10 @@ func (a *app) runJob(ctx context.Context, action string, jf jobFlags, out *outco
 	if err != nil && err.Error() == context.Canceled.Error() {
 		// A step's bare "context canceled": what cancelled it.
 		err = fault.New(fault.Interrupted, "%s: stopped by a signal (SIGTERM or SIGINT)", conn)
+	} else if err != nil && ctx.Err() != nil && strings.HasSuffix(err.Error(), ": "+context.Canceled.Error()) {
+		// "download interrupted after 3 files: context canceled": say
+		// what cancelled it.
+		err = fault.New(fault.Interrupted, "%s: stopped by a signal (SIGTERM or SIGINT)", strings.TrimSuffix(err.Error(), ": "+context.Canceled.Error()))
 	}
 	err = localHint(err)
 	// Credentials refused or missing while a mount of them is not there:
