@@ -68,10 +68,16 @@ func (m Mapping) FileDst() string {
 // Name is the entry as given, with its flag, for messages: --files "a:b".
 // Its backslashes are shown as given, not doubled as %q would.
 func (m Mapping) Name(flag string) string {
-	if strings.ContainsAny(m.Entry, "\"\n\r\t") {
-		return fmt.Sprintf("%s %q", flag, m.Entry)
+	return flag + " " + quoteEntry(m.Entry)
+}
+
+// quoteEntry quotes an entry as given: its backslashes (escapes) are shown
+// once, not doubled as %q would.
+func quoteEntry(s string) string {
+	if strings.ContainsAny(s, "\"\n\r\t") {
+		return strconv.Quote(s)
 	}
-	return fmt.Sprintf(`%s "%s"`, flag, m.Entry)
+	return `"` + s + `"`
 }
 
 // ColonHint is what a message about a name that was not found adds when the
@@ -134,11 +140,15 @@ func ParseMappings(conn fmt.Stringer, flag string, values []string) ([]Mapping, 
 			var entry string
 			entry, rest, more = cutUnescaped(rest, ',')
 			if entry == "" {
-				return nil, fault.New(fault.Usage, "%s: %s %q holds an empty entry (a comma too many?); remove it, or write \\, for a comma in a name", conn, flag, v)
+				return nil, fault.New(fault.Usage, "%s: %s %s holds an empty entry (a comma too many?); remove it, or write \\, for a comma in a name", conn, flag, quoteEntry(v))
 			}
 			m, err := parseMapping(entry)
 			if err != nil {
-				return nil, fault.New(fault.Usage, "%s: %s %q: %w; give a source relative to the connection's root and a destination relative to --path, as src or src:dst", conn, flag, m.Entry, err)
+				hint := ""
+				if m.Whole != "" {
+					hint = "; the entry was read as src:dst at its first colon: for a colon in a name write \\:"
+				}
+				return nil, fault.New(fault.Usage, "%s: %s: %w; give a source relative to the connection's root and a destination relative to --path, as src or src:dst%s", conn, m.Name(flag), err, hint)
 			}
 			out = append(out, m)
 		}

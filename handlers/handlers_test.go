@@ -103,3 +103,15 @@ func TestMappingName(t *testing.T) {
 		t.Errorf("Name = %s", got)
 	}
 }
+
+// An entry split at a colon into a refused destination says it was split.
+func TestParseMappingsColonHint(t *testing.T) {
+	_, err := ParseMappings(name("c"), "--paths", []string{"rt/C:/y.txt"})
+	if fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), `--paths "rt/C:/y.txt": `) || !strings.Contains(err.Error(), `for a colon in a name write \:`) {
+		t.Errorf("%v", err)
+	}
+	_, err = ParseMappings(name("c"), "--paths", []string{`a\:b:../x`})
+	if err == nil || !strings.Contains(err.Error(), `--paths "a\:b:../x": `) {
+		t.Errorf("%v", err)
+	}
+}

@@ -845,3 +845,126 @@ func TestSidecarS3WriterAbortTakesItsTime(t *testing.T) {
 		t.Errorf("%d unfinished multipart uploads left by the failed upload\n%s", len(out.Uploads), p.stderr.String())
 	}
 }
+
+// TestSidecarS3WriterAbortAfterChange: an upload through the storage
+// library's writer abandoned because the file changed while it was read
+// is aborted with the time an abort needs (it was cut after 3 s, its parts
+// left billed: the writer's context, which the change ends, bounded it).
+func TestSidecarS3WriterAbortAfterChange(t *testing.T) {
+	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	data := bytes.Repeat([]byte("checkpoint "), (40<<20)/11)
+	file := writeFile(t, dir, "mid.bin", string(data))
+	var changed atomic.Bool
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host
+	}}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case r.Method == http.MethodPut && q.Get("partNumber") == "1" && changed.CompareAndSwap(false, true):
+			// The file is written to while its parts go up.
+			f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+			if err == nil {
+				f.WriteString("more")
+				f.Close()
+			}
+		case r.Method == http.MethodDelete && q.Has("uploadId"):
+			time.Sleep(5 * time.Second) // a slow store
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	tg := scS3(t, front.URL)
+	s := testenv.Load(t).S3()
+	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
+	until := writeFile(t, t.TempDir(), "done", "")
+	p := startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", filepath.Join(t.TempDir(), "state"),
+		"--until-file", until, "--grace", "2m")
+	if code, _ := p.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if !changed.Load() {
+		t.Fatalf("the file was not changed during its upload\n%s", p.stderr.String())
+	}
+	want := append(data, "more"...)
+	if obj, ok := tg.get(t, "run/mid.bin"); !ok || !bytes.Equal(obj.data, want) {
+		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
+	}
+	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/mid.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 0 {
+		t.Errorf("%d unfinished multipart uploads left by the abandoned upload\n%s", len(out.Uploads), p.stderr.String())
+	}
+}
+
+// TestSidecarRetriesFailedAbortAtEnd: an upload whose abort failed (the
+// store refused it then) is aborted once more when the sidecar ends, since
+// a job's last sidecar has no successor to do it.
+func TestSidecarRetriesFailedAbortAtEnd(t *testing.T) {
+	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	failing.Store(true)
+	var deletes atomic.Int32
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host
+	}}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case failing.Load() && r.Method == http.MethodPut && q.Get("partNumber") == "2":
+			io.Copy(io.Discard, r.Body)
+			http.Error(w, "injected", http.StatusInternalServerError)
+			return
+		case r.Method == http.MethodDelete && q.Has("uploadId") && failing.Load():
+			// The first abort is refused, whatever the SDK's retries.
+			deletes.Add(1)
+			http.Error(w, "injected", http.StatusForbidden)
+			return
+		case r.Method == http.MethodDelete && q.Has("uploadId"):
+			deletes.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	tg := scS3(t, front.URL)
+	s := testenv.Load(t).S3()
+	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
+	dir := filepath.Join(t.TempDir(), "out")
+	data := bytes.Repeat([]byte("checkpoint "), (30<<20)/11)
+	writeFile(t, dir, "mid.bin", string(data))
+	go func() {
+		// Once the first abort was refused, the store mends.
+		for deletes.Load() == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+		failing.Store(false)
+	}()
+	until := writeFile(t, t.TempDir(), "done", "")
+	p := startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", filepath.Join(t.TempDir(), "state"),
+		"--until-file", until, "--grace", "2m")
+	if code, _ := p.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if obj, ok := tg.get(t, "run/mid.bin"); !ok || !bytes.Equal(obj.data, data) {
+		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
+	}
+	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/mid.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 0 {
+		t.Errorf("%d unfinished multipart uploads left: the failed abort was not tried again\n%s", len(out.Uploads), p.stderr.String())
+	}
+}

@@ -105,24 +105,36 @@ func (j *uploadJournal) load() []journalEntry {
 	return entries
 }
 
-// abortLeft aborts the uploads load found, and forgets each one aborted.
-// Those it cannot abort (the store down, ctx ended) stay in the record,
-// for the next sidecar.
-func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transfer.UploadAborter, entries []journalEntry) {
+// entries returns the uploads recorded now.
+func (j *uploadJournal) entries() []journalEntry {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]journalEntry, 0, len(j.open))
+	for id, key := range j.open {
+		out = append(out, journalEntry{Key: key, ID: id})
+	}
+	return out
+}
+
+// abortLeft aborts the recorded uploads given (which a killed sidecar
+// left, or whose abort failed: whose), and forgets each one aborted. Those
+// it cannot abort (the store down, ctx ended) stay in the record, for the
+// next sidecar.
+func (j *uploadJournal) abortLeft(ctx context.Context, b *blob.Bucket, ab transfer.UploadAborter, entries []journalEntry, whose string) {
 	aborted := 0
 	for _, e := range entries {
 		if ctx.Err() != nil {
-			j.log.Warn("the unfinished uploads a killed sidecar left are not all aborted: the sidecar is stopping; the next sidecar tries again", "left", len(entries)-aborted)
+			j.log.Warn("the unfinished uploads "+whose+" are not all aborted: the sidecar is stopping; the next sidecar tries again", "left", len(entries)-aborted)
 			return
 		}
 		if err := ab.AbortUpload(ctx, b, e.Key, e.ID); err != nil {
-			j.log.Warn("an unfinished upload a killed sidecar left is not aborted yet; the next sidecar tries again", "key", e.Key, "error", err.Error())
+			j.log.Warn("an unfinished upload "+whose+" is not aborted yet; the next sidecar tries again", "key", e.Key, "error", err.Error())
 			continue
 		}
 		aborted++
 		j.Ended(e.Key, e.ID)
 	}
 	if aborted > 0 {
-		j.log.Info("aborted the unfinished multipart uploads a killed sidecar left", "uploads", aborted)
+		j.log.Info("aborted the unfinished multipart uploads "+whose, "uploads", aborted)
 	}
 }

@@ -336,14 +336,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// store that does not answer does not hold up the end past the grace),
 	// 30 s at most; the end waits for them within that time, since a
 	// sidecar that ends its pod's job may have no successor to do them.
+	var leftAborted chan struct{}
 	if len(left) > 0 {
 		actx, cancelAborts := context.WithTimeout(work, 30*time.Second)
-		aborted := make(chan struct{})
+		leftAborted = make(chan struct{})
 		go func() {
-			defer close(aborted)
-			s.journal.abortLeft(actx, cfg.Bucket, ab, left)
+			defer close(leftAborted)
+			s.journal.abortLeft(actx, cfg.Bucket, ab, left, "a killed sidecar left")
 		}()
-		defer func() { <-aborted; cancelAborts() }()
+		defer func() { <-leftAborted; cancelAborts() }()
 	}
 
 	// What is already uploaded, known before the first cycle. A SIGTERM
@@ -373,6 +374,20 @@ loop:
 	// then: so does the flush's time.
 	s.log.Info("final flush", "reason", reason, "grace", cfg.Grace.String(), "since the end", time.Since(endAt).Round(time.Millisecond).String())
 	s.rep.FlushComplete = s.flush(work)
+	if s.journal != nil {
+		// The uploads still recorded once the flush is done are ones whose
+		// abort failed (the store slow or down then), this sidecar's or a
+		// killed one's: tried once more within the grace, since no
+		// sidecar may come after this one.
+		if leftAborted != nil {
+			<-leftAborted
+		}
+		if open := s.journal.entries(); len(open) > 0 && work.Err() == nil {
+			actx, cancel := context.WithTimeout(work, 30*time.Second)
+			s.journal.abortLeft(actx, cfg.Bucket, ab, open, "whose abort failed")
+			cancel()
+		}
+	}
 	s.rep.FlushSeconds = time.Since(endAt).Seconds()
 	s.finish()
 	s.rep.Duration = time.Since(start)
@@ -652,6 +667,11 @@ func (s *sidecar) exists(rel string) bool {
 		switch {
 		case err != nil:
 			return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+		case i == len(parts)-1 && st.Mode()&fs.ModeSymlink != 0:
+			// A link to a file below the folder is uploaded as the file
+			// (the scan's rule): it is there, maybe excluded.
+			t, err := os.Stat(p)
+			return err == nil && t.Mode().IsRegular() && s.ix.inside(p)
 		case i == len(parts)-1:
 			return st.Mode().IsRegular()
 		case !st.IsDir():

@@ -552,3 +552,29 @@ func TestRunDeleteFolderReplacedByLink(t *testing.T) {
 		t.Error("ckpt5/model.bin is not in the store")
 	}
 }
+
+// With Delete, a link to a file below the folder (uploaded as the file)
+// that is excluded later keeps its object, as an excluded file does.
+func TestRunDeleteKeepsExcludedLink(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := t.TempDir()
+	write(t, root, "ckpt/model.bin", "weights")
+	if err := os.Symlink("ckpt/model.bin", filepath.Join(root, "latest.bin")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(b, root)
+	cfg.Delete, cfg.StatePath = true, filepath.Join(t.TempDir(), "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // one flush, then the end
+	if _, err := Run(ctx, cfg); err != nil || !has(t, b, "run/latest.bin", "weights") {
+		t.Fatalf("first run: %v", err)
+	}
+	cfg.Excludes = []string{"latest.bin"}
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has(t, b, "run/latest.bin", "weights") || rep.Deleted != 0 {
+		t.Errorf("the object of an excluded link to a file was deleted (deleted %d)", rep.Deleted)
+	}
+}

@@ -141,6 +141,18 @@ type UploadJournal interface {
 
 type journalKey struct{}
 
+type abortBaseKey struct{}
+
+// AbortBaseOf returns the context a failed upload's abort should outlive
+// by little: the upload's own, which goes on after the writer's context
+// (ctx) ends when the upload is abandoned; ctx itself where none is kept.
+func AbortBaseOf(ctx context.Context) context.Context {
+	if base, ok := ctx.Value(abortBaseKey{}).(context.Context); ok {
+		return base
+	}
+	return ctx
+}
+
 // WithUploadJournal returns ctx carrying j for the uploads made with it.
 func WithUploadJournal(ctx context.Context, j UploadJournal) context.Context {
 	return context.WithValue(ctx, journalKey{}, j)

@@ -271,7 +271,7 @@ func Upload(ctx context.Context, b *blob.Bucket, root string, files []UploadFile
 		Changed: u.changed.Load(), Gone: u.gone.Load(), Failed: u.failed,
 	}
 	if err := ctx.Err(); err != nil {
-		return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: upload interrupted after %d of %d files: %w", opts.Conn, st.Files, len(files), err))
+		return st, fault.Wrap(fault.Interrupted, fmt.Errorf("%s: upload interrupted after %d of %s: %w", opts.Conn, st.Files, Count(len(files), "file"), err))
 	}
 	return st, nil
 }
@@ -689,7 +689,9 @@ func (u *uploader) stream(ctx context.Context, r *FileResult, f *os.File, size i
 				return err
 			}
 		}
-		wctx, cancel := context.WithCancel(ctx)
+		// The writer's context ends when the upload is abandoned (the
+		// file changed); an abort that follows still has the upload's.
+		wctx, cancel := context.WithCancel(context.WithValue(ctx, abortBaseKey{}, ctx))
 		defer cancel()
 		w, err := u.b.NewWriter(wctx, r.Key, opts)
 		if err != nil {

@@ -121,7 +121,7 @@ var writerUploads sync.Map // upload id → writerUpload, until completed or abo
 func (c journaledClient) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
 	out, err := c.Client.CreateMultipartUpload(ctx, in, opts...)
 	if err == nil && out.UploadId != nil {
-		u := writerUpload{ctx: ctx, journal: transfer.JournalOf(ctx)}
+		u := writerUpload{ctx: transfer.AbortBaseOf(ctx), journal: transfer.JournalOf(ctx)}
 		writerUploads.Store(*out.UploadId, u)
 		if u.journal != nil {
 			u.journal.Begun(aws.ToString(in.Key), *out.UploadId)
