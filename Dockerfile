@@ -11,5 +11,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/initializer /usr/local/bin/initializer
-USER nonroot:nonroot
+# Numeric, so that a pod's runAsNonRoot can be checked against it.
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/initializer"]

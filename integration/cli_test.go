@@ -785,3 +785,22 @@ func TestResultOnEveryFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestTerminationLogCapped: a long failure (every connection of a large
+// catalog misspelt) is cut to what the kubelet keeps for each of a pod's
+// containers, with the mark of the cut.
+func TestTerminationLogCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("connections:\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "- {name: dataset-number-%d, kind: s3, schema: {bukket: \"s3://b/p\"}}\n", i)
+	}
+	cat := catalog(t, b.String())
+	tl := writeFile(t, t.TempDir(), "termination-log", "")
+	r := cli(t, []string{"INITIALIZER_TERMINATION_LOG=" + tl}, "--catalog", cat, "--connection", "dataset-number-1", "--path", t.TempDir())
+	r.expectCode(t, 2)
+	got, _ := os.ReadFile(tl)
+	if len(got) > 2000+len("…\n") || !strings.HasSuffix(string(got), "…\n") || !strings.HasPrefix(string(got), "failed (exit 2)") {
+		t.Errorf("termination log of %d bytes: %q", len(got), got)
+	}
+}

@@ -20,10 +20,15 @@ import (
 	"github.com/initializer/initializer/fault"
 )
 
-// In-cluster defaults: where Kubernetes mounts a pod's service account.
-const (
-	ServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
-)
+// ServiceAccountDir is the in-cluster default: where Kubernetes mounts a
+// pod's service account (a variable for the tests).
+var ServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// noServiceAccount is the error for a default file of the service account
+// that is not there: the account is not mounted, most likely.
+func noServiceAccount(file string) error {
+	return fmt.Errorf("--watch-container: no service account is mounted (%s is missing; automountServiceAccountToken: false on the pod or its service account?): mount it, with the role of rbac.yaml (get pods), or give --kube-token-file and --kube-ca-file", file)
+}
 
 // PodWatcher reads the sidecar's own pod from the Kubernetes API with the
 // pod's service account and says when the main container has ended. The
@@ -76,6 +81,11 @@ func NewPodWatcher(c PodWatcherConfig) (*PodWatcher, error) {
 	w.APIURL = strings.TrimRight(w.APIURL, "/")
 	if w.TokenFile == "" {
 		w.TokenFile = ServiceAccountDir + "/token"
+		if _, err := os.Stat(w.TokenFile); errors.Is(err, os.ErrNotExist) && c.APIURL == "" {
+			// In the cluster, requests would go anonymous without it, and
+			// their refusal would blame the role.
+			return nil, noServiceAccount(w.TokenFile)
+		}
 	}
 	if w.Namespace == "" {
 		w.Namespace = env("POD_NAMESPACE", "POLYAXON_K8S_NAMESPACE")
@@ -103,6 +113,9 @@ func NewPodWatcher(c PodWatcherConfig) (*PodWatcher, error) {
 			ca = ServiceAccountDir + "/ca.crt"
 		}
 		pem, err := os.ReadFile(ca)
+		if errors.Is(err, os.ErrNotExist) && c.CAFile == "" {
+			return nil, noServiceAccount(ca)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--watch-container: the API server's CA: %w; give --kube-ca-file", err)
 		}

@@ -196,6 +196,19 @@ func TestPodWatcherConfig(t *testing.T) {
 	if _, err := NewPodWatcher(PodWatcherConfig{Container: "main", Getenv: none}); err == nil || !strings.Contains(err.Error(), "--kube-api") {
 		t.Errorf("outside a cluster: %v", err)
 	}
+	// In a pod whose service account is not mounted: said so.
+	inPod := func(k string) (string, bool) {
+		return map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443", "POD_NAME": "p", "POD_NAMESPACE": "n"}[k], true
+	}
+	defer func(d string) { ServiceAccountDir = d }(ServiceAccountDir)
+	ServiceAccountDir = t.TempDir()
+	if _, err := NewPodWatcher(PodWatcherConfig{Container: "main", Getenv: inPod}); err == nil || !strings.Contains(err.Error(), "no service account is mounted") {
+		t.Errorf("no service account: %v", err)
+	}
+	os.WriteFile(filepath.Join(ServiceAccountDir, "token"), []byte("t"), 0o600)
+	if _, err := NewPodWatcher(PodWatcherConfig{Container: "main", Getenv: inPod}); err == nil || !strings.Contains(err.Error(), "ca.crt is missing") {
+		t.Errorf("no CA: %v", err)
+	}
 	if _, err := NewPodWatcher(PodWatcherConfig{APIURL: "ftp://x", Container: "main", Getenv: none}); err == nil {
 		t.Error("an ftp URL was accepted")
 	}

@@ -605,6 +605,9 @@ func writeInPlace(p string, b []byte) error {
 	return f.Close()
 }
 
+// terminationMax is the longest termination message written, in bytes.
+const terminationMax = 2000
+
 // writeTerminationLog writes the outcome's summary where Kubernetes reads
 // a container's last words, when the pod offers it.
 func (a *app) writeTerminationLog(out outcome) {
@@ -616,8 +619,11 @@ func (a *app) writeTerminationLog(out outcome) {
 		if out.Status != "ok" {
 			summary = fmt.Sprintf("failed (exit %d): %s", out.ExitCode, out.Error)
 		}
-		if len(summary) > 4000 {
-			cut := 4000
+		// The kubelet keeps 4096 bytes of a container's message, and
+		// 12 KiB across the pod's containers (3 KiB each for 4): 2 KiB
+		// keep the mark of the cut for pods of up to 6 containers.
+		if len(summary) > terminationMax {
+			cut := terminationMax
 			for cut > 0 && !utf8.RuneStart(summary[cut]) {
 				cut-- // not inside a character
 			}
