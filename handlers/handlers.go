@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
@@ -74,7 +75,7 @@ func (m Mapping) Name(flag string) string {
 // quoteEntry quotes an entry as given: its backslashes (escapes) are shown
 // once, not doubled as %q would.
 func quoteEntry(s string) string {
-	if strings.ContainsAny(s, "\"\n\r\t") {
+	if strings.ContainsFunc(s, func(r rune) bool { return r == '"' || !unicode.IsPrint(r) }) {
 		return strconv.Quote(s)
 	}
 	return `"` + s + `"`
@@ -146,7 +147,7 @@ func ParseMappings(conn fmt.Stringer, flag string, values []string) ([]Mapping, 
 			if err != nil {
 				hint := ""
 				if m.Whole != "" {
-					hint = "; the entry was read as src:dst at its first colon: for a colon in a name write \\:"
+					hint = fmt.Sprintf("; the entry was read as src:dst, source %s: for a colon in a name write \\:", quoteEntry(m.Src))
 				}
 				return nil, fault.New(fault.Usage, "%s: %s: %w; give a source relative to the connection's root and a destination relative to --path, as src or src:dst%s", conn, m.Name(flag), err, hint)
 			}
@@ -165,8 +166,10 @@ func parseMapping(entry string) (Mapping, error) {
 	} else if whole, err := fsutil.CleanRel(unescape(entry)); err == nil {
 		m.Whole = whole
 	}
+	m.Src = src // as given, for the error; cleaned below
 	var err error
 	if m.Src, err = fsutil.CleanRel(src); err != nil {
+		m.Src = src
 		return m, err
 	}
 	if m.Dst, err = fsutil.CleanRel(dst); err != nil {

@@ -111,7 +111,12 @@ func TestParseMappingsColonHint(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 	_, err = ParseMappings(name("c"), "--paths", []string{`a\:b:../x`})
-	if err == nil || !strings.Contains(err.Error(), `--paths "a\:b:../x": `) {
+	if err == nil || !strings.Contains(err.Error(), `--paths "a\:b:../x": `) || !strings.Contains(err.Error(), `read as src:dst, source "a:b"`) {
 		t.Errorf("%v", err)
+	}
+	// Control characters are shown escaped, never sent to the terminal.
+	_, err = ParseMappings(name("c"), "--paths", []string{"x,,\x1b[31mRED"})
+	if err == nil || strings.Contains(err.Error(), "\x1b") || !strings.Contains(err.Error(), `\x1b[31mRED`) {
+		t.Errorf("%q", err)
 	}
 }

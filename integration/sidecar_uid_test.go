@@ -82,6 +82,9 @@ func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
 	for _, f := range []string{"sub/b.txt", "sub/c.txt", "top.txt", "linked.txt"} {
 		writeFile(t, out, f, f)
 	}
+	// A link to a file in that folder: uploaded as the file, then, once the
+	// folder may not be entered, a file that cannot be read.
+	os.Symlink("sub/b.txt", filepath.Join(out, "latest.txt"))
 	os.Chmod(out, 0o777)
 	cat := sharedStoreCatalog(t, base, store)
 	done := filepath.Join(base, "done")
@@ -101,11 +104,11 @@ func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
 	os.Remove(filepath.Join(out, "linked.txt"))
 	os.Symlink("/etc/hostname", filepath.Join(out, "linked.txt"))
 	code, b := sidecar()
-	if code != 3 || !strings.Contains(b, "sub/: the folder cannot be read") {
-		t.Errorf("second run: exit %d, want 3 naming sub/\n%s", code, b)
+	if code != 3 || !strings.Contains(b, "NOT uploaded: latest.txt, sub/") || !strings.Contains(b, "cannot read latest.txt as uid 65534") {
+		t.Errorf("second run: exit %d, want 3 naming latest.txt and sub/\n%s", code, b)
 	}
-	for _, f := range []string{"sub/b.txt", "sub/c.txt", "top.txt"} {
-		if got, err := os.ReadFile(filepath.Join(store, "p", f)); err != nil || string(got) != f {
+	for f, want := range map[string]string{"sub/b.txt": "sub/b.txt", "sub/c.txt": "sub/c.txt", "top.txt": "top.txt", "latest.txt": "sub/b.txt"} {
+		if got, err := os.ReadFile(filepath.Join(store, "p", f)); err != nil || string(got) != want {
 			t.Errorf("%s: %q, %v (deleted though still there?)\n%s", f, got, err, b)
 		}
 	}

@@ -168,16 +168,25 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 			// A link to a file below the root is uploaded as the file;
 			// links to folders are not followed (no loops, nothing twice),
 			// links leading out of the root are left out and reported.
-			if err := unix.Fstatat(fd, name, &st, 0); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			lst := st
+			err := unix.Fstatat(fd, name, &st, 0)
+			switch {
+			case err != nil && !errors.Is(err, unix.ENOENT):
+				// Not followed (its target's folder is not searchable by
+				// this user): taken as a file that cannot be read, whose
+				// upload fails and says so, and whose object is kept.
+				if ix.excl.file(name, ix.buf) {
+					continue
+				}
+				st = lst
+			case err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG:
 				if errors.Is(err, unix.ENOENT) && !ix.excl.file(name, ix.buf) {
 					res.dangling = append(res.dangling, string(ix.buf))
 				}
 				continue
-			}
-			if ix.excl.file(name, ix.buf) {
+			case ix.excl.file(name, ix.buf):
 				continue
-			}
-			if !ix.inside(dir + "/" + name) {
+			case !ix.inside(dir + "/" + name):
 				res.linksOut = append(res.linksOut, string(ix.buf))
 				continue
 			}

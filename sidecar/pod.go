@@ -79,7 +79,11 @@ func NewPodWatcher(c PodWatcherConfig) (*PodWatcher, error) {
 		return nil, fmt.Errorf("--kube-api %q: expected an http(s) URL", w.APIURL)
 	}
 	w.APIURL = strings.TrimRight(w.APIURL, "/")
-	if w.TokenFile == "" {
+	if w.TokenFile != "" {
+		if _, err := os.Stat(w.TokenFile); err != nil {
+			return nil, fmt.Errorf("--kube-token-file %s: %w; give the file of a token that may get pods (see rbac.yaml)", w.TokenFile, err)
+		}
+	} else {
 		w.TokenFile = ServiceAccountDir + "/token"
 		if _, err := os.Stat(w.TokenFile); errors.Is(err, os.ErrNotExist) && c.APIURL == "" {
 			// In the cluster, requests would go anonymous without it, and

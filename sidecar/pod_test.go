@@ -209,6 +209,9 @@ func TestPodWatcherConfig(t *testing.T) {
 	if _, err := NewPodWatcher(PodWatcherConfig{Container: "main", Getenv: inPod}); err == nil || !strings.Contains(err.Error(), "ca.crt is missing") {
 		t.Errorf("no CA: %v", err)
 	}
+	if _, err := NewPodWatcher(PodWatcherConfig{APIURL: "http://127.0.0.1:1", TokenFile: filepath.Join(t.TempDir(), "none"), Namespace: "n", Pod: "p", Container: "main", Getenv: none}); err == nil || !strings.Contains(err.Error(), "--kube-token-file") {
+		t.Errorf("a --kube-token-file that is not there: %v", err)
+	}
 	if _, err := NewPodWatcher(PodWatcherConfig{APIURL: "ftp://x", Container: "main", Getenv: none}); err == nil {
 		t.Error("an ftp URL was accepted")
 	}

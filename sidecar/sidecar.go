@@ -671,7 +671,10 @@ func (s *sidecar) exists(rel string) bool {
 			// A link to a file below the folder is uploaded as the file
 			// (the scan's rule): it is there, maybe excluded.
 			t, err := os.Stat(p)
-			return err == nil && t.Mode().IsRegular() && s.ix.inside(p)
+			if err != nil {
+				return !errors.Is(err, fs.ErrNotExist) // cannot be told: there
+			}
+			return t.Mode().IsRegular() && s.ix.inside(p)
 		case i == len(parts)-1:
 			return st.Mode().IsRegular()
 		case !st.IsDir():

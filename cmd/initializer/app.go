@@ -605,7 +605,8 @@ func writeInPlace(p string, b []byte) error {
 	return f.Close()
 }
 
-// terminationMax is the longest termination message written, in bytes.
+// terminationMax is the longest termination message written, in bytes,
+// its final newline included.
 const terminationMax = 2000
 
 // writeTerminationLog writes the outcome's summary where Kubernetes reads
@@ -622,8 +623,8 @@ func (a *app) writeTerminationLog(out outcome) {
 		// The kubelet keeps 4096 bytes of a container's message, and
 		// 12 KiB across the pod's containers (3 KiB each for 4): 2 KiB
 		// keep the mark of the cut for pods of up to 6 containers.
-		if len(summary) > terminationMax {
-			cut := terminationMax
+		if len(summary)+len("\n") > terminationMax {
+			cut := terminationMax - len("…\n")
 			for cut > 0 && !utf8.RuneStart(summary[cut]) {
 				cut-- // not inside a character
 			}
