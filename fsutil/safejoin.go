@@ -177,3 +177,33 @@ func (h *Folder) Close() {
 		h.f.Close()
 	}
 }
+
+// FollowLink returns what the link p leads to (relative targets taken from
+// p's folder), whether or not it exists; ok is false when p is no link.
+func FollowLink(p string) (to string, ok bool) {
+	st, err := os.Lstat(p)
+	if err != nil || st.Mode()&os.ModeSymlink == 0 {
+		return p, false
+	}
+	to, err = os.Readlink(p)
+	if err != nil {
+		return p, false
+	}
+	if !filepath.IsAbs(to) {
+		to = filepath.Join(filepath.Dir(p), to)
+	}
+	return to, true
+}
+
+// FollowLinks follows p's final links (40 at most) to the file they lead
+// to, which need not exist yet: writing there keeps the links.
+func FollowLinks(p string) string {
+	for range 40 {
+		to, ok := FollowLink(p)
+		if !ok {
+			return p
+		}
+		p = to
+	}
+	return p
+}

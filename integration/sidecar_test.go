@@ -878,7 +878,7 @@ func TestSidecarWatchContainer(t *testing.T) {
 		want             string
 	}{
 		{"mian", "sa-token", 2, `has no container "mian" (it has main)`},
-		{"main", "expired", 3, "needs get on pods"},
+		{"main", "expired", 3, "the API does not accept the token"},
 	} {
 		writeFile(t, sa, "token", c.token+"\n")
 		name := "stopped-" + c.container + ".txt"

@@ -271,7 +271,10 @@ func (w *PodWatcher) get(ctx context.Context) (*corev1.Pod, error) {
 		if len(msg) > 300 {
 			msg = msg[:300] + "…"
 		}
-		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; the API does not accept the token (%s): expired, or not this cluster's; check the pod's service account, or --kube-token-file", w.Namespace, w.Pod, resp.Status, msg, w.TokenFile)
+		case http.StatusForbidden:
 			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; the pod's service account needs get on pods (see examples/k8s/rbac.yaml)", w.Namespace, w.Pod, resp.Status, msg)
 		}
 		return nil, fmt.Errorf("reading pod %s/%s: %s: %s", w.Namespace, w.Pod, resp.Status, msg)

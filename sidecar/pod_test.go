@@ -89,6 +89,12 @@ func TestPodWatcher(t *testing.T) {
 	if _, _, err := w.Ended(ctx); fault.ClassOf(err) != fault.Auth || !strings.Contains(err.Error(), "needs get on pods") {
 		t.Errorf("403: %v", err)
 	}
+	// A token refused: the token, not the role.
+	status.Store(401)
+	body.Store([]byte(`{"kind":"Status","message":"Unauthorized"}`))
+	if _, _, err := w.Ended(ctx); fault.ClassOf(err) != fault.Auth || !strings.Contains(err.Error(), "the API does not accept the token") || strings.Contains(err.Error(), "needs get on pods") {
+		t.Errorf("401: %v", err)
+	}
 	// Not a pod.
 	status.Store(200)
 	body.Store([]byte(`{"kind":"Status"}`))

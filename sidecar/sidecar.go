@@ -256,8 +256,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.StatePath != "" {
 		// Through a link: the file it leads to is kept up to date (a
 		// rename onto the link would replace the link).
+		// A link to a state file not written yet (into a persistent
+		// volume, say) is followed too.
 		if real, err := filepath.EvalSymlinks(cfg.StatePath); err == nil {
 			cfg.StatePath = real
+		} else {
+			cfg.StatePath = fsutil.FollowLinks(cfg.StatePath)
 		}
 	}
 	s := &sidecar{cfg: cfg, ix: newIndex(cfg.Root, excl), id: stateID(cfg.StoreURL+"\x00"+cfg.StoreID, cfg.Prefix, cfg.Root),

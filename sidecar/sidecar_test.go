@@ -578,3 +578,29 @@ func TestRunDeleteKeepsExcludedLink(t *testing.T) {
 		t.Errorf("the object of an excluded link to a file was deleted (deleted %d)", rep.Deleted)
 	}
 }
+
+// A --state given through a link to a file not written yet (in a
+// persistent volume) is written where the link leads; the link stays.
+func TestRunStateThroughDanglingLink(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := t.TempDir()
+	write(t, root, "a", "1")
+	vol, links := t.TempDir(), t.TempDir()
+	link := filepath.Join(links, "state")
+	if err := os.Symlink(filepath.Join(vol, "sc.state"), link); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(b, root)
+	cfg.StatePath = link
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(vol, "sc.state")); err != nil {
+		t.Errorf("the state is not where the link leads: %v", err)
+	}
+}

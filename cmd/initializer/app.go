@@ -560,16 +560,9 @@ func resultTarget(p string) (int, string) {
 		case "/dev/stderr":
 			return 2, ""
 		}
-		st, err := os.Lstat(p)
-		if err != nil || st.Mode()&os.ModeSymlink == 0 {
+		to, ok := fsutil.FollowLink(p)
+		if !ok {
 			return -1, p
-		}
-		to, err := os.Readlink(p)
-		if err != nil {
-			return -1, p
-		}
-		if !filepath.IsAbs(to) {
-			to = filepath.Join(filepath.Dir(p), to)
 		}
 		p = to
 	}
