@@ -121,7 +121,14 @@ var (
 	mu       sync.RWMutex
 	revealed = map[string]struct{}{}
 	ordered  []string // longest first, so a secret containing another is blanked whole
+	// windows holds every windowLen-character piece of the key material in
+	// the secrets: a piece of a key printed cut short (an error quoting its
+	// first bytes) is blanked too.
+	windows = map[string]struct{}{}
 )
+
+// windowLen is the shortest piece of key material Scrub blanks.
+const windowLen = 20
 
 // Register remembers s as a secret for Scrub.
 func Register(s string) {
@@ -145,7 +152,10 @@ func Register(s string) {
 				revealed[part] = struct{}{}
 				ordered = append(ordered, part)
 			}
+			addWindows(part)
 		}
+	} else {
+		addWindows(s)
 	}
 	sort.Slice(ordered, func(i, j int) bool { return len(ordered[i]) > len(ordered[j]) })
 	// Libraries may print a secret URL-encoded (userinfo, query strings).
@@ -283,7 +293,21 @@ var (
 	keyWords  = regexp.MustCompile(`[A-Za-z0-9+_\-]+`)
 )
 
-// Scrub replaces every registered secret in s, and the password of any URL
+// addWindows adds the windowLen-character pieces of the runs of key
+// material in part to windows (mu held).
+func addWindows(part string) {
+	for _, run := range keyRuns.FindAllString(part, -1) {
+		if !keyLike(run) {
+			continue
+		}
+		for i := 0; i+windowLen <= len(run); i++ {
+			windows[run[i:i+windowLen]] = struct{}{}
+		}
+	}
+}
+
+// Scrub replaces every registered secret in s, any piece of their key
+// material of windowLen characters or more, and the password of any URL
 // with userinfo, by [redacted].
 func Scrub(s string) string {
 	mu.RLock()
@@ -292,8 +316,39 @@ func Scrub(s string) string {
 			s = strings.ReplaceAll(s, sec, Redacted)
 		}
 	}
+	if len(windows) > 0 {
+		s = blankPieces(s)
+	}
 	mu.RUnlock()
 	return BlankUserinfo(s)
+}
+
+// blankPieces replaces each stretch of s whose every windowLen-character
+// piece is one of windows (mu held).
+func blankPieces(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i+windowLen <= len(s); {
+		if _, ok := windows[s[i:i+windowLen]]; !ok {
+			i++
+			continue
+		}
+		j := i + windowLen
+		for j < len(s) {
+			if _, ok := windows[s[j+1-windowLen:j+1]]; !ok {
+				break
+			}
+			j++
+		}
+		b.WriteString(s[last:i])
+		b.WriteString(Redacted)
+		last, i = j, j
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 // BlankUserinfo blanks "user:password@" in anything that looks like a URL,

@@ -164,3 +164,32 @@ func TestNameNotScrubbed(t *testing.T) {
 		t.Errorf("a token in a user name's field was shown: %q", got)
 	}
 }
+
+// A piece of a key cut short (an error quoting its first bytes, a line cut
+// by a script) is blanked; what is no key material is not.
+func TestScrubPiecesOfKeys(t *testing.T) {
+	pemKey := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7Xq3vK9zPqR4m\nT2yLwN8cVb5sHjE1uD6oFa0gRiMk7WnY3pZxQ5tCe9HdUlKs2JvBf4XrAy1OiGqP\n-----END PRIVATE KEY-----\n"
+	Register(pemKey)
+	Register("tok-SECRETVALUE-1234abcdefXYZ789")
+	Register("{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"0a1b2c3d4e5f60718293a4b5c6d7e8f901234567\",\n  \"token_uri\": \"https://oauth2.googleapis.com/token\",\n  \"private_key\": \"Zk9vQmFyQmF6UXV4MTIzNDU2Nzg5MEFCQ0RFRkdI\"\n}")
+	for _, leak := range []string{
+		"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSj",                       // a line cut at 40
+		"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCB", // head -c of the file
+		"tok-SECRETVALUE-1234",                                           // a token cut at 20
+		"Zk9vQmFyQmF6UXV4MTIzNDU2Nzg5",                                   // a piece of a JSON key's private_key
+	} {
+		got := Scrub("error: " + leak + " rest")
+		if strings.Contains(got, leak[len(leak)-20:]) || !strings.Contains(got, Redacted) {
+			t.Errorf("Scrub(%q) = %q", leak, got)
+		}
+	}
+	for _, keep := range []string{
+		"Post https://oauth2.googleapis.com/token: refused",
+		"key id 0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",
+		"type service_account",
+	} {
+		if got := Scrub(keep); got != keep {
+			t.Errorf("Scrub(%q) = %q: not key material", keep, got)
+		}
+	}
+}
