@@ -18,7 +18,6 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
 	"github.com/initializer/initializer/connections"
-	"github.com/initializer/initializer/fault"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
 	"golang.org/x/oauth2"
@@ -174,8 +173,8 @@ func (c *gcsConfig) credentials(ctx context.Context, k *keyReader) (*google.Cred
 	if key == nil {
 		creds, err := google.FindDefaultCredentialsWithParams(ctx, params)
 		if err != nil {
-			// No credentials at all: an auth failure, as for S3 and Azure.
-			return nil, fault.New(fault.Auth, "%s: no GCS credentials: %v; give GC_KEY_PATH or GC_KEYFILE_DICT, mount gc-secret.json at %s/.gc, or run with a workload identity", k.conn, err, contextRoot())
+			// None found: keys to give (exit 2), as when a secret lacks them.
+			return nil, k.usage("no GCS credentials: %v; give GC_KEY_PATH or GC_KEYFILE_DICT, mount gc-secret.json at %s/.gc, or run with a workload identity", err, contextRoot())
 		}
 		return creds, nil
 	}
