@@ -178,8 +178,10 @@ func (h *Folder) Close() {
 	}
 }
 
-// FollowLink returns what the link p leads to (relative targets taken from
-// p's folder), whether or not it exists; ok is false when p is no link.
+// FollowLink returns what the link p leads to, whether or not it exists; ok
+// is false when p is no link. A relative target is taken from the real
+// path of p's folder, as the kernel takes it (a ".." in it leaves the
+// folder a link leads to, not the link's).
 func FollowLink(p string) (to string, ok bool) {
 	st, err := os.Lstat(p)
 	if err != nil || st.Mode()&os.ModeSymlink == 0 {
@@ -190,7 +192,11 @@ func FollowLink(p string) (to string, ok bool) {
 		return p, false
 	}
 	if !filepath.IsAbs(to) {
-		to = filepath.Join(filepath.Dir(p), to)
+		dir, err := filepath.Abs(filepath.Dir(p))
+		if err != nil {
+			return p, false
+		}
+		to = filepath.Join(Resolve(dir), to)
 	}
 	return to, true
 }

@@ -141,3 +141,24 @@ func TestFirstMissingAndRemoveEmptyUpTo(t *testing.T) {
 		t.Errorf("a folder that existed before was removed: %v", err)
 	}
 }
+
+// A relative link target is taken from the real path of the link's folder,
+// as the kernel takes it.
+func TestFollowLinksThroughLinkedFolder(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"vol/sub", "vol/states", "work"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../vol/sub", filepath.Join(base, "work", "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../states/sc.state", filepath.Join(base, "vol", "sub", "state")); err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(base)
+	if got, want := FollowLinks(filepath.Join(base, "work", "d", "state")), filepath.Join(real, "vol", "states", "sc.state"); got != want {
+		t.Errorf("FollowLinks = %s, want %s", got, want)
+	}
+}

@@ -85,6 +85,12 @@ func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
 	// A link to a file in that folder: uploaded as the file, then, once the
 	// folder may not be entered, a file that cannot be read.
 	os.Symlink("sub/b.txt", filepath.Join(out, "latest.txt"))
+	// A link out of the folder, into one this user may not enter: left
+	// out, as every link out is, not a file that cannot be read.
+	private := filepath.Join(base, "private")
+	writeFile(t, private, "f", "root's")
+	os.Chmod(private, 0o700)
+	os.Symlink(filepath.Join(private, "f"), filepath.Join(out, "outside.txt"))
 	os.Chmod(out, 0o777)
 	cat := sharedStoreCatalog(t, base, store)
 	done := filepath.Join(base, "done")

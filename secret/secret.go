@@ -8,6 +8,7 @@ package secret
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/url"
 	"regexp"
@@ -143,11 +144,22 @@ func Register(s string) {
 	}
 	revealed[s] = struct{}{}
 	ordered = append(ordered, s)
-	if strings.Contains(s, "\n") {
+	multi := s
+	if !strings.Contains(s, "\n") && strings.HasPrefix(s, "{") {
+		// A JSON key on one line (GC_KEYFILE_DICT): its settings are read
+		// as those of the same key laid out on lines.
+		var v any
+		if json.Unmarshal([]byte(s), &v) == nil {
+			if b, err := json.MarshalIndent(v, "", "  "); err == nil {
+				multi = string(b)
+			}
+		}
+	}
+	if strings.Contains(multi, "\n") {
 		// A key file, a kubeconfig, an .env file, a JSON key: a part of
 		// it printed alone (a line, a password's value) is blanked too;
 		// its structure ("apiVersion: v1", armour lines) is not.
-		for _, part := range secretParts(s) {
+		for _, part := range secretParts(multi) {
 			if _, ok := revealed[part]; !ok {
 				revealed[part] = struct{}{}
 				ordered = append(ordered, part)

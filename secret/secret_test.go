@@ -193,3 +193,15 @@ func TestScrubPiecesOfKeys(t *testing.T) {
 		}
 	}
 }
+
+// A JSON key on one line: its public fields stay readable, its key is
+// blanked, whole or in pieces.
+func TestScrubOneLineJSONKey(t *testing.T) {
+	Register(`{"type": "service_account", "private_key_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432", "private_key": "-----BEGIN PRIVATE KEY-----\nQmFzZTY0S2V5TWF0ZXJpYWwxMjM0NTY3ODlBQkNERUZHSElKS0xN\n-----END PRIVATE KEY-----\n", "client_email": "sa@proj.iam.gserviceaccount.com"}`)
+	if got := Scrub("key 9f8e7d6c5b4a39281706f5e4d3c2b1a098765432 of sa@proj.iam.gserviceaccount.com"); strings.Contains(got, Redacted) {
+		t.Errorf("public fields blanked: %q", got)
+	}
+	if got := Scrub("bad key QmFzZTY0S2V5TWF0ZXJpYWwxMjM0NTY3"); strings.Contains(got, "S2V5TWF0ZXJpYWwxMjM0NTY3") {
+		t.Errorf("a piece of the key printed: %q", got)
+	}
+}

@@ -171,20 +171,27 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 			lst := st
 			err := unix.Fstatat(fd, name, &st, 0)
 			switch {
-			case err != nil && !errors.Is(err, unix.ENOENT):
-				// Not followed (its target's folder is not searchable by
-				// this user): taken as a file that cannot be read, whose
-				// upload fails and says so, and whose object is kept.
+			case errors.Is(err, unix.EACCES):
+				// Its target's folder is not searchable by this user. A
+				// target the link's text puts below the root is taken as a
+				// file that cannot be read (its upload fails and says so,
+				// its object is kept); one it puts outside is left out.
 				if ix.excl.file(name, ix.buf) {
 					continue
 				}
+				if !ix.insideText(dir, name) {
+					res.linksOut = append(res.linksOut, string(ix.buf))
+					continue
+				}
 				st = lst
-			case err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG:
-				if errors.Is(err, unix.ENOENT) && !ix.excl.file(name, ix.buf) {
+			case err != nil:
+				// To nothing, or not to be followed (a loop, a path
+				// through a file): left out, and named once.
+				if !ix.excl.file(name, ix.buf) {
 					res.dangling = append(res.dangling, string(ix.buf))
 				}
 				continue
-			case ix.excl.file(name, ix.buf):
+			case st.Mode&unix.S_IFMT != unix.S_IFREG, ix.excl.file(name, ix.buf):
 				continue
 			case !ix.inside(dir + "/" + name):
 				res.linksOut = append(res.linksOut, string(ix.buf))
@@ -213,6 +220,24 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 		}
 	}
 	ix.buf = ix.buf[:base]
+}
+
+// insideText reports whether the link name in dir leads below the root by
+// its text alone (its target cannot be looked at): a relative target is
+// taken from dir's real path.
+func (ix *index) insideText(dir, name string) bool {
+	to, err := os.Readlink(dir + "/" + name)
+	if err != nil || ix.real == "" {
+		return false
+	}
+	if !filepath.IsAbs(to) {
+		d, err := filepath.Abs(dir)
+		if err != nil {
+			return false
+		}
+		to = filepath.Join(fsutil.Resolve(d), to)
+	}
+	return fsutil.Within(ix.real, filepath.Clean(to))
 }
 
 // inside reports whether the link p leads to a file below the root.

@@ -80,7 +80,7 @@ func NewPodWatcher(c PodWatcherConfig) (*PodWatcher, error) {
 	}
 	w.APIURL = strings.TrimRight(w.APIURL, "/")
 	if w.TokenFile != "" {
-		if _, err := os.Stat(w.TokenFile); err != nil {
+		if _, err := os.ReadFile(w.TokenFile); err != nil {
 			return nil, fmt.Errorf("--kube-token-file %s: %w; give the file of a token that may get pods (see rbac.yaml)", w.TokenFile, err)
 		}
 	} else {
@@ -252,8 +252,10 @@ func (w *PodWatcher) get(ctx context.Context) (*corev1.Pod, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	sent := false
 	if tok, err := os.ReadFile(w.TokenFile); err == nil {
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		sent = true
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("service account token: %w", err)
 	}
@@ -271,10 +273,12 @@ func (w *PodWatcher) get(ctx context.Context) (*corev1.Pod, error) {
 		if len(msg) > 300 {
 			msg = msg[:300] + "…"
 		}
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
+		switch {
+		case !sent && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
+			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; no token was sent (%s is not there): give --kube-token-file, the token of a service account that may get pods (see examples/k8s/rbac.yaml)", w.Namespace, w.Pod, resp.Status, msg, w.TokenFile)
+		case resp.StatusCode == http.StatusUnauthorized:
 			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; the API does not accept the token (%s): expired, or not this cluster's; check the pod's service account, or --kube-token-file", w.Namespace, w.Pod, resp.Status, msg, w.TokenFile)
-		case http.StatusForbidden:
+		case resp.StatusCode == http.StatusForbidden:
 			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; the pod's service account needs get on pods (see examples/k8s/rbac.yaml)", w.Namespace, w.Pod, resp.Status, msg)
 		}
 		return nil, fmt.Errorf("reading pod %s/%s: %s: %s", w.Namespace, w.Pod, resp.Status, msg)

@@ -218,6 +218,9 @@ func TestPodWatcherConfig(t *testing.T) {
 	if _, err := NewPodWatcher(PodWatcherConfig{APIURL: "http://127.0.0.1:1", TokenFile: filepath.Join(t.TempDir(), "none"), Namespace: "n", Pod: "p", Container: "main", Getenv: none}); err == nil || !strings.Contains(err.Error(), "--kube-token-file") {
 		t.Errorf("a --kube-token-file that is not there: %v", err)
 	}
+	if _, err := NewPodWatcher(PodWatcherConfig{APIURL: "http://127.0.0.1:1", TokenFile: t.TempDir(), Namespace: "n", Pod: "p", Container: "main", Getenv: none}); err == nil || !strings.Contains(err.Error(), "--kube-token-file") {
+		t.Errorf("a --kube-token-file that is a folder: %v", err)
+	}
 	if _, err := NewPodWatcher(PodWatcherConfig{APIURL: "ftp://x", Container: "main", Getenv: none}); err == nil {
 		t.Error("an ftp URL was accepted")
 	}
@@ -227,5 +230,24 @@ func TestPodWatcherConfig(t *testing.T) {
 	}
 	if _, _, err := w.Ended(context.Background()); err == nil {
 		t.Error("no error from an API that is not there")
+	}
+}
+
+// A refusal of requests that carried no token says so, not that the token
+// or the role is wrong.
+func TestPodWatcherNoTokenSent(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"kind":"Status","code":401}`, http.StatusUnauthorized)
+	}))
+	defer api.Close()
+	defer func(d string) { ServiceAccountDir = d }(ServiceAccountDir)
+	ServiceAccountDir = t.TempDir() // no token there
+	none := func(string) (string, bool) { return "", false }
+	w, err := NewPodWatcher(PodWatcherConfig{APIURL: api.URL, Namespace: "n", Pod: "p", Container: "main", Getenv: none})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Ended(context.Background()); fault.ClassOf(err) != fault.Auth || !strings.Contains(err.Error(), "no token was sent") {
+		t.Errorf("%v", err)
 	}
 }

@@ -676,7 +676,9 @@ func (s *sidecar) exists(rel string) bool {
 			// (the scan's rule): it is there, maybe excluded.
 			t, err := os.Stat(p)
 			if err != nil {
-				return !errors.Is(err, fs.ErrNotExist) // cannot be told: there
+				// Its target cannot be looked at: there. To nothing, a
+				// loop: gone.
+				return errors.Is(err, fs.ErrPermission)
 			}
 			return t.Mode().IsRegular() && s.ix.inside(p)
 		case i == len(parts)-1:

@@ -604,3 +604,33 @@ func TestRunStateThroughDanglingLink(t *testing.T) {
 		t.Errorf("the state is not where the link leads: %v", err)
 	}
 }
+
+// Links to nothing, loops and links through a file are left out (named
+// once) at once: they hold neither the flush nor the report; with Delete,
+// a file replaced by one is gone.
+func TestRunLinksThatCannotBeFollowed(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	root := t.TempDir()
+	write(t, root, "a.txt", "a")
+	write(t, root, "b.txt", "b")
+	cfg := testConfig(b, root)
+	cfg.Delete, cfg.StatePath = true, filepath.Join(t.TempDir(), "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, cfg); err != nil || !has(t, b, "run/b.txt", "b") {
+		t.Fatalf("first run: %v", err)
+	}
+	os.Remove(filepath.Join(root, "b.txt"))
+	for name, to := range map[string]string{"b.txt": "b.txt", "loop": "loop", "through": "a.txt/x", "nothing": "none"} {
+		if err := os.Symlink(to, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.NotUploaded) != 0 || !rep.FlushComplete || rep.Deleted != 1 {
+		t.Errorf("not uploaded %v, flush complete %v, deleted %d", rep.NotUploaded, rep.FlushComplete, rep.Deleted)
+	}
+}
