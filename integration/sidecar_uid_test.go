@@ -79,7 +79,7 @@ func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
 	store, out := filepath.Join(base, "store"), filepath.Join(base, "out")
 	os.Mkdir(store, 0o777)
 	os.Chmod(store, 0o777)
-	for _, f := range []string{"sub/b.txt", "sub/c.txt", "top.txt", "linked.txt"} {
+	for _, f := range []string{"sub/b.txt", "sub/c.txt", "top.txt", "top2.txt", "linked.txt"} {
 		writeFile(t, out, f, f)
 	}
 	// A link to a file in that folder: uploaded as the file, then, once the
@@ -91,6 +91,7 @@ func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
 	writeFile(t, private, "f", "root's")
 	os.Chmod(private, 0o700)
 	os.Symlink(filepath.Join(private, "f"), filepath.Join(out, "outside.txt"))
+	os.Symlink("outside.txt", filepath.Join(out, "chain.txt")) // out, through another link
 	os.Chmod(out, 0o777)
 	cat := sharedStoreCatalog(t, base, store)
 	done := filepath.Join(base, "done")
@@ -109,6 +110,10 @@ func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
 	os.Chmod(filepath.Join(out, "sub"), 0o744) // root's: listed, not searched, by uid 65534
 	os.Remove(filepath.Join(out, "linked.txt"))
 	os.Symlink("/etc/hostname", filepath.Join(out, "linked.txt"))
+	// A file replaced by a link out, into a folder this user may not enter:
+	// gone as well.
+	os.Remove(filepath.Join(out, "top2.txt"))
+	os.Symlink(filepath.Join(private, "f"), filepath.Join(out, "top2.txt"))
 	code, b := sidecar()
 	if code != 3 || !strings.Contains(b, "NOT uploaded: latest.txt, sub/") || !strings.Contains(b, "cannot read latest.txt as uid 65534") {
 		t.Errorf("second run: exit %d, want 3 naming latest.txt and sub/\n%s", code, b)
@@ -117,6 +122,9 @@ func TestSidecarDeleteKeepsWhatItCannotSee(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(store, "p", f)); err != nil || string(got) != want {
 			t.Errorf("%s: %q, %v (deleted though still there?)\n%s", f, got, err, b)
 		}
+	}
+	if _, err := os.Lstat(filepath.Join(store, "p", "top2.txt")); err == nil {
+		t.Errorf("the object of a file replaced by a link out into a folder this user may not enter was kept\n%s", b)
 	}
 	if _, err := os.Lstat(filepath.Join(store, "p", "linked.txt")); err == nil {
 		t.Errorf("the object of a file replaced by a link out of the folder was kept\n%s", b)

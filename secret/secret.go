@@ -144,29 +144,30 @@ func Register(s string) {
 	}
 	revealed[s] = struct{}{}
 	ordered = append(ordered, s)
-	multi := s
-	if !strings.Contains(s, "\n") && strings.HasPrefix(s, "{") {
-		// A JSON key on one line (GC_KEYFILE_DICT): its settings are read
-		// as those of the same key laid out on lines.
-		var v any
-		if json.Unmarshal([]byte(s), &v) == nil {
-			if b, err := json.MarshalIndent(v, "", "  "); err == nil {
-				multi = string(b)
-			}
+	addPart := func(part string) {
+		if len(part) < minLen {
+			return
 		}
+		if _, ok := revealed[part]; !ok {
+			revealed[part] = struct{}{}
+			ordered = append(ordered, part)
+		}
+		addWindows(part)
 	}
-	if strings.Contains(multi, "\n") {
+	var v any
+	switch {
+	case strings.Contains(s, "\n"):
 		// A key file, a kubeconfig, an .env file, a JSON key: a part of
 		// it printed alone (a line, a password's value) is blanked too;
 		// its structure ("apiVersion: v1", armour lines) is not.
-		for _, part := range secretParts(multi) {
-			if _, ok := revealed[part]; !ok {
-				revealed[part] = struct{}{}
-				ordered = append(ordered, part)
-			}
-			addWindows(part)
+		for _, part := range secretParts(s) {
+			addPart(part)
 		}
-	} else {
+	case strings.HasPrefix(s, "{") && json.Unmarshal([]byte(s), &v) == nil:
+		// A JSON key on one line (GC_KEYFILE_DICT): its settings are
+		// read as those of one laid out on lines are.
+		jsonParts(v, "", addPart)
+	default:
 		addWindows(s)
 	}
 	sort.Slice(ordered, func(i, j int) bool { return len(ordered[i]) > len(ordered[j]) })
@@ -174,6 +175,40 @@ func Register(s string) {
 	if e := url.QueryEscape(s); e != s {
 		revealed[e] = struct{}{}
 		ordered = append(ordered, e)
+	}
+}
+
+// jsonParts gives add the parts of a JSON secret's value v, of the setting
+// name, to blank where they are printed alone, as secretParts does for a
+// secret laid out on lines: the value of a setting whose name says it is
+// secret (and its lines), and, outside public settings, the runs that look
+// like key material. Numbers and booleans are no secret's parts.
+func jsonParts(v any, name string, add func(string)) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			jsonParts(x, k, add)
+		}
+	case []any:
+		for _, x := range t {
+			jsonParts(x, name, add)
+		}
+	case string:
+		switch {
+		case secretSetting(name):
+			add(t)
+			if strings.Contains(t, "\n") {
+				for _, part := range secretParts(t) {
+					add(part)
+				}
+			}
+		case !publicSetting(name):
+			for _, run := range keyRuns.FindAllString(t, -1) {
+				if keyLike(run) {
+					add(run)
+				}
+			}
+		}
 	}
 }
 

@@ -205,3 +205,15 @@ func TestScrubOneLineJSONKey(t *testing.T) {
 		t.Errorf("a piece of the key printed: %q", got)
 	}
 }
+
+// A one-line JSON secret: a password with characters JSON escapes is
+// blanked alone; numbers, booleans and public settings are not.
+func TestScrubOneLineJSONSettings(t *testing.T) {
+	Register(`{"user":"u","password":"Xr0ub4dor&3xyzQ<>","flags":[false,false,true],"ports":[443443,808080]}`)
+	if got := Scrub("password is Xr0ub4dor&3xyzQ<>"); strings.Contains(got, "Xr0ub4dor") {
+		t.Errorf("password printed: %q", got)
+	}
+	if got := Scrub(`{"strict":false, "uploads":443443}`); strings.Contains(got, Redacted) {
+		t.Errorf("plain values blanked: %q", got)
+	}
+}

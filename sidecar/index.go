@@ -179,7 +179,7 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 				if ix.excl.file(name, ix.buf) {
 					continue
 				}
-				if !ix.insideText(dir, name) {
+				if !ix.insideText(dir + "/" + name) {
 					res.linksOut = append(res.linksOut, string(ix.buf))
 					continue
 				}
@@ -222,22 +222,15 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 	ix.buf = ix.buf[:base]
 }
 
-// insideText reports whether the link name in dir leads below the root by
-// its text alone (its target cannot be looked at): a relative target is
-// taken from dir's real path.
-func (ix *index) insideText(dir, name string) bool {
-	to, err := os.Readlink(dir + "/" + name)
+// insideText reports whether the link p leads below the root as far as
+// its links can be followed (its target cannot be looked at): the chain of
+// links is followed, and the path it ends at resolved as far as it goes.
+func (ix *index) insideText(p string) bool {
+	abs, err := filepath.Abs(p)
 	if err != nil || ix.real == "" {
 		return false
 	}
-	if !filepath.IsAbs(to) {
-		d, err := filepath.Abs(dir)
-		if err != nil {
-			return false
-		}
-		to = filepath.Join(fsutil.Resolve(d), to)
-	}
-	return fsutil.Within(ix.real, filepath.Clean(to))
+	return fsutil.Within(ix.real, fsutil.Resolve(fsutil.FollowLinks(abs)))
 }
 
 // inside reports whether the link p leads to a file below the root.

@@ -676,9 +676,9 @@ func (s *sidecar) exists(rel string) bool {
 			// (the scan's rule): it is there, maybe excluded.
 			t, err := os.Stat(p)
 			if err != nil {
-				// Its target cannot be looked at: there. To nothing, a
-				// loop: gone.
-				return errors.Is(err, fs.ErrPermission)
+				// Its target cannot be looked at: there if it leads below
+				// the folder (the scan's rule). To nothing, a loop: gone.
+				return errors.Is(err, fs.ErrPermission) && s.ix.insideText(p)
 			}
 			return t.Mode().IsRegular() && s.ix.inside(p)
 		case i == len(parts)-1:
