@@ -191,14 +191,27 @@ func FollowLink(p string) (to string, ok bool) {
 	if err != nil {
 		return p, false
 	}
+	base := "/"
 	if !filepath.IsAbs(to) {
 		dir, err := filepath.Abs(filepath.Dir(p))
 		if err != nil {
 			return p, false
 		}
-		to = filepath.Join(Resolve(dir), to)
+		base = Resolve(dir)
 	}
-	return to, true
+	// Part by part, as the kernel walks it: a ".." leaves the folder the
+	// path so far really is (a link to a folder followed first), which a
+	// join by text would not.
+	for _, part := range strings.Split(to, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			base = filepath.Dir(Resolve(base))
+		default:
+			base = filepath.Join(base, part)
+		}
+	}
+	return base, true
 }
 
 // FollowLinks follows p's final links (40 at most) to the file they lead

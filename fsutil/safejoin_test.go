@@ -162,3 +162,23 @@ func TestFollowLinksThroughLinkedFolder(t *testing.T) {
 		t.Errorf("FollowLinks = %s, want %s", got, want)
 	}
 }
+
+// A ".." after a link to a folder leaves the folder it leads to, as the
+// kernel walks the path, not the link's.
+func TestFollowLinkDotDotAfterLink(t *testing.T) {
+	base, _ := filepath.EvalSymlinks(t.TempDir())
+	for _, d := range []string{"out", "O/deep", "O/locked"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(base, "O", "deep"), filepath.Join(base, "out", "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("d/../locked/file", filepath.Join(base, "out", "f")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := FollowLinks(filepath.Join(base, "out", "f")), filepath.Join(base, "O", "locked", "file"); got != want {
+		t.Errorf("FollowLinks = %s, want %s", got, want)
+	}
+}

@@ -202,11 +202,22 @@ func jsonParts(v any, name string, add func(string)) {
 					add(part)
 				}
 			}
+		case !publicSetting(name) && strings.Contains(t, "\n"):
+			// A file held in a value (a .netrc, an .env, a kubeconfig).
+			for _, part := range secretParts(t) {
+				add(part)
+			}
 		case !publicSetting(name):
 			for _, run := range keyRuns.FindAllString(t, -1) {
 				if keyLike(run) {
 					add(run)
 				}
+			}
+			if cryptHash.MatchString(t) {
+				add(t)
+			}
+			if m := wordSecret.FindStringSubmatch(t); m != nil {
+				add(m[1])
 			}
 		}
 	}

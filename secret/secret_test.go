@@ -217,3 +217,14 @@ func TestScrubOneLineJSONSettings(t *testing.T) {
 		t.Errorf("plain values blanked: %q", got)
 	}
 }
+
+// A one-line JSON secret holding a file in a value (a .netrc), or a crypt
+// hash under a plain name: those parts are blanked alone too.
+func TestScrubOneLineJSONEmbeddedFiles(t *testing.T) {
+	Register(`{"netrc":"machine h login u password hunter2hunter\n","users":{"admin":"$apr1$abcdefgh$ijklmnopqrstuvwxyzABCD"}}`)
+	for _, leak := range []string{"hunter2hunter", "$apr1$abcdefgh$ijklmnopqrstuvwxyzABCD"} {
+		if got := Scrub("printed: " + leak); strings.Contains(got, leak) {
+			t.Errorf("printed: %q", got)
+		}
+	}
+}

@@ -274,7 +274,7 @@ func (w *PodWatcher) get(ctx context.Context) (*corev1.Pod, error) {
 			msg = msg[:300] + "…"
 		}
 		switch {
-		case !sent && resp.StatusCode == http.StatusUnauthorized:
+		case !sent && (resp.StatusCode == http.StatusUnauthorized || strings.Contains(msg, "system:anonymous")):
 			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; no token was sent (%s is not there): give --kube-token-file, the token of a service account that may get pods (see examples/k8s/rbac.yaml)", w.Namespace, w.Pod, resp.Status, msg, w.TokenFile)
 		case resp.StatusCode == http.StatusUnauthorized:
 			return nil, fault.New(fault.Auth, "reading pod %s/%s: %s: %s; the API does not accept the token (%s): expired, or not this cluster's; check the pod's service account, or --kube-token-file", w.Namespace, w.Pod, resp.Status, msg, w.TokenFile)

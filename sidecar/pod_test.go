@@ -250,4 +250,12 @@ func TestPodWatcherNoTokenSent(t *testing.T) {
 	if _, _, err := w.Ended(context.Background()); fault.ClassOf(err) != fault.Auth || !strings.Contains(err.Error(), "no token was sent") {
 		t.Errorf("%v", err)
 	}
+	// A 403 to an anonymous request says so too (not through a proxy,
+	// whose own identity is named instead).
+	api.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"kind":"Status","message":"pods \"p\" is forbidden: User \"system:anonymous\" cannot get resource \"pods\""}`, http.StatusForbidden)
+	})
+	if _, _, err := w.Ended(context.Background()); fault.ClassOf(err) != fault.Auth || !strings.Contains(err.Error(), "no token was sent") {
+		t.Errorf("403 anonymous: %v", err)
+	}
 }
