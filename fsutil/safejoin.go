@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -193,16 +194,26 @@ func FollowLink(p string) (to string, ok bool) {
 	}
 	base := "/"
 	if !filepath.IsAbs(to) {
-		dir, err := filepath.Abs(filepath.Dir(p))
-		if err != nil {
-			return p, false
+		// The link's folder, as the kernel reaches it (p's own ".." too).
+		start := "/"
+		if !filepath.IsAbs(p) {
+			wd, err := os.Getwd()
+			if err != nil {
+				return p, false
+			}
+			start = wd
 		}
-		base = Resolve(dir)
+		dir, _ := path.Split(p)
+		base = Resolve(walkParts(start, dir))
 	}
-	// Part by part, as the kernel walks it: a ".." leaves the folder the
-	// path so far really is (a link to a folder followed first), which a
-	// join by text would not.
-	for _, part := range strings.Split(to, "/") {
+	return walkParts(base, to), true
+}
+
+// walkParts joins the slash-separated rel to base part by part, as the
+// kernel walks a path: a ".." leaves the folder the path so far really is
+// (a link to a folder followed first), which a join by text would not.
+func walkParts(base, rel string) string {
+	for _, part := range strings.Split(rel, "/") {
 		switch part {
 		case "", ".":
 		case "..":
@@ -211,7 +222,7 @@ func FollowLink(p string) (to string, ok bool) {
 			base = filepath.Join(base, part)
 		}
 	}
-	return base, true
+	return base
 }
 
 // FollowLinks follows p's final links (40 at most) to the file they lead

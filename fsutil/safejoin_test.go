@@ -182,3 +182,22 @@ func TestFollowLinkDotDotAfterLink(t *testing.T) {
 		t.Errorf("FollowLinks = %s, want %s", got, want)
 	}
 }
+
+// A ".." in the link's own path is walked as the kernel walks it too.
+func TestFollowLinkDotDotInPath(t *testing.T) {
+	base, _ := filepath.EvalSymlinks(t.TempDir())
+	for _, d := range []string{"a/b", "deep/sub"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(base, "deep", "sub"), filepath.Join(base, "a", "b", "dl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("res.json", filepath.Join(base, "deep", "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := FollowLinks(base+"/a/b/dl/../lnk"), filepath.Join(base, "deep", "res.json"); got != want {
+		t.Errorf("FollowLinks = %s, want %s", got, want)
+	}
+}

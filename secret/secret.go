@@ -216,9 +216,6 @@ func jsonParts(v any, name string, add func(string)) {
 			if cryptHash.MatchString(t) {
 				add(t)
 			}
-			if m := wordSecret.FindStringSubmatch(t); m != nil {
-				add(m[1])
-			}
 		}
 	}
 }

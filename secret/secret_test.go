@@ -228,3 +228,14 @@ func TestScrubOneLineJSONEmbeddedFiles(t *testing.T) {
 		}
 	}
 }
+
+// Prose in a one-line JSON secret's plain field blanks nothing.
+func TestScrubOneLineJSONProse(t *testing.T) {
+	Register(`{"type":"basic","note":"password rotated monthly, see the vault","username":"svc","password":"Xq9vLm2Tr7"}`)
+	if got := Scrub("keys rotated monthly"); got != "keys rotated monthly" {
+		t.Errorf("prose blanked: %q", got)
+	}
+	if got := Scrub("pw Xq9vLm2Tr7"); strings.Contains(got, "Xq9vLm2Tr7") {
+		t.Errorf("password printed: %q", got)
+	}
+}
