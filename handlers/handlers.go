@@ -67,7 +67,6 @@ func (m Mapping) FileDst() string {
 }
 
 // Name is the entry as given, with its flag, for messages: --files "a:b".
-// Its backslashes are shown as given, not doubled as %q would.
 func (m Mapping) Name(flag string) string {
 	return flag + " " + quoteEntry(m.Entry)
 }
@@ -87,7 +86,7 @@ func (m Mapping) ColonHint() string {
 	if m.Whole == "" {
 		return ""
 	}
-	return fmt.Sprintf(" (the entry was read as src:dst at its first colon, source %q; for a colon in a name write \\:)", m.Src)
+	return fmt.Sprintf(" (the entry was read as src:dst at a colon, source %q; for a colon in a name write \\:)", m.Src)
 }
 
 // Ambiguous is the error for an entry read as src:dst at a colon when the

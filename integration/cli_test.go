@@ -486,7 +486,7 @@ func TestMappingMistakes(t *testing.T) {
 		{[]string{"--path", t.TempDir(), "--paths", "a.txt/"}, 2, `--paths "a.txt/": ` + src + `/a.txt is a file, and a name ending with a slash is a folder`},
 		{[]string{"--path", t.TempDir(), "--paths", "b.txt:x"}, 2, `--paths "b.txt:x" is read as source "b.txt" to destination "x", and a path "b.txt:x" exists: say which is meant; write \: for a colon`},
 		{[]string{"--path", t.TempDir(), "--paths", "t10:00.txt"}, 2, `--paths "t10:00.txt" is read as source "t10" to destination "00.txt", and a path "t10:00.txt" exists`},
-		{[]string{"--path", t.TempDir(), "--paths", "t11:00.txt"}, 4, `the entry was read as src:dst at its first colon, source "t11"`},
+		{[]string{"--path", t.TempDir(), "--paths", "t11:00.txt"}, 4, `the entry was read as src:dst at a colon, source "t11"`},
 	} {
 		r := cli(t, nil, append([]string{"--catalog", cat, "--connection", "data"}, c.args...)...)
 		r.expectCode(t, c.code)

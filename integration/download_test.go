@@ -673,7 +673,7 @@ func TestDownloadSelectionNames(t *testing.T) {
 				{[]string{"--files", "ck/model:v2"}, 2, `--files "ck/model:v2" is read as source "ck/model" to destination "v2", and an object "ck/model:v2" exists: say which is meant`},
 				{[]string{"--paths", "col/t10:00.txt"}, 2, `--paths "col/t10:00.txt" is read as source "col/t10" to destination "00.txt", and an object "col/t10:00.txt" exists`},
 				{[]string{"--dirs", "ck:model:v2"}, 2, ""}, // the destination "model:v2" is fine; "ck:model:v2" is no folder: taken
-				{[]string{"--files", "col/nosuch:00.txt"}, 4, `the entry was read as src:dst at its first colon, source "col/nosuch"; for a colon in a name write \:`},
+				{[]string{"--files", "col/nosuch:00.txt"}, 4, `the entry was read as src:dst at a colon, source "col/nosuch"; for a colon in a name write \:`},
 				{[]string{"--files", ""}, 2, "--files is given an empty value"},
 				{[]string{"--paths", ""}, 2, "--paths is given an empty value"},
 				{[]string{"--dirs", "sub,"}, 2, `--dirs "sub," holds an empty entry`},

@@ -173,13 +173,14 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 			switch {
 			case errors.Is(err, unix.EACCES):
 				// Its target's folder is not searchable by this user. A
-				// target the link's text puts below the root is taken as a
-				// file that cannot be read (its upload fails and says so,
-				// its object is kept); one it puts outside is left out.
+				// link that leads below the root, as far as it can be
+				// followed, is taken as a file that cannot be read (its
+				// upload fails and says so, its object is kept); one that
+				// leads outside is left out.
 				if ix.excl.file(name, ix.buf) {
 					continue
 				}
-				if !ix.insideText(dir + "/" + name) {
+				if !ix.insideAsFar(dir + "/" + name) {
 					res.linksOut = append(res.linksOut, string(ix.buf))
 					continue
 				}
@@ -222,10 +223,10 @@ func (ix *index) walk(dir string, res *scanResult, errs *[]error, skipped map[st
 	ix.buf = ix.buf[:base]
 }
 
-// insideText reports whether the link p leads below the root as far as
+// insideAsFar reports whether the link p leads below the root as far as
 // its links can be followed (its target cannot be looked at): the chain of
 // links is followed, and the path it ends at resolved as far as it goes.
-func (ix *index) insideText(p string) bool {
+func (ix *index) insideAsFar(p string) bool {
 	abs, err := filepath.Abs(p)
 	if err != nil || ix.real == "" {
 		return false

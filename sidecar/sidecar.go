@@ -678,7 +678,7 @@ func (s *sidecar) exists(rel string) bool {
 			if err != nil {
 				// Its target cannot be looked at: there if it leads below
 				// the folder (the scan's rule). To nothing, a loop: gone.
-				return errors.Is(err, fs.ErrPermission) && s.ix.insideText(p)
+				return errors.Is(err, fs.ErrPermission) && s.ix.insideAsFar(p)
 			}
 			return t.Mode().IsRegular() && s.ix.inside(p)
 		case i == len(parts)-1:
