@@ -290,28 +290,53 @@ func TestSidecarMountWithABindMountAtThePrefix(t *testing.T) {
 	}
 }
 
-// TestSidecarSIGTERMDuringStartListing: without a state file, the sidecar
-// learns what the store holds from a listing. A SIGTERM that comes while
-// the listing is slow does not cut it short: the files already in the
-// store are not uploaded again in the flush.
-func TestSidecarSIGTERMDuringStartListing(t *testing.T) {
+// s3Front is a front of the test MinIO: intercept sees each request first,
+// and answers it itself when it returns true; the others go through.
+func s3Front(t *testing.T, intercept func(w http.ResponseWriter, r *http.Request) bool) string {
+	t.Helper()
 	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var slow atomic.Bool
 	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(target)
 		r.Out.Host = r.In.Host
 	}}
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !intercept(w, r) {
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(front.Close)
+	return front.URL
+}
+
+// sidecarToTheEnd runs a sidecar over dir whose job has ended already (an
+// until file there at the start), with a state file and a long grace, and
+// fails the test unless it exits 0.
+func sidecarToTheEnd(t *testing.T, tg scTarget, dir string) *scProc {
+	t.Helper()
+	until := writeFile(t, t.TempDir(), "done", "")
+	p := startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", filepath.Join(t.TempDir(), "state"),
+		"--until-file", until, "--grace", "2m")
+	if code, _ := p.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	return p
+}
+
+// TestSidecarSIGTERMDuringStartListing: without a state file, the sidecar
+// learns what the store holds from a listing. A SIGTERM that comes while
+// the listing is slow does not cut it short: the files already in the
+// store are not uploaded again in the flush.
+func TestSidecarSIGTERMDuringStartListing(t *testing.T) {
+	var slow atomic.Bool
+	tg := scS3(t, s3Front(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if slow.Load() && r.URL.Query().Has("list-type") {
 			time.Sleep(2 * time.Second)
 		}
-		proxy.ServeHTTP(w, r)
+		return false
 	}))
-	t.Cleanup(front.Close)
-	tg := scS3(t, front.URL)
 	cat := storeCatalog(t, tg.entry)
 	dir := filepath.Join(t.TempDir(), "out")
 	for i := range 30 {
@@ -534,17 +559,7 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 	data := bytes.Repeat([]byte("checkpoint "), 80<<20/11)
 	writeFile(t, dir, "big.bin", string(data))
 	const key = "run/big.bin"
-	uploads := func() []string {
-		out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String(key)})
-		if err != nil {
-			t.Fatalf("ListMultipartUploads: %v", err)
-		}
-		var ids []string
-		for _, u := range out.Uploads {
-			ids = append(ids, aws.ToString(u.UploadId))
-		}
-		return ids
-	}
+	uploads := func() []string { return tg.uploads(t, key) }
 	unfinished := func() int { return len(uploads()) }
 	state := filepath.Join(t.TempDir(), "sidecar.state")
 	// The sidecars reach the store through a front. The first one's parts
@@ -629,8 +644,6 @@ func TestSidecarS3AbortsKilledMultipartUpload(t *testing.T) {
 // sidecar once a killed one left them.
 func TestSidecarS3JournalsWriterUploads(t *testing.T) {
 	tg := scS3(t, "")
-	s := testenv.Load(t).S3()
-	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
 	u := sharedEndpoint(t, "s3")
 	for _, c := range []struct{ name, file, key string }{
 		{"mid-size", "mid.bin", "run/mid.bin"},
@@ -644,13 +657,7 @@ func TestSidecarS3JournalsWriterUploads(t *testing.T) {
 			}
 			data := bytes.Repeat([]byte("checkpoint "), size/11)
 			writeFile(t, dir, c.file, string(data))
-			unfinished := func() int {
-				out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String(c.key)})
-				if err != nil {
-					t.Fatalf("ListMultipartUploads: %v", err)
-				}
-				return len(out.Uploads)
-			}
+			unfinished := func() int { return len(tg.uploads(t, c.key)) }
 			state := filepath.Join(t.TempDir(), "sidecar.state")
 			front := newStoreFront(t, u.Host, 4<<20)
 			entry, fenv := minioStore(t, front.url).connection(t, tg.bucket, "", false)
@@ -757,8 +764,6 @@ func TestSidecarNoTornObject(t *testing.T) {
 // unfinished (billed) in the bucket, and the final one is the file.
 func TestSidecarS3AbandonedUploadsAborted(t *testing.T) {
 	tg := scS3(t, "")
-	s := testenv.Load(t).S3()
-	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
 	cat := storeCatalog(t, tg.entry)
 	dir := filepath.Join(t.TempDir(), "out")
 	data := bytes.Repeat([]byte("a checkpoint "), 30<<20/13)
@@ -778,12 +783,7 @@ func TestSidecarS3AbandonedUploadsAborted(t *testing.T) {
 	if obj, ok := tg.get(t, "run/ck.bin"); !ok || !bytes.Equal(obj.data, data) {
 		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
 	}
-	// (MinIO lists the uploads of one key, given whole, as the prefix.)
-	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/ck.bin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(out.Uploads); n != 0 {
+	if n := len(tg.uploads(t, "run/ck.bin")); n != 0 {
 		t.Errorf("%d abandoned multipart uploads left unfinished in the bucket\n%s", n, p.stderr.String())
 	}
 }
@@ -793,56 +793,35 @@ func TestSidecarS3AbandonedUploadsAborted(t *testing.T) {
 // time an abort needs while the sidecar runs (its parts were left billed
 // when the abort was cut after 3 s, as it is once the grace has run out).
 func TestSidecarS3WriterAbortTakesItsTime(t *testing.T) {
-	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var failing atomic.Bool
 	failing.Store(true)
 	var aborts atomic.Int32
-	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}}
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tg := scS3(t, s3Front(t, func(w http.ResponseWriter, r *http.Request) bool {
 		q := r.URL.Query()
 		switch {
 		case failing.Load() && r.Method == http.MethodPut && q.Get("partNumber") == "2":
 			io.Copy(io.Discard, r.Body)
 			http.Error(w, "injected", http.StatusInternalServerError)
-			return
+			return true
 		case r.Method == http.MethodDelete && q.Has("uploadId"):
 			aborts.Add(1)
 			time.Sleep(5 * time.Second) // a slow store
 			failing.Store(false)
 		}
-		proxy.ServeHTTP(w, r)
+		return false
 	}))
-	t.Cleanup(front.Close)
-	tg := scS3(t, front.URL)
-	s := testenv.Load(t).S3()
-	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
 	dir := filepath.Join(t.TempDir(), "out")
 	data := bytes.Repeat([]byte("checkpoint "), (30<<20)/11)
 	writeFile(t, dir, "mid.bin", string(data))
-	until := writeFile(t, t.TempDir(), "done", "")
-	p := startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", filepath.Join(t.TempDir(), "state"),
-		"--until-file", until, "--grace", "2m")
-	if code, _ := p.wait(t); code != 0 {
-		t.Fatalf("exit %d\n%s", code, p.stderr.String())
-	}
+	p := sidecarToTheEnd(t, tg, dir)
 	if aborts.Load() == 0 {
 		t.Fatalf("no upload failed and was aborted\n%s", p.stderr.String())
 	}
 	if obj, ok := tg.get(t, "run/mid.bin"); !ok || !bytes.Equal(obj.data, data) {
 		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
 	}
-	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/mid.bin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Uploads) != 0 {
-		t.Errorf("%d unfinished multipart uploads left by the failed upload\n%s", len(out.Uploads), p.stderr.String())
+	if n := len(tg.uploads(t, "run/mid.bin")); n != 0 {
+		t.Errorf("%d unfinished multipart uploads left by the failed upload\n%s", n, p.stderr.String())
 	}
 }
 
@@ -851,19 +830,11 @@ func TestSidecarS3WriterAbortTakesItsTime(t *testing.T) {
 // is aborted with the time an abort needs (it was cut after 3 s, its parts
 // left billed: the writer's context, which the change ends, bounded it).
 func TestSidecarS3WriterAbortAfterChange(t *testing.T) {
-	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "out")
 	data := bytes.Repeat([]byte("checkpoint "), (40<<20)/11)
 	file := writeFile(t, dir, "mid.bin", string(data))
 	var changed atomic.Bool
-	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}}
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tg := scS3(t, s3Front(t, func(w http.ResponseWriter, r *http.Request) bool {
 		q := r.URL.Query()
 		switch {
 		case r.Method == http.MethodPut && q.Get("partNumber") == "1" && changed.CompareAndSwap(false, true):
@@ -876,18 +847,9 @@ func TestSidecarS3WriterAbortAfterChange(t *testing.T) {
 		case r.Method == http.MethodDelete && q.Has("uploadId"):
 			time.Sleep(5 * time.Second) // a slow store
 		}
-		proxy.ServeHTTP(w, r)
+		return false
 	}))
-	t.Cleanup(front.Close)
-	tg := scS3(t, front.URL)
-	s := testenv.Load(t).S3()
-	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
-	until := writeFile(t, t.TempDir(), "done", "")
-	p := startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", filepath.Join(t.TempDir(), "state"),
-		"--until-file", until, "--grace", "2m")
-	if code, _ := p.wait(t); code != 0 {
-		t.Fatalf("exit %d\n%s", code, p.stderr.String())
-	}
+	p := sidecarToTheEnd(t, tg, dir)
 	if !changed.Load() {
 		t.Fatalf("the file was not changed during its upload\n%s", p.stderr.String())
 	}
@@ -895,12 +857,8 @@ func TestSidecarS3WriterAbortAfterChange(t *testing.T) {
 	if obj, ok := tg.get(t, "run/mid.bin"); !ok || !bytes.Equal(obj.data, want) {
 		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
 	}
-	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/mid.bin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Uploads) != 0 {
-		t.Errorf("%d unfinished multipart uploads left by the abandoned upload\n%s", len(out.Uploads), p.stderr.String())
+	if n := len(tg.uploads(t, "run/mid.bin")); n != 0 {
+		t.Errorf("%d unfinished multipart uploads left by the abandoned upload\n%s", n, p.stderr.String())
 	}
 }
 
@@ -908,38 +866,26 @@ func TestSidecarS3WriterAbortAfterChange(t *testing.T) {
 // store refused it then) is aborted once more when the sidecar ends, since
 // a job's last sidecar has no successor to do it.
 func TestSidecarRetriesFailedAbortAtEnd(t *testing.T) {
-	target, err := url.Parse(testenv.Load(t).S3().Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var failing atomic.Bool
 	failing.Store(true)
 	var deletes atomic.Int32
-	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}}
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tg := scS3(t, s3Front(t, func(w http.ResponseWriter, r *http.Request) bool {
 		q := r.URL.Query()
 		switch {
 		case failing.Load() && r.Method == http.MethodPut && q.Get("partNumber") == "2":
 			io.Copy(io.Discard, r.Body)
 			http.Error(w, "injected", http.StatusInternalServerError)
-			return
+			return true
 		case r.Method == http.MethodDelete && q.Has("uploadId") && failing.Load():
 			// The first abort is refused, whatever the SDK's retries.
 			deletes.Add(1)
 			http.Error(w, "injected", http.StatusForbidden)
-			return
+			return true
 		case r.Method == http.MethodDelete && q.Has("uploadId"):
 			deletes.Add(1)
 		}
-		proxy.ServeHTTP(w, r)
+		return false
 	}))
-	t.Cleanup(front.Close)
-	tg := scS3(t, front.URL)
-	s := testenv.Load(t).S3()
-	client := s3Client(t, s.Endpoint, s.AccessKeyID, s.SecretAccessKey, s.Region)
 	dir := filepath.Join(t.TempDir(), "out")
 	data := bytes.Repeat([]byte("checkpoint "), (30<<20)/11)
 	writeFile(t, dir, "mid.bin", string(data))
@@ -951,20 +897,11 @@ func TestSidecarRetriesFailedAbortAtEnd(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		failing.Store(false)
 	}()
-	until := writeFile(t, t.TempDir(), "done", "")
-	p := startSidecar(t, storeCatalog(t, tg.entry), tg.env, "-c", "data", "--path", dir, "--prefix", "run", "--state", filepath.Join(t.TempDir(), "state"),
-		"--until-file", until, "--grace", "2m")
-	if code, _ := p.wait(t); code != 0 {
-		t.Fatalf("exit %d\n%s", code, p.stderr.String())
-	}
+	p := sidecarToTheEnd(t, tg, dir)
 	if obj, ok := tg.get(t, "run/mid.bin"); !ok || !bytes.Equal(obj.data, data) {
 		t.Errorf("the object is not the file (%d bytes, found %v)", len(obj.data), ok)
 	}
-	out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tg.bucket), Prefix: aws.String("run/mid.bin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Uploads) != 0 {
-		t.Errorf("%d unfinished multipart uploads left: the failed abort was not tried again\n%s", len(out.Uploads), p.stderr.String())
+	if n := len(tg.uploads(t, "run/mid.bin")); n != 0 {
+		t.Errorf("%d unfinished multipart uploads left: the failed abort was not tried again\n%s", n, p.stderr.String())
 	}
 }

@@ -53,6 +53,9 @@ type scTarget struct {
 	env    []string // environment the initializer needs
 	get    func(t *testing.T, key string) (scObject, bool)
 	list   func(t *testing.T, prefix string) []string
+	// uploads (S3) returns the ids of the unfinished multipart uploads of
+	// key (MinIO lists the uploads of one key, given whole, as the prefix).
+	uploads func(t *testing.T, key string) []string
 }
 
 func scS3(t *testing.T, endpoint string) scTarget {
@@ -96,6 +99,17 @@ func scS3(t *testing.T, endpoint string) scTarget {
 			}
 			sort.Strings(keys)
 			return keys
+		},
+		uploads: func(t *testing.T, key string) []string {
+			out, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+			if err != nil {
+				t.Fatalf("ListMultipartUploads: %v", err)
+			}
+			var ids []string
+			for _, u := range out.Uploads {
+				ids = append(ids, aws.ToString(u.UploadId))
+			}
+			return ids
 		},
 	}
 }

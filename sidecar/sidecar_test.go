@@ -31,6 +31,14 @@ func testConfig(b *blob.Bucket, root string) Config {
 	}
 }
 
+// runOnce runs the sidecar as if its job had ended at its start: one
+// flush, then the end.
+func runOnce(cfg Config) (Report, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return Run(ctx, cfg)
+}
+
 // runAsync runs the sidecar in the background; its report comes on the
 // channel.
 func runAsync(t *testing.T, ctx context.Context, cfg Config) <-chan Report {
@@ -137,9 +145,7 @@ func TestRunComparesWithStore(t *testing.T) {
 	b.WriteAll(context.Background(), "run/same", []byte("same"), nil)
 	b.WriteAll(context.Background(), "run/other", []byte("remote, other size"), nil)
 	cfg := testConfig(b, root)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	rep, err := Run(ctx, cfg)
+	rep, err := runOnce(cfg)
 	if err != nil || rep.Files != 1 || rep.Restored != "store listing" || !has(t, b, "run/other", "local") {
 		t.Fatalf("%v %+v", err, rep)
 	}
@@ -268,9 +274,7 @@ func TestRunStateOfAnotherStore(t *testing.T) {
 	run := func(b *blob.Bucket, id string) Report {
 		cfg := testConfig(b, root)
 		cfg.StatePath, cfg.StoreID = state, id
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		rep, err := Run(ctx, cfg)
+		rep, err := runOnce(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,9 +303,7 @@ func TestRunForeignStateFile(t *testing.T) {
 	os.WriteFile(csv, []byte("metric,1\n"), 0o644)
 	cfg := testConfig(memblob.OpenBucket(nil), root)
 	cfg.StatePath = csv
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := Run(ctx, cfg)
+	_, err := runOnce(cfg)
 	if err == nil || fault.ClassOf(err) != fault.Usage || !strings.Contains(err.Error(), "not a sidecar state file") {
 		t.Errorf("a foreign --state file: %v", err)
 	}
@@ -309,7 +311,7 @@ func TestRunForeignStateFile(t *testing.T) {
 		t.Errorf("the file given as --state was changed: %q", b)
 	}
 	cfg.StatePath = dir
-	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "is a folder") {
+	if _, err := runOnce(cfg); err == nil || !strings.Contains(err.Error(), "is a folder") {
 		t.Errorf("a folder as --state: %v", err)
 	}
 	fifo := filepath.Join(dir, "fifo")
@@ -317,13 +319,13 @@ func TestRunForeignStateFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.StatePath = fifo
-	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := runOnce(cfg); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("a pipe as --state: %v", err)
 	}
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o644)
 	cfg.StatePath = empty
-	if rep, err := Run(ctx, cfg); err != nil || rep.Files != 1 {
+	if rep, err := runOnce(cfg); err != nil || rep.Files != 1 {
 		t.Fatalf("an empty --state file: %v %+v", err, rep)
 	}
 	if b, _ := os.ReadFile(empty); !strings.HasPrefix(string(b), stateHeader+"\n") {
@@ -334,7 +336,7 @@ func TestRunForeignStateFile(t *testing.T) {
 	os.Symlink(empty, link)
 	write(t, root, "b", "2")
 	cfg.StatePath = link
-	if rep, err := Run(ctx, cfg); err != nil || rep.Files != 1 {
+	if rep, err := runOnce(cfg); err != nil || rep.Files != 1 {
 		t.Fatalf("--state through a link: %v %+v", err, rep)
 	}
 	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
@@ -367,9 +369,7 @@ func TestRunSavesStateDuringBatch(t *testing.T) {
 		}
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := Run(ctx, cfg); err != nil {
+	if _, err := runOnce(cfg); err != nil {
 		t.Fatal(err)
 	}
 	st := <-saved
@@ -387,9 +387,7 @@ func TestRunUnreadableFolderAfterRestart(t *testing.T) {
 	b := memblob.OpenBucket(nil)
 	cfg := testConfig(b, root)
 	cfg.StatePath = filepath.Join(t.TempDir(), "state")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if rep, err := Run(ctx, cfg); err != nil || rep.Files != 2 {
+	if rep, err := runOnce(cfg); err != nil || rep.Files != 2 {
 		t.Fatalf("%v %+v", err, rep)
 	}
 	locked := filepath.Join(root, "locked")
@@ -400,7 +398,7 @@ func TestRunUnreadableFolderAfterRestart(t *testing.T) {
 		return os.Open(name)
 	}
 	defer func() { openDir = os.Open }()
-	rep, err := Run(ctx, cfg)
+	rep, err := runOnce(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,9 +528,7 @@ func TestRunDeleteFolderReplacedByLink(t *testing.T) {
 	write(t, root, "ckpt5/model.bin", "new")
 	cfg := testConfig(b, root)
 	cfg.Delete, cfg.StatePath = true, filepath.Join(t.TempDir(), "state")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // one flush, then the end
-	if _, err := Run(ctx, cfg); err != nil || !has(t, b, "run/latest/model.bin", "old") {
+	if _, err := runOnce(cfg); err != nil || !has(t, b, "run/latest/model.bin", "old") {
 		t.Fatalf("first run: %v", err)
 	}
 	if err := os.RemoveAll(filepath.Join(root, "latest")); err != nil {
@@ -541,7 +537,7 @@ func TestRunDeleteFolderReplacedByLink(t *testing.T) {
 	if err := os.Symlink("ckpt5", filepath.Join(root, "latest")); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(ctx, cfg)
+	rep, err := runOnce(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,13 +560,11 @@ func TestRunDeleteKeepsExcludedLink(t *testing.T) {
 	}
 	cfg := testConfig(b, root)
 	cfg.Delete, cfg.StatePath = true, filepath.Join(t.TempDir(), "state")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // one flush, then the end
-	if _, err := Run(ctx, cfg); err != nil || !has(t, b, "run/latest.bin", "weights") {
+	if _, err := runOnce(cfg); err != nil || !has(t, b, "run/latest.bin", "weights") {
 		t.Fatalf("first run: %v", err)
 	}
 	cfg.Excludes = []string{"latest.bin"}
-	rep, err := Run(ctx, cfg)
+	rep, err := runOnce(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,9 +586,7 @@ func TestRunStateThroughDanglingLink(t *testing.T) {
 	}
 	cfg := testConfig(b, root)
 	cfg.StatePath = link
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := Run(ctx, cfg); err != nil {
+	if _, err := runOnce(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
@@ -615,9 +607,7 @@ func TestRunLinksThatCannotBeFollowed(t *testing.T) {
 	write(t, root, "b.txt", "b")
 	cfg := testConfig(b, root)
 	cfg.Delete, cfg.StatePath = true, filepath.Join(t.TempDir(), "state")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := Run(ctx, cfg); err != nil || !has(t, b, "run/b.txt", "b") {
+	if _, err := runOnce(cfg); err != nil || !has(t, b, "run/b.txt", "b") {
 		t.Fatalf("first run: %v", err)
 	}
 	os.Remove(filepath.Join(root, "b.txt"))
@@ -626,7 +616,7 @@ func TestRunLinksThatCannotBeFollowed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := Run(ctx, cfg)
+	rep, err := runOnce(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -288,12 +288,8 @@ func (c *copier) pending(ctx context.Context, src, dst string) (pendingCopy, err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if p != src && strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
-			// Not copied (walk): nothing to plan for.
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
+		if ok, skip := ownTemp(src, p, d); ok {
+			return skip // not copied (walk): nothing to plan for
 		}
 		var info fs.FileInfo
 		switch {
@@ -337,19 +333,27 @@ func (c *copier) walkErr(p string, err error) error {
 	return fault.FromSystem(fmt.Errorf("%s: %w", c.opts.Conn, err))
 }
 
+// ownTemp reports whether p, met walking src, is this tool's own temporary
+// file or folder (an upload or a copy killed midway, the sidecar's folder
+// of them): never data, never copied. skip is what the walk returns for it.
+func ownTemp(src, p string, d fs.DirEntry) (ok bool, skip error) {
+	if p == src || !strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
+		return false, nil
+	}
+	if d.IsDir() {
+		return true, filepath.SkipDir
+	}
+	return true, nil
+}
+
 func (c *copier) walk(ctx context.Context, src, dst string, jobs chan<- job) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return c.walkErr(p, err)
 		}
-		if p != src && strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
-			// This tool's own temporary files (an upload or a copy killed
-			// midway, the sidecar's folder of them): never data.
+		if ok, skip := ownTemp(src, p, d); ok {
 			c.opts.Log.Info("not copied: this tool's temporary files (.initializer-tmp-*)", "path", p)
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
+			return skip
 		}
 		to := target(src, dst, p)
 		info, err := d.Info()
